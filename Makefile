@@ -1,0 +1,46 @@
+# The two commands (README): `make hil` runs the HIL suite on the virtual board, `make test`
+# runs every test. Both do their own set-up on a fresh Debian/Ubuntu machine with Python 3.11.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+APT_PACKAGES := cmake gcc make pkg-config libmosquitto-dev libcurl4-openssl-dev libcjson-dev libssl-dev zlib1g-dev mosquitto
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PYTEST_FLAGS ?=
+
+.PHONY: hil test setup deps venv firmware lint clean
+
+hil: setup
+	$(PY) -m pytest tests_hil -v -p no:cacheprovider $(PYTEST_FLAGS)
+
+test: setup
+	$(PY) -m ruff check harness tests_unit tests_hil
+	$(PY) -m pytest tests_unit tests_hil -p no:cacheprovider $(PYTEST_FLAGS)
+
+setup: deps venv firmware
+
+# Debian packages, only those missing (apt-get needs root; sudo is used when not root).
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "Installing Debian packages:$$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+# The firmware for the virtual board, every variant the catalog uses.
+firmware: venv
+	$(PY) -m harness build
+
+lint: venv
+	$(PY) -m ruff check harness tests_unit tests_hil
+
+clean:
+	rm -rf build
