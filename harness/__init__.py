@@ -1,0 +1,1 @@
+"""Hardware-in-the-loop test harness for ESP-IDF OTA firmware."""

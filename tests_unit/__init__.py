@@ -1,0 +1,1 @@
+"""Unit tests for the harness (no board, no network)."""
