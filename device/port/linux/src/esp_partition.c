@@ -1,0 +1,244 @@
+/*
+ * esp_partition over the virtual board's flash file, with NOR semantics: an erase sets whole
+ * 4 KB sectors to 0xFF, a write can only clear bits, and writing over bytes that were not
+ * erased fails, as ESP-IDF's own linux partition emulation does (CONFIG_ESP_PARTITION_ERASE_CHECK).
+ */
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "esp_flash_partitions.h"
+#include "esp_log.h"
+#include "esp_partition.h"
+#include "host_board.h"
+#include "spi_flash_mmap.h"
+
+static const char *TAG = "esp_partition";
+
+#define MAX_PARTITIONS 32
+#define PARTITION_ENTRY_SIZE 32
+#define PARTITION_TABLE_MAX_LEN 0xC00
+
+struct esp_partition_iterator_opaque_ {
+    esp_partition_type_t type;
+    esp_partition_subtype_t subtype;
+    const char *label;
+    int next_index;
+    const esp_partition_t *current;
+};
+
+static pthread_once_t s_flash_once = PTHREAD_ONCE_INIT;
+static uint8_t *s_flash;
+static uint32_t s_flash_size;
+static esp_partition_t s_partitions[MAX_PARTITIONS];
+static int s_partition_count;
+static unsigned long s_flash_ops;
+static unsigned long s_power_cut_at;
+
+static void fatal(const char *what)
+{
+    ESP_LOGE(TAG, "%s", what);
+    fflush(stdout);
+    _exit(HOST_EXIT_PANIC);
+}
+
+static void map_flash_file(void)
+{
+    const char *path = getenv(HOST_ENV_FLASH_FILE);
+    if (path == NULL) {
+        fatal("no flash: " HOST_ENV_FLASH_FILE " is not set (run the app inside a virtual board)");
+    }
+    int fd = open(path, O_RDWR);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        fatal("cannot open the flash file named by " HOST_ENV_FLASH_FILE);
+    }
+    /* MAP_SHARED: every write lands in the file at once, so a power cut keeps exactly what
+       was written before it, like a real flash chip. */
+    s_flash = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (s_flash == MAP_FAILED) {
+        fatal("cannot map the flash file");
+    }
+    s_flash_size = (uint32_t)st.st_size;
+    const char *cut = getenv(HOST_ENV_POWER_CUT_AT);
+    s_power_cut_at = cut != NULL ? strtoul(cut, NULL, 10) : 0;
+}
+
+uint8_t *host_flash_data(void)
+{
+    pthread_once(&s_flash_once, map_flash_file);
+    return s_flash;
+}
+
+uint32_t host_flash_size(void)
+{
+    host_flash_data();
+    return s_flash_size;
+}
+
+void host_flash_count_operation(void)
+{
+    s_flash_ops++;
+    if (s_power_cut_at != 0 && s_flash_ops == s_power_cut_at) {
+        /* No log line: a chip that loses power prints nothing more. */
+        _exit(HOST_EXIT_POWER_CUT);
+    }
+}
+
+/* Loads the partition table from flash at 0x8000 (the bootloader already verified its MD5). */
+static void load_partition_table(void)
+{
+    const uint8_t *table = host_flash_data() + ESP_PARTITION_TABLE_OFFSET;
+    for (int off = 0; off < PARTITION_TABLE_MAX_LEN && s_partition_count < MAX_PARTITIONS;
+         off += PARTITION_ENTRY_SIZE) {
+        const uint8_t *e = table + off;
+        uint16_t magic = (uint16_t)(e[0] | (e[1] << 8));
+        if (magic != ESP_PARTITION_MAGIC) {
+            break; /* the MD5 entry (0xEBEB) or the 0xFFFF end marker */
+        }
+        esp_partition_t *p = &s_partitions[s_partition_count++];
+        memset(p, 0, sizeof(*p));
+        p->type = (esp_partition_type_t)e[2];
+        p->subtype = (esp_partition_subtype_t)e[3];
+        memcpy(&p->address, e + 4, 4);
+        memcpy(&p->size, e + 8, 4);
+        memcpy(p->label, e + 12, 16);
+        uint32_t flags;
+        memcpy(&flags, e + 28, 4);
+        p->encrypted = flags & 1;
+        p->readonly = (flags >> 1) & 1;
+        p->erase_size = SPI_FLASH_SEC_SIZE;
+    }
+}
+
+static const esp_partition_t *partitions(int *count)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, load_partition_table);
+    *count = s_partition_count;
+    return s_partitions;
+}
+
+static bool partition_matches(const esp_partition_t *p, esp_partition_type_t type,
+                              esp_partition_subtype_t subtype, const char *label)
+{
+    return (type == ESP_PARTITION_TYPE_ANY || p->type == type) &&
+           (subtype == ESP_PARTITION_SUBTYPE_ANY || p->subtype == subtype) &&
+           (label == NULL || strncmp(p->label, label, sizeof(p->label)) == 0);
+}
+
+esp_partition_iterator_t esp_partition_find(esp_partition_type_t type, esp_partition_subtype_t subtype,
+                                            const char *label)
+{
+    esp_partition_iterator_t it = calloc(1, sizeof(*it));
+    if (it == NULL) {
+        return NULL;
+    }
+    *it = (struct esp_partition_iterator_opaque_){type, subtype, label, 0, NULL};
+    esp_partition_iterator_t next = esp_partition_next(it);
+    if (next == NULL) {
+        return NULL; /* esp_partition_next released it */
+    }
+    return next;
+}
+
+esp_partition_iterator_t esp_partition_next(esp_partition_iterator_t it)
+{
+    int count;
+    const esp_partition_t *table = partitions(&count);
+    while (it->next_index < count) {
+        const esp_partition_t *p = &table[it->next_index++];
+        if (partition_matches(p, it->type, it->subtype, it->label)) {
+            it->current = p;
+            return it;
+        }
+    }
+    esp_partition_iterator_release(it);
+    return NULL;
+}
+
+const esp_partition_t *esp_partition_get(esp_partition_iterator_t it)
+{
+    return it->current;
+}
+
+void esp_partition_iterator_release(esp_partition_iterator_t it)
+{
+    free(it);
+}
+
+const esp_partition_t *esp_partition_find_first(esp_partition_type_t type,
+                                                esp_partition_subtype_t subtype, const char *label)
+{
+    int count;
+    const esp_partition_t *table = partitions(&count);
+    for (int i = 0; i < count; i++) {
+        if (partition_matches(&table[i], type, subtype, label)) {
+            return &table[i];
+        }
+    }
+    return NULL;
+}
+
+static esp_err_t check_range(const esp_partition_t *p, size_t offset, size_t size)
+{
+    if (offset > p->size) {
+        return ESP_ERR_INVALID_ARG;
+    }
+    if (offset + size > p->size || p->address + offset + size > host_flash_size()) {
+        return ESP_ERR_INVALID_SIZE;
+    }
+    return ESP_OK;
+}
+
+esp_err_t esp_partition_read(const esp_partition_t *p, size_t src_offset, void *dst, size_t size)
+{
+    esp_err_t err = check_range(p, src_offset, size);
+    if (err != ESP_OK) {
+        return err;
+    }
+    memcpy(dst, host_flash_data() + p->address + src_offset, size);
+    return ESP_OK;
+}
+
+esp_err_t esp_partition_write(const esp_partition_t *p, size_t dst_offset, const void *src, size_t size)
+{
+    if (p->readonly) {
+        return ESP_ERR_NOT_ALLOWED;
+    }
+    esp_err_t err = check_range(p, dst_offset, size);
+    if (err != ESP_OK) {
+        return err;
+    }
+    host_flash_count_operation();
+    uint8_t *dst = host_flash_data() + p->address + dst_offset;
+    const uint8_t *bytes = src;
+    for (size_t i = 0; i < size; i++) {
+        if ((~dst[i] & bytes[i]) != 0) {
+            ESP_LOGW(TAG, "invalid flash operation detected");
+            return ESP_ERR_FLASH_OP_FAIL;
+        }
+        dst[i] &= bytes[i]; /* NOR flash can only clear bits */
+    }
+    return ESP_OK;
+}
+
+esp_err_t esp_partition_erase_range(const esp_partition_t *p, size_t offset, size_t size)
+{
+    if (p->readonly) {
+        return ESP_ERR_NOT_ALLOWED;
+    }
+    if (offset > p->size || offset % p->erase_size != 0) {
+        return ESP_ERR_INVALID_ARG;
+    }
+    if (offset + size > p->size || size % p->erase_size != 0) {
+        return ESP_ERR_INVALID_SIZE;
+    }
+    host_flash_count_operation();
+    memset(host_flash_data() + p->address + offset, 0xFF, size);
+    return ESP_OK;
+}

@@ -1,0 +1,299 @@
+/*
+ * The FreeRTOS calls the firmware uses, on POSIX threads. Priorities and stack sizes are
+ * accepted and ignored: the host scheduler decides, which is fine for the firmware's tasks
+ * because they only block on queues, event groups and delays.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "freertos/FreeRTOS.h"
+#include "freertos/task.h"
+#include "freertos/queue.h"
+#include "freertos/semphr.h"
+#include "freertos/event_groups.h"
+
+struct host_task {
+    pthread_t thread;
+    TaskFunction_t fn;
+    void *arg;
+};
+
+struct host_queue {
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    uint8_t *items;
+    UBaseType_t length;
+    UBaseType_t item_size;
+    UBaseType_t head;
+    UBaseType_t count;
+};
+
+struct host_semaphore {
+    pthread_mutex_t lock;
+};
+
+struct host_event_group {
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    EventBits_t bits;
+};
+
+/* Absolute CLOCK_MONOTONIC deadline for a wait of `ticks`; pthread conds use this clock below. */
+static struct timespec deadline_after(TickType_t ticks)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t ms = pdTICKS_TO_MS(ticks);
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)((ms % 1000) * 1000000);
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
+static void init_monotonic_cond(pthread_cond_t *cond)
+{
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(cond, &attr);
+    pthread_condattr_destroy(&attr);
+}
+
+/* Waits on cond until woken or the deadline passes; returns false on timeout. */
+static bool wait_cond(pthread_cond_t *cond, pthread_mutex_t *lock, TickType_t ticks,
+                      const struct timespec *deadline)
+{
+    if (ticks == portMAX_DELAY) {
+        pthread_cond_wait(cond, lock);
+        return true;
+    }
+    return pthread_cond_timedwait(cond, lock, deadline) != ETIMEDOUT;
+}
+
+static void *task_trampoline(void *arg)
+{
+    struct host_task *task = arg;
+    task->fn(task->arg);
+    return NULL;
+}
+
+BaseType_t xTaskCreate(TaskFunction_t pxTaskCode, const char *const pcName,
+                       const configSTACK_DEPTH_TYPE uxStackDepth, void *const pvParameters,
+                       UBaseType_t uxPriority, TaskHandle_t *const pxCreatedTask)
+{
+    (void)pcName;
+    (void)uxStackDepth;
+    (void)uxPriority;
+    struct host_task *task = calloc(1, sizeof(*task));
+    if (task == NULL) {
+        return pdFAIL;
+    }
+    task->fn = pxTaskCode;
+    task->arg = pvParameters;
+    if (pthread_create(&task->thread, NULL, task_trampoline, task) != 0) {
+        free(task);
+        return pdFAIL;
+    }
+    pthread_detach(task->thread);
+    if (pxCreatedTask != NULL) {
+        *pxCreatedTask = task;
+    }
+    return pdPASS;
+}
+
+void vTaskDelete(TaskHandle_t xTaskToDelete)
+{
+    /* Only self-deletion is used (vTaskDelete(NULL) at the end of a task function). */
+    if (xTaskToDelete == NULL) {
+        pthread_exit(NULL);
+    }
+}
+
+void vTaskDelay(const TickType_t xTicksToDelay)
+{
+    uint64_t ms = pdTICKS_TO_MS(xTicksToDelay);
+    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)((ms % 1000) * 1000000)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+TickType_t xTaskGetTickCount(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (TickType_t)(((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000) *
+                        configTICK_RATE_HZ / 1000);
+}
+
+QueueHandle_t xQueueCreate(UBaseType_t uxQueueLength, UBaseType_t uxItemSize)
+{
+    struct host_queue *q = calloc(1, sizeof(*q));
+    if (q == NULL) {
+        return NULL;
+    }
+    q->items = calloc(uxQueueLength, uxItemSize);
+    if (q->items == NULL) {
+        free(q);
+        return NULL;
+    }
+    q->length = uxQueueLength;
+    q->item_size = uxItemSize;
+    pthread_mutex_init(&q->lock, NULL);
+    init_monotonic_cond(&q->changed);
+    return q;
+}
+
+BaseType_t xQueueSend(QueueHandle_t q, const void *pvItemToQueue, TickType_t xTicksToWait)
+{
+    struct timespec deadline = deadline_after(xTicksToWait);
+    pthread_mutex_lock(&q->lock);
+    while (q->count == q->length) {
+        if (xTicksToWait == 0 || !wait_cond(&q->changed, &q->lock, xTicksToWait, &deadline)) {
+            pthread_mutex_unlock(&q->lock);
+            return pdFAIL;
+        }
+    }
+    UBaseType_t tail = (q->head + q->count) % q->length;
+    memcpy(q->items + (size_t)tail * q->item_size, pvItemToQueue, q->item_size);
+    q->count++;
+    pthread_cond_broadcast(&q->changed);
+    pthread_mutex_unlock(&q->lock);
+    return pdPASS;
+}
+
+BaseType_t xQueueReceive(QueueHandle_t q, void *pvBuffer, TickType_t xTicksToWait)
+{
+    struct timespec deadline = deadline_after(xTicksToWait);
+    pthread_mutex_lock(&q->lock);
+    while (q->count == 0) {
+        if (xTicksToWait == 0 || !wait_cond(&q->changed, &q->lock, xTicksToWait, &deadline)) {
+            pthread_mutex_unlock(&q->lock);
+            return pdFAIL;
+        }
+    }
+    memcpy(pvBuffer, q->items + (size_t)q->head * q->item_size, q->item_size);
+    q->head = (q->head + 1) % q->length;
+    q->count--;
+    pthread_cond_broadcast(&q->changed);
+    pthread_mutex_unlock(&q->lock);
+    return pdPASS;
+}
+
+UBaseType_t uxQueueMessagesWaiting(const QueueHandle_t q)
+{
+    pthread_mutex_lock(&q->lock);
+    UBaseType_t count = q->count;
+    pthread_mutex_unlock(&q->lock);
+    return count;
+}
+
+void vQueueDelete(QueueHandle_t q)
+{
+    pthread_mutex_destroy(&q->lock);
+    pthread_cond_destroy(&q->changed);
+    free(q->items);
+    free(q);
+}
+
+SemaphoreHandle_t xSemaphoreCreateMutex(void)
+{
+    struct host_semaphore *s = calloc(1, sizeof(*s));
+    if (s != NULL) {
+        pthread_mutex_init(&s->lock, NULL);
+    }
+    return s;
+}
+
+BaseType_t xSemaphoreTake(SemaphoreHandle_t s, TickType_t xBlockTime)
+{
+    if (xBlockTime == portMAX_DELAY) {
+        return pthread_mutex_lock(&s->lock) == 0 ? pdTRUE : pdFALSE;
+    }
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline); /* pthread_mutex_timedlock only takes REALTIME */
+    uint64_t ms = pdTICKS_TO_MS(xBlockTime);
+    deadline.tv_sec += (time_t)(ms / 1000);
+    deadline.tv_nsec += (long)((ms % 1000) * 1000000);
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    return pthread_mutex_timedlock(&s->lock, &deadline) == 0 ? pdTRUE : pdFALSE;
+}
+
+BaseType_t xSemaphoreGive(SemaphoreHandle_t s)
+{
+    return pthread_mutex_unlock(&s->lock) == 0 ? pdTRUE : pdFALSE;
+}
+
+void vSemaphoreDelete(SemaphoreHandle_t s)
+{
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+EventGroupHandle_t xEventGroupCreate(void)
+{
+    struct host_event_group *g = calloc(1, sizeof(*g));
+    if (g != NULL) {
+        pthread_mutex_init(&g->lock, NULL);
+        init_monotonic_cond(&g->changed);
+    }
+    return g;
+}
+
+EventBits_t xEventGroupSetBits(EventGroupHandle_t g, const EventBits_t uxBitsToSet)
+{
+    pthread_mutex_lock(&g->lock);
+    g->bits |= uxBitsToSet;
+    EventBits_t bits = g->bits;
+    pthread_cond_broadcast(&g->changed);
+    pthread_mutex_unlock(&g->lock);
+    return bits;
+}
+
+EventBits_t xEventGroupClearBits(EventGroupHandle_t g, const EventBits_t uxBitsToClear)
+{
+    pthread_mutex_lock(&g->lock);
+    EventBits_t before = g->bits; /* FreeRTOS returns the bits before clearing */
+    g->bits &= ~uxBitsToClear;
+    pthread_mutex_unlock(&g->lock);
+    return before;
+}
+
+EventBits_t xEventGroupGetBits(EventGroupHandle_t g)
+{
+    pthread_mutex_lock(&g->lock);
+    EventBits_t bits = g->bits;
+    pthread_mutex_unlock(&g->lock);
+    return bits;
+}
+
+static bool bits_satisfied(EventBits_t bits, EventBits_t wanted, BaseType_t wait_all)
+{
+    return wait_all ? (bits & wanted) == wanted : (bits & wanted) != 0;
+}
+
+EventBits_t xEventGroupWaitBits(EventGroupHandle_t g, const EventBits_t uxBitsToWaitFor,
+                                const BaseType_t xClearOnExit, const BaseType_t xWaitForAllBits,
+                                TickType_t xTicksToWait)
+{
+    struct timespec deadline = deadline_after(xTicksToWait);
+    pthread_mutex_lock(&g->lock);
+    while (!bits_satisfied(g->bits, uxBitsToWaitFor, xWaitForAllBits)) {
+        if (xTicksToWait == 0 || !wait_cond(&g->changed, &g->lock, xTicksToWait, &deadline)) {
+            break;
+        }
+    }
+    EventBits_t bits = g->bits;
+    if (xClearOnExit && bits_satisfied(bits, uxBitsToWaitFor, xWaitForAllBits)) {
+        g->bits &= ~uxBitsToWaitFor;
+    }
+    pthread_mutex_unlock(&g->lock);
+    return bits;
+}

@@ -1,0 +1,55 @@
+/*
+ * The host port's main(): what the ESP32's ROM, cpu_start and main_task do before app_main(),
+ * with the same log lines, so tests match a virtual boot with the regexes they use on a chip.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include "esp_app_desc.h"
+#include "esp_log.h"
+#include "freertos/FreeRTOS.h"
+#include "freertos/task.h"
+#include "host_board.h"
+
+void app_main(void);
+void host_install_panic_handler(void);
+
+static void print_app_info(void)
+{
+    const esp_app_desc_t *desc = esp_app_get_description();
+    char elf_sha[17];
+    esp_app_get_elf_sha256(elf_sha, sizeof(elf_sha));
+    ESP_LOGI("cpu_start", "Multicore app");
+    ESP_LOGI("cpu_start", "Pro cpu start user code");
+    ESP_LOGI("cpu_start", "cpu freq: 160000000 Hz");
+    ESP_LOGI("app_init", "Application information:");
+    ESP_LOGI("app_init", "Project name:     %s", desc->project_name);
+    ESP_LOGI("app_init", "App version:      %s", desc->version);
+    ESP_LOGI("app_init", "Compile time:     %s %s", desc->date, desc->time);
+    ESP_LOGI("app_init", "ELF file SHA256:  %s...", elf_sha);
+    ESP_LOGI("app_init", "ESP-IDF:          %s", desc->idf_ver);
+}
+
+static void main_task(void *arg)
+{
+    (void)arg;
+    ESP_LOGI("main_task", "Started on CPU0");
+    ESP_LOGI("main_task", "Calling app_main()");
+    app_main();
+    ESP_LOGI("main_task", "Returned from app_main()");
+    vTaskDelete(NULL);
+}
+
+int main(void)
+{
+    /* Line-buffered stdout: the board relays whole log lines to the serial console. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    host_install_panic_handler();
+    print_app_info();
+    xTaskCreate(main_task, "main", 3584, NULL, 1, NULL);
+    /* The scheduler never returns on the chip; here the process lives until esp_restart(),
+       a crash or the board pulls the plug. */
+    for (;;) {
+        pause();
+    }
+}
