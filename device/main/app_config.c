@@ -1,0 +1,220 @@
+/*
+ * Configuration keys are described once, in a table, so loading, setting, printing and
+ * masking all follow the same list.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "esp_log.h"
+#include "esp_mac.h"
+#include "nvs.h"
+#include "sdkconfig.h"
+#include "app_config.h"
+
+static const char *TAG = "app_config";
+static const char *NVS_NAMESPACE = "config";
+
+typedef enum { KEY_STR, KEY_INT, KEY_BOOL } key_kind_t;
+
+typedef struct {
+    const char *name;
+    key_kind_t kind;
+    size_t offset;
+    size_t size;  /* buffer size for strings */
+    bool secret;  /* masked by `config show` and never logged */
+    int min, max; /* range for integers */
+} config_key_t;
+
+#define STR_KEY(field, secret) {#field, KEY_STR, offsetof(app_config_t, field), sizeof(((app_config_t *)0)->field), secret, 0, 0}
+#define INT_KEY(field, lo, hi) {#field, KEY_INT, offsetof(app_config_t, field), sizeof(int), false, lo, hi}
+#define BOOL_KEY(field) {#field, KEY_BOOL, offsetof(app_config_t, field), sizeof(bool), false, 0, 1}
+
+static const config_key_t s_keys[] = {
+    STR_KEY(device_id, false),
+    STR_KEY(topic_prefix, false),
+    STR_KEY(wifi_ssid, false),
+    STR_KEY(wifi_password, true),
+    STR_KEY(broker_url, false),
+    STR_KEY(broker_username, false),
+    STR_KEY(broker_password, true),
+    STR_KEY(manifest_url, false),
+    INT_KEY(selftest_timeout_s, 1, 3600),
+    INT_KEY(heartbeat_s, 0, 86400),
+    BOOL_KEY(require_https),
+};
+
+#define KEY_COUNT (sizeof(s_keys) / sizeof(s_keys[0]))
+
+static app_config_t s_config;
+
+static const config_key_t *find_key(const char *name)
+{
+    for (size_t i = 0; i < KEY_COUNT; i++) {
+        if (strcmp(s_keys[i].name, name) == 0) {
+            return &s_keys[i];
+        }
+    }
+    return NULL;
+}
+
+static void load_defaults(app_config_t *c)
+{
+    memset(c, 0, sizeof(*c));
+    snprintf(c->device_id, sizeof(c->device_id), "%s", CONFIG_HIL_DEVICE_ID);
+    snprintf(c->topic_prefix, sizeof(c->topic_prefix), "%s", CONFIG_HIL_TOPIC_PREFIX);
+    snprintf(c->wifi_ssid, sizeof(c->wifi_ssid), "%s", CONFIG_HIL_WIFI_SSID);
+    snprintf(c->wifi_password, sizeof(c->wifi_password), "%s", CONFIG_HIL_WIFI_PASSWORD);
+    snprintf(c->broker_url, sizeof(c->broker_url), "%s", CONFIG_HIL_BROKER_URL);
+    snprintf(c->broker_username, sizeof(c->broker_username), "%s", CONFIG_HIL_BROKER_USERNAME);
+    snprintf(c->broker_password, sizeof(c->broker_password), "%s", CONFIG_HIL_BROKER_PASSWORD);
+    snprintf(c->manifest_url, sizeof(c->manifest_url), "%s", CONFIG_HIL_MANIFEST_URL);
+    c->selftest_timeout_s = CONFIG_HIL_SELFTEST_TIMEOUT_S;
+    c->heartbeat_s = CONFIG_HIL_HEARTBEAT_S;
+#ifdef CONFIG_HIL_REQUIRE_HTTPS
+    c->require_https = true;
+#endif
+}
+
+/* An empty device id means "derive it from the MAC", so each chip has its own topics. */
+static void derive_device_id(app_config_t *c)
+{
+    if (c->device_id[0] != '\0') {
+        return;
+    }
+    uint8_t mac[6] = {0};
+    esp_err_t err = esp_read_mac(mac, ESP_MAC_WIFI_STA);
+    if (err != ESP_OK) {
+        ESP_LOGW(TAG, "esp_read_mac failed: %s", esp_err_to_name(err));
+    }
+    snprintf(c->device_id, sizeof(c->device_id), "esp32-%02x%02x%02x", mac[3], mac[4], mac[5]);
+}
+
+/* Parses text into the field of a key; false when it does not fit or parse. */
+static bool parse_value(const config_key_t *key, const char *text, app_config_t *c)
+{
+    void *field = (char *)c + key->offset;
+    if (key->kind == KEY_STR) {
+        if (strlen(text) >= key->size) {
+            return false;
+        }
+        strcpy(field, text);
+        return true;
+    }
+    char *end = NULL;
+    long v = strtol(text, &end, 10);
+    if (key->kind == KEY_BOOL && (strcmp(text, "true") == 0 || strcmp(text, "false") == 0)) {
+        *(bool *)field = text[0] == 't';
+        return true;
+    }
+    if (end == text || *end != '\0' || v < key->min || v > key->max) {
+        return false;
+    }
+    if (key->kind == KEY_BOOL) {
+        *(bool *)field = v != 0;
+    } else {
+        *(int *)field = (int)v;
+    }
+    return true;
+}
+
+static void format_value(const config_key_t *key, const app_config_t *c, char *out, size_t out_len)
+{
+    const void *field = (const char *)c + key->offset;
+    if (key->kind == KEY_STR) {
+        snprintf(out, out_len, "%s", (const char *)field);
+    } else if (key->kind == KEY_INT) {
+        snprintf(out, out_len, "%d", *(const int *)field);
+    } else {
+        snprintf(out, out_len, "%s", *(const bool *)field ? "true" : "false");
+    }
+}
+
+esp_err_t app_config_load(void)
+{
+    load_defaults(&s_config);
+    nvs_handle_t nvs;
+    esp_err_t err = nvs_open(NVS_NAMESPACE, NVS_READONLY, &nvs);
+    if (err == ESP_ERR_NVS_NOT_FOUND) {
+        derive_device_id(&s_config); /* nothing set on the console yet */
+        return ESP_OK;
+    }
+    if (err != ESP_OK) {
+        ESP_LOGE(TAG, "nvs_open failed: %s", esp_err_to_name(err));
+        return err;
+    }
+    for (size_t i = 0; i < KEY_COUNT; i++) {
+        char text[APP_CONFIG_STR_MAX];
+        size_t len = sizeof(text);
+        if (nvs_get_str(nvs, s_keys[i].name, text, &len) == ESP_OK && !parse_value(&s_keys[i], text, &s_config)) {
+            ESP_LOGW(TAG, "ignoring stored %s: not a valid value", s_keys[i].name);
+        }
+    }
+    nvs_close(nvs);
+    derive_device_id(&s_config);
+    return ESP_OK;
+}
+
+const app_config_t *app_config_get(void)
+{
+    return &s_config;
+}
+
+esp_err_t app_config_set(const char *name, const char *value)
+{
+    const config_key_t *key = find_key(name);
+    if (key == NULL) {
+        return ESP_ERR_NOT_FOUND;
+    }
+    app_config_t scratch = s_config;
+    if (!parse_value(key, value, &scratch)) {
+        return ESP_ERR_INVALID_ARG;
+    }
+    nvs_handle_t nvs;
+    esp_err_t err = nvs_open(NVS_NAMESPACE, NVS_READWRITE, &nvs);
+    if (err != ESP_OK) {
+        return err;
+    }
+    err = nvs_set_str(nvs, name, value);
+    if (err == ESP_OK) {
+        err = nvs_commit(nvs);
+    }
+    nvs_close(nvs);
+    return err;
+}
+
+esp_err_t app_config_get_value(const char *name, char *out, size_t out_len, bool mask)
+{
+    const config_key_t *key = find_key(name);
+    if (key == NULL) {
+        return ESP_ERR_NOT_FOUND;
+    }
+    if (key->secret && mask) {
+        const char *value = (const char *)&s_config + key->offset;
+        snprintf(out, out_len, "%s", value[0] != '\0' ? "********" : "");
+        return ESP_OK;
+    }
+    format_value(key, &s_config, out, out_len);
+    return ESP_OK;
+}
+
+esp_err_t app_config_reset(void)
+{
+    nvs_handle_t nvs;
+    esp_err_t err = nvs_open(NVS_NAMESPACE, NVS_READWRITE, &nvs);
+    if (err != ESP_OK) {
+        return err;
+    }
+    err = nvs_erase_all(nvs);
+    if (err == ESP_OK) {
+        err = nvs_commit(nvs);
+    }
+    nvs_close(nvs);
+    return err;
+}
+
+void app_config_for_each_key(void (*fn)(const char *key, void *ctx), void *ctx)
+{
+    for (size_t i = 0; i < KEY_COUNT; i++) {
+        fn(s_keys[i].name, ctx);
+    }
+}

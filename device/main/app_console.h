@@ -1,0 +1,6 @@
+/* Serial console commands: config set|get|show|reset, status, reboot. */
+#pragma once
+
+#include "esp_err.h"
+
+esp_err_t app_console_start(void);

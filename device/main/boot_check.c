@@ -1,0 +1,126 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "esp_app_desc.h"
+#include "esp_log.h"
+#include "esp_ota_ops.h"
+#include "sdkconfig.h"
+#include "app_config.h"
+#include "boot_check.h"
+#include "mqtt_link.h"
+#include "ota_events.h"
+#include "ota_record.h"
+#include "status.h"
+
+static const char *TAG = "boot_check";
+
+bool boot_check_pending_verify(void)
+{
+    esp_ota_img_states_t state;
+    return esp_ota_get_state_partition(esp_ota_get_running_partition(), &state) == ESP_OK &&
+           state == ESP_OTA_IMG_PENDING_VERIFY;
+}
+
+/* Application checks beyond "the broker is reachable". Products add theirs here. */
+static bool app_selftest_hook(void)
+{
+#ifdef CONFIG_HIL_TEST_SELFTEST_FAILS
+    ESP_LOGE(TAG, "self-test: application check failed (test variant HIL_TEST_SELFTEST_FAILS)");
+    return false;
+#else
+    return true;
+#endif
+}
+
+static void save_result(const char *id, const char *state, const char *reason, const char *version)
+{
+    ota_result_t result = {0};
+    snprintf(result.id, sizeof(result.id), "%s", id);
+    snprintf(result.state, sizeof(result.state), "%s", state);
+    snprintf(result.reason, sizeof(result.reason), "%s", reason);
+    snprintf(result.version, sizeof(result.version), "%s", version);
+    ota_record_save_result(&result);
+}
+
+static void confirm(const ota_pending_t *pending, bool have_pending)
+{
+    esp_err_t err = esp_ota_mark_app_valid_cancel_rollback();
+    if (err != ESP_OK) {
+        ESP_LOGE(TAG, "esp_ota_mark_app_valid_cancel_rollback failed: %s", esp_err_to_name(err));
+        return;
+    }
+    const char *version = esp_app_get_description()->version;
+    ESP_LOGI(TAG, "self-test passed; app %s marked valid, rollback cancelled", version);
+    const char *id = have_pending ? pending->id : "";
+    save_result(id, "succeeded", "", version);
+    ota_record_clear_pending();
+    cJSON *event = ota_event_new(id, "succeeded");
+    cJSON_AddStringToObject(event, "version", version);
+    ota_event_send(event);
+    status_publish();
+}
+
+static void roll_back(ota_pending_t *pending, bool have_pending, const char *why)
+{
+    ESP_LOGE(TAG, "self-test failed (%s); rolling back", why);
+    if (have_pending) {
+        pending->stage = OTA_RECORD_SELFTEST_FAILED;
+        ota_record_save_pending(pending); /* the old firmware reports it after the reboot */
+    }
+    esp_err_t err = esp_ota_mark_app_invalid_rollback_and_reboot();
+    /* Only reached when no other image is bootable: stay on this one rather than brick. */
+    ESP_LOGE(TAG, "esp_ota_mark_app_invalid_rollback_and_reboot failed: %s", esp_err_to_name(err));
+}
+
+void boot_check_run_selftest(void)
+{
+    ota_pending_t pending;
+    bool have_pending = ota_record_load_pending(&pending);
+#ifdef CONFIG_HIL_TEST_CRASH_BEFORE_CONFIRM
+    ESP_LOGE(TAG, "crashing before confirmation (test variant HIL_TEST_CRASH_BEFORE_CONFIRM)");
+    abort();
+#endif
+    int timeout_s = app_config_get()->selftest_timeout_s;
+    ESP_LOGI(TAG, "new image pending verification; self-test (broker within %d s)", timeout_s);
+    if (!mqtt_link_wait_connected(timeout_s * 1000)) {
+        roll_back(&pending, have_pending, "broker not reachable");
+    } else if (!app_selftest_hook()) {
+        roll_back(&pending, have_pending, "application check");
+    } else {
+        confirm(&pending, have_pending);
+    }
+}
+
+void boot_check_report_previous_update(void)
+{
+    ota_pending_t pending;
+    if (!ota_record_load_pending(&pending)) {
+        return;
+    }
+    const esp_partition_t *running = esp_ota_get_running_partition();
+    const esp_partition_t *invalid = esp_ota_get_last_invalid_partition();
+    if (strcmp(running->label, pending.target) == 0) {
+        /* The new image runs and is confirmed, but its report was lost (reset in between). */
+        confirm(&pending, true);
+        return;
+    }
+    const char *reason;
+    if (pending.stage == OTA_RECORD_SELFTEST_FAILED) {
+        reason = "selftest_failed";
+    } else if (invalid != NULL && strcmp(invalid->label, pending.target) == 0) {
+        reason = "boot_failed"; /* crashed or reset before confirming: the bootloader rolled back */
+    } else {
+        reason = "flash_error"; /* the switch never happened (power lost before it) */
+    }
+    ESP_LOGW(TAG, "update %s to %s did not stick (%s); running %s from %s", pending.id, pending.version, reason,
+             esp_app_get_description()->version, running->label);
+    mqtt_link_wait_connected(INT32_MAX);
+    const char *state = strcmp(reason, "flash_error") == 0 ? "failed" : "rolled_back";
+    cJSON *event = ota_event_new(pending.id, state);
+    cJSON_AddStringToObject(event, "reason", reason);
+    cJSON_AddStringToObject(event, "version", pending.version);
+    ota_event_send(event);
+    save_result(pending.id, state, reason, pending.version);
+    ota_record_clear_pending();
+    status_publish();
+}

@@ -1,0 +1,16 @@
+/*
+ * What happens after every boot, before normal operation: a new image (PENDING_VERIFY) runs
+ * its self-test and confirms itself or asks for rollback; an old image that came back after a
+ * failed update reports the request as rolled_back.
+ */
+#pragma once
+
+#include <stdbool.h>
+
+/* True when the running image still has to prove itself (first boot after an update). */
+bool boot_check_pending_verify(void);
+/* Runs the self-test of a new image: confirms it and reports succeeded, or marks it invalid
+   and reboots into the previous image (this call then does not return). */
+void boot_check_run_selftest(void);
+/* On a confirmed image: reports the outcome of an update that was in flight before this boot. */
+void boot_check_report_previous_update(void);

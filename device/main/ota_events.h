@@ -1,0 +1,16 @@
+/*
+ * OTA events on <prefix>/<id>/ota, as the protocol contract (docs/protocol.md) defines them:
+ * every event carries the request id, a per-boot increasing seq and a state; failures carry
+ * a machine-readable reason.
+ */
+#pragma once
+
+#include <stdint.h>
+#include "cJSON.h"
+
+/* Starts an event object {id, seq, state}; add fields, then ota_event_send(). */
+cJSON *ota_event_new(const char *request_id, const char *state);
+/* Publishes and deletes the event. */
+void ota_event_send(cJSON *event);
+/* Sends {id, seq, state, reason} (state is failed, rejected, cancelled or rolled_back). */
+void ota_event_send_reason(const char *request_id, const char *state, const char *reason);

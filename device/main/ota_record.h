@@ -1,0 +1,38 @@
+/*
+ * What the device remembers about OTA requests across reboots (in NVS): the request in
+ * flight when it switched partitions, so the firmware that boots next can report the right
+ * request as succeeded or rolled back; and the last result, for the status message.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include "esp_err.h"
+
+typedef enum {
+    OTA_RECORD_NONE = 0,
+    OTA_RECORD_REBOOTING = 1,       /* boot partition switched; the new app has not confirmed */
+    OTA_RECORD_SELFTEST_FAILED = 2, /* the new app failed its self-test and asked for rollback */
+} ota_record_stage_t;
+
+typedef struct {
+    uint32_t stage;
+    char id[48];
+    char version[32];
+    char target[17];     /* label of the partition the update went to */
+    char previous[17];   /* label of the partition it came from */
+} ota_pending_t;
+
+typedef struct {
+    char id[48];
+    char state[16];
+    char reason[24];
+    char version[32];
+} ota_result_t;
+
+esp_err_t ota_record_save_pending(const ota_pending_t *pending);
+/* false when nothing is pending */
+bool ota_record_load_pending(ota_pending_t *pending);
+esp_err_t ota_record_clear_pending(void);
+esp_err_t ota_record_save_result(const ota_result_t *result);
+/* false when no OTA has finished yet */
+bool ota_record_load_result(ota_result_t *result);

@@ -1,0 +1,95 @@
+#include <stdio.h>
+#include <string.h>
+#include "sdkconfig.h"
+#include "ota_request.h"
+
+static bool parse_hex(const char *hex, uint8_t *out, size_t out_len)
+{
+    if (strlen(hex) != out_len * 2) {
+        return false;
+    }
+    for (size_t i = 0; i < out_len; i++) {
+        unsigned int byte;
+        if (sscanf(hex + 2 * i, "%2x", &byte) != 1) {
+            return false;
+        }
+        out[i] = (uint8_t)byte;
+    }
+    return true;
+}
+
+/* Copies an optional string field; false when present but not a string or too long. */
+static bool get_string(const cJSON *command, const char *name, char *out, size_t out_len)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(command, name);
+    if (item == NULL) {
+        return true;
+    }
+    if (!cJSON_IsString(item) || strlen(item->valuestring) >= out_len) {
+        return false;
+    }
+    strcpy(out, item->valuestring);
+    return true;
+}
+
+/* Reads an optional integer field within [lo, hi]; false when present and invalid. */
+static bool get_int(const cJSON *command, const char *name, int64_t lo, int64_t hi, int64_t *out)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(command, name);
+    if (item == NULL) {
+        return true;
+    }
+    if (!cJSON_IsNumber(item) || item->valuedouble != (double)(int64_t)item->valuedouble ||
+        item->valuedouble < (double)lo || item->valuedouble > (double)hi) {
+        return false;
+    }
+    *out = (int64_t)item->valuedouble;
+    return true;
+}
+
+static bool url_scheme_ok(const char *url)
+{
+    return strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0;
+}
+
+bool ota_request_parse(const cJSON *command, ota_request_t *req, char *error, int error_len)
+{
+    memset(req, 0, sizeof(*req));
+    req->size = -1;
+    int64_t timeout = CONFIG_HIL_OTA_TIMEOUT_S, idle = CONFIG_HIL_OTA_IDLE_TIMEOUT_S, retries = CONFIG_HIL_OTA_RETRIES;
+    char sha_hex[65] = "";
+    const cJSON *force = cJSON_GetObjectItemCaseSensitive(command, "force");
+    const char *bad = NULL;
+
+    if (!get_string(command, "id", req->id, sizeof(req->id))) {
+        bad = "id must be a string of at most 47 characters";
+    } else if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(command, "url"))) {
+        bad = "url is required and must be a string";
+    } else if (!get_string(command, "url", req->url, sizeof(req->url))) {
+        bad = "url is too long";
+    } else if (!url_scheme_ok(req->url)) {
+        bad = "url must start with http:// or https://";
+    } else if (!get_string(command, "version", req->version, sizeof(req->version))) {
+        bad = "version must be a string of at most 31 characters";
+    } else if (!get_string(command, "sha256", sha_hex, sizeof(sha_hex)) ||
+               (sha_hex[0] != '\0' && !parse_hex(sha_hex, req->sha256, sizeof(req->sha256)))) {
+        bad = "sha256 must be 64 hex digits";
+    } else if (!get_int(command, "size", 1, INT32_MAX, &req->size)) {
+        bad = "size must be a positive integer";
+    } else if (force != NULL && !cJSON_IsBool(force)) {
+        bad = "force must be true or false";
+    } else if (!get_int(command, "timeout_s", 1, 86400, &timeout) || !get_int(command, "idle_timeout_s", 1, 3600, &idle) ||
+               !get_int(command, "retries", 0, 20, &retries)) {
+        bad = "timeout_s, idle_timeout_s and retries must be integers in range";
+    }
+    if (bad != NULL) {
+        snprintf(error, (size_t)error_len, "%s", bad);
+        return false;
+    }
+    req->has_sha256 = sha_hex[0] != '\0';
+    req->force = cJSON_IsTrue(force);
+    req->timeout_s = (int)timeout;
+    req->idle_timeout_s = (int)idle;
+    req->retries = (int)retries;
+    return true;
+}

@@ -1,0 +1,25 @@
+/* An OTA request, parsed and validated from a command's JSON. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "cJSON.h"
+
+#define OTA_URL_MAX 256
+
+typedef struct {
+    char id[48];
+    char url[OTA_URL_MAX];
+    char version[32];      /* expected version, "" when not given */
+    uint8_t sha256[32];
+    bool has_sha256;
+    int64_t size;          /* expected image size, -1 when not given */
+    bool force;            /* install even when not newer */
+    int timeout_s;         /* overall deadline */
+    int idle_timeout_s;    /* no-data deadline */
+    int retries;           /* after a network error or 5xx */
+} ota_request_t;
+
+/* Fills req from an "ota"/"ota_trigger" command. On a bad field returns false and writes a
+   short explanation to error. */
+bool ota_request_parse(const cJSON *command, ota_request_t *req, char *error, int error_len);
