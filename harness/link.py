@@ -1,0 +1,549 @@
+"""Device link: the harness side of the MQTT protocol (DESIGN.md section 3), on paho-mqtt 2.x.
+
+`DeviceLink` subscribes to `<prefix>/#`, records every message in order, sends commands, and lets the test
+thread wait for messages with a deadline. paho callbacks only record and notify: an assertion there would
+kill paho's network thread, so failures (a callback exception, a protocol violation) are stored and raised
+from the next wait in the test thread.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import threading
+import time
+import uuid
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import unquote, urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+OTA_STATES = frozenset({
+    "accepted", "downloading", "verifying", "rebooting", "succeeded",
+    "failed", "rejected", "cancelled", "rolled_back",
+})
+FAILURE_REASONS = frozenset({
+    "bad_command", "busy", "same_version", "downgrade", "http_status", "connect_failed", "tls_failed",
+    "idle_timeout", "timeout", "too_large", "invalid_image", "wrong_chip", "sha256_mismatch",
+    "size_mismatch", "flash_error", "cancelled", "selftest_failed", "boot_failed",
+})
+STATES_WITH_REASON = frozenset({"failed", "rejected"})
+ONLINE_PAYLOADS = frozenset({b"online", b"offline"})
+DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
+SHOWN_ON_TIMEOUT = 20
+
+
+class LinkError(RuntimeError):
+    """The link could not connect, subscribe or publish."""
+
+
+class LinkTimeout(AssertionError, TimeoutError):
+    """A wait ran out; the message says what was awaited and what arrived instead."""
+
+
+class ProtocolViolation(AssertionError):
+    """A device message broke the protocol contract."""
+
+    def __init__(self, problem: str, message: Message) -> None:
+        super().__init__(f"protocol violation: {problem}\n  in #{message.index} {message.describe()}")
+        self.problem = problem
+        self.message = message
+
+
+class OtaFailed(AssertionError):
+    """wait_ota saw a state listed in `fail_on` before the awaited one."""
+
+
+class CallbackError(RuntimeError):
+    """An exception raised inside a paho callback or a listener, re-raised in the test thread."""
+
+
+@dataclass(frozen=True)
+class Message:
+    """One received MQTT message. `data` is the parsed JSON payload, or None if it is not JSON."""
+
+    index: int
+    topic: str
+    payload: bytes
+    data: Any
+    retain: bool
+    t: float  # time.monotonic() at reception
+    device_id: str | None
+    kind: str | None  # "ota", "status", "online", "cmd", ... (the topic after the device id)
+
+    @property
+    def text(self) -> str:
+        return self.payload.decode("utf-8", errors="replace")
+
+    def describe(self, now: float | None = None, limit: int = 200) -> str:
+        when = f"t{self.t - now:+.3f}s " if now is not None else ""
+        retained = " (retained)" if self.retain else ""
+        text = self.text if len(self.text) <= limit else self.text[:limit] + "..."
+        return f"{when}{self.topic}{retained} {text}"
+
+
+def parse_topic(topic: str, prefix: str) -> tuple[str | None, str | None]:
+    """`<prefix>/<id>/<kind>` -> (id, kind); (None, None) for topics outside the prefix."""
+    head = prefix + "/"
+    if not topic.startswith(head):
+        return None, None
+    device_id, _, kind = topic[len(head):].partition("/")
+    return device_id or None, kind or None
+
+
+def parse_json(payload: bytes) -> Any:
+    try:
+        return json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+def format_messages(messages: list[Message], now: float | None = None) -> str:
+    return "\n".join(f"  #{m.index} {m.describe(now)}" for m in messages) or "  (no messages)"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Protocol contract
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class ProtocolChecker:
+    """Checks device messages against DESIGN.md section 3; returns problems, never raises.
+
+    `seq` must increase per device, except that a drop to 1 or less means the device rebooted (a boot
+    restarts the sequence).
+    """
+
+    def __init__(self) -> None:
+        self._last_seq: dict[str, int] = {}
+
+    def check(self, message: Message) -> list[str]:
+        if message.device_id is None or message.device_id == "all":
+            return []
+        if message.kind == "ota":
+            return self._check_ota(message)
+        if message.kind == "status" and message.payload and not isinstance(message.data, dict):
+            return ["status payload is not a JSON object"]
+        if message.kind == "online" and message.payload and message.payload not in ONLINE_PAYLOADS:
+            return [f"online payload must be 'online' or 'offline', got {message.text!r}"]
+        return []
+
+    def _check_ota(self, message: Message) -> list[str]:
+        event = message.data
+        if not isinstance(event, dict):
+            return ["OTA event is not a JSON object"]
+        problems = self._check_fields(event)
+        seq = event.get("seq")
+        if _is_int(seq):
+            problems += self._check_seq(message.device_id or "", seq)
+        return problems
+
+    @staticmethod
+    def _check_fields(event: dict[str, Any]) -> list[str]:
+        problems = []
+        if not isinstance(event.get("id"), str) or not event["id"]:
+            problems.append("OTA event needs a non-empty string 'id'")
+        if not _is_int(event.get("seq")):
+            problems.append("OTA event needs an integer 'seq'")
+        state = event.get("state")
+        if state not in OTA_STATES:
+            problems.append(f"OTA state {state!r} is not one of {sorted(OTA_STATES)}")
+        if state == "downloading":
+            missing = [k for k in ("bytes", "total", "percent") if not _is_int(event.get(k))]
+            if missing:
+                problems.append(f"'downloading' event needs integer {', '.join(missing)}")
+        if state in STATES_WITH_REASON:
+            reason = event.get("reason")
+            if reason not in FAILURE_REASONS:
+                problems.append(f"{state!r} event needs a 'reason' from the contract, got {reason!r}")
+            elif reason == "http_status" and not _is_int(event.get("http_status")):
+                problems.append("reason 'http_status' needs an integer 'http_status'")
+        return problems
+
+    def _check_seq(self, device_id: str, seq: int) -> list[str]:
+        last = self._last_seq.get(device_id)
+        self._last_seq[device_id] = seq
+        if last is not None and seq <= last and seq > 1:
+            return [f"seq went from {last} to {seq} (must increase within a boot)"]
+        return []
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The link
+
+
+@dataclass(frozen=True)
+class _Endpoint:
+    scheme: str
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+
+
+def _parse_url(url: str) -> _Endpoint:
+    parts = urlsplit(url)
+    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+        raise ValueError(f"broker URL {url!r} must look like mqtt://host:port or mqtts://host:port")
+    user = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password else None
+    return _Endpoint(parts.scheme, parts.hostname, parts.port or DEFAULT_PORTS[parts.scheme], user, password)
+
+
+class DeviceLink:
+    """paho-mqtt 2.x client (MQTT 3.1.1) that records every message under `<prefix>/#`.
+
+    Use as a context manager or call connect()/close(). Waits take `since`, an index into the transcript
+    (see `cursor()`): messages from there on, already received or still to come, are considered.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        username: str | None = None,
+        password: str | None = None,
+        ca_pem: str | bytes | None = None,
+        prefix: str = "devices",
+        client_id: str | None = None,
+        strict: bool = True,
+        connect_timeout: float = 5.0,
+        reconnect_delay: tuple[float, float] = (0.1, 0.5),  # short: close() waits out a pending backoff
+    ) -> None:
+        endpoint = _parse_url(url)
+        self.url = url
+        self.prefix = prefix.rstrip("/")
+        self.strict = strict
+        self._endpoint = endpoint
+        self._username = username or endpoint.username
+        self._password = password or endpoint.password
+        self._ca_pem = ca_pem.decode() if isinstance(ca_pem, bytes) else ca_pem
+        self._client_id = client_id or f"harness-link-{uuid.uuid4().hex[:8]}"
+        self._connect_timeout = connect_timeout
+        self._reconnect_delay = reconnect_delay
+        self._checker = ProtocolChecker()
+        self._changed = threading.Condition()
+        self._messages: list[Message] = []
+        self._errors: list[BaseException] = []
+        self._violations: list[ProtocolViolation] = []
+        self._reported_errors = 0
+        self._reported_violations = 0
+        self._listeners: list[Callable[[Message], None]] = []
+        self._connack: mqtt.ReasonCode | None = None
+        self._suback: list[mqtt.ReasonCode] | None = None
+        self._network_thread: int | None = None
+        self._connected = False
+        self._subscribed = False
+        self.disconnects = 0
+        self._client: mqtt.Client | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------------------
+
+    def connect(self) -> Self:
+        """Connect and subscribe; returns once the broker acknowledged the subscription."""
+        if self._client is not None:
+            return self
+        client = self._make_client()
+        try:
+            client.connect(self._endpoint.host, self._endpoint.port, keepalive=30)
+        except (OSError, ssl.SSLError) as exc:
+            raise LinkError(f"cannot connect to MQTT broker {self.url}: {exc}") from exc
+        self._client = client
+        client.loop_start()
+        try:
+            self._wait_subscribed()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        """Disconnect and stop paho's network thread."""
+        client, self._client = self._client, None
+        if client is None:
+            return
+        client.disconnect()
+        client.loop_stop()
+        # paho closes its wake-up socketpair only in __del__; dropping the callbacks (which reference self)
+        # breaks the cycle, so the client is freed, and its sockets closed, right here instead of at some GC
+        client.on_connect = client.on_subscribe = client.on_message = client.on_disconnect = None
+
+    def __enter__(self) -> Self:
+        return self.connect()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @property
+    def connected(self) -> bool:
+        """Connected and subscribed: messages published from now on will be recorded."""
+        return self._connected and self._subscribed
+
+    def wait_connection(self, connected: bool = True, timeout: float = 10.0) -> None:
+        """Wait until the link is (re)connected, or disconnected, e.g. around a broker restart."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: self.connected == connected, timeout):
+                state = "connected" if connected else "disconnected"
+                raise LinkTimeout(f"link to {self.url} not {state} within {timeout} s")
+
+    # --- sending -------------------------------------------------------------------------------------
+
+    def send(self, device_id: str, command: dict[str, Any], timeout: float = 5.0) -> None:
+        """Publish a command (QoS 1) to `<prefix>/<id>/cmd`; returns once the broker acknowledged it."""
+        self.publish(f"{self.prefix}/{device_id}/cmd", json.dumps(command).encode(), timeout=timeout)
+
+    def broadcast(self, command: dict[str, Any], timeout: float = 5.0) -> None:
+        """Publish a command to every device (`<prefix>/all/cmd`)."""
+        self.send("all", command, timeout)
+
+    def publish(
+        self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False, timeout: float = 5.0
+    ) -> None:
+        """Publish and, for QoS >= 1, wait for the broker's acknowledgement. Not from a paho callback."""
+        client = self._require_client()
+        if threading.get_ident() == self._network_thread:
+            raise LinkError("publish() from a paho callback would block paho's network thread")
+        if not self._connected:
+            # checked first: paho would queue it and deliver it after a reconnect, a ghost command
+            raise LinkError(f"cannot publish to {topic}: not connected to {self.url}")
+        info = client.publish(topic, payload, qos=qos, retain=retain)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            raise LinkError(f"publish to {topic} failed: {mqtt.error_string(info.rc)}")
+        if qos == 0:
+            return
+        try:
+            info.wait_for_publish(timeout)
+        except (RuntimeError, ValueError) as exc:
+            raise LinkError(f"publish to {topic} failed: {exc}") from exc
+        if not info.is_published():  # wait_for_publish returns silently on timeout
+            raise LinkError(f"publish to {topic} was not acknowledged by {self.url} within {timeout} s")
+
+    # --- the transcript ------------------------------------------------------------------------------
+
+    @property
+    def messages(self) -> list[Message]:
+        with self._changed:
+            return list(self._messages)
+
+    def cursor(self) -> int:
+        """Index of the next message to arrive: pass it as `since` to ignore what came before."""
+        with self._changed:
+            return len(self._messages)
+
+    @property
+    def violations(self) -> list[ProtocolViolation]:
+        with self._changed:
+            return list(self._violations)
+
+    def add_listener(self, listener: Callable[[Message], None]) -> None:
+        """Call `listener(message)` in paho's thread for every message (e.g. a timeline); its exceptions
+        are re-raised from the next wait."""
+        self._listeners.append(listener)
+
+    def transcript(self) -> str:
+        return format_messages(self.messages, time.monotonic())
+
+    # --- waiting -------------------------------------------------------------------------------------
+
+    def wait_for(
+        self, predicate: Callable[[Message], bool], timeout: float = 10.0, description: str = "a matching message",
+        since: int = 0,
+    ) -> Message:
+        """First message from index `since` on (already received or still to come) matching `predicate`.
+
+        Raises LinkTimeout at the deadline, and first of all any pending callback error or (strict mode)
+        protocol violation. `predicate` runs with the transcript locked: keep it quick.
+        """
+        deadline = time.monotonic() + timeout
+        position = since
+        with self._changed:
+            while True:
+                self._raise_pending()
+                for message in self._messages[position:]:
+                    if predicate(message):
+                        return message
+                position = max(position, len(self._messages))
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise LinkTimeout(self._timeout_message(description, timeout, since))
+                self._changed.wait(remaining)
+
+    def wait_ota(
+        self, device_id: str, request_id: str, state: str, timeout: float = 30.0, since: int = 0,
+        fail_on: Collection[str] = (),
+    ) -> dict[str, Any]:
+        """The payload of the OTA event `state` for `request_id` from `device_id`.
+
+        `fail_on`: states that end the wait at once with OtaFailed (e.g. {"failed", "rejected"} while
+        waiting for "succeeded"), so a failed update fails the test now, with its reason, not at timeout.
+        """
+        if state not in OTA_STATES:
+            raise ValueError(f"unknown OTA state {state!r}; one of {sorted(OTA_STATES)}")
+
+        def match(m: Message) -> bool:
+            return self._is_ota(m, device_id, request_id) and m.data.get("state") in {state, *fail_on}
+
+        message = self.wait_for(match, timeout, f"OTA event state={state!r} id={request_id!r} from {device_id!r}",
+                                since)
+        if message.data["state"] != state:
+            raise OtaFailed(f"waiting for OTA state {state!r} of {request_id!r} on {device_id!r}, the device "
+                            f"reported {message.text}\n" + self.transcript())
+        return message.data
+
+    def ota_events(self, device_id: str, request_id: str | None = None) -> list[dict[str, Any]]:
+        """Payloads of the OTA events received so far from `device_id` (for one request if given)."""
+        return [m.data for m in self.messages if self._is_ota(m, device_id, request_id)]
+
+    def wait_status(
+        self, device_id: str, predicate: Callable[[dict[str, Any]], bool] | None = None, timeout: float = 10.0,
+        since: int = 0, description: str | None = None,
+    ) -> dict[str, Any]:
+        """The first status payload from `device_id` (from `since` on) for which `predicate` holds."""
+
+        def match(m: Message) -> bool:
+            return self._is_status(m, device_id) and (predicate is None or predicate(m.data))
+
+        what = description or f"status from {device_id!r}" + (" matching the predicate" if predicate else "")
+        return self.wait_for(match, timeout, what, since).data
+
+    def latest_status(self, device_id: str) -> dict[str, Any] | None:
+        for message in reversed(self.messages):
+            if self._is_status(message, device_id):
+                return message.data
+        return None
+
+    def check_protocol(self) -> None:
+        """Raise the first protocol violation seen so far; the message lists the others too."""
+        with self._changed:
+            violations = list(self._violations)
+        if len(violations) == 1:
+            raise violations[0]
+        if violations:
+            others = "\n".join(f"  #{v.message.index} {v.problem}" for v in violations[1:])
+            raise ProtocolViolation(f"{violations[0].problem}\n(and {len(violations) - 1} more:\n{others})",
+                                    violations[0].message)
+
+    # --- internals: waiting --------------------------------------------------------------------------
+
+    def _is_ota(self, m: Message, device_id: str, request_id: str | None) -> bool:
+        return (m.device_id == device_id and m.kind == "ota" and isinstance(m.data, dict)
+                and (request_id is None or m.data.get("id") == request_id))
+
+    @staticmethod
+    def _is_status(m: Message, device_id: str) -> bool:
+        return m.device_id == device_id and m.kind == "status" and isinstance(m.data, dict)
+
+    def _raise_pending(self) -> None:
+        # called with the lock held; each problem is raised once, so a test can go on after handling it
+        if self._reported_errors < len(self._errors):
+            error = self._errors[self._reported_errors]
+            self._reported_errors += 1
+            raise CallbackError(f"exception in an MQTT callback: {error!r}") from error
+        if self.strict and self._reported_violations < len(self._violations):
+            violation = self._violations[self._reported_violations]
+            self._reported_violations += 1
+            raise violation
+
+    def _timeout_message(self, description: str, timeout: float, since: int) -> str:
+        now = time.monotonic()
+        shown = self._messages[-SHOWN_ON_TIMEOUT:]
+        state = "connected" if self._connected else f"NOT connected ({self.disconnects} disconnects)"
+        return (f"timed out after {timeout} s waiting for {description} (looking from message #{since}); "
+                f"link {state} to {self.url}; last {len(shown)} of {len(self._messages)} messages:\n"
+                + format_messages(shown, now))
+
+    def _wait_subscribed(self) -> None:
+        deadline = time.monotonic() + self._connect_timeout
+        with self._changed:
+            while self._suback is None and not (self._connack and self._connack.is_failure):
+                self._raise_pending()
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise LinkError(f"no CONNACK/SUBACK from {self.url} within {self._connect_timeout} s")
+                self._changed.wait(remaining)
+            if self._connack is not None and self._connack.is_failure:
+                raise LinkError(f"broker {self.url} refused the connection: {self._connack}")
+            if any(code.is_failure for code in self._suback or []):
+                raise LinkError(f"broker {self.url} refused the subscription to {self.prefix}/#: {self._suback}")
+
+    # --- internals: paho -----------------------------------------------------------------------------
+
+    def _require_client(self) -> mqtt.Client:
+        if self._client is None:
+            raise LinkError("DeviceLink is not connected: call connect() or use it as a context manager")
+        return self._client
+
+    def _make_client(self) -> mqtt.Client:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self._client_id, protocol=mqtt.MQTTv311,
+                             clean_session=True)
+        if self._username is not None:
+            client.username_pw_set(self._username, self._password)
+        if self._endpoint.scheme == "mqtts":
+            client.tls_set_context(ssl.create_default_context(cadata=self._ca_pem))
+        client.reconnect_delay_set(*self._reconnect_delay)
+        client.on_connect = self._guarded(self._on_connect)
+        client.on_subscribe = self._guarded(self._on_subscribe)
+        client.on_message = self._guarded(self._on_message)
+        client.on_disconnect = self._guarded(self._on_disconnect)
+        return client
+
+    def _guarded(self, callback: Callable[..., None]) -> Callable[..., None]:
+        """Wrap a callback so an exception is stored for the test thread instead of killing paho's thread."""
+
+        def wrapper(*args: Any) -> None:
+            try:
+                callback(*args)
+            except Exception as exc:  # noqa: BLE001 - stored and re-raised in the test thread
+                with self._changed:
+                    self._errors.append(exc)
+                    self._changed.notify_all()
+
+        return wrapper
+
+    def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: mqtt.ReasonCode,
+                    _properties: Any) -> None:
+        self._network_thread = threading.get_ident()
+        with self._changed:
+            self._connack = reason_code
+            self._connected = not reason_code.is_failure
+            self._subscribed = False
+            self._changed.notify_all()
+        if not reason_code.is_failure:
+            # here, not after connect(): a clean session loses its subscriptions on every reconnect
+            client.subscribe(f"{self.prefix}/#", qos=1)
+
+    def _on_subscribe(self, _client: mqtt.Client, _userdata: Any, _mid: int, reason_codes: list[mqtt.ReasonCode],
+                      _properties: Any) -> None:
+        with self._changed:
+            self._suback = list(reason_codes)
+            self._subscribed = not any(code.is_failure for code in reason_codes)
+            self._changed.notify_all()
+
+    def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any, _reason_code: mqtt.ReasonCode,
+                       _properties: Any) -> None:
+        with self._changed:
+            self._connected = self._subscribed = False
+            self.disconnects += 1
+            self._changed.notify_all()
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        device_id, kind = parse_topic(msg.topic, self.prefix)
+        payload = bytes(msg.payload)
+        with self._changed:
+            message = Message(index=len(self._messages), topic=msg.topic, payload=payload,
+                              data=parse_json(payload), retain=bool(msg.retain), t=time.monotonic(),
+                              device_id=device_id, kind=kind)
+            self._messages.append(message)
+            for problem in self._checker.check(message):
+                self._violations.append(ProtocolViolation(problem, message))
+            self._changed.notify_all()
+        for listener in self._listeners:
+            self._guarded(listener)(message)  # one failing listener must not starve the others

@@ -1,0 +1,357 @@
+"""EmbeddedBroker, ExternalBroker and MosquittoBroker against real sockets and real paho clients."""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import socket
+import ssl
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from harness.broker import (
+    AccessPolicy,
+    BrokerError,
+    BrokerUnreachableError,
+    EmbeddedBroker,
+    ExternalBroker,
+    MosquittoBroker,
+    PortInUseError,
+    mqtt_probe,
+    parse_broker_url,
+)
+from harness.fwserver import FirmwareServer
+
+WAIT = 5.0
+
+
+class Client:
+    """A bare paho client whose callbacks only enqueue, so the test thread does the asserting."""
+
+    def __init__(self, broker: Any, username: str | None = None, password: str | None = None,
+                 will_topic: str | None = None, ca_pem: str | None = None,
+                 protocol: mqtt.MQTTProtocolVersion = mqtt.MQTTv311) -> None:
+        self.broker = broker
+        self.messages: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+        self.connacks: queue.Queue[mqtt.ReasonCode] = queue.Queue()
+        self.subacks: queue.Queue[list[mqtt.ReasonCode]] = queue.Queue()
+        self.disconnected = threading.Event()
+        self.paho = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=protocol, reconnect_on_failure=False)
+        if username:
+            self.paho.username_pw_set(username, password)
+        if will_topic:
+            self.paho.will_set(will_topic, b"offline", retain=True)
+        if ca_pem:
+            self.paho.tls_set_context(ssl.create_default_context(cadata=ca_pem))
+        self.paho.on_connect = lambda c, u, f, rc, p: self.connacks.put(rc)
+        self.paho.on_subscribe = lambda c, u, mid, rcs, p: self.subacks.put(rcs)
+        self.paho.on_message = lambda c, u, msg: self.messages.put(msg)
+        self.paho.on_disconnect = lambda c, u, f, rc, p: self.disconnected.set()
+
+    def connect(self) -> mqtt.ReasonCode:
+        self.paho.connect(self.broker.host, self.broker.port)
+        self.paho.loop_start()
+        return self.connacks.get(timeout=WAIT)
+
+    def subscribe(self, topic: str) -> list[mqtt.ReasonCode]:
+        self.paho.subscribe(topic, qos=1)
+        return self.subacks.get(timeout=WAIT)
+
+    def publish(self, topic: str, payload: bytes = b"x", retain: bool = False) -> None:
+        info = self.paho.publish(topic, payload, qos=1, retain=retain)
+        info.wait_for_publish(WAIT)
+        assert info.is_published(), f"no PUBACK for {topic}"
+
+    def receive(self) -> mqtt.MQTTMessage:
+        return self.messages.get(timeout=WAIT)
+
+    def close(self) -> None:
+        self.paho.disconnect()
+        self.paho.loop_stop()
+        # break the callback cycle so paho's socketpair is closed now (paho closes it only in __del__)
+        self.paho.on_connect = self.paho.on_subscribe = self.paho.on_message = self.paho.on_disconnect = None
+
+
+@pytest.fixture(autouse=True)
+def no_warnings_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    caplog.set_level(logging.WARNING)
+    yield
+    records = caplog.get_records("setup") + caplog.get_records("call")  # caplog.records is this phase only
+    noisy = [f"{r.name}: {r.getMessage()}" for r in records if r.levelno >= logging.WARNING]
+    assert not noisy, "the broker logged warnings or errors:\n" + "\n".join(noisy)
+
+
+@pytest.fixture
+def clients() -> Iterator[list[Client]]:
+    made: list[Client] = []
+    yield made
+    for client in made:
+        client.close()
+
+
+def connected(clients: list[Client], broker: Any, **kwargs: Any) -> Client:
+    client = Client(broker, **kwargs)
+    clients.append(client)
+    rc = client.connect()
+    assert not rc.is_failure, rc
+    return client
+
+
+def round_trip(clients: list[Client], broker: Any, topic: str = "devices/d1/status") -> None:
+    sub = connected(clients, broker)
+    assert not sub.subscribe(topic)[0].is_failure
+    connected(clients, broker).publish(topic, b"hello")
+    assert sub.receive().payload == b"hello"
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+# --- EmbeddedBroker ----------------------------------------------------------------------------------------
+
+
+def test_start_returns_when_accepting_and_url_matches(clients: list[Client]) -> None:
+    with EmbeddedBroker() as broker:
+        assert broker.url == f"mqtt://127.0.0.1:{broker.port}"
+        assert broker.host == "127.0.0.1" and broker.port > 0
+        assert mqtt_probe(broker.host, broker.port) == 0  # a broker answers, not just a listen backlog
+        round_trip(clients, broker)
+
+
+def test_stop_then_start_reuses_the_same_port(clients: list[Client]) -> None:
+    broker = EmbeddedBroker().start()
+    try:
+        port = broker.port
+        broker.stop()
+        assert not broker.running
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((broker.host, port), timeout=1).close()
+        broker.start()
+        assert broker.port == port
+        round_trip(clients, broker)
+        broker.restart()
+        assert broker.port == port
+        round_trip(clients, broker)
+    finally:
+        broker.stop()
+
+
+def test_stop_closes_connected_clients(clients: list[Client]) -> None:
+    broker = EmbeddedBroker().start()
+    client = connected(clients, broker)
+    broker.stop()
+    assert client.disconnected.wait(WAIT)
+
+
+def test_port_in_use_error_names_the_port() -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        with pytest.raises(PortInUseError, match=rf"port {port} on 127\.0\.0\.1 is already in use.*port=0"):
+            EmbeddedBroker(port=port).start()
+
+
+def test_restart_fails_clearly_when_the_port_was_taken_meanwhile() -> None:
+    broker = EmbeddedBroker().start()
+    port = broker.port
+    broker.stop()
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        with pytest.raises(PortInUseError, match=str(port)):
+            broker.start()
+    assert not broker.running
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("amqtt-")]
+
+
+def test_tls_broker_serves_mqtts_with_its_ca(clients: list[Client]) -> None:
+    with EmbeddedBroker(tls=True) as broker:
+        assert broker.url.startswith("mqtts://")
+        assert "BEGIN CERTIFICATE" in broker.ca_pem
+        sub = connected(clients, broker, ca_pem=broker.ca_pem)
+        assert not sub.subscribe("devices/d1/ota")[0].is_failure
+        connected(clients, broker, ca_pem=broker.ca_pem).publish("devices/d1/ota", b"tls")
+        assert sub.receive().payload == b"tls"
+
+
+def test_start_stop_cycles_leave_no_threads_or_fds(clients: list[Client]) -> None:
+    threads_before, fds_before = threading.active_count(), open_fds()
+    for _ in range(3):
+        with EmbeddedBroker() as broker, FirmwareServer() as server:
+            client = connected(clients, broker)
+            artifact = server.add(b"\x00" * 10_000)
+            assert len(urllib.request.urlopen(artifact.url, timeout=WAIT).read()) == 10_000
+            client.close()
+            clients.remove(client)
+            del client  # the last reference: paho frees its socketpair only when the client object goes
+    assert threading.active_count() == threads_before, [t.name for t in threading.enumerate()]
+    assert open_fds() == fds_before
+
+
+# --- authentication and ACL ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def secured() -> Iterator[EmbeddedBroker]:
+    policy = AccessPolicy(operator_username="op", operator_password="op-pw", devices={"d1": "p1", "d2": "p2"})
+    with EmbeddedBroker(auth=policy) as broker:
+        yield broker
+
+
+def test_auth_refuses_anonymous_and_wrong_passwords(secured: EmbeddedBroker, clients: list[Client]) -> None:
+    assert mqtt_probe(secured.host, secured.port) == 5
+    for username, password in [(None, None), ("d1", "wrong"), ("nobody", "p1"), ("op", "p1")]:
+        client = Client(secured, username=username, password=password)
+        clients.append(client)
+        assert client.connect().is_failure, (username, password)
+    connected(clients, secured, username="d1", password="p1")
+
+
+def test_only_the_operator_can_command_a_device(secured: EmbeddedBroker, clients: list[Client]) -> None:
+    operator = connected(clients, secured, username="op", password="op-pw")
+    assert not operator.subscribe("devices/+/status")[0].is_failure
+    device = connected(clients, secured, username="d1", password="p1")
+    assert not device.subscribe("devices/d1/cmd")[0].is_failure
+    assert not device.subscribe("devices/all/cmd")[0].is_failure
+    for sender, name in [(connected(clients, secured, username="d2", password="p2"), "d2"), (device, "d1")]:
+        sender.publish("devices/d1/cmd", b'{"type":"reboot"}')  # dropped (a PUBACK still comes)
+        sender.publish("devices/all/cmd", b'{"type":"reboot"}')
+        # amqtt handles one client's publishes in order: once this arrives, the forbidden ones were decided
+        sender.publish(f"devices/{name}/status", b"{}")
+        assert operator.receive().topic == f"devices/{name}/status"
+    operator.publish("devices/d1/cmd", b'{"type":"status"}')
+    assert device.receive().payload == b'{"type":"status"}'  # the first and only command the device got
+    operator.publish("devices/all/cmd", b'{"type":"check"}')
+    assert device.receive().payload == b'{"type":"check"}'
+    assert device.messages.empty()
+
+
+def test_device_subscriptions_are_limited_to_its_commands(secured: EmbeddedBroker, clients: list[Client]) -> None:
+    device = connected(clients, secured, username="d1", password="p1")
+    for topic in ["devices/#", "devices/d2/cmd", "devices/+/cmd", "devices/d1/ota", "#"]:
+        assert device.subscribe(topic)[0].is_failure, topic
+
+
+def test_device_publishes_only_under_its_own_topics(secured: EmbeddedBroker, clients: list[Client]) -> None:
+    operator = connected(clients, secured, username="op", password="op-pw")
+    assert not operator.subscribe("devices/#")[0].is_failure
+    device = connected(clients, secured, username="d1", password="p1")
+    device.publish("devices/d2/status", b"spoofed")
+    device.publish("elsewhere/x", b"outside")
+    device.publish("devices/d1/status", b"mine")
+    assert operator.receive().payload == b"mine"
+    assert operator.messages.empty()
+
+
+def test_device_will_must_stay_in_its_own_tree(secured: EmbeddedBroker, clients: list[Client]) -> None:
+    ok = Client(secured, username="d1", password="p1", will_topic="devices/d1/online")
+    bad = Client(secured, username="d1", password="p1", will_topic="devices/d2/online")
+    clients += [ok, bad]
+    assert not ok.connect().is_failure
+    assert bad.connect().is_failure
+
+
+def test_devices_can_be_added_while_running(secured: EmbeddedBroker, clients: list[Client]) -> None:
+    unknown = Client(secured, username="d9", password="p9")
+    clients.append(unknown)
+    assert unknown.connect().is_failure
+    assert secured.auth is not None
+    secured.auth.add_device("d9", "p9")
+    connected(clients, secured, username="d9", password="p9")
+
+
+@pytest.mark.parametrize("device_id", ["", "all", "a/b", "a+", "#", "op"])
+def test_policy_rejects_ambiguous_device_ids(device_id: str) -> None:
+    with pytest.raises(ValueError, match="device id"):
+        AccessPolicy(operator_username="op", devices={device_id: "x"})
+
+
+# --- ExternalBroker -----------------------------------------------------------------------------------------
+
+
+def test_external_broker_checks_connectivity(clients: list[Client]) -> None:
+    with EmbeddedBroker() as embedded:
+        external = ExternalBroker(embedded.url).start()
+        assert (external.host, external.port, external.url) == (embedded.host, embedded.port, embedded.url)
+        round_trip(clients, external)
+        external.stop()  # a no-op: the broker is not ours
+        assert mqtt_probe(embedded.host, embedded.port) == 0
+
+
+def test_external_broker_unreachable_fails_fast_with_the_url() -> None:
+    with socket.socket() as placeholder:
+        placeholder.bind(("127.0.0.1", 0))
+        port = placeholder.getsockname()[1]  # bound, not listening: connections are refused
+        started = time.monotonic()
+        with pytest.raises(BrokerUnreachableError, match=rf"mqtt://127\.0\.0\.1:{port} is unreachable"):
+            ExternalBroker(f"mqtt://127.0.0.1:{port}", timeout=1.0).start()
+        assert time.monotonic() - started < 2.0
+
+
+def test_external_broker_that_is_not_mqtt_is_reported() -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()  # accepts in the backlog but never answers a CONNECT
+        port = silent.getsockname()[1]
+        with pytest.raises(BrokerUnreachableError, match="unreachable"):
+            ExternalBroker(f"mqtt://127.0.0.1:{port}", timeout=0.3).start()
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("mqtt://h:1234", ("mqtt", "h", 1234)),
+    ("mqtt://h", ("mqtt", "h", 1883)),
+    ("mqtts://10.0.0.2", ("mqtts", "10.0.0.2", 8883)),
+])
+def test_parse_broker_url(url: str, expected: tuple[str, str, int]) -> None:
+    assert parse_broker_url(url) == expected
+
+
+@pytest.mark.parametrize("url", ["http://h:1", "h:1883", "mqtt://"])
+def test_parse_broker_url_rejects_garbage(url: str) -> None:
+    with pytest.raises(ValueError, match="mqtt://host:port"):
+        parse_broker_url(url)
+
+
+# --- MosquittoBroker ----------------------------------------------------------------------------------------
+
+
+def test_mosquitto_broker_runs_and_cleans_up(clients: list[Client]) -> None:
+    broker = MosquittoBroker().start()
+    try:
+        config = broker.config_path
+        assert config is not None
+        text = config.read_text()
+        for line in (f"listener {broker.port} 127.0.0.1", "allow_anonymous true", "max_queued_messages 0"):
+            assert line in text.splitlines()
+        assert broker.url == f"mqtt://127.0.0.1:{broker.port}"
+        round_trip(clients, broker)
+        # mosquitto is there for what amqtt lacks, such as MQTT 5
+        v5 = connected(clients, broker, protocol=mqtt.MQTTv5)
+        assert v5.subscribe("devices/d1/ota")
+        port = broker.port
+        broker.restart()
+        assert broker.port == port
+        round_trip(clients, broker)
+    finally:
+        broker.stop()
+    assert not config.parent.exists()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+def test_mosquitto_start_failure_shows_its_output() -> None:
+    broker = MosquittoBroker(extra_config=["no_such_option 1"])
+    with pytest.raises(BrokerError, match="no_such_option"):
+        broker.start()
+    assert broker.config_path is None
