@@ -1,0 +1,1 @@
+"""Boards: one interface over the virtual ESP32 and real ESP32 boards."""

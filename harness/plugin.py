@@ -1,0 +1,175 @@
+"""The pytest plugin: fixtures that stage an OTA scenario and report what happened.
+
+Registered through the ``pytest11`` entry point, so any firmware repository that installs the
+harness gets these fixtures:
+
+- ``firmware``: builds of the reference firmware for the virtual board, per variant.
+- ``broker``: an embedded amqtt broker (or ``--broker URL`` for an external one).
+- ``fw_server``: an HTTP firmware server with fault injection.
+- ``link``: the device link (MQTT) that sends commands and records every message.
+- ``board_factory`` / ``board``: virtual ESP32 boards, flashed, provisioned and connected.
+
+When a test fails, its report shows the tail of each board's serial console, the MQTT
+transcript and the HTTP request log.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from harness.broker import EmbeddedBroker, ExternalBroker
+from harness.fwserver import FirmwareServer
+from harness.link import DeviceLink
+from harness.provision import provision
+from harness.virtual import firmware as fw_build
+from harness.virtual.board import VirtualBoard, create_flash
+
+BOOT_TIMEOUT_S = 15.0
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("hil", "OTA hardware-in-the-loop harness")
+    group.addoption(
+        "--broker",
+        default=None,
+        metavar="URL",
+        help="use an existing MQTT broker (mqtt://host:port or mqtts://host:port) instead of the embedded one",
+    )
+
+
+@dataclass
+class Firmware:
+    """Builds of the firmware, made on first use and cached for the session."""
+
+    builds: dict[str, fw_build.FirmwareBuild] = field(default_factory=dict)
+
+    def build(self, variant: str = fw_build.DEFAULT_VARIANT) -> fw_build.FirmwareBuild:
+        if variant not in self.builds:
+            self.builds[variant] = fw_build.build(variant)
+        return self.builds[variant]
+
+    def image(self, variant: str = fw_build.DEFAULT_VARIANT, version: str | None = None) -> bytes:
+        """An app image of a variant, reporting `version` when given (a patched descriptor)."""
+        build = self.build(variant)
+        return build.image if version is None else build.image_with_version(version)
+
+    @property
+    def base_version(self) -> str:
+        return self.build().version
+
+
+@pytest.fixture(scope="session")
+def firmware() -> Firmware:
+    return Firmware()
+
+
+@dataclass
+class TestRecord:
+    """What a test used, so a failure report can show each one's log."""
+
+    boards: list[VirtualBoard] = field(default_factory=list)
+    links: list[DeviceLink] = field(default_factory=list)
+    servers: list[FirmwareServer] = field(default_factory=list)
+
+
+@pytest.fixture
+def hil_record(request: pytest.FixtureRequest) -> TestRecord:
+    record = TestRecord()
+    request.node.stash[_RECORD_KEY] = record
+    return record
+
+
+_RECORD_KEY = pytest.StashKey[TestRecord]()
+
+
+@pytest.fixture
+def broker(request: pytest.FixtureRequest) -> Iterator[EmbeddedBroker | ExternalBroker]:
+    url = request.config.getoption("--broker")
+    instance = ExternalBroker(url) if url else EmbeddedBroker()
+    instance.start()
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture
+def fw_server(hil_record: TestRecord) -> Iterator[FirmwareServer]:
+    server = FirmwareServer().start()
+    hil_record.servers.append(server)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def link(broker: EmbeddedBroker | ExternalBroker, hil_record: TestRecord) -> Iterator[DeviceLink]:
+    device_link = DeviceLink(broker.url).connect()
+    hil_record.links.append(device_link)
+    yield device_link
+    device_link.close()
+
+
+@dataclass
+class VirtualBoardFactory:
+    """Makes provisioned virtual boards running a given firmware; stops them all at teardown."""
+
+    tmp_path: Path
+    firmware: Firmware
+    broker_url: str
+    link: DeviceLink
+    record: TestRecord
+    settings: dict[str, object] = field(default_factory=dict)
+
+    def __call__(self, image: bytes | None = None, **settings: object) -> VirtualBoard:
+        index = len(self.record.boards)
+        device_id = f"vb{uuid.uuid4().hex[:6]}"
+        workdir = self.tmp_path / f"board{index}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        flash_path = workdir / "flash.bin"
+        create_flash(flash_path, (fw_build.DEVICE_DIR / "partitions.csv").read_text())
+        board = VirtualBoard(device_id, flash_path, workdir, mac=f"240ac4{index + 1:06x}")
+        self.record.boards.append(board)
+        board.flash(image if image is not None else self.firmware.image())
+        board.power_on()
+        cursor = self.link.cursor()
+        provision(board, {"device_id": device_id, "broker_url": self.broker_url, **self.settings, **settings})
+        self.link.wait_status(device_id, timeout=BOOT_TIMEOUT_S, since=cursor,
+                              description=f"first status of {device_id} after provisioning")
+        return board
+
+    def stop_all(self) -> None:
+        for board in self.record.boards:
+            board.stop()
+
+
+@pytest.fixture
+def board_factory(
+    tmp_path: Path, firmware: Firmware, broker: EmbeddedBroker | ExternalBroker, link: DeviceLink,
+    hil_record: TestRecord,
+) -> Iterator[Callable[..., VirtualBoard]]:
+    factory = VirtualBoardFactory(tmp_path, firmware, broker.url, link, hil_record)
+    yield factory
+    factory.stop_all()
+
+
+@pytest.fixture
+def board(board_factory: Callable[..., VirtualBoard]) -> VirtualBoard:
+    """One virtual ESP32 running the base firmware from ota_0, connected to the broker."""
+    return board_factory()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report = yield
+    record = item.stash.get(_RECORD_KEY, None)
+    if record is not None and report.failed:
+        for board in record.boards:
+            report.sections.append((f"serial {board.name} (last lines)", "\n".join(board.serial.tail(40))))
+        for device_link in record.links:
+            report.sections.append(("MQTT transcript", device_link.transcript()))
+        for server in record.servers:
+            report.sections.append(("HTTP requests", "\n".join(repr(r) for r in server.requests)))
+    return report

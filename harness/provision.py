@@ -1,0 +1,29 @@
+"""Provisioning over the serial console, the same way for virtual and real boards.
+
+Values go in with `config set`, persist in NVS, and apply after a `reboot`. Secret values are
+never written to a log or a report: failures name the key, not the value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from harness.boards.base import Board
+
+CONSOLE_READY = r"^hil>$"
+SECRET_KEYS = frozenset({"wifi_password", "broker_password"})
+
+
+def provision(board: Board, settings: Mapping[str, str | int | bool], timeout: float = 10.0) -> None:
+    """Sets each key on the console, then reboots the board so the values apply."""
+    board.expect(CONSOLE_READY, timeout)
+    for key, value in settings.items():
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        if any(c.isspace() for c in text):
+            raise ValueError(f"provisioning {key}: values must not contain spaces")
+        board.write(f"config set {key} {text}")
+        reply = board.expect(r"^(OK|ERROR)\b.*", timeout)
+        if reply.group(1) == "ERROR":
+            shown = "<masked>" if key in SECRET_KEYS else text
+            raise AssertionError(f"{board.name}: 'config set {key} {shown}' failed: {reply.group(0)}")
+    board.write("reboot")

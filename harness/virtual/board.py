@@ -1,0 +1,210 @@
+"""The virtual ESP32: a flash file, the bootloader rules, and our firmware as a child process.
+
+Each boot prints the ROM and bootloader lines of a real ESP32, runs the bootloader emulation on
+the flash file, then starts the executable inside the image it loaded. The app's stdout is the
+serial console; its exit code says why it stopped (esp_restart, a panic, a power cut), which
+picks the next reset reason, exactly as a chip would report it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from harness.boards.base import Board
+from harness.images import virtual_payload
+from harness.serial_log import SerialLog
+from harness.virtual import rom
+from harness.virtual.bootloader import Bootloader
+from harness.virtual.flash import SECTOR_SIZE, Flash
+
+# Exit codes of the host port (device/port/linux/src/host_board.h).
+EXIT_RESTART = 0
+EXIT_PANIC = 3
+EXIT_POWER_CUT = 4
+EXIT_TASK_WDT = 5
+
+# A real chip with nothing bootable resets at once and loops; pausing between attempts shows the
+# same loop without spinning a CPU core.
+NO_APP_RETRY_S = 0.5
+
+
+class VirtualBoardError(RuntimeError):
+    pass
+
+
+class VirtualBoard(Board):
+    def __init__(self, name: str, flash_path: Path, workdir: Path, mac: str = "240ac4000001") -> None:
+        self.name = name
+        self.device_id = name
+        self.flash_path = Path(flash_path)
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.mac = mac
+        self.serial = SerialLog(name)
+        self.power_cut_at: int | None = None  # lose power at this flash write/erase of the next boot
+        self.boot_count = 0
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._next_reset = rom.POWERON
+        self._forced_reset: rom.RomReset | None = None
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._running_offset: int | None = None
+        self._boot_ms = 0.0
+
+    # --- Board interface ---
+
+    def power_on(self) -> None:
+        if self._thread is not None:
+            raise VirtualBoardError(f"{self.name} is already powered")
+        self._stopping.clear()
+        self._next_reset = rom.POWERON
+        self._thread = threading.Thread(target=self._run, name=f"board-{self.name}", daemon=True)
+        self._thread.start()
+
+    def write(self, line: str) -> None:
+        with self._lock:
+            proc = self._proc
+        if proc is None or proc.stdin is None:
+            raise VirtualBoardError(f"{self.name}: no firmware is running to read the console line")
+        try:
+            proc.stdin.write(line.encode() + b"\n")
+            proc.stdin.flush()
+        except BrokenPipeError as err:
+            raise VirtualBoardError(f"{self.name}: the firmware stopped before reading the console line") from err
+
+    def reset(self) -> None:
+        """EN pin: a classic ESP32 reports it as a power-on reset (ESP_RST_EXT is not used)."""
+        self._kill_app(rom.POWERON)
+
+    def power_cut(self) -> None:
+        self._kill_app(rom.POWERON)
+
+    def flash(self, image: bytes) -> None:
+        """Writes image to ota_0 and erases otadata and nvs, like `idf.py erase-flash flash`."""
+        with Flash(self.flash_path) as flash:
+            parts = {p.label: p for p in flash.partitions()}
+            for label in ("otadata", "nvs"):
+                if label in parts:
+                    flash.erase(parts[label].offset, parts[label].size)
+            slot = parts["ota_0"]
+            flash.erase(slot.offset, slot.size)
+            flash.write(slot.offset, image)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._kill_app(rom.POWERON)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def running_partition_offset(self) -> int | None:
+        return self._running_offset
+
+    # --- boot loop ---
+
+    def _kill_app(self, next_reset: rom.RomReset) -> None:
+        with self._lock:
+            self._forced_reset = next_reset
+            proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+
+    def _log_boot(self, level: str, message: str, tag: str = "boot") -> None:
+        ms = int((time.monotonic() - self._boot_start) * 1000) + 27  # the ROM takes ~27 ms
+        self.serial.add(f"{level} ({ms}) {tag}: {message}")
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            reset = self._next_reset
+            self._forced_reset = None
+            try:
+                self._next_reset = self._boot_once(reset)
+            except Exception as err:  # a board must never die silently: show why on the console
+                self.serial.add(f"virtual board error: {err!r}")
+                raise
+
+    def _boot_once(self, reset: rom.RomReset) -> rom.RomReset:
+        self.boot_count += 1
+        self._boot_start = time.monotonic()
+        self._running_offset = None
+        for line in rom.rom_banner(reset):
+            self.serial.add(line)
+        for tag, message in rom.bootloader_banner():
+            self._log_boot("I", message, tag)
+        with Flash(self.flash_path) as flash:
+            outcome = Bootloader(flash, lambda level, msg: self._log_boot(level, msg)).boot()
+            if outcome.partition is None:
+                self._stopping.wait(NO_APP_RETRY_S)
+                return rom.SYSTEM_RESET
+            payload = virtual_payload(flash.read(outcome.partition.offset, outcome.image.length))
+        self._log_boot("I", "Disabling RNG early entropy source...")
+        self._running_offset = outcome.partition.offset
+        return self._run_app(self._executable(payload), outcome.partition.offset, reset)
+
+    def _executable(self, payload: bytes) -> Path:
+        """The app's executable, cached by content so a reboot does not rewrite it."""
+        path = self.workdir / f"app-{hashlib.sha256(payload).hexdigest()[:16]}"
+        if not path.exists():
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(payload)
+            tmp.chmod(0o755)
+            tmp.rename(path)
+        return path
+
+    def _run_app(self, exe: Path, offset: int, reset: rom.RomReset) -> rom.RomReset:
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HIL_FLASH_FILE": str(self.flash_path),
+            "HIL_APP_OFFSET": f"0x{offset:x}",
+            "HIL_RESET_REASON": str(int(reset.app_reason)),
+            "HIL_MAC": self.mac,
+        }
+        if self.power_cut_at is not None:
+            env["HIL_POWER_CUT_AT"] = str(self.power_cut_at)
+            self.power_cut_at = None
+        with self._lock:
+            if self._stopping.is_set():
+                return rom.POWERON
+            self._proc = subprocess.Popen(
+                [str(exe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
+            )
+        proc = self._proc
+        for raw in proc.stdout:
+            self.serial.add(raw.decode(errors="replace").rstrip("\r\n"))
+        code = proc.wait()
+        proc.stdout.close()
+        proc.stdin.close()
+        with self._lock:
+            self._proc = None
+            forced = self._forced_reset
+        if forced is not None:
+            return forced
+        return self._reset_after_exit(code)
+
+    def _reset_after_exit(self, code: int) -> rom.RomReset:
+        if code == EXIT_RESTART:
+            return rom.SW_CPU
+        if code == EXIT_POWER_CUT:
+            return rom.POWERON
+        if code == EXIT_TASK_WDT:
+            return rom.TASK_WDT
+        if code != EXIT_PANIC:
+            # Killed by a signal the panic handler could not catch, or an unexpected exit.
+            self.serial.add(f"Guru Meditation Error: Core  0 panic'ed (exit status {code}). Exception was unhandled.")
+            self.serial.add("Rebooting...")
+        return rom.PANIC
+
+
+def create_flash(path: Path, partitions_csv: str) -> None:
+    """A blank 4 MB flash with the partition table written at 0x8000."""
+    Flash.create(path, partitions_csv).close()
+
+
+__all__ = ["SECTOR_SIZE", "VirtualBoard", "VirtualBoardError", "create_flash"]

@@ -1,0 +1,90 @@
+"""The virtual board's SPI flash: one file, with NOR semantics.
+
+An erase sets whole 4 KB sectors to 0xFF; a write can only clear bits, and writing over bytes
+that were not erased fails, as on the chip (and as ESP-IDF's linux partition emulation with
+CONFIG_ESP_PARTITION_ERASE_CHECK). The app (host port) maps the same file, so what the
+bootloader writes here is what the firmware reads, and the other way round.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+from pathlib import Path
+from typing import Self
+
+from harness.virtual import partition_table
+from harness.virtual.partition_table import Partition
+
+FLASH_SIZE = 0x400000  # 4 MB, a common ESP32 module
+SECTOR_SIZE = 0x1000
+PARTITION_TABLE_OFFSET = 0x8000
+
+
+class FlashError(Exception):
+    """A flash operation the chip would refuse (the message names the ESP-IDF error)."""
+
+
+class Flash:
+    """A flash image file, mapped for reading and NOR-semantics writing."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._fd = os.open(self.path, os.O_RDWR)
+        self.size = os.fstat(self._fd).st_size
+        self._map = mmap.mmap(self._fd, self.size)
+
+    @classmethod
+    def create(cls, path: Path, partitions_csv: str, size: int = FLASH_SIZE) -> Flash:
+        """A blank (all 0xFF) flash with the partition table from a CSV at 0x8000."""
+        parts = partition_table.parse_csv(partitions_csv, flash_size=size)
+        Path(path).write_bytes(b"\xff" * size)
+        flash = cls(path)
+        flash.write(PARTITION_TABLE_OFFSET, partition_table.to_binary(parts))
+        return flash
+
+    def close(self) -> None:
+        if not self._map.closed:
+            self._map.flush()
+            self._map.close()
+            os.close(self._fd)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_range(self, offset: int, length: int) -> None:
+        if offset < 0 or length < 0 or offset + length > self.size:
+            raise FlashError(f"ESP_ERR_INVALID_SIZE: 0x{offset:x}+0x{length:x} is outside the {self.size:#x} flash")
+
+    def read(self, offset: int, length: int) -> bytes:
+        self._check_range(offset, length)
+        return bytes(self._map[offset : offset + length])
+
+    def erase(self, offset: int, length: int) -> None:
+        if offset % SECTOR_SIZE or length % SECTOR_SIZE:
+            raise FlashError(f"ESP_ERR_INVALID_ARG: erase 0x{offset:x}+0x{length:x} is not 4 KB aligned")
+        self._check_range(offset, length)
+        self._map[offset : offset + length] = b"\xff" * length
+
+    def write(self, offset: int, data: bytes) -> None:
+        self._check_range(offset, len(data))
+        current = self._map[offset : offset + len(data)]
+        # A bit set in data but clear in flash would need an erase first.
+        if any(~old & new & 0xFF for old, new in zip(current, data, strict=True)):
+            raise FlashError(f"ESP_ERR_FLASH_OP_FAIL: write at 0x{offset:x} over bytes that were not erased")
+        self._map[offset : offset + len(data)] = data
+
+    def erase_and_write(self, offset: int, data: bytes) -> None:
+        """Erases the sectors that data covers, then writes it (what esptool write-flash does)."""
+        end = offset + len(data)
+        start = offset - offset % SECTOR_SIZE
+        stop = end + (-end) % SECTOR_SIZE
+        self.erase(start, stop - start)
+        self.write(offset, data)
+
+    def partitions(self) -> list[Partition]:
+        """The partition table, read from flash (never from the CSV), verified like the bootloader does."""
+        return partition_table.from_binary(self.read(PARTITION_TABLE_OFFSET, SECTOR_SIZE), flash_size=self.size)

@@ -1,0 +1,26 @@
+"""E5: a v2 whose self-test fails marks itself invalid; the board comes back on v1 in ota_0."""
+
+from harness.link import DeviceLink
+
+LOADED_APP = r"boot: Loaded app from partition at offset (0x[0-9a-f]+)"
+
+
+def test_rollback_when_selftest_fails(board, link: DeviceLink, fw_server, firmware) -> None:
+    artifact = fw_server.add(firmware.image("selftest_fail", version="2.0.0"))
+    since = link.cursor()
+    board.serial.skip_to_end()
+    link.send(board.device_id, {"type": "ota", "id": "r2", "url": artifact.url})
+
+    link.wait_ota(board.device_id, "r2", "rebooting", timeout=20, since=since, fail_on={"failed", "rejected"})
+    assert board.expect(LOADED_APP, timeout=10).group(1) == "0x1d0000"  # v2 gets its one boot
+    board.expect(r"esp_ota_ops: Rollback to previously worked partition\.", timeout=15)
+    assert board.expect(LOADED_APP, timeout=10).group(1) == "0x20000"  # and the bootloader goes back
+
+    event = link.wait_ota(board.device_id, "r2", "rolled_back", timeout=20, since=since, fail_on={"succeeded"})
+    assert event["reason"] == "selftest_failed"
+    status = link.wait_status(board.device_id, lambda s: s["last_ota"] is not None, since=since, timeout=10)
+    assert status["version"] == firmware.base_version
+    assert status["partition"] == "ota_0"
+    assert status["ota_state"] == "valid"
+    assert status["last_ota"]["state"] == "rolled_back"
+    link.check_protocol()

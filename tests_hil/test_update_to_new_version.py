@@ -1,0 +1,35 @@
+"""A1: the board runs v1 from ota_0, updates to v2 over HTTP, reboots into ota_1 and confirms it."""
+
+from harness.link import DeviceLink
+
+LOADED_APP = r"boot: Loaded app from partition at offset (0x[0-9a-f]+)"
+
+
+def test_update_to_new_version(board, link: DeviceLink, fw_server, firmware) -> None:
+    before = link.latest_status(board.device_id)
+    assert before["version"] == firmware.base_version
+    assert before["partition"] == "ota_0"
+
+    image = firmware.image(version="2.0.0")
+    artifact = fw_server.add(image)
+    since = link.cursor()
+    board.serial.skip_to_end()
+    link.send(board.device_id, {"type": "ota", "id": "r1", "url": artifact.url})
+
+    link.wait_ota(board.device_id, "r1", "rebooting", timeout=20, since=since, fail_on={"failed", "rejected"})
+    board.expect(r"rst:0xc \(SW_CPU_RESET\)", timeout=10)
+    assert board.expect(LOADED_APP, timeout=10).group(1) == "0x1d0000"
+    board.expect(r"app_init: App version:\s+2\.0\.0", timeout=10)
+    link.wait_ota(board.device_id, "r1", "succeeded", timeout=20, since=since, fail_on={"failed", "rolled_back"})
+
+    progress = [e for e in link.ota_events(board.device_id, "r1") if e["state"] == "downloading"]
+    assert progress, "no downloading events"
+    sizes = [e["bytes"] for e in progress]
+    assert sizes == sorted(set(sizes)), f"progress not strictly increasing: {sizes}"
+    assert sizes[-1] == len(image) and progress[-1]["total"] == len(image) and progress[-1]["percent"] == 100
+
+    after = link.wait_status(
+        board.device_id, lambda s: s["version"] == "2.0.0" and s["ota_state"] == "valid", since=since, timeout=10
+    )
+    assert after["partition"] == "ota_1"
+    link.check_protocol()
