@@ -27,3 +27,12 @@ def provision(board: Board, settings: Mapping[str, str | int | bool], timeout: f
             shown = "<masked>" if key in SECRET_KEYS else text
             raise AssertionError(f"{board.name}: 'config set {key} {shown}' failed: {reply.group(0)}")
     board.write("reboot")
+
+
+def ca_cert_value(pem: str) -> str:
+    """A CA certificate as the firmware's ota_ca_cert takes it: the PEM body on one line."""
+    lines = [line.strip() for line in pem.strip().splitlines()]
+    body = [line for line in lines if line and not line.startswith("-----")]
+    if not body or not lines[0].startswith("-----BEGIN CERTIFICATE"):
+        raise ValueError("expected one PEM certificate (-----BEGIN CERTIFICATE----- ...)")
+    return "".join(body)

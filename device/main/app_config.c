@@ -38,6 +38,8 @@ static const config_key_t s_keys[] = {
     STR_KEY(broker_username, false),
     STR_KEY(broker_password, true),
     STR_KEY(manifest_url, false),
+    STR_KEY(ota_ca_cert, false),
+    INT_KEY(manifest_delay_s, 0, 86400),
     INT_KEY(selftest_timeout_s, 1, 3600),
     INT_KEY(heartbeat_s, 0, 86400),
     BOOL_KEY(require_https),
@@ -69,6 +71,7 @@ static void load_defaults(app_config_t *c)
     snprintf(c->broker_password, sizeof(c->broker_password), "%s", CONFIG_HIL_BROKER_PASSWORD);
     snprintf(c->manifest_url, sizeof(c->manifest_url), "%s", CONFIG_HIL_MANIFEST_URL);
     c->selftest_timeout_s = CONFIG_HIL_SELFTEST_TIMEOUT_S;
+    c->manifest_delay_s = CONFIG_HIL_MANIFEST_DELAY_S;
     c->heartbeat_s = CONFIG_HIL_HEARTBEAT_S;
 #ifdef CONFIG_HIL_REQUIRE_HTTPS
     c->require_https = true;
@@ -143,7 +146,7 @@ esp_err_t app_config_load(void)
         return err;
     }
     for (size_t i = 0; i < KEY_COUNT; i++) {
-        char text[APP_CONFIG_STR_MAX];
+        char text[APP_CONFIG_CA_MAX];
         size_t len = sizeof(text);
         if (nvs_get_str(nvs, s_keys[i].name, text, &len) == ESP_OK && !parse_value(&s_keys[i], text, &s_config)) {
             ESP_LOGW(TAG, "ignoring stored %s: not a valid value", s_keys[i].name);

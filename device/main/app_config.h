@@ -9,6 +9,8 @@
 #include "esp_err.h"
 
 #define APP_CONFIG_STR_MAX 129
+/* A CA certificate as one line of base64 DER (the body of a PEM file), to fit on a console line. */
+#define APP_CONFIG_CA_MAX 1025
 
 typedef struct {
     char device_id[33];
@@ -19,6 +21,8 @@ typedef struct {
     char broker_username[65];
     char broker_password[65];
     char manifest_url[APP_CONFIG_STR_MAX];
+    char ota_ca_cert[APP_CONFIG_CA_MAX];
+    int manifest_delay_s;
     int selftest_timeout_s;
     int heartbeat_s;
     bool require_https;

@@ -19,7 +19,7 @@ static const char *TAG = "console";
 static void print_key(const char *key, void *ctx)
 {
     (void)ctx;
-    char value[APP_CONFIG_STR_MAX];
+    char value[APP_CONFIG_CA_MAX];
     app_config_get_value(key, value, sizeof(value), true);
     printf("%s=%s\n", key, value);
 }
@@ -38,7 +38,7 @@ static int config_command(int argc, char **argv)
         return err == ESP_OK ? 0 : 1;
     }
     if (strcmp(sub, "get") == 0 && argc == 3) {
-        char value[APP_CONFIG_STR_MAX];
+        char value[APP_CONFIG_CA_MAX];
         if (app_config_get_value(argv[2], value, sizeof(value), true) != ESP_OK) {
             printf("ERROR unknown key '%s' (see 'config show')\n", argv[2]);
             return 1;
@@ -101,6 +101,7 @@ esp_err_t app_console_start(void)
     esp_console_repl_t *repl = NULL;
     esp_console_repl_config_t repl_config = ESP_CONSOLE_REPL_CONFIG_DEFAULT();
     repl_config.prompt = "hil>";
+    repl_config.max_cmdline_length = APP_CONFIG_CA_MAX + 64; /* room for `config set ota_ca_cert <base64>` */
     esp_console_dev_uart_config_t uart_config = ESP_CONSOLE_DEV_UART_CONFIG_DEFAULT();
     esp_err_t err = esp_console_new_repl_uart(&uart_config, &repl_config, &repl);
     if (err == ESP_OK) {

@@ -7,6 +7,7 @@
 #include "freertos/queue.h"
 #include "freertos/task.h"
 #include "app_config.h"
+#include "manifest.h"
 #include "mqtt_link.h"
 #include "ota_agent.h"
 #include "ota_download.h"
@@ -45,20 +46,25 @@ static void handle_ota_command(const cJSON *command)
         reject(cJSON_IsString(id) && strlen(id->valuestring) < 48 ? id->valuestring : "", "bad_command", error);
         return;
     }
-    if (app_config_get()->require_https && !is_https(req.url)) {
-        reject(req.id, "bad_command", "plain http refused: require_https is set");
+    ota_agent_submit(&req);
+}
+
+void ota_agent_submit(const ota_request_t *req)
+{
+    if (app_config_get()->require_https && !is_https(req->url)) {
+        reject(req->id, "bad_command", "plain http refused: require_https is set");
         return;
     }
     bool expected = false;
     if (!atomic_compare_exchange_strong(&s_busy, &expected, true)) {
-        reject(req.id, "busy", "another update is running");
+        reject(req->id, "busy", "another update is running");
         return;
     }
     atomic_store(&s_cancel, false);
-    snprintf(s_running_id, sizeof(s_running_id), "%s", req.id);
-    if (xQueueSend(s_requests, &req, 0) != pdPASS) {
+    snprintf(s_running_id, sizeof(s_running_id), "%s", req->id);
+    if (xQueueSend(s_requests, req, 0) != pdPASS) {
         atomic_store(&s_busy, false);
-        reject(req.id, "busy", "request queue full");
+        reject(req->id, "busy", "request queue full");
     }
 }
 
@@ -103,6 +109,8 @@ void ota_agent_handle_command(const char *payload, int len)
         status_publish();
     } else if (strcmp(type->valuestring, "reboot") == 0) {
         handle_reboot_command();
+    } else if (strcmp(type->valuestring, "check") == 0) {
+        manifest_request_check();
     } else {
         reject("", "bad_command", "unknown command type");
     }

@@ -6,7 +6,10 @@
 #pragma once
 
 #include "esp_err.h"
+#include "ota_request.h"
 
 esp_err_t ota_agent_start(void);
+/* Queues an update (from a command or the manifest); rejects it when one is running. */
+void ota_agent_submit(const ota_request_t *req);
 /* Handles one command payload (called on the MQTT link's command task). */
 void ota_agent_handle_command(const char *payload, int len);

@@ -66,27 +66,6 @@ static attempt_t retry(job_t *job, const char *reason, const char *detail)
     return ATTEMPT_RETRY;
 }
 
-/* Compares dotted numeric versions ("1.10.0" > "1.9.2"); non-numeric parts compare as text. */
-static int compare_versions(const char *a, const char *b)
-{
-    while (*a != '\0' || *b != '\0') {
-        char *end_a, *end_b;
-        long na = strtol(a, &end_a, 10), nb = strtol(b, &end_b, 10);
-        if (end_a == a || end_b == b) {
-            return strcmp(a, b);
-        }
-        if (na != nb) {
-            return na < nb ? -1 : 1;
-        }
-        a = *end_a == '.' ? end_a + 1 : end_a;
-        b = *end_b == '.' ? end_b + 1 : end_b;
-        if ((*end_a == '.') != (*end_b == '.')) {
-            return strcmp(a, b);
-        }
-    }
-    return 0;
-}
-
 static void reset_image(job_t *job)
 {
     if (job->ota_open) {
@@ -137,7 +116,7 @@ static attempt_t check_head(job_t *job)
         return fatal(job, "failed", "invalid_image", "Incorrect app descriptor magic");
     }
     const char *running = esp_app_get_description()->version;
-    int order = compare_versions(desc->version, running);
+    int order = ota_version_compare(desc->version, running);
     if (!job->req->force && order == 0) {
         snprintf(detail, sizeof(detail), "image version %.31s is the running version", desc->version);
         return fatal(job, "rejected", "same_version", detail);
@@ -230,6 +209,24 @@ static attempt_t read_body(job_t *job, esp_http_client_handle_t http)
     }
 }
 
+/* A failed connection: a certificate that does not verify will not verify on a retry either. */
+static attempt_t connect_error(job_t *job, esp_http_client_handle_t http, esp_err_t err)
+{
+    int tls_code = 0;
+    int tls_flags = 0;
+    esp_err_t tls_err = esp_http_client_get_and_clear_last_tls_error(http, &tls_code, &tls_flags);
+    char detail[96];
+    if (tls_flags != 0) {
+        snprintf(detail, sizeof(detail), "server certificate not trusted (verify flags 0x%x); check ota_ca_cert", tls_flags);
+        return fatal(job, "failed", "tls_failed", detail);
+    }
+    if (tls_err != ESP_OK) {
+        snprintf(detail, sizeof(detail), "TLS handshake failed: %s (0x%x)", esp_err_to_name(tls_err), tls_code);
+        return retry(job, "tls_failed", detail);
+    }
+    return retry(job, "connect_failed", esp_err_to_name(err));
+}
+
 /* Sends the request (with Range when resuming) and handles the response status. */
 static attempt_t start_response(job_t *job, esp_http_client_handle_t http)
 {
@@ -244,7 +241,7 @@ static attempt_t start_response(job_t *job, esp_http_client_handle_t http)
         esp_err_t err = esp_http_client_open(http, 0);
         if (err != ESP_OK) {
             ESP_LOGW(TAG, "esp_http_client_open failed: %s", esp_err_to_name(err));
-            return retry(job, "connect_failed", esp_err_to_name(err));
+            return connect_error(job, http, err);
         }
         int64_t length = esp_http_client_fetch_headers(http);
         if (length < 0) {
@@ -312,10 +309,32 @@ static attempt_t backoff(job_t *job)
     return ATTEMPT_RETRY;
 }
 
+/* The configured CA (one line of base64 DER) as the PEM esp_http_client expects. */
+static bool make_ca_pem(char *pem, size_t pem_len)
+{
+    const char *b64 = app_config_get()->ota_ca_cert;
+    size_t len = strlen(b64);
+    if (len == 0) {
+        return false;
+    }
+    size_t pos = (size_t)snprintf(pem, pem_len, "-----BEGIN CERTIFICATE-----\n");
+    for (size_t i = 0; i < len && pos + 70 < pem_len; i += 64) {
+        pos += (size_t)snprintf(pem + pos, pem_len - pos, "%.64s\n", b64 + i);
+    }
+    snprintf(pem + pos, pem_len - pos, "-----END CERTIFICATE-----\n");
+    return true;
+}
+
 static attempt_t download(job_t *job)
 {
+    static char ca_pem[APP_CONFIG_CA_MAX + 128];
+    bool https = strncmp(job->req->url, "https://", 8) == 0;
+    if (https && !make_ca_pem(ca_pem, sizeof(ca_pem))) {
+        return fatal(job, "failed", "tls_failed", "https URL but no CA configured (config set ota_ca_cert <base64 DER>)");
+    }
     esp_http_client_config_t config = {
         .url = job->req->url,
+        .cert_pem = https ? ca_pem : NULL,
         .timeout_ms = POLL_MS,
         .keep_alive_enable = true,
         .buffer_size = READ_CHUNK,

@@ -1,4 +1,5 @@
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "sdkconfig.h"
 #include "ota_request.h"
@@ -92,4 +93,26 @@ bool ota_request_parse(const cJSON *command, ota_request_t *req, char *error, in
     req->idle_timeout_s = (int)idle;
     req->retries = (int)retries;
     return true;
+}
+
+int ota_version_compare(const char *a, const char *b)
+{
+    while (*a != '\0' || *b != '\0') {
+        char *end_a;
+        char *end_b;
+        long na = strtol(a, &end_a, 10);
+        long nb = strtol(b, &end_b, 10);
+        if (end_a == a || end_b == b) {
+            return strcmp(a, b);
+        }
+        if (na != nb) {
+            return na < nb ? -1 : 1;
+        }
+        if ((*end_a == '.') != (*end_b == '.')) {
+            return strcmp(end_a, end_b);
+        }
+        a = *end_a == '.' ? end_a + 1 : end_a;
+        b = *end_b == '.' ? end_b + 1 : end_b;
+    }
+    return 0;
 }

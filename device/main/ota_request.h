@@ -23,3 +23,7 @@ typedef struct {
 /* Fills req from an "ota"/"ota_trigger" command. On a bad field returns false and writes a
    short explanation to error. */
 bool ota_request_parse(const cJSON *command, ota_request_t *req, char *error, int error_len);
+
+/* Compares dotted numeric versions ("1.10.0" > "1.9.2"); non-numeric parts compare as text.
+   Negative, zero or positive like strcmp. */
+int ota_version_compare(const char *a, const char *b);

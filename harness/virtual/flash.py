@@ -22,7 +22,11 @@ PARTITION_TABLE_OFFSET = 0x8000
 
 
 class FlashError(Exception):
-    """A flash operation the chip would refuse (the message names the ESP-IDF error)."""
+    """A flash operation the chip would refuse; ``code`` is the ESP-IDF error name."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
 
 
 class Flash:
@@ -56,25 +60,33 @@ class Flash:
         self.close()
 
     def _check_range(self, offset: int, length: int) -> None:
-        if offset < 0 or length < 0 or offset + length > self.size:
-            raise FlashError(f"ESP_ERR_INVALID_SIZE: 0x{offset:x}+0x{length:x} is outside the {self.size:#x} flash")
+        """The argument checks of partition_linux.c (v5.5.4), for the whole flash as one partition."""
+        if offset < 0 or offset > self.size:
+            raise FlashError("ESP_ERR_INVALID_ARG", f"offset 0x{offset:x} is outside the {self.size:#x} flash")
+        if length < 0 or offset + length > self.size:
+            raise FlashError("ESP_ERR_INVALID_SIZE", f"0x{offset:x}+0x{length:x} ends outside the {self.size:#x} flash")
 
     def read(self, offset: int, length: int) -> bytes:
         self._check_range(offset, length)
         return bytes(self._map[offset : offset + length])
 
     def erase(self, offset: int, length: int) -> None:
-        if offset % SECTOR_SIZE or length % SECTOR_SIZE:
-            raise FlashError(f"ESP_ERR_INVALID_ARG: erase 0x{offset:x}+0x{length:x} is not 4 KB aligned")
+        """Sets whole 4 KB sectors to 0xFF (esp_partition_erase_range)."""
+        # Same order as partition_linux.c: the offset (range, alignment), then the length.
+        if offset % SECTOR_SIZE and 0 <= offset <= self.size:
+            raise FlashError("ESP_ERR_INVALID_ARG", f"erase offset 0x{offset:x} is not 4 KB aligned")
+        if length % SECTOR_SIZE and 0 <= offset <= self.size:
+            raise FlashError("ESP_ERR_INVALID_SIZE", f"erase length 0x{length:x} is not a multiple of 4 KB")
         self._check_range(offset, length)
         self._map[offset : offset + length] = b"\xff" * length
 
     def write(self, offset: int, data: bytes) -> None:
+        """Programs bytes: bits can only go from 1 to 0, so every target byte must cover data's 1 bits."""
         self._check_range(offset, len(data))
-        current = self._map[offset : offset + len(data)]
-        # A bit set in data but clear in flash would need an erase first.
-        if any(~old & new & 0xFF for old, new in zip(current, data, strict=True)):
-            raise FlashError(f"ESP_ERR_FLASH_OP_FAIL: write at 0x{offset:x} over bytes that were not erased")
+        current = int.from_bytes(self._map[offset : offset + len(data)], "little")
+        # A bit set in data but clear in flash would need an erase first (CONFIG_ESP_PARTITION_ERASE_CHECK).
+        if int.from_bytes(data, "little") & ~current:
+            raise FlashError("ESP_ERR_FLASH_OP_FAIL", f"write at 0x{offset:x} over bytes that were not erased")
         self._map[offset : offset + len(data)] = data
 
     def erase_and_write(self, offset: int, data: bytes) -> None:

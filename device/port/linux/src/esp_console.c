@@ -14,6 +14,7 @@
 #define MAX_COMMANDS 32
 #define MAX_ARGS 16
 #define DEFAULT_MAX_LINE 256
+#define MAX_CMDLINE 4096
 
 typedef struct {
     esp_console_repl_t repl;
@@ -78,7 +79,7 @@ static int split_argv(char *line, char **argv, int max_args)
 
 esp_err_t esp_console_run(const char *cmdline, int *cmd_ret)
 {
-    char buf[DEFAULT_MAX_LINE * 2];
+    char buf[MAX_CMDLINE];
     if (strlen(cmdline) >= sizeof(buf)) {
         return ESP_ERR_INVALID_ARG;
     }

@@ -16,8 +16,8 @@ static const char *TAG = "nvs";
 
 #define TABLE_MAGIC 0x53564E48u /* "HNVS" */
 #define SECTOR_SIZE 4096
-#define MAX_ENTRIES 48
-#define MAX_VALUE_LEN 512
+#define MAX_ENTRIES 32
+#define MAX_VALUE_LEN 1100 /* ESP-IDF allows longer strings (4000 B); the firmware needs ~1 KB */
 #define MAX_HANDLES 16
 
 typedef enum { TYPE_U32 = 1, TYPE_STR = 2, TYPE_BLOB = 3 } value_type_t;

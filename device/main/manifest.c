@@ -1,0 +1,135 @@
+#include <stdio.h>
+#include <string.h>
+#include "cJSON.h"
+#include "esp_app_desc.h"
+#include "esp_http_client.h"
+#include "esp_log.h"
+#include "freertos/FreeRTOS.h"
+#include "freertos/queue.h"
+#include "freertos/task.h"
+#include "app_config.h"
+#include "manifest.h"
+#include "ota_agent.h"
+#include "ota_events.h"
+#include "ota_request.h"
+
+static const char *TAG = "manifest";
+static const char *MANIFEST_ID = "manifest";
+
+#define MANIFEST_MAX_LEN 1024
+#define MANIFEST_TIMEOUT_MS 10000
+
+static QueueHandle_t s_checks;
+
+static void report(const char *state, const char *reason, const char *detail)
+{
+    cJSON *event = ota_event_new(MANIFEST_ID, state);
+    cJSON_AddStringToObject(event, "reason", reason);
+    cJSON_AddStringToObject(event, "detail", detail);
+    ota_event_send(event);
+}
+
+/* GETs the manifest into buf; false (after reporting why) on any failure. */
+static bool fetch(char *buf, size_t buf_len)
+{
+    esp_http_client_config_t config = {
+        .url = app_config_get()->manifest_url,
+        .timeout_ms = MANIFEST_TIMEOUT_MS,
+    };
+    esp_http_client_handle_t http = esp_http_client_init(&config);
+    if (http == NULL) {
+        report("failed", "bad_command", "manifest_url is not a valid URL");
+        return false;
+    }
+    bool ok = false;
+    esp_err_t err = esp_http_client_open(http, 0);
+    if (err != ESP_OK) {
+        report("failed", "connect_failed", esp_err_to_name(err));
+    } else if (esp_http_client_fetch_headers(http) < 0 || esp_http_client_get_status_code(http) != 200) {
+        report("failed", "http_status", "manifest not served with status 200");
+    } else {
+        int total = 0;
+        int n;
+        while ((n = esp_http_client_read(http, buf + total, (int)buf_len - 1 - total)) > 0) {
+            total += n;
+        }
+        buf[total] = '\0';
+        ok = total > 0;
+        if (!ok) {
+            report("failed", "connect_failed", "empty manifest");
+        }
+    }
+    esp_http_client_close(http);
+    esp_http_client_cleanup(http);
+    return ok;
+}
+
+/* Turns a manifest into an update request; false (after reporting) when there is nothing to do. */
+static bool to_request(const char *text, ota_request_t *req)
+{
+    cJSON *manifest = cJSON_Parse(text);
+    const cJSON *version = cJSON_GetObjectItemCaseSensitive(manifest, "version");
+    char error[96];
+    bool ok = false;
+    if (!cJSON_IsString(version) || !ota_request_parse(manifest, req, error, sizeof(error))) {
+        report("rejected", "bad_command", "manifest needs string fields version and url (and optional sha256)");
+    } else {
+        const char *running = esp_app_get_description()->version;
+        int order = ota_version_compare(version->valuestring, running);
+        if (order <= 0) {
+            char detail[96];
+            snprintf(detail, sizeof(detail), "manifest version %.31s is not newer than %.31s", version->valuestring, running);
+            report("rejected", order == 0 ? "same_version" : "downgrade", detail);
+        } else {
+            snprintf(req->id, sizeof(req->id), "%s", MANIFEST_ID);
+            ok = true;
+        }
+    }
+    cJSON_Delete(manifest);
+    return ok;
+}
+
+static void check_once(void)
+{
+    static char text[MANIFEST_MAX_LEN];
+    static ota_request_t req;
+    ESP_LOGI(TAG, "checking %s", app_config_get()->manifest_url);
+    if (fetch(text, sizeof(text)) && to_request(text, &req)) {
+        ESP_LOGI(TAG, "manifest offers %s; updating", req.version);
+        ota_agent_submit(&req);
+    }
+}
+
+static void manifest_task(void *arg)
+{
+    (void)arg;
+    int dummy;
+    /* The first check waits for the start-up delay, or for a `check` command, whichever comes first. */
+    xQueueReceive(s_checks, &dummy, pdMS_TO_TICKS(app_config_get()->manifest_delay_s * 1000));
+    for (;;) {
+        check_once();
+        xQueueReceive(s_checks, &dummy, portMAX_DELAY);
+    }
+}
+
+esp_err_t manifest_start(void)
+{
+    s_checks = xQueueCreate(1, sizeof(int));
+    if (s_checks == NULL) {
+        return ESP_ERR_NO_MEM;
+    }
+    if (app_config_get()->manifest_url[0] == '\0') {
+        return ESP_OK; /* manifest mode off; `check` then answers with an event */
+    }
+    return xTaskCreate(manifest_task, "manifest", 8192, NULL, 4, NULL) == pdPASS ? ESP_OK : ESP_ERR_NO_MEM;
+}
+
+void manifest_request_check(void)
+{
+    if (app_config_get()->manifest_url[0] == '\0') {
+        report("rejected", "bad_command", "no manifest_url configured (config set manifest_url ...)");
+        return;
+    }
+    int token = 1;
+    xQueueSend(s_checks, &token, 0); /* a check already queued covers this one */
+}
