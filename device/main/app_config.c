@@ -17,7 +17,8 @@ static const char *NVS_NAMESPACE = "config";
 typedef enum { KEY_STR, KEY_INT, KEY_BOOL } key_kind_t;
 
 typedef struct {
-    const char *name;
+    const char *name;    /* the name on the console */
+    const char *nvs_key; /* NULL: same as name. NVS keys are at most NVS_KEY_NAME_MAX_SIZE - 1 (15) characters */
     key_kind_t kind;
     size_t offset;
     size_t size;  /* buffer size for strings */
@@ -25,9 +26,11 @@ typedef struct {
     int min, max; /* range for integers */
 } config_key_t;
 
-#define STR_KEY(field, secret) {#field, KEY_STR, offsetof(app_config_t, field), sizeof(((app_config_t *)0)->field), secret, 0, 0}
-#define INT_KEY(field, lo, hi) {#field, KEY_INT, offsetof(app_config_t, field), sizeof(int), false, lo, hi}
-#define BOOL_KEY(field) {#field, KEY_BOOL, offsetof(app_config_t, field), sizeof(bool), false, 0, 1}
+#define STR_KEY(field, secret) {#field, NULL, KEY_STR, offsetof(app_config_t, field), sizeof(((app_config_t *)0)->field), secret, 0, 0}
+#define INT_KEY(field, lo, hi) {#field, NULL, KEY_INT, offsetof(app_config_t, field), sizeof(int), false, lo, hi}
+/* For names longer than an NVS key may be: stored under nvs_key instead. */
+#define INT_KEY_AS(field, nvs_key, lo, hi) {#field, nvs_key, KEY_INT, offsetof(app_config_t, field), sizeof(int), false, lo, hi}
+#define BOOL_KEY(field) {#field, NULL, KEY_BOOL, offsetof(app_config_t, field), sizeof(bool), false, 0, 1}
 
 static const config_key_t s_keys[] = {
     STR_KEY(device_id, false),
@@ -39,8 +42,8 @@ static const config_key_t s_keys[] = {
     STR_KEY(broker_password, true),
     STR_KEY(manifest_url, false),
     STR_KEY(ota_ca_cert, false),
-    INT_KEY(manifest_delay_s, 0, 86400),
-    INT_KEY(selftest_timeout_s, 1, 3600),
+    INT_KEY_AS(manifest_delay_s, "manifest_dly_s", 0, 86400),
+    INT_KEY_AS(selftest_timeout_s, "selftest_to_s", 1, 3600),
     INT_KEY(heartbeat_s, 0, 86400),
     BOOL_KEY(require_https),
 };
@@ -48,6 +51,11 @@ static const config_key_t s_keys[] = {
 #define KEY_COUNT (sizeof(s_keys) / sizeof(s_keys[0]))
 
 static app_config_t s_config;
+
+static const char *nvs_key(const config_key_t *key)
+{
+    return key->nvs_key != NULL ? key->nvs_key : key->name;
+}
 
 static const config_key_t *find_key(const char *name)
 {
@@ -146,9 +154,9 @@ esp_err_t app_config_load(void)
         return err;
     }
     for (size_t i = 0; i < KEY_COUNT; i++) {
-        char text[APP_CONFIG_CA_MAX];
+        static char text[APP_CONFIG_CA_MAX]; /* static: too large for the main task's stack */
         size_t len = sizeof(text);
-        if (nvs_get_str(nvs, s_keys[i].name, text, &len) == ESP_OK && !parse_value(&s_keys[i], text, &s_config)) {
+        if (nvs_get_str(nvs, nvs_key(&s_keys[i]), text, &len) == ESP_OK && !parse_value(&s_keys[i], text, &s_config)) {
             ESP_LOGW(TAG, "ignoring stored %s: not a valid value", s_keys[i].name);
         }
     }
@@ -168,7 +176,8 @@ esp_err_t app_config_set(const char *name, const char *value)
     if (key == NULL) {
         return ESP_ERR_NOT_FOUND;
     }
-    app_config_t scratch = s_config;
+    static app_config_t scratch; /* static: ~1.6 KB; only the console task sets keys */
+    scratch = s_config;
     if (!parse_value(key, value, &scratch)) {
         return ESP_ERR_INVALID_ARG;
     }
@@ -177,7 +186,7 @@ esp_err_t app_config_set(const char *name, const char *value)
     if (err != ESP_OK) {
         return err;
     }
-    err = nvs_set_str(nvs, name, value);
+    err = nvs_set_str(nvs, nvs_key(key), value);
     if (err == ESP_OK) {
         err = nvs_commit(nvs);
     }

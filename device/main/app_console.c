@@ -9,6 +9,7 @@
 #include "esp_log.h"
 #include "esp_ota_ops.h"
 #include "esp_system.h"
+#include "sdkconfig.h"
 #include "app_config.h"
 #include "app_console.h"
 #include "mqtt_link.h"
@@ -97,13 +98,30 @@ esp_err_t app_console_start(void)
             return err;
         }
     }
-    esp_console_register_help_command();
+    esp_err_t err = esp_console_register_help_command();
+    if (err != ESP_OK) {
+        ESP_LOGE(TAG, "registering 'help' failed: %s", esp_err_to_name(err));
+        return err;
+    }
     esp_console_repl_t *repl = NULL;
     esp_console_repl_config_t repl_config = ESP_CONSOLE_REPL_CONFIG_DEFAULT();
     repl_config.prompt = "hil>";
     repl_config.max_cmdline_length = APP_CONFIG_CA_MAX + 64; /* room for `config set ota_ca_cert <base64>` */
+    repl_config.task_stack_size = 8192; /* commands handle ~1 KB values; the default 4096 is tight */
+    /* esp_console_new_repl_uart() exists only with the console on a UART (ESP_CONSOLE_UART_DEFAULT
+       or _CUSTOM, the ESP32 default); other console choices have their own constructor. */
+#if CONFIG_ESP_CONSOLE_UART_DEFAULT || CONFIG_ESP_CONSOLE_UART_CUSTOM || CONFIG_IDF_TARGET_LINUX
     esp_console_dev_uart_config_t uart_config = ESP_CONSOLE_DEV_UART_CONFIG_DEFAULT();
-    esp_err_t err = esp_console_new_repl_uart(&uart_config, &repl_config, &repl);
+    err = esp_console_new_repl_uart(&uart_config, &repl_config, &repl);
+#elif CONFIG_ESP_CONSOLE_USB_SERIAL_JTAG
+    esp_console_dev_usb_serial_jtag_config_t jtag_config = ESP_CONSOLE_DEV_USB_SERIAL_JTAG_CONFIG_DEFAULT();
+    err = esp_console_new_repl_usb_serial_jtag(&jtag_config, &repl_config, &repl);
+#elif CONFIG_ESP_CONSOLE_USB_CDC
+    esp_console_dev_usb_cdc_config_t cdc_config = ESP_CONSOLE_DEV_CDC_CONFIG_DEFAULT();
+    err = esp_console_new_repl_usb_cdc(&cdc_config, &repl_config, &repl);
+#else
+#error "The serial console is how this firmware is provisioned: enable a console (ESP_CONSOLE_UART_DEFAULT)"
+#endif
     if (err == ESP_OK) {
         err = esp_console_start_repl(repl);
     }

@@ -114,7 +114,7 @@ void boot_check_report_previous_update(void)
     }
     ESP_LOGW(TAG, "update %s to %s did not stick (%s); running %s from %s", pending.id, pending.version, reason,
              esp_app_get_description()->version, running->label);
-    mqtt_link_wait_connected(INT32_MAX);
+    mqtt_link_wait_connected(MQTT_LINK_WAIT_FOREVER);
     const char *state = strcmp(reason, "flash_error") == 0 ? "failed" : "rolled_back";
     cJSON *event = ota_event_new(pending.id, state);
     cJSON_AddStringToObject(event, "reason", reason);

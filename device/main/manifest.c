@@ -77,7 +77,7 @@ static bool to_request(const char *text, ota_request_t *req)
         const char *running = esp_app_get_description()->version;
         int order = ota_version_compare(version->valuestring, running);
         if (order <= 0) {
-            char detail[96];
+            char detail[128]; /* up to 99 bytes: 96 made -Wformat-truncation (an error with -Werror=all) fire */
             snprintf(detail, sizeof(detail), "manifest version %.31s is not newer than %.31s", version->valuestring, running);
             report("rejected", order == 0 ? "same_version" : "downgrade", detail);
         } else {
@@ -105,7 +105,8 @@ static void manifest_task(void *arg)
     (void)arg;
     int dummy;
     /* The first check waits for the start-up delay, or for a `check` command, whichever comes first. */
-    xQueueReceive(s_checks, &dummy, pdMS_TO_TICKS(app_config_get()->manifest_delay_s * 1000));
+    /* Seconds to ticks directly: pdMS_TO_TICKS(s * 1000) overflows for long delays (up to 86400 s). */
+    xQueueReceive(s_checks, &dummy, (TickType_t)app_config_get()->manifest_delay_s * configTICK_RATE_HZ);
     for (;;) {
         check_once();
         xQueueReceive(s_checks, &dummy, portMAX_DELAY);
@@ -128,6 +129,10 @@ void manifest_request_check(void)
 {
     if (app_config_get()->manifest_url[0] == '\0') {
         report("rejected", "bad_command", "no manifest_url configured (config set manifest_url ...)");
+        return;
+    }
+    if (s_checks == NULL) {
+        ESP_LOGW(TAG, "check before manifest_start(); ignored");
         return;
     }
     int token = 1;

@@ -184,9 +184,22 @@ esp_err_t mqtt_link_start(mqtt_link_command_cb_t on_command)
     return err;
 }
 
+/* pdMS_TO_TICKS() multiplies in TickType_t (32 bits) and overflows for long waits. */
+static TickType_t ms_to_ticks(int timeout_ms)
+{
+    if (timeout_ms < 0) {
+        return portMAX_DELAY;
+    }
+    uint64_t ticks = (uint64_t)timeout_ms * configTICK_RATE_HZ / 1000;
+    return ticks < portMAX_DELAY ? (TickType_t)ticks : portMAX_DELAY - 1;
+}
+
 bool mqtt_link_wait_connected(int timeout_ms)
 {
-    EventBits_t bits = xEventGroupWaitBits(s_events, CONNECTED_BIT, pdFALSE, pdTRUE, pdMS_TO_TICKS(timeout_ms));
+    if (s_events == NULL) {
+        return false; /* mqtt_link_start() was not called: there is no broker to wait for */
+    }
+    EventBits_t bits = xEventGroupWaitBits(s_events, CONNECTED_BIT, pdFALSE, pdTRUE, ms_to_ticks(timeout_ms));
     return (bits & CONNECTED_BIT) != 0;
 }
 
@@ -197,6 +210,9 @@ bool mqtt_link_is_connected(void)
 
 int mqtt_link_publish_json(const char *kind, const cJSON *json, bool retain)
 {
+    if (s_client == NULL) {
+        return -1; /* no broker configured: nothing can be published */
+    }
     char topic[TOPIC_MAX];
     make_topic(topic, app_config_get()->device_id, kind);
     char *text = cJSON_PrintUnformatted(json);
@@ -216,6 +232,9 @@ int mqtt_link_publish_json(const char *kind, const cJSON *json, bool retain)
 
 bool mqtt_link_flush(int timeout_ms)
 {
-    EventBits_t bits = xEventGroupWaitBits(s_events, FLUSHED_BIT, pdFALSE, pdTRUE, pdMS_TO_TICKS(timeout_ms));
+    if (s_events == NULL) {
+        return false;
+    }
+    EventBits_t bits = xEventGroupWaitBits(s_events, FLUSHED_BIT, pdFALSE, pdTRUE, ms_to_ticks(timeout_ms));
     return (bits & FLUSHED_BIT) != 0;
 }

@@ -16,7 +16,11 @@ typedef void (*mqtt_link_command_cb_t)(const char *payload, int len);
 
 /* Starts the client (non-blocking); commands go to on_command. */
 esp_err_t mqtt_link_start(mqtt_link_command_cb_t on_command);
-/* Waits until connected to the broker; false on timeout. */
+/* timeout_ms for mqtt_link_wait_connected(): wait as long as it takes. */
+#define MQTT_LINK_WAIT_FOREVER (-1)
+
+/* Waits until connected to the broker; false on timeout, or at once when the link was never
+   started (no broker_url). */
 bool mqtt_link_wait_connected(int timeout_ms);
 bool mqtt_link_is_connected(void);
 /* Publishes JSON on <prefix>/<id>/<kind> at QoS 1. Returns the msg id, or -1. */

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "esp_app_desc.h"
 #include "esp_app_format.h"
 #include "esp_http_client.h"
 #include "esp_log.h"
@@ -20,8 +21,12 @@ static const char *TAG = "ota_download";
 
 /* Header, first segment header and app descriptor: all the version and chip checks need. */
 #define IMAGE_HEAD_LEN (sizeof(esp_image_header_t) + sizeof(esp_image_segment_header_t) + sizeof(esp_app_desc_t))
+/* esp_app_desc_t.version as a C string (the field itself need not be NUL-terminated). */
+#define APP_VERSION_STR_LEN (sizeof(((esp_app_desc_t *)0)->version) + 1)
 #define READ_CHUNK 4096
 #define POLL_MS 250            /* read timeout: how often deadlines and cancel are checked */
+#define HEADERS_POLL_MS 1000   /* wait for the response headers, between deadline checks */
+#define CONNECT_MAX_MS 10000   /* longest connect (TCP + TLS handshake): cancel is not seen during it */
 #define MAX_REDIRECTS 10
 #define BACKOFF_FIRST_MS 250
 #define BACKOFF_MAX_MS 4000
@@ -96,33 +101,45 @@ static void send_progress(job_t *job, bool force)
     job->last_progress_us = now;
 }
 
+/* The app descriptor of the downloaded head, copied out: job->head is a byte buffer with no
+   alignment guarantee (Xtensa faults on unaligned 32-bit loads), and version[] need not be
+   NUL-terminated. version_out gets the version as a C string. */
+static void head_app_desc(const job_t *job, esp_app_desc_t *desc, char version_out[APP_VERSION_STR_LEN])
+{
+    memcpy(desc, job->head + sizeof(esp_image_header_t) + sizeof(esp_image_segment_header_t), sizeof(*desc));
+    memcpy(version_out, desc->version, sizeof(desc->version));
+    version_out[sizeof(desc->version)] = '\0';
+}
+
 /* Checks the image head (first IMAGE_HEAD_LEN bytes) before anything is erased. */
 static attempt_t check_head(job_t *job)
 {
-    const esp_image_header_t *header = (const esp_image_header_t *)job->head;
-    const esp_app_desc_t *desc = (const esp_app_desc_t *)(job->head + sizeof(esp_image_header_t) +
-                                                          sizeof(esp_image_segment_header_t));
+    esp_image_header_t header;
+    memcpy(&header, job->head, sizeof(header));
+    esp_app_desc_t desc;
+    char version[APP_VERSION_STR_LEN];
+    head_app_desc(job, &desc, version);
     char detail[96];
-    if (header->magic != ESP_IMAGE_HEADER_MAGIC) {
-        snprintf(detail, sizeof(detail), "invalid magic byte 0x%02x (expected 0xE9)", header->magic);
+    if (header.magic != ESP_IMAGE_HEADER_MAGIC) {
+        snprintf(detail, sizeof(detail), "invalid magic byte 0x%02x (expected 0xE9)", header.magic);
         return fatal(job, "failed", "invalid_image", detail);
     }
-    if (header->chip_id != CONFIG_IDF_FIRMWARE_CHIP_ID) {
+    if (header.chip_id != CONFIG_IDF_FIRMWARE_CHIP_ID) {
         snprintf(detail, sizeof(detail), "Mismatch chip id, expected %d, found %d",
-                 CONFIG_IDF_FIRMWARE_CHIP_ID, header->chip_id);
+                 CONFIG_IDF_FIRMWARE_CHIP_ID, (int)header.chip_id);
         return fatal(job, "failed", "wrong_chip", detail);
     }
-    if (desc->magic_word != ESP_APP_DESC_MAGIC_WORD) {
+    if (desc.magic_word != ESP_APP_DESC_MAGIC_WORD) {
         return fatal(job, "failed", "invalid_image", "Incorrect app descriptor magic");
     }
     const char *running = esp_app_get_description()->version;
-    int order = ota_version_compare(desc->version, running);
+    int order = ota_version_compare(version, running);
     if (!job->req->force && order == 0) {
-        snprintf(detail, sizeof(detail), "image version %.31s is the running version", desc->version);
+        snprintf(detail, sizeof(detail), "image version %.31s is the running version", version);
         return fatal(job, "rejected", "same_version", detail);
     }
     if (!job->req->force && order < 0) {
-        snprintf(detail, sizeof(detail), "image version %.31s is older than %.31s", desc->version, running);
+        snprintf(detail, sizeof(detail), "image version %.31s is older than %.31s", version, running);
         return fatal(job, "rejected", "downgrade", detail);
     }
     if (job->total > (int64_t)job->target->size) {
@@ -209,22 +226,45 @@ static attempt_t read_body(job_t *job, esp_http_client_handle_t http)
     }
 }
 
-/* A failed connection: a certificate that does not verify will not verify on a retry either. */
+/* A failed connection: a certificate that does not verify will not verify on a retry either.
+   esp-tls also records plain TCP failures (DNS, refused, timeout) as its last error, with no
+   mbedTLS code: only an https connection with an mbedTLS code or verify flags is a TLS failure. */
 static attempt_t connect_error(job_t *job, esp_http_client_handle_t http, esp_err_t err)
 {
     int tls_code = 0;
     int tls_flags = 0;
-    esp_err_t tls_err = esp_http_client_get_and_clear_last_tls_error(http, &tls_code, &tls_flags);
+    esp_err_t last = esp_http_client_get_and_clear_last_tls_error(http, &tls_code, &tls_flags);
+    bool https = esp_http_client_get_transport_type(http) == HTTP_TRANSPORT_OVER_SSL;
     char detail[96];
-    if (tls_flags != 0) {
+    if (https && tls_flags != 0) {
         snprintf(detail, sizeof(detail), "server certificate not trusted (verify flags 0x%x); check ota_ca_cert", tls_flags);
         return fatal(job, "failed", "tls_failed", detail);
     }
-    if (tls_err != ESP_OK) {
-        snprintf(detail, sizeof(detail), "TLS handshake failed: %s (0x%x)", esp_err_to_name(tls_err), tls_code);
+    if (https && tls_code != 0) {
+        snprintf(detail, sizeof(detail), "TLS handshake failed: %s (0x%x)", esp_err_to_name(last), tls_code);
         return retry(job, "tls_failed", detail);
     }
-    return retry(job, "connect_failed", esp_err_to_name(err));
+    return retry(job, "connect_failed", esp_err_to_name(last != ESP_OK ? last : err));
+}
+
+/* The connect timeout. esp-tls must finish the TCP connect and the whole TLS handshake within
+   the client's timeout_ms (esp_tls_conn_new_sync), which POLL_MS is far too short for. */
+static int connect_timeout_ms(const job_t *job)
+{
+    int64_t ms = (int64_t)job->req->idle_timeout_s * 1000;
+    int64_t left_ms = (job->deadline_us - esp_timer_get_time()) / 1000;
+    ms = ms < left_ms ? ms : left_ms;
+    ms = ms < CONNECT_MAX_MS ? ms : CONNECT_MAX_MS;
+    return ms > POLL_MS ? (int)ms : POLL_MS;
+}
+
+/* esp_http_client keeps body bytes that arrived with the response headers and returns them from
+   the next esp_http_client_read(), even after esp_http_client_close() and a new open (v5.5.0
+   has no esp_http_client_clear_response_buffer()). Reads them out before the handle is reused. */
+static void discard_body(esp_http_client_handle_t http)
+{
+    static char scrap[READ_CHUNK];
+    (void)esp_http_client_read(http, scrap, sizeof(scrap));
 }
 
 /* Sends the request (with Range when resuming) and handles the response status. */
@@ -238,24 +278,44 @@ static attempt_t start_response(job_t *job, esp_http_client_handle_t http)
         } else {
             esp_http_client_delete_header(http, "Range");
         }
+        esp_http_client_set_timeout_ms(http, connect_timeout_ms(job));
         esp_err_t err = esp_http_client_open(http, 0);
         if (err != ESP_OK) {
             ESP_LOGW(TAG, "esp_http_client_open failed: %s", esp_err_to_name(err));
-            return connect_error(job, http, err);
+            attempt_t a = connect_error(job, http, err);
+            esp_http_client_close(http);
+            return a;
         }
-        int64_t length = esp_http_client_fetch_headers(http);
+        /* Short waits from here on, so deadlines and cancel stay responsive. A slow server is
+           waited for: fetch_headers() may be called again after -ESP_ERR_HTTP_EAGAIN. */
+        esp_http_client_set_timeout_ms(http, HEADERS_POLL_MS);
+        int64_t length;
+        while ((length = esp_http_client_fetch_headers(http)) == -ESP_ERR_HTTP_EAGAIN) {
+            attempt_t a = check_deadlines(job);
+            if (a != ATTEMPT_DONE) {
+                esp_http_client_close(http);
+                return a;
+            }
+        }
+        esp_http_client_set_timeout_ms(http, POLL_MS);
         if (length < 0) {
             esp_http_client_close(http);
-            return retry(job, "connect_failed", "no response headers");
+            return retry(job, "connect_failed", "connection closed before the response headers");
         }
         int status = esp_http_client_get_status_code(http);
         if (status >= 300 && status < 400 && hops < MAX_REDIRECTS) {
-            esp_http_client_set_redirection(http);
+            discard_body(http);
+            err = esp_http_client_set_redirection(http);
             esp_http_client_close(http);
+            if (err != ESP_OK) {
+                job->out.http_status = status;
+                return fatal(job, "failed", "http_status", "redirect without a usable Location header");
+            }
             continue;
         }
         job->out.http_status = status;
         if (status >= 500) {
+            discard_body(http);
             esp_http_client_close(http);
             return retry(job, "http_status", "server error");
         }
@@ -346,6 +406,12 @@ static attempt_t download(job_t *job)
     }
     attempt_t a;
     for (job->attempt = 0;; job->attempt++) {
+        /* A new attempt starts clean: the cause kept from a failed one (for the report when
+           retries run out) must not turn a later success into a failure (reason != NULL). */
+        job->out.reason = NULL;
+        job->out.state = NULL;
+        job->out.http_status = 0;
+        job->out.detail[0] = '\0';
         a = one_attempt(job, http);
         if (a != ATTEMPT_RETRY || job->attempt >= job->req->retries) {
             break;
@@ -368,7 +434,7 @@ static void finish(job_t *job)
     esp_ota_handle_t ota = job->ota;
     job->ota_open = false;
     if (job->received < (int64_t)IMAGE_HEAD_LEN) {
-        esp_ota_abort(ota);
+        /* check_head() never ran, so esp_ota_begin() was not called: no handle to abort */
         fatal(job, "failed", "invalid_image", "image shorter than its header and app descriptor");
         return;
     }
@@ -391,9 +457,10 @@ static void finish(job_t *job)
     }
     ota_pending_t pending = {.stage = OTA_RECORD_REBOOTING};
     snprintf(pending.id, sizeof(pending.id), "%s", job->req->id);
-    const esp_app_desc_t *desc = (const esp_app_desc_t *)(job->head + sizeof(esp_image_header_t) +
-                                                          sizeof(esp_image_segment_header_t));
-    snprintf(pending.version, sizeof(pending.version), "%.31s", desc->version);
+    esp_app_desc_t desc;
+    char version[APP_VERSION_STR_LEN];
+    head_app_desc(job, &desc, version);
+    snprintf(pending.version, sizeof(pending.version), "%.31s", version);
     snprintf(pending.target, sizeof(pending.target), "%s", job->target->label);
     snprintf(pending.previous, sizeof(pending.previous), "%s", esp_ota_get_running_partition()->label);
     /* Persisted before the switch: whichever firmware boots next can name this request. */

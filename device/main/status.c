@@ -98,7 +98,9 @@ static void heartbeat_task(void *arg)
 {
     (void)arg;
     for (;;) {
-        vTaskDelay(pdMS_TO_TICKS(app_config_get()->heartbeat_s * 1000));
+        /* Seconds to ticks directly: pdMS_TO_TICKS(s * 1000) overflows its 32-bit TickType_t
+           arithmetic for long periods (heartbeat_s goes up to 86400). */
+        vTaskDelay((TickType_t)app_config_get()->heartbeat_s * configTICK_RATE_HZ);
         if (mqtt_link_is_connected()) {
             status_publish();
         }

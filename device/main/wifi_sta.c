@@ -35,6 +35,9 @@ static void on_wifi_event(void *arg, esp_event_base_t base, int32_t id, void *da
 esp_err_t wifi_sta_start(void)
 {
     s_events = xEventGroupCreate();
+    if (s_events == NULL) {
+        return ESP_ERR_NO_MEM;
+    }
     ESP_ERROR_CHECK(esp_netif_init());
     esp_netif_create_default_wifi_sta();
     wifi_init_config_t init = WIFI_INIT_CONFIG_DEFAULT();
@@ -44,8 +47,11 @@ esp_err_t wifi_sta_start(void)
 
     wifi_config_t config = {0};
     const app_config_t *cfg = app_config_get();
-    strncpy((char *)config.sta.ssid, cfg->wifi_ssid, sizeof(config.sta.ssid));
-    strncpy((char *)config.sta.password, cfg->wifi_password, sizeof(config.sta.password));
+    /* ssid[32] and password[64] need no terminating NUL when full. memcpy of the length (which
+       app_config already bounds) instead of strncpy(dst, src, sizeof dst): GCC reports that as
+       -Wstringop-truncation at -O2 (CONFIG_COMPILER_OPTIMIZATION_PERF), an error under -Werror=all. */
+    memcpy(config.sta.ssid, cfg->wifi_ssid, strnlen(cfg->wifi_ssid, sizeof(config.sta.ssid)));
+    memcpy(config.sta.password, cfg->wifi_password, strnlen(cfg->wifi_password, sizeof(config.sta.password)));
     ESP_ERROR_CHECK(esp_wifi_set_mode(WIFI_MODE_STA));
     ESP_ERROR_CHECK(esp_wifi_set_config(WIFI_IF_STA, &config));
     ESP_LOGI(TAG, "connecting to \"%s\"", cfg->wifi_ssid); /* never the password */
