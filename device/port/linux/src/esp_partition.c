@@ -35,8 +35,11 @@ static uint8_t *s_flash;
 static uint32_t s_flash_size;
 static esp_partition_t s_partitions[MAX_PARTITIONS];
 static int s_partition_count;
-static unsigned long s_flash_ops;
-static unsigned long s_power_cut_at;
+/* The flash operation counters: in the board's control file when it gave one, else here. */
+static uint32_t s_local_control[HOST_FC_WORDS];
+static uint32_t *s_control = s_local_control;
+static pthread_mutex_t s_op_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool s_power_lost;
 
 static void fatal(const char *what)
 {
@@ -45,27 +48,45 @@ static void fatal(const char *what)
     _exit(HOST_EXIT_PANIC);
 }
 
+static void *map_file(const char *path, size_t *size)
+{
+    int fd = open(path, O_RDWR);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        return NULL;
+    }
+    /* MAP_SHARED: every write lands in the file at once, so a power cut keeps exactly what
+       was written before it, like a real flash chip. */
+    void *data = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    *size = (size_t)st.st_size;
+    return data == MAP_FAILED ? NULL : data;
+}
+
 static void map_flash_file(void)
 {
     const char *path = getenv(HOST_ENV_FLASH_FILE);
     if (path == NULL) {
         fatal("no flash: " HOST_ENV_FLASH_FILE " is not set (run the app inside a virtual board)");
     }
-    int fd = open(path, O_RDWR);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        fatal("cannot open the flash file named by " HOST_ENV_FLASH_FILE);
+    size_t size;
+    s_flash = map_file(path, &size);
+    if (s_flash == NULL) {
+        fatal("cannot map the flash file named by " HOST_ENV_FLASH_FILE);
     }
-    /* MAP_SHARED: every write lands in the file at once, so a power cut keeps exactly what
-       was written before it, like a real flash chip. */
-    s_flash = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    close(fd);
-    if (s_flash == MAP_FAILED) {
-        fatal("cannot map the flash file");
+    s_flash_size = (uint32_t)size;
+    const char *control = getenv(HOST_ENV_FLASH_CONTROL);
+    if (control != NULL) {
+        uint32_t *words = map_file(control, &size);
+        if (words == NULL || size < sizeof(s_local_control)) {
+            fatal("cannot map the flash control file named by " HOST_ENV_FLASH_CONTROL);
+        }
+        s_control = words;
     }
-    s_flash_size = (uint32_t)st.st_size;
     const char *cut = getenv(HOST_ENV_POWER_CUT_AT);
-    s_power_cut_at = cut != NULL ? strtoul(cut, NULL, 10) : 0;
+    if (cut != NULL) {
+        __atomic_store_n(&s_control[HOST_FC_CUT_AT], (uint32_t)strtoul(cut, NULL, 10), __ATOMIC_SEQ_CST);
+    }
 }
 
 uint8_t *host_flash_data(void)
@@ -80,13 +101,37 @@ uint32_t host_flash_size(void)
     return s_flash_size;
 }
 
-void host_flash_count_operation(void)
+size_t host_flash_begin_operation(host_flash_op_t kind, uint32_t address, size_t length)
 {
-    s_flash_ops++;
-    if (s_power_cut_at != 0 && s_flash_ops == s_power_cut_at) {
+    host_flash_data();
+    /* One operation at a time, as the SPI flash driver serialises them; the lock is held until
+       host_flash_end_operation() so a power cut stops every other task's flash access too. */
+    pthread_mutex_lock(&s_op_lock);
+    uint32_t n = __atomic_add_fetch(&s_control[HOST_FC_OPS], 1, __ATOMIC_SEQ_CST);
+    __atomic_add_fetch(&s_control[kind == HOST_FLASH_WRITE ? HOST_FC_WRITES : HOST_FC_ERASES], 1, __ATOMIC_SEQ_CST);
+    s_control[HOST_FC_LAST_KIND] = kind;
+    s_control[HOST_FC_LAST_ADDR] = address;
+    s_control[HOST_FC_LAST_LEN] = (uint32_t)length;
+    uint32_t cut_at = __atomic_load_n(&s_control[HOST_FC_CUT_AT], __ATOMIC_SEQ_CST);
+    if (cut_at == 0 || n < cut_at) {
+        return length;
+    }
+    /* The power goes half-way through this operation: a torn write or a partial erase. */
+    s_power_lost = true;
+    __atomic_store_n(&s_control[HOST_FC_POWER_CUT], 1, __ATOMIC_SEQ_CST);
+    if (kind == HOST_FLASH_ERASE) {
+        return (length / 2) - (length / 2) % SPI_FLASH_SEC_SIZE;
+    }
+    return (length / 2) & ~(size_t)3;
+}
+
+void host_flash_end_operation(void)
+{
+    if (s_power_lost) {
         /* No log line: a chip that loses power prints nothing more. */
         _exit(HOST_EXIT_POWER_CUT);
     }
+    pthread_mutex_unlock(&s_op_lock);
 }
 
 /* Loads the partition table from flash at 0x8000 (the bootloader already verified its MD5). */
@@ -214,17 +259,19 @@ esp_err_t esp_partition_write(const esp_partition_t *p, size_t dst_offset, const
     if (err != ESP_OK) {
         return err;
     }
-    host_flash_count_operation();
     uint8_t *dst = host_flash_data() + p->address + dst_offset;
     const uint8_t *bytes = src;
-    for (size_t i = 0; i < size; i++) {
+    size_t done = host_flash_begin_operation(HOST_FLASH_WRITE, p->address + (uint32_t)dst_offset, size);
+    for (size_t i = 0; i < done; i++) {
         if ((~dst[i] & bytes[i]) != 0) {
             ESP_LOGW(TAG, "invalid flash operation detected");
-            return ESP_ERR_FLASH_OP_FAIL;
+            err = ESP_ERR_FLASH_OP_FAIL;
+            break;
         }
         dst[i] &= bytes[i]; /* NOR flash can only clear bits */
     }
-    return ESP_OK;
+    host_flash_end_operation();
+    return err;
 }
 
 esp_err_t esp_partition_erase_range(const esp_partition_t *p, size_t offset, size_t size)
@@ -238,7 +285,8 @@ esp_err_t esp_partition_erase_range(const esp_partition_t *p, size_t offset, siz
     if (offset + size > p->size || size % p->erase_size != 0) {
         return ESP_ERR_INVALID_SIZE;
     }
-    host_flash_count_operation();
-    memset(host_flash_data() + p->address + offset, 0xFF, size);
+    size_t done = host_flash_begin_operation(HOST_FLASH_ERASE, p->address + (uint32_t)offset, size);
+    memset(host_flash_data() + p->address + offset, 0xFF, done);
+    host_flash_end_operation();
     return ESP_OK;
 }

@@ -55,12 +55,25 @@ static void write_str(const char *s)
     (void)ignored;
 }
 
-static void panic_tail_and_exit(void)
+void host_panic_tail_and_exit(int exit_code)
 {
     write_str("\n\nBacktrace: 0x400d1234:0x3ffb5e00 0x40086e3a:0x3ffb5e20\n\n\n\n");
     write_str("ELF file SHA256: 0000000000000000\n\n");
     write_str("Rebooting...\n");
-    _exit(HOST_EXIT_PANIC);
+    _exit(exit_code);
+}
+
+static void __attribute__((noreturn)) panic_tail_and_exit(void)
+{
+    host_panic_tail_and_exit(HOST_EXIT_PANIC);
+}
+
+/* What an Xtensa panic prints after the Guru Meditation line (the values are placeholders). */
+static void register_dump(void)
+{
+    write_str("\nCore  0 register dump:\n");
+    write_str("PC      : 0x400d1234  PS      : 0x00060030  A0      : 0x800d5678  A1      : 0x3ffb5e00  \n");
+    write_str("EXCCAUSE: 0x0000001c  EXCVADDR: 0x00000000  LBEG    : 0x4000c2e0  LEND    : 0x4000c2f6  \n");
 }
 
 static const char *exception_name(int sig)
@@ -84,6 +97,7 @@ static void on_fatal_signal(int sig)
         write_str("Guru Meditation Error: Core  0 panic'ed (");
         write_str(exception_name(sig));
         write_str("). Exception was unhandled.\n");
+        register_dump();
     }
     panic_tail_and_exit();
 }

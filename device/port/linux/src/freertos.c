@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -18,7 +19,11 @@ struct host_task {
     pthread_t thread;
     TaskFunction_t fn;
     void *arg;
+    char name[configMAX_TASK_NAME_LEN];
+    BaseType_t core;
 };
+
+static __thread struct host_task *s_current_task;
 
 struct host_queue {
     pthread_mutex_t lock;
@@ -78,15 +83,16 @@ static bool wait_cond(pthread_cond_t *cond, pthread_mutex_t *lock, TickType_t ti
 static void *task_trampoline(void *arg)
 {
     struct host_task *task = arg;
+    s_current_task = task;
     task->fn(task->arg);
     return NULL;
 }
 
-BaseType_t xTaskCreate(TaskFunction_t pxTaskCode, const char *const pcName,
-                       const configSTACK_DEPTH_TYPE uxStackDepth, void *const pvParameters,
-                       UBaseType_t uxPriority, TaskHandle_t *const pxCreatedTask)
+BaseType_t xTaskCreatePinnedToCore(TaskFunction_t pxTaskCode, const char *const pcName,
+                                   const configSTACK_DEPTH_TYPE uxStackDepth, void *const pvParameters,
+                                   UBaseType_t uxPriority, TaskHandle_t *const pxCreatedTask,
+                                   const BaseType_t xCoreID)
 {
-    (void)pcName;
     (void)uxStackDepth;
     (void)uxPriority;
     struct host_task *task = calloc(1, sizeof(*task));
@@ -95,6 +101,8 @@ BaseType_t xTaskCreate(TaskFunction_t pxTaskCode, const char *const pcName,
     }
     task->fn = pxTaskCode;
     task->arg = pvParameters;
+    task->core = xCoreID;
+    snprintf(task->name, sizeof(task->name), "%s", pcName != NULL ? pcName : "");
     if (pthread_create(&task->thread, NULL, task_trampoline, task) != 0) {
         free(task);
         return pdFAIL;
@@ -104,6 +112,40 @@ BaseType_t xTaskCreate(TaskFunction_t pxTaskCode, const char *const pcName,
         *pxCreatedTask = task;
     }
     return pdPASS;
+}
+
+BaseType_t xTaskCreate(TaskFunction_t pxTaskCode, const char *const pcName,
+                       const configSTACK_DEPTH_TYPE uxStackDepth, void *const pvParameters,
+                       UBaseType_t uxPriority, TaskHandle_t *const pxCreatedTask)
+{
+    return xTaskCreatePinnedToCore(pxTaskCode, pcName, uxStackDepth, pvParameters, uxPriority, pxCreatedTask,
+                                   tskNO_AFFINITY);
+}
+
+TaskHandle_t xTaskGetCurrentTaskHandle(void)
+{
+    if (s_current_task == NULL) {
+        struct host_task *task = calloc(1, sizeof(*task));
+        if (task != NULL) {
+            task->thread = pthread_self();
+            task->core = tskNO_AFFINITY;
+            snprintf(task->name, sizeof(task->name), "pthread");
+        }
+        s_current_task = task;
+    }
+    return s_current_task;
+}
+
+char *pcTaskGetName(TaskHandle_t xTaskToQuery)
+{
+    struct host_task *task = xTaskToQuery != NULL ? xTaskToQuery : xTaskGetCurrentTaskHandle();
+    return task->name;
+}
+
+BaseType_t xTaskGetCoreID(TaskHandle_t xTask)
+{
+    struct host_task *task = xTask != NULL ? xTask : xTaskGetCurrentTaskHandle();
+    return task->core;
 }
 
 void vTaskDelete(TaskHandle_t xTaskToDelete)

@@ -5,6 +5,7 @@
  */
 #pragma once
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Environment set by the board (harness/virtual/board.py) before it starts the app. */
@@ -13,6 +14,24 @@
 #define HOST_ENV_RESET_REASON    "HIL_RESET_REASON"    /* esp_reset_reason_t of this boot, as a number */
 #define HOST_ENV_MAC             "HIL_MAC"             /* factory MAC, 12 hex digits */
 #define HOST_ENV_POWER_CUT_AT    "HIL_POWER_CUT_AT"    /* lose power at this flash write/erase (1-based) */
+#define HOST_ENV_FLASH_CONTROL   "HIL_FLASH_CONTROL"   /* file of HOST_FC_WORDS u32s shared with the board */
+#define HOST_ENV_BOOT_TIME_US    "HIL_BOOT_TIME_US"    /* µs since reset when the app starts (ROM + bootloader) */
+
+/* HIL_FLASH_CONTROL: little-endian u32 words that the app updates at every flash write or erase
+   and the board reads (and writes HOST_FC_CUT_AT into) at any moment, through a shared mapping. */
+enum {
+    HOST_FC_OPS,       /* writes + erases since this boot */
+    HOST_FC_WRITES,
+    HOST_FC_ERASES,
+    HOST_FC_CUT_AT,    /* power is lost during this operation (1-based; 0: never) */
+    HOST_FC_LAST_KIND, /* host_flash_op_t of the last operation */
+    HOST_FC_LAST_ADDR, /* its absolute flash address */
+    HOST_FC_LAST_LEN,  /* and length */
+    HOST_FC_POWER_CUT, /* 1 once the counter cut the power */
+    HOST_FC_WORDS
+};
+
+typedef enum { HOST_FLASH_WRITE = 1, HOST_FLASH_ERASE = 2 } host_flash_op_t;
 
 /* Exit codes: how the board tells a restart from a crash from a power cut. */
 #define HOST_EXIT_RESTART   0   /* esp_restart() */
@@ -23,7 +42,14 @@
 /* The mapped flash file; maps it on first use. */
 uint8_t *host_flash_data(void);
 uint32_t host_flash_size(void);
-/* Counts a flash write or erase and cuts power when the board asked for it at this one. */
-void host_flash_count_operation(void);
+/* Counts a flash write or erase that is about to happen and returns how many of its bytes
+   happen: all of them, or, when the board cuts the power during this one, the part done
+   before the power went (half of it, whole sectors for an erase); host_flash_end_operation()
+   then ends the process as a power loss. */
+size_t host_flash_begin_operation(host_flash_op_t kind, uint32_t address, size_t length);
+void host_flash_end_operation(void);
+/* Prints the end of a panic report (backtrace, ELF SHA256, "Rebooting...") and exits with
+   exit_code, which tells the board the reset reason (HOST_EXIT_PANIC, HOST_EXIT_TASK_WDT). */
+void host_panic_tail_and_exit(int exit_code) __attribute__((noreturn));
 /* Offset of the running app's partition, as the bootloader reported it. */
 uint32_t host_running_app_offset(void);

@@ -7,9 +7,11 @@
 #include <unistd.h>
 #include "esp_app_desc.h"
 #include "esp_log.h"
+#include "esp_task_wdt.h"
 #include "freertos/FreeRTOS.h"
 #include "freertos/task.h"
 #include "host_board.h"
+#include "sdkconfig.h"
 
 void app_main(void);
 void host_install_panic_handler(void);
@@ -46,7 +48,22 @@ int main(void)
     setvbuf(stdout, NULL, _IOLBF, 0);
     host_install_panic_handler();
     print_app_info();
-    xTaskCreate(main_task, "main", 3584, NULL, 1, NULL);
+#ifdef CONFIG_ESP_TASK_WDT_INIT
+#ifdef CONFIG_ESP_TASK_WDT_PANIC
+    const bool twdt_panic = true;
+#else
+    const bool twdt_panic = false;
+#endif
+    /* esp_system's startup does this on a chip (the host has no idle tasks to subscribe). */
+    const esp_task_wdt_config_t twdt_config = {
+        .timeout_ms = CONFIG_ESP_TASK_WDT_TIMEOUT_S * 1000,
+        .idle_core_mask = 0,
+        .trigger_panic = twdt_panic,
+    };
+    esp_task_wdt_init(&twdt_config);
+#endif
+    /* CONFIG_ESP_MAIN_TASK_AFFINITY_CPU0, the default */
+    xTaskCreatePinnedToCore(main_task, "main", 3584, NULL, 1, NULL, 0);
     /* The scheduler never returns on the chip; here the process lives until esp_restart(),
        a crash or the board pulls the plug. */
     for (;;) {
