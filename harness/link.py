@@ -148,8 +148,9 @@ class ProtocolChecker:
     @staticmethod
     def _check_fields(event: dict[str, Any]) -> list[str]:
         problems = []
-        if not isinstance(event.get("id"), str) or not event["id"]:
-            problems.append("OTA event needs a non-empty string 'id'")
+        # A command may come without an id (only url is required), so "" is a valid request id.
+        if not isinstance(event.get("id"), str):
+            problems.append("OTA event needs a string 'id'")
         if not _is_int(event.get("seq")):
             problems.append("OTA event needs an integer 'seq'")
         state = event.get("state")

@@ -1,0 +1,67 @@
+"""Helpers shared by the scenarios: start an update and check a device is healthy afterwards."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from harness.link import DeviceLink
+
+
+class Ota:
+    """Sends OTA commands to one board and checks the device afterwards (MQTT and serial only)."""
+
+    def __init__(self, board: Any, link: DeviceLink, base_version: str) -> None:
+        self.board = board
+        self.link = link
+        self.base_version = base_version
+        self.serial_mark = 0
+
+    def start(self, request_id: str, url: str, **fields: Any) -> int:
+        """Sends {"type":"ota"} and returns the transcript cursor from before it."""
+        since = self.link.cursor()
+        self.board.serial.skip_to_end()
+        self.serial_mark = self.board.serial.mark()
+        self.link.send(self.board.device_id, {"type": "ota", "id": request_id, "url": url, **fields})
+        return since
+
+    def expect_outcome(self, request_id: str, state: str, reason: str | None, since: int, timeout: float = 30):
+        """Waits for the request's final state; a reboot or success on the way fails at once."""
+        fail_on = {"rebooting", "succeeded", "failed", "rejected", "cancelled"} - {state}
+        event = self.link.wait_ota(self.board.device_id, request_id, state, timeout=timeout, since=since,
+                                   fail_on=fail_on)
+        if reason is not None:
+            assert event.get("reason") == reason, event
+        return event
+
+    def assert_healthy_on_base(self, since: int) -> dict[str, Any]:
+        """No reboot since `since`, still the base version, and still answering commands."""
+        rebooted = [line.text for line in self.board.serial.lines[self.serial_mark:] if line.text.startswith("rst:")]
+        assert not rebooted, f"the device rebooted: {rebooted}"
+        cursor = self.link.cursor()
+        self.link.send(self.board.device_id, {"type": "status"})
+        status = self.link.wait_status(self.board.device_id, since=cursor, timeout=10,
+                                       description="a status answer to a status command")
+        assert (status["version"], status["partition"], status["ota_state"]) == (self.base_version, "ota_0", "valid")
+        self.link.check_protocol()
+        return status
+
+    def install(self, request_id: str, url: str, version: str, **fields: Any) -> dict[str, Any]:
+        """Runs an update to the end and returns the status of the new firmware."""
+        since = self.start(request_id, url, **fields)
+        self.link.wait_ota(self.board.device_id, request_id, "succeeded", timeout=40, since=since,
+                           fail_on={"failed", "rejected", "rolled_back", "cancelled"})
+        return self.link.wait_status(self.board.device_id, lambda s: s["version"] == version and
+                                     s["ota_state"] == "valid", since=since, timeout=10)
+
+
+@pytest.fixture
+def ota(board, link: DeviceLink, firmware) -> Ota:
+    return Ota(board, link, firmware.base_version)
+
+
+@pytest.fixture
+def ota_for(link: DeviceLink, firmware) -> Callable[[Any], Ota]:
+    return lambda board: Ota(board, link, firmware.base_version)
