@@ -9,8 +9,10 @@ picks the next reset reason, exactly as a chip would report it.
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 import signal
+import struct
 import subprocess
 import threading
 import time
@@ -28,6 +30,10 @@ EXIT_RESTART = 0
 EXIT_PANIC = 3
 EXIT_POWER_CUT = 4
 EXIT_TASK_WDT = 5
+
+# Words of the flash-control file shared with the host port (device/port/linux/src/host_board.h).
+FC_OPS, FC_WRITES, FC_ERASES, FC_CUT_AT, FC_LAST_KIND, FC_LAST_ADDR, FC_LAST_LEN, FC_POWER_CUT = range(8)
+FC_WORDS = 8
 
 # A real chip with nothing bootable resets at once and loops; pausing between attempts shows the
 # same loop without spinning a CPU core.
@@ -57,6 +63,24 @@ class VirtualBoard(Board):
         self._thread: threading.Thread | None = None
         self._running_offset: int | None = None
         self._boot_ms = 0.0
+        self._control_path = self.workdir / "flash-control.bin"
+        self._control_path.write_bytes(bytes(4 * FC_WORDS))
+
+    # --- flash operations of the running app (counted by the host port) ---
+
+    def _control_word(self, index: int, value: int | None = None) -> int:
+        with open(self._control_path, "r+b") as f, mmap.mmap(f.fileno(), 4 * FC_WORDS) as words:
+            if value is not None:
+                words[4 * index : 4 * index + 4] = struct.pack("<I", value)
+            return struct.unpack_from("<I", words, 4 * index)[0]
+
+    def flash_ops(self) -> int:
+        """Flash writes plus erases the firmware has done since the board was created."""
+        return self._control_word(FC_OPS)
+
+    def cut_power_at_op(self, n: int) -> None:
+        """Power fails during flash operation number n (as counted by flash_ops(), 1-based)."""
+        self._control_word(FC_CUT_AT, n)
 
     # --- Board interface ---
 
@@ -165,7 +189,14 @@ class VirtualBoard(Board):
             "HIL_APP_OFFSET": f"0x{offset:x}",
             "HIL_RESET_REASON": str(int(reset.app_reason)),
             "HIL_MAC": self.mac,
+            "HIL_FLASH_CONTROL": str(self._control_path),
+            # the app's log timestamps continue from the ROM + bootloader time, as on a chip
+            "HIL_BOOT_TIME_US": str(int((time.monotonic() - self._boot_start) * 1e6) + 27000),
         }
+        # A cut armed for the last run must not fire in this one; the counters keep counting
+        # across boots, so a test can measure and target operations across a reboot.
+        self._control_word(FC_CUT_AT, 0)
+        self._control_word(FC_POWER_CUT, 0)
         if self.power_cut_at is not None:
             env["HIL_POWER_CUT_AT"] = str(self.power_cut_at)
             self.power_cut_at = None
