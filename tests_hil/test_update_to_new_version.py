@@ -1,5 +1,7 @@
 """A1: the board runs v1 from ota_0, updates to v2 over HTTP, reboots into ota_1 and confirms it."""
 
+import itertools
+
 from harness.link import DeviceLink
 
 LOADED_APP = r"boot: Loaded app from partition at offset (0x[0-9a-f]+)"
@@ -27,6 +29,10 @@ def test_update_to_new_version(board, link: DeviceLink, fw_server, firmware) -> 
     sizes = [e["bytes"] for e in progress]
     assert sizes == sorted(set(sizes)), f"progress not strictly increasing: {sizes}"
     assert sizes[-1] == len(image) and progress[-1]["total"] == len(image) and progress[-1]["percent"] == 100
+    percents = [e["percent"] for e in progress]
+    # Throttled: at most one event per 5 % (or per second; this download takes far less).
+    assert all(b - a >= 5 for a, b in itertools.pairwise(percents[:-1])), percents
+    assert len(progress) <= 22, f"{len(progress)} progress events for one download"
 
     after = link.wait_status(
         board.device_id, lambda s: s["version"] == "2.0.0" and s["ota_state"] == "valid", since=since, timeout=10

@@ -1,0 +1,50 @@
+"""The serial console (provisioning) and the status reports."""
+
+from harness.link import DeviceLink
+
+
+def test_config_show_masks_secrets_and_values_survive_a_reboot(board, link: DeviceLink) -> None:
+    board.console("config set broker_password s3cr3t-value")
+    board.write("reboot")
+    board.expect(r"app: ready", timeout=15)
+    board.serial.skip_to_end()
+    board.write("config show")
+    shown = board.expect(r"^broker_password=(.*)$", timeout=5).group(1)
+    assert shown == "********"
+    assert not any("s3cr3t-value" in line for line in board.serial.tail(500))
+    board.write("config get selftest_timeout_s")
+    board.expect(r"^selftest_timeout_s=\d+$", timeout=5)
+
+
+def test_console_errors_are_lines_not_crashes(board, link: DeviceLink) -> None:
+    since = link.cursor()
+    board.serial.skip_to_end()
+    mark = board.serial.mark()
+    board.write("format_everything now")
+    board.expect(r"^Unrecognized command$", timeout=5)
+    board.write("config set no_such_key 1")
+    board.expect(r"^ERROR unknown key 'no_such_key'", timeout=5)
+    board.write("config set selftest_timeout_s banana")
+    board.expect(r"^ERROR invalid value for 'selftest_timeout_s'", timeout=5)
+    board.write("config " + "x" * 5000)
+    board.expect(r"^Command line too long", timeout=5)
+    board.write("status")
+    board.expect(r"^version=\S+ partition=ota_0 ota_state=valid reset_reason=\w+ mqtt=connected$", timeout=5)
+    assert not [line for line in board.serial.lines[mark:] if line.text.startswith("rst:")], "rebooted"
+    assert link.cursor() == since, "console errors must not change state or publish anything"
+
+
+def test_status_heartbeat(board_factory, link: DeviceLink) -> None:
+    board = board_factory(heartbeat_s=1)
+    since = link.cursor()
+    first = link.wait_status(board.device_id, since=since, timeout=5, description="a heartbeat status")
+    cursor = link.cursor()
+    second = link.wait_status(board.device_id, since=cursor, timeout=5, description="the next heartbeat")
+    assert second["uptime_s"] >= first["uptime_s"]
+    assert set(second) >= {"device_id", "version", "project", "partition", "ota_state", "reset_reason",
+                           "uptime_s", "free_heap", "rssi", "last_ota"}
+
+
+def test_online_flag_is_retained(board, link: DeviceLink) -> None:
+    assert any(m.device_id == board.device_id and m.kind == "online" and m.payload == b"online"
+               for m in link.messages)
