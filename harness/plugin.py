@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from harness import targets
 from harness.broker import EmbeddedBroker, ExternalBroker
 from harness.fwserver import FirmwareServer
 from harness.link import DeviceLink
@@ -40,6 +41,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="URL",
         help="use an existing MQTT broker (mqtt://host:port or mqtts://host:port) instead of the embedded one",
     )
+    targets.add_target_option(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    targets.check_target_usable(config)
+
+
+_DESELECTED_KEY = pytest.StashKey[list[tuple[str, str]]]()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    config.stash[_DESELECTED_KEY] = targets.deselect_for_target(config, items)
+
+
+def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
+    dropped = config.stash.get(_DESELECTED_KEY, [])
+    lines = [f"target {targets.target_of(config)}: {len(dropped)} scenario(s) deselected"] if dropped else []
+    return lines + [f"  deselected {nodeid}: {reason}" for nodeid, reason in dropped]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    for nodeid, reason in config.stash.get(_DESELECTED_KEY, []):
+        terminalreporter.write_line(f"DESELECTED {nodeid}: {reason}")
 
 
 @dataclass
