@@ -4,12 +4,19 @@
   image info FILE            show an app image's header, version, checksum and hash
   image patch-version FILE VERSION -o OUT
                              rewrite the app version (checksum and hash fixed up)
+  image corrupt FILE -o OUT [--flip OFFSET ...] [--truncate N]
+                             damage an image on purpose (no checksum fix-up)
+  board run --image FILE [--broker URL] [--device-id ID] [--flash FILE]
+                             run a virtual ESP32 in the foreground until Ctrl-C
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import tempfile
+import threading
 from pathlib import Path
 
 from harness import images
@@ -58,6 +65,50 @@ def cmd_image_patch_version(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_image_corrupt(args: argparse.Namespace) -> int:
+    data = Path(args.file).read_bytes()
+    bad = [o for o in args.flip if not 0 <= o < len(data)]
+    if bad:
+        print(f"{args.file}: offsets {bad} are outside the {len(data)}-byte image", file=sys.stderr)
+        return 1
+    data = images.corrupt(data, args.flip) if args.flip else data
+    if args.truncate is not None:
+        data = images.truncate(data, args.truncate)
+    Path(args.output).write_bytes(data)
+    print(f"{args.output}: {len(data)} bytes")
+    return 0
+
+
+def cmd_board_run(args: argparse.Namespace) -> int:
+    from harness.provision import provision
+    from harness.virtual.board import VirtualBoard, create_flash
+
+    workdir = Path(tempfile.mkdtemp(prefix="hil-board-"))
+    flash = Path(args.flash) if args.flash else workdir / "flash.bin"
+    if args.image is None and not flash.exists():
+        print("board run: give --image FILE (an app image for the virtual board) or an existing --flash FILE",
+              file=sys.stderr)
+        return 2
+    if not flash.exists():
+        create_flash(flash, (firmware.DEVICE_DIR / "partitions.csv").read_text())
+    board = VirtualBoard(args.device_id or "virtual", flash, workdir, on_line=lambda line: print(line.text, flush=True))
+    if args.image is not None:
+        board.flash(Path(args.image).read_bytes())
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    board.power_on()
+    try:
+        settings = {k: v for k, v in (("device_id", args.device_id), ("broker_url", args.broker)) if v}
+        if settings:
+            provision(board, settings)
+        stop.wait()
+    finally:
+        board.stop()
+        print(f"board stopped; flash kept in {flash}", file=sys.stderr)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m harness", description="OTA HIL harness tools.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -74,6 +125,25 @@ def parser() -> argparse.ArgumentParser:
     patch.add_argument("version", help="new version, at most 31 characters")
     patch.add_argument("-o", "--output", required=True, help="where to write the patched image")
     patch.set_defaults(func=cmd_image_patch_version)
+    corrupt = image_sub.add_parser("corrupt", help="damage an image on purpose (for negative tests)")
+    corrupt.add_argument("file")
+    corrupt.add_argument("-o", "--output", required=True, help="where to write the damaged image")
+    corrupt.add_argument("--flip", type=lambda v: int(v, 0), nargs="*", default=[], metavar="OFFSET",
+                         help="invert the byte at each offset (decimal or 0x hex)")
+    corrupt.add_argument("--truncate", type=int, metavar="N", help="keep only the first N bytes")
+    corrupt.set_defaults(func=cmd_image_corrupt)
+    board = sub.add_parser("board", help="virtual ESP32 boards")
+    board_sub = board.add_subparsers(dest="board_command", required=True)
+    run = board_sub.add_parser(
+        "run", help="run a virtual board in the foreground until Ctrl-C, printing its serial console",
+        description="Boots a virtual ESP32 from a flash file (new, or --flash to keep one between runs), "
+                    "flashes --image into ota_0 if given, and provisions device_id and broker_url over the "
+                    "console. Publish commands to devices/<id>/cmd, e.g. with mosquitto_pub.")
+    run.add_argument("--image", help="app image for the virtual board (python -m harness build makes one)")
+    run.add_argument("--broker", help="MQTT broker URL, e.g. mqtt://127.0.0.1:1883")
+    run.add_argument("--device-id", help="device id in the MQTT topics (default: derived from the MAC)")
+    run.add_argument("--flash", help="flash file to use and keep (created if missing)")
+    run.set_defaults(func=cmd_board_run)
     return p
 
 

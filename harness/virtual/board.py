@@ -16,11 +16,12 @@ import struct
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from harness.boards.base import Board
 from harness.images import virtual_payload
-from harness.serial_log import SerialLog
+from harness.serial_log import SerialLine, SerialLog
 from harness.virtual import rom
 from harness.virtual.bootloader import Bootloader
 from harness.virtual.flash import SECTOR_SIZE, Flash
@@ -45,14 +46,17 @@ class VirtualBoardError(RuntimeError):
 
 
 class VirtualBoard(Board):
-    def __init__(self, name: str, flash_path: Path, workdir: Path, mac: str = "240ac4000001") -> None:
+    def __init__(
+        self, name: str, flash_path: Path, workdir: Path, mac: str = "240ac4000001",
+        on_line: Callable[[SerialLine], None] | None = None,
+    ) -> None:
         self.name = name
         self.device_id = name
         self.flash_path = Path(flash_path)
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.mac = mac
-        self.serial = SerialLog(name)
+        self.serial = SerialLog(name, on_line)
         self.power_cut_at: int | None = None  # lose power at this flash write/erase of the next boot
         self.boot_count = 0
         self._lock = threading.Lock()
