@@ -25,6 +25,7 @@ from harness.serial_log import SerialLine, SerialLog
 from harness.virtual import rom
 from harness.virtual.bootloader import Bootloader
 from harness.virtual.flash import SECTOR_SIZE, Flash
+from harness.virtual.uart import PtyUart
 
 # Exit codes of the host port (device/port/linux/src/host_board.h).
 EXIT_RESTART = 0
@@ -56,7 +57,9 @@ class VirtualBoard(Board):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.mac = mac
-        self.serial = SerialLog(name, on_line)
+        self.serial = SerialLog(name, self._on_serial_line)
+        self._on_line = on_line
+        self._uart: PtyUart | None = None
         self.power_cut_at: int | None = None  # lose power at this flash write/erase of the next boot
         self.boot_count = 0
         self._lock = threading.Lock()
@@ -87,6 +90,19 @@ class VirtualBoard(Board):
         self._control_word(FC_CUT_AT, n)
 
     # --- Board interface ---
+
+    @property
+    def serial_port(self) -> str:
+        """A pty that pyserial can open (e.g. pytest-embedded's --port): the board's UART."""
+        if self._uart is None:
+            self._uart = PtyUart(self.name, self.write)
+        return self._uart.path
+
+    def _on_serial_line(self, line: SerialLine) -> None:
+        if self._uart is not None:
+            self._uart.write_line(line.text)
+        if self._on_line is not None:
+            self._on_line(line)
 
     def power_on(self) -> None:
         if self._thread is not None:
@@ -131,6 +147,9 @@ class VirtualBoard(Board):
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+        if self._uart is not None:
+            self._uart.close()
+            self._uart = None
 
     def running_partition_offset(self) -> int | None:
         return self._running_offset
