@@ -15,6 +15,8 @@ transcript and the HTTP request log.
 
 from __future__ import annotations
 
+import re
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -22,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import targets
+from harness import targets, timeline
 from harness.broker import EmbeddedBroker, ExternalBroker
 from harness.fwserver import FirmwareServer
 from harness.link import DeviceLink
@@ -40,6 +42,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="URL",
         help="use an existing MQTT broker (mqtt://host:port or mqtts://host:port) instead of the embedded one",
+    )
+    group.addoption(
+        "--hil-timeline-dir", default=None, metavar="DIR",
+        help="where each test's timeline (JSON lines) is written (default: build/timelines)",
     )
     targets.add_target_option(parser)
 
@@ -94,18 +100,28 @@ def firmware() -> Firmware:
 
 @dataclass
 class TestRecord:
-    """What a test used, so a failure report can show each one's log."""
+    """What a test used, so its timeline (and a failure report) can show each one's log."""
 
+    t0: float = field(default_factory=time.monotonic)
     boards: list[VirtualBoard] = field(default_factory=list)
     links: list[DeviceLink] = field(default_factory=list)
     servers: list[FirmwareServer] = field(default_factory=list)
 
+    def timeline(self) -> list[timeline.Entry]:
+        return timeline.collect(self.t0, self.boards, self.links, self.servers)
+
+
+def _timeline_path(config: pytest.Config, nodeid: str) -> Path:
+    base = Path(config.getoption("--hil-timeline-dir") or config.rootpath / "build" / "timelines")
+    return base / (re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid) + ".jsonl")
+
 
 @pytest.fixture
-def hil_record(request: pytest.FixtureRequest) -> TestRecord:
+def hil_record(request: pytest.FixtureRequest) -> Iterator[TestRecord]:
     record = TestRecord()
     request.node.stash[_RECORD_KEY] = record
-    return record
+    yield record
+    timeline.write_jsonl(record.timeline(), _timeline_path(request.config, request.node.nodeid))
 
 
 _RECORD_KEY = pytest.StashKey[TestRecord]()
@@ -190,10 +206,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     record = item.stash.get(_RECORD_KEY, None)
     if record is not None and report.failed:
-        for board in record.boards:
-            report.sections.append((f"serial {board.name} (last lines)", "\n".join(board.serial.tail(40))))
-        for device_link in record.links:
-            report.sections.append(("MQTT transcript", device_link.transcript()))
-        for server in record.servers:
-            report.sections.append(("HTTP requests", "\n".join(repr(r) for r in server.requests)))
+        titles = {"serial": "serial console", "mqtt": "MQTT messages", "http": "HTTP requests"}
+        for kind, text in timeline.tail_by_kind(record.timeline(), count=40).items():
+            report.sections.append((f"timeline: {titles[kind]} (last lines, s from test start)", text))
+        report.sections.append(("timeline file", str(_timeline_path(item.config, item.nodeid))))
     return report

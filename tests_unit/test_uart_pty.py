@@ -35,7 +35,7 @@ def _read_until(port: serial.Serial, marker: bytes) -> bytes:
 
 
 def test_pyserial_talks_to_the_console(powered_board) -> None:
-    board, path = powered_board
+    _board, path = powered_board
     with serial.Serial(path, 115200, timeout=10) as port:
         port.write(b"status\r\n")
         line = _read_until(port, b"version=")
@@ -44,7 +44,7 @@ def test_pyserial_talks_to_the_console(powered_board) -> None:
 
 def test_pytest_embedded_serial_dut_expects_a_boot(powered_board, tmp_path: Path) -> None:
     pytest.importorskip("pytest_embedded_serial")
-    board, path = powered_board
+    _board, path = powered_board
     inner = tmp_path / "inner"
     inner.mkdir()
     (inner / "test_virtual_boot.py").write_text(textwrap.dedent("""
