@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from harness import targets, timeline
-from harness.broker import EmbeddedBroker, ExternalBroker
+from harness.broker import EmbeddedBroker, ExternalBroker, parse_broker_url
 from harness.fwserver import FirmwareServer
 from harness.link import DeviceLink
 from harness.provision import provision
@@ -52,6 +52,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     targets.check_target_usable(config)
+    url = config.getoption("--broker", default=None)
+    if url:
+        try:
+            parse_broker_url(url)
+        except ValueError as err:
+            raise pytest.UsageError(f"--broker: {err}") from err
 
 
 _DESELECTED_KEY = pytest.StashKey[list[tuple[str, str]]]()
