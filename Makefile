@@ -11,7 +11,7 @@ PYTEST_FLAGS ?=
 .PHONY: hil test setup deps venv firmware lint clean
 
 hil: setup
-	$(PY) -m pytest tests_hil -v -p no:cacheprovider $(PYTEST_FLAGS)
+	$(PY) -m pytest tests_hil -v -p no:cacheprovider --hil-report build/report.html --junitxml build/junit.xml $(PYTEST_FLAGS)
 
 test: setup
 	$(PY) -m ruff check harness tests_unit tests_hil bench

@@ -345,6 +345,13 @@ class FirmwareServer:
             self._hits[entry] = 0
         return artifact
 
+    @property
+    def artifacts(self) -> list[Artifact]:
+        """Every artifact registered so far, in order."""
+        with self._lock:
+            unique = {id(route.artifact): route.artifact for route in self._routes.values()}
+        return sorted(unique.values(), key=lambda a: a.path)
+
     def requests_for(self, artifact: Artifact) -> list[RequestRecord]:
         return self.log.snapshot(artifact)
 

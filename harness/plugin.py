@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import targets, timeline
+from harness import report, targets, timeline
+from harness import report as report_mod
 from harness.broker import EmbeddedBroker, ExternalBroker, parse_broker_url
 from harness.fwserver import FirmwareServer
 from harness.link import DeviceLink
@@ -46,6 +47,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--hil-timeline-dir", default=None, metavar="DIR",
         help="where each test's timeline (JSON lines) is written (default: build/timelines)",
+    )
+    group.addoption(
+        "--hil-report", default=None, metavar="PATH",
+        help="write one self-contained HTML report of the run (summary, OTA charts, logs) to PATH",
     )
     targets.add_target_option(parser)
 
@@ -74,6 +79,8 @@ def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    if config.getoption("--hil-report", default=None):
+        terminalreporter.write_line(f"HTML report: {Path(config.getoption('--hil-report')).resolve()}")
     for nodeid, reason in config.stash.get(_DESELECTED_KEY, []):
         terminalreporter.write_line(f"DESELECTED {nodeid}: {reason}")
 
@@ -127,7 +134,30 @@ def hil_record(request: pytest.FixtureRequest) -> Iterator[TestRecord]:
     record = TestRecord()
     request.node.stash[_RECORD_KEY] = record
     yield record
-    timeline.write_jsonl(record.timeline(), _timeline_path(request.config, request.node.nodeid))
+    entries = record.timeline()
+    timeline.write_jsonl(entries, _timeline_path(request.config, request.node.nodeid))
+    served = {r.artifact for server in record.servers for r in server.requests}
+    shas = [a.sha256 for server in record.servers for a in server.artifacts if a.path in served]
+    props = report.ota_properties(entries, targets.target_of(request.config), shas)
+    request.node.user_properties.extend(props.items())  # JUnit XML <properties>
+    summary = _reports(request.config).setdefault(request.node.nodeid, report.TestReport(request.node.nodeid))
+    summary.properties, summary.entries = props, entries
+
+
+_REPORTS_KEY = pytest.StashKey[dict[str, report.TestReport]]()
+
+
+def _reports(config: pytest.Config) -> dict[str, report.TestReport]:
+    if _REPORTS_KEY not in config.stash:
+        config.stash[_REPORTS_KEY] = {}
+    return config.stash[_REPORTS_KEY]
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    path = session.config.getoption("--hil-report", default=None)
+    if not path:
+        return
+    report.write_html(list(_reports(session.config).values()), Path(path))
 
 
 _RECORD_KEY = pytest.StashKey[TestRecord]()
@@ -210,6 +240,10 @@ def board(board_factory: Callable[..., VirtualBoard]) -> VirtualBoard:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     report = yield
+    if report.when == "call" or report.failed:
+        summary = _reports(item.config).setdefault(item.nodeid, report_mod.TestReport(item.nodeid))
+        summary.outcome, summary.duration = report.outcome, report.duration
+        summary.message = str(report.longrepr)[-4000:] if report.failed else ""
     record = item.stash.get(_RECORD_KEY, None)
     if record is not None and report.failed:
         titles = {"serial": "serial console", "mqtt": "MQTT messages", "http": "HTTP requests"}

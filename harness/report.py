@@ -1,0 +1,146 @@
+"""What a release gate's readers want from a run: per-test OTA figures and one HTML report.
+
+`ota_properties` turns a test's timeline into JUnit properties (target, board, versions before and
+after, image SHA-256, OTA duration and throughput, reboots, rollback outcome). `write_html` makes
+one self-contained page: a summary table, then per test an SVG chart of the OTA (progress over
+time, state events, reboots, HTTP requests) with the serial log and MQTT transcript folded away.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.timeline import Entry
+
+FINAL_STATES = ("succeeded", "failed", "rejected", "cancelled", "rolled_back")
+
+
+@dataclass
+class TestReport:
+    nodeid: str
+    outcome: str = "passed"
+    duration: float = 0.0
+    message: str = ""
+    properties: dict[str, Any] = field(default_factory=dict)
+    entries: list[Entry] = field(default_factory=list)
+
+
+def _ota_events(entries: list[Entry]) -> list[tuple[float, dict[str, Any]]]:
+    events = []
+    for e in entries:
+        if e.kind == "mqtt" and e.source.endswith("/ota"):
+            try:
+                events.append((e.t, json.loads(e.text)))
+            except (ValueError, TypeError):
+                continue
+    return events
+
+
+def _statuses(entries: list[Entry]) -> list[dict[str, Any]]:
+    out = []
+    for e in entries:
+        if e.kind == "mqtt" and e.source.endswith("/status"):
+            try:
+                out.append(json.loads(e.text))
+            except (ValueError, TypeError):
+                continue
+    return out
+
+
+def ota_properties(entries: list[Entry], target: str, image_sha256: list[str]) -> dict[str, Any]:
+    props: dict[str, Any] = {"target": target}
+    statuses = [s for s in _statuses(entries) if isinstance(s, dict)]
+    if statuses:
+        props["board"] = ",".join(sorted({str(s.get("device_id")) for s in statuses}))
+        props["version_before"] = statuses[0].get("version")
+        props["version_after"] = statuses[-1].get("version")
+    if image_sha256:
+        props["image_sha256"] = ",".join(image_sha256)
+    events = _ota_events(entries)
+    accepted = next((t for t, e in events if e.get("state") == "accepted"), None)
+    downloads = [(t, e) for t, e in events if e.get("state") == "downloading"]
+    final = next(((t, e) for t, e in events if e.get("state") in FINAL_STATES), None)
+    if accepted is not None and final is not None:
+        props["ota_duration_s"] = round(final[0] - accepted, 3)
+        props["ota_result"] = final[1].get("state") + (f" ({final[1]['reason']})" if final[1].get("reason") else "")
+    if accepted is not None and downloads:
+        seconds = max(downloads[-1][0] - accepted, 1e-3)
+        props["ota_throughput_kBps"] = round(downloads[-1][1].get("bytes", 0) / 1000 / seconds, 1)
+    # Reboots during the scenario: those after the first OTA command (set-up boots do not count).
+    start = accepted if accepted is not None else float("inf")
+    props["reboots"] = sum(1 for e in entries if e.kind == "serial" and e.text.startswith("rst:") and e.t >= start)
+    rolled = [e for _, e in events if e.get("state") == "rolled_back"]
+    props["rollback"] = rolled[-1].get("reason", "yes") if rolled else "none"
+    return props
+
+
+def _chart_svg(entries: list[Entry]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    events = _ota_events(entries)
+    fig, ax = plt.subplots(figsize=(9, 2.6))
+    progress = [(t, e["percent"]) for t, e in events if e.get("state") == "downloading" and e.get("percent", -1) >= 0]
+    if progress:
+        ax.plot([t for t, _ in progress], [p for _, p in progress], marker=".", label="download %")
+    for t, e in events:
+        if e.get("state") != "downloading":
+            ax.axvline(t, color="tab:green" if e.get("state") == "succeeded" else "tab:orange", lw=0.8)
+            ax.annotate(e.get("state", "?"), (t, 104), rotation=90, fontsize=7, va="bottom")
+    for e in entries:
+        if e.kind == "serial" and e.text.startswith("rst:"):
+            ax.axvline(e.t, color="tab:red", ls="--", lw=0.8)
+        elif e.kind == "http":
+            ax.plot([e.t], [-6], marker="v", color="tab:purple", ms=4)
+    ax.set_ylim(-10, 130)
+    ax.set_xlabel("s from test start (red dashed: reset, purple: HTTP request)")
+    ax.set_ylabel("%")
+    fig.tight_layout()
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg")
+    plt.close(fig)
+    svg = buf.getvalue()
+    return svg[svg.index("<svg"):]
+
+
+def _log(entries: list[Entry], kind: str) -> str:
+    lines = [f"{e.t:8.3f}s {e.source}: {e.text}" for e in entries if e.kind == kind]
+    return html.escape("\n".join(lines) or "(none)")
+
+
+def write_html(reports: list[TestReport], path: Path, title: str = "OTA release gate") -> None:
+    passed = sum(r.outcome == "passed" for r in reports)
+    rows = "".join(
+        f"<tr class='{r.outcome}'><td><a href='#t{i}'>{html.escape(r.nodeid)}</a></td>"
+        f"<td>{html.escape(str(r.properties.get('target', '')))}</td><td>{r.outcome}</td>"
+        f"<td>{r.duration:.1f} s</td><td>{html.escape(str(r.properties.get('ota_result', '')))}</td></tr>"
+        for i, r in enumerate(reports))
+    sections = []
+    for i, r in enumerate(reports):
+        props = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+                        for k, v in r.properties.items())
+        chart = _chart_svg(r.entries) if r.entries else "<p>(no timeline)</p>"
+        failure = f"<pre class='failure'>{html.escape(r.message)}</pre>" if r.message else ""
+        sections.append(
+            f"<section id='t{i}'><h2 class='{r.outcome}'>{html.escape(r.nodeid)}: {r.outcome}</h2>{failure}"
+            f"<table class='props'>{props}</table>{chart}"
+            f"<details><summary>serial console</summary><pre>{_log(r.entries, 'serial')}</pre></details>"
+            f"<details><summary>MQTT transcript</summary><pre>{_log(r.entries, 'mqtt')}</pre></details>"
+            f"<details><summary>HTTP requests</summary><pre>{_log(r.entries, 'http')}</pre></details></section>")
+    page = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:2px 8px;text-align:left}} .passed{{color:#176d17}}
+.failed{{color:#b00020}} tr.failed td{{background:#fde7ea}} pre{{background:#f6f6f6;padding:8px;overflow:auto;
+max-height:30em}} pre.failure{{background:#fde7ea}} svg{{max-width:100%;height:auto}}</style></head><body>
+<h1>{html.escape(title)}</h1><p><b>{passed} of {len(reports)} passed</b></p>
+<table><tr><th>scenario</th><th>target</th><th>result</th><th>duration</th><th>OTA</th></tr>{rows}</table>
+{''.join(sections)}</body></html>"""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page)
