@@ -103,3 +103,76 @@ def test_boot_selection(tmp_path: Path, row: Row) -> None:
     else:
         offset = {"ota_0": 0x20000, "ota_1": 0x1D0000}[row.boots]
         assert f"I Loaded app from partition at offset 0x{offset:x}" in lines
+
+
+# --- Every combination: both entries in every state, with three kinds of image validity. ---------
+#
+# The expectation comes from ESP-IDF's rules restated step by step below (bootloader_utility.c,
+# v5.5.4, get_selected_boot_partition and load_boot_image), each step naming the rule, and checked
+# against the bootloader emulation for all 8 x 8 x 3 cases. Entry 0 holds seq 1 (ota_0), entry 1
+# seq 2 (ota_1).
+
+STATES = {"NEW": N, "PENDING_VERIFY": P, "VALID": V, "INVALID": I, "ABORTED": A, "UNDEFINED": U,
+          "blank": None, "bad_crc": "bad_crc"}
+IMAGES = {"both_ok": (True, True), "ota_1_bad": (True, False), "both_bad": (False, False)}
+
+
+def _entry(name: str, seq: int) -> Entry:
+    state = STATES[name]
+    if state is None:
+        return None
+    if state == "bad_crc":
+        return f"badcrc:{seq}:{int(V)}"
+    return (seq, state)
+
+
+def _rules(e0: Entry, e1: Entry, bootable: tuple[bool, bool]) -> tuple[str | None, tuple[Entry, Entry]]:
+    entries = [e0, e1]
+
+    def seq(e: Entry) -> int:
+        return 0xFFFFFFFF if e is None else (int(e.split(":")[1]) if isinstance(e, str) else e[0])
+
+    def state(e: Entry) -> int:
+        return 0xFFFFFFFF if e is None else (int(e.split(":")[2]) if isinstance(e, str) else e[1])
+
+    def crc_ok(e: Entry) -> bool:
+        return e is not None and not isinstance(e, str)
+
+    # Rule 1 (rollback on): every PENDING_VERIFY entry is rewritten ABORTED first.
+    for i, e in enumerate(entries):
+        if state(e) == P:
+            entries[i] = f"badcrc:{seq(e)}:{int(A)}" if isinstance(e, str) else (seq(e), A)
+    invalid = [seq(e) == 0xFFFFFFFF or state(e) in (I, A) for e in entries]
+    valid = [not inv and crc_ok(e) for inv, e in zip(invalid, entries, strict=True)]
+    initial = False
+    if all(invalid):
+        # Rule 2: both invalid, no factory: "No factory image, trying OTA 0"; initial contents when
+        # both are blank or have a bad CRC.
+        start = 0
+        initial = all(seq(e) == 0xFFFFFFFF or not crc_ok(e) for e in entries)
+    elif not any(valid):
+        start = -1  # Rule 5: no active entry: "will try all partitions"
+    else:
+        # Rule 3: the valid entry with the larger seq; NEW becomes PENDING_VERIFY before loading.
+        active = max((i for i in (0, 1) if valid[i]), key=lambda i: seq(entries[i]))
+        start = (seq(entries[active]) - 1) % 2
+        if state(entries[active]) == N:
+            entries[active] = (seq(entries[active]), P)
+    # Rule 4: try start, then down to factory (none here), then up; otadata untouched, except
+    # set_actual_ota_seq writing {slot+1, VALID} to entry 0 when it was initial.
+    for index in [*range(start, -1, -1), *range(start + 1, 2)]:
+        if index >= 0 and bootable[index]:
+            if initial:
+                entries[0] = (index + 1, V)
+            return f"ota_{index}", (entries[0], entries[1])
+    return None, (entries[0], entries[1])
+
+
+COMBINATIONS = [(s0, s1, img) for s0 in STATES for s1 in STATES for img in IMAGES]
+
+
+@pytest.mark.parametrize(("s0", "s1", "img"), COMBINATIONS, ids=[f"{a}-{b}-{c}" for a, b, c in COMBINATIONS])
+def test_every_state_combination(tmp_path: Path, s0: str, s1: str, img: str) -> None:
+    before = (_entry(s0, 1), _entry(s1, 2))
+    boots, after = _rules(before[0], before[1], IMAGES[img])
+    test_boot_selection(tmp_path, Row(f"{s0}/{s1}/{img}", before, IMAGES[img], boots, after))
