@@ -81,3 +81,17 @@ def build(variant: str = DEFAULT_VARIANT, build_root: Path | None = None) -> Fir
             tmp.write_bytes(image)
             tmp.rename(image_path)
     return FirmwareBuild(variant, elf, image_path, version)
+
+
+def build_port_check(variant: str = DEFAULT_VARIANT, build_root: Path | None = None) -> Path:
+    """The host port's own check app (device/port/linux/test/port_check.c), built on demand.
+
+    It runs the port's pieces one by one (flash semantics, reset reasons, task watchdog) for
+    the harness's tests of the port; it is never part of the firmware.
+    """
+    fw = build(variant, build_root)  # configures, and regenerates the build files if needed
+    build_dir = fw.elf.parent
+    with open(build_dir.parent / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _run(["cmake", "--build", str(build_dir), "--target", "hil_port_check"], "building port_check")
+    return build_dir / "hil_port_check"

@@ -1,0 +1,132 @@
+/*
+ * port_check: a small app over the host port, for the harness's tests of the port itself
+ * (tests_unit/test_flash.py, tests_hil/test_virtual_board_resets.py). It is never part of the
+ * firmware. It prints its reset reason, then runs one command per stdin line:
+ *
+ *   restart | abort | segv              esp_restart(), abort(), a NULL pointer store
+ *   wdt <ms> <panic 0|1>                a task subscribes to the task watchdog and stops feeding it
+ *   wdt_fed <ms>                        a task subscribes and feeds it for 4 timeouts, then leaves
+ *   nor                                 esp_partition NOR checks on the nvs partition
+ *   writes <n>                          n 4-byte writes to nvs (for power-cut tests)
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "esp_err.h"
+#include "esp_log.h"
+#include "esp_partition.h"
+#include "esp_system.h"
+#include "esp_task_wdt.h"
+#include "freertos/FreeRTOS.h"
+#include "freertos/task.h"
+
+static const char *TAG = "port_check";
+
+static void report(const char *what, esp_err_t err)
+{
+    printf("%s=%s\n", what, esp_err_to_name(err));
+}
+
+static void nor_checks(void)
+{
+    const esp_partition_t *p = esp_partition_find_first(ESP_PARTITION_TYPE_DATA, ESP_PARTITION_SUBTYPE_ANY, "nvs");
+    if (p == NULL) {
+        printf("nor: no nvs partition\n");
+        return;
+    }
+    uint8_t buf[8];
+    report("erase", esp_partition_erase_range(p, 0, 0x1000));
+    esp_partition_read(p, 0, buf, 4);
+    printf("erased=%02x%02x%02x%02x\n", buf[0], buf[1], buf[2], buf[3]);
+    const uint8_t a[4] = {0xF0, 0x0F, 0xAA, 0x55};
+    report("write", esp_partition_write(p, 0, a, 4));
+    const uint8_t clear_more[4] = {0x30, 0x03, 0x00, 0x55};
+    report("write_clearing_bits", esp_partition_write(p, 0, clear_more, 4));
+    esp_partition_read(p, 0, buf, 4);
+    printf("after=%02x%02x%02x%02x\n", buf[0], buf[1], buf[2], buf[3]);
+    const uint8_t set_bits[4] = {0xFF, 0xFF, 0xFF, 0xFF};
+    report("write_unerased", esp_partition_write(p, 0, set_bits, 4));
+    report("erase_unaligned_offset", esp_partition_erase_range(p, 0x10, 0x1000));
+    report("erase_unaligned_size", esp_partition_erase_range(p, 0, 0x800));
+    report("erase_offset_outside", esp_partition_erase_range(p, p->size + 0x1000, 0x1000));
+    report("erase_past_end", esp_partition_erase_range(p, p->size - 0x1000, 0x2000));
+    report("write_offset_outside", esp_partition_write(p, p->size + 1, a, 4));
+    report("write_past_end", esp_partition_write(p, p->size - 2, a, 4));
+    report("read_past_end", esp_partition_read(p, p->size - 2, buf, 4));
+    report("erase_again", esp_partition_erase_range(p, 0, 0x1000));
+    esp_partition_read(p, 0, buf, 4);
+    printf("erased_again=%02x%02x%02x%02x\n", buf[0], buf[1], buf[2], buf[3]);
+}
+
+static void many_writes(int n)
+{
+    const esp_partition_t *p = esp_partition_find_first(ESP_PARTITION_TYPE_DATA, ESP_PARTITION_SUBTYPE_ANY, "nvs");
+    const uint8_t zero[4] = {0};
+    for (int i = 0; i < n; i++) {
+        esp_partition_write(p, (size_t)i * 4, zero, sizeof(zero));
+    }
+    printf("writes done\n");
+}
+
+typedef struct {
+    int period_ms;
+    int feeds;
+} wdt_job_t;
+
+static void wdt_task(void *arg)
+{
+    wdt_job_t *job = arg;
+    ESP_ERROR_CHECK(esp_task_wdt_add(NULL));
+    for (int i = 0; i < job->feeds; i++) {
+        vTaskDelay(pdMS_TO_TICKS(job->period_ms / 4));
+        esp_task_wdt_reset();
+    }
+    if (job->feeds > 0) {
+        ESP_ERROR_CHECK(esp_task_wdt_delete(NULL));
+        ESP_LOGI(TAG, "wdt fed and unsubscribed");
+        vTaskDelete(NULL);
+    }
+    for (;;) {
+        vTaskDelay(pdMS_TO_TICKS(1000)); /* stuck: never feeds the watchdog again */
+    }
+}
+
+static void start_wdt(int timeout_ms, bool panic, int feeds)
+{
+    static wdt_job_t job;
+    job = (wdt_job_t){timeout_ms, feeds};
+    const esp_task_wdt_config_t config = {.timeout_ms = (uint32_t)timeout_ms, .idle_core_mask = 0, .trigger_panic = panic};
+    ESP_ERROR_CHECK(esp_task_wdt_reconfigure(&config));
+    xTaskCreate(wdt_task, "stuck_task", 4096, &job, 5, NULL);
+}
+
+void app_main(void)
+{
+    ESP_LOGI(TAG, "reset reason %d", (int)esp_reset_reason());
+    char line[128];
+    printf("port_check>\n");
+    fflush(stdout);
+    while (fgets(line, sizeof(line), stdin) != NULL) {
+        int a = 0, b = 0;
+        if (strncmp(line, "restart", 7) == 0) {
+            esp_restart();
+        } else if (strncmp(line, "abort", 5) == 0) {
+            abort();
+        } else if (strncmp(line, "segv", 4) == 0) {
+            *(volatile int *)NULL = 1;
+        } else if (sscanf(line, "wdt_fed %d", &a) == 1) {
+            start_wdt(a, true, 4 * 4);
+        } else if (sscanf(line, "wdt %d %d", &a, &b) == 2) {
+            start_wdt(a, b != 0, 0);
+        } else if (strncmp(line, "nor", 3) == 0) {
+            nor_checks();
+        } else if (sscanf(line, "writes %d", &a) == 1) {
+            many_writes(a);
+        } else {
+            printf("unknown command\n");
+        }
+        printf("port_check>\n");
+        fflush(stdout);
+    }
+    exit(7); /* stdin closed: run standalone (a test piping commands), not in a board */
+}

@@ -1,0 +1,119 @@
+"""The host port's flash and task watchdog, at the C level: device/port/linux/test/port_check.c
+runs the port's esp_partition and esp_task_wdt directly (no board, no bootloader) on a flash
+file, and we read what it prints and the flash-operation counters it shares."""
+
+from __future__ import annotations
+
+import re
+import struct
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+from harness.virtual import firmware
+from harness.virtual.flash import Flash
+
+CSV = (firmware.DEVICE_DIR / "partitions.csv").read_text()
+NVS = 0x9000
+HOST_EXIT_POWER_CUT = 4
+HOST_EXIT_TASK_WDT = 5
+FC_WORDS = 8  # host_board.h: OPS, WRITES, ERASES, CUT_AT, LAST_KIND, LAST_ADDR, LAST_LEN, POWER_CUT
+
+
+@pytest.fixture(scope="module")
+def port_check() -> Path:
+    return firmware.build_port_check()
+
+
+def _run(exe: Path, tmp_path: Path, commands: str, timeout: float = 10.0,
+         **env: str) -> subprocess.CompletedProcess[str]:
+    flash = tmp_path / "flash.bin"
+    if not flash.exists():
+        Flash.create(flash, CSV).close()
+    return subprocess.run(
+        [str(exe)], input=commands, capture_output=True, text=True, errors="replace", timeout=timeout, check=False,
+        env={"HIL_FLASH_FILE": str(flash), "HIL_APP_OFFSET": "0x20000", **env},
+    )
+
+
+def test_esp_partition_has_nor_semantics_and_partition_linux_error_codes(port_check: Path, tmp_path: Path) -> None:
+    out = _run(port_check, tmp_path, "nor\n").stdout
+    results = dict(re.findall(r"^(\w+)=(\S+)$", out, re.MULTILINE))
+    assert results == {
+        "erase": "ESP_OK",
+        "erased": "ffffffff",
+        "write": "ESP_OK",
+        "write_clearing_bits": "ESP_OK",
+        "after": "30030055",  # f00faa55 AND 30030055: bits only cleared
+        "write_unerased": "ESP_ERR_FLASH_OP_FAIL",  # CONFIG_ESP_PARTITION_ERASE_CHECK
+        "erase_unaligned_offset": "ESP_ERR_INVALID_ARG",
+        "erase_unaligned_size": "ESP_ERR_INVALID_SIZE",
+        "erase_offset_outside": "ESP_ERR_INVALID_ARG",
+        "erase_past_end": "ESP_ERR_INVALID_SIZE",
+        "write_offset_outside": "ESP_ERR_INVALID_ARG",
+        "write_past_end": "ESP_ERR_INVALID_SIZE",
+        "read_past_end": "ESP_ERR_INVALID_SIZE",
+        "erase_again": "ESP_OK",
+        "erased_again": "ffffffff",
+    }, out
+    assert "W (" in out and "esp_partition: invalid flash operation detected" in out
+
+
+def test_power_is_lost_at_the_nth_flash_operation(port_check: Path, tmp_path: Path) -> None:
+    control = tmp_path / "control.bin"
+    control.write_bytes(bytes(4 * FC_WORDS))
+    result = _run(port_check, tmp_path, "writes 10\n", HIL_FLASH_CONTROL=str(control), HIL_POWER_CUT_AT="4")
+    assert result.returncode == HOST_EXIT_POWER_CUT, result.stdout
+    assert "writes done" not in result.stdout, "the app went on after the power cut"
+    ops, writes, erases, cut_at, kind, addr, length, cut = struct.unpack(f"<{FC_WORDS}I", control.read_bytes())
+    assert (ops, writes, erases, cut_at, cut) == (4, 4, 0, 4, 1)
+    assert (kind, addr, length) == (1, NVS + 3 * 4, 4)  # the 4th 4-byte write into nvs
+    with Flash(tmp_path / "flash.bin") as flash:
+        # three writes happened; the fourth was torn at half its length (rounded to 0 words)
+        assert flash.read(NVS, 16) == b"\x00" * 12 + b"\xff" * 4
+
+
+def test_without_a_cut_every_operation_is_counted(port_check: Path, tmp_path: Path) -> None:
+    control = tmp_path / "control.bin"
+    control.write_bytes(bytes(4 * FC_WORDS))
+    _run(port_check, tmp_path, "nor\nwrites 3\n", HIL_FLASH_CONTROL=str(control))
+    ops, writes, erases, *_ = struct.unpack(f"<{FC_WORDS}I", control.read_bytes())
+    # nor: 3 successful erases + 3 writes reaching flash (write_unerased counts: it reached the chip)
+    assert (writes, erases) == (3 + 3, 2)
+    assert ops == writes + erases
+
+
+def test_task_watchdog_panics_with_the_chip_lines(port_check: Path, tmp_path: Path) -> None:
+    Flash.create(tmp_path / "flash.bin", CSV).close()
+    # stdin stays open (the command, then nothing) until the watchdog ends the process
+    proc = subprocess.Popen(
+        [str(port_check)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, errors="replace",
+        env={"HIL_FLASH_FILE": str(tmp_path / "flash.bin"), "HIL_APP_OFFSET": "0x20000",
+             "HIL_BOOT_TIME_US": "250000"},
+    )
+    deadline = threading.Timer(10, proc.kill)  # the watchdog must end it well before
+    deadline.start()
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write("wdt 300 1\n")
+        proc.stdin.flush()
+        out = proc.stdout.read()  # until the process ends; stdin stays open, as in a board
+        proc.wait()
+    finally:
+        deadline.cancel()
+        proc.kill()
+        proc.stdin.close()
+        proc.stdout.close()
+    assert proc.returncode == HOST_EXIT_TASK_WDT, out
+    lines = out.splitlines()
+    wdt = [line for line in lines if "task_wdt:" in line]
+    assert re.fullmatch(r"E \((\d+)\) task_wdt: Task watchdog got triggered\. The following tasks/users did not "
+                        r"reset the watchdog in time:", wdt[0]), wdt
+    assert wdt[1].endswith("task_wdt:  - stuck_task (CPU 0/1)")
+    assert wdt[2].endswith("task_wdt: Tasks currently running:")
+    assert any(line.endswith("task_wdt: Aborting.") for line in wdt)
+    assert lines[-1] == "Rebooting..."
+    # log times count from the chip's reset: the board's boot time plus the 300 ms timeout
+    assert int(re.match(r"E \((\d+)\)", wdt[0]).group(1)) >= 250 + 300
