@@ -67,6 +67,7 @@ class VirtualBoard(Board):
         self._next_reset = rom.POWERON
         self._forced_reset: rom.RomReset | None = None
         self._stopping = threading.Event()
+        self._interrupted = threading.Event()  # reset or power cut while no app runs
         self._thread: threading.Thread | None = None
         self._running_offset: int | None = None
         self._boot_ms = 0.0
@@ -160,6 +161,7 @@ class VirtualBoard(Board):
         with self._lock:
             self._forced_reset = next_reset
             proc = self._proc
+            self._interrupted.set()
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
 
@@ -170,7 +172,9 @@ class VirtualBoard(Board):
     def _run(self) -> None:
         while not self._stopping.is_set():
             reset = self._next_reset
-            self._forced_reset = None
+            with self._lock:
+                self._forced_reset = None
+                self._interrupted.clear()
             try:
                 self._next_reset = self._boot_once(reset)
             except Exception as err:  # a board must never die silently: show why on the console
@@ -188,8 +192,8 @@ class VirtualBoard(Board):
         with Flash(self.flash_path) as flash:
             outcome = Bootloader(flash, lambda level, msg: self._log_boot(level, msg)).boot()
             if outcome.partition is None:
-                self._stopping.wait(NO_APP_RETRY_S)
-                return rom.SYSTEM_RESET
+                self._interrupted.wait(NO_APP_RETRY_S)
+                return self._forced_reset or rom.SYSTEM_RESET
             payload = virtual_payload(flash.read(outcome.partition.offset, outcome.image.length))
         self._log_boot("I", "Disabling RNG early entropy source...")
         self._running_offset = outcome.partition.offset
@@ -226,6 +230,8 @@ class VirtualBoard(Board):
         with self._lock:
             if self._stopping.is_set():
                 return rom.POWERON
+            if self._forced_reset is not None:  # reset or power cut during the bootloader
+                return self._forced_reset
             self._proc = subprocess.Popen(
                 [str(exe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
             )
