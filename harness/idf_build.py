@@ -1,0 +1,197 @@
+"""Firmware built with idf.py for a real chip: one build directory per target and variant.
+
+The builds follow ESP-IDF's ``build_<target>_<variant>`` convention under ``device/`` (the layout
+``.github/workflows/firmware.yml`` produces and uploads). Each holds what ``idf.py flash`` writes,
+listed in ``flasher_args.json``: the bootloader, the partition table, the app and ota_data_initial.
+
+Other versions of the firmware are not built: they are the app image of one build with a patched
+``esp_app_desc_t.version`` (``harness.images.patch_version``), so a release gate needs exactly one
+build per variant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness import images
+from harness.virtual import partition_table as pt
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEVICE_DIR = REPO_ROOT / "device"
+DEFAULT_VARIANT = "default"
+
+
+class FirmwareMissingError(RuntimeError):
+    """A build is missing or incomplete; the message names the idf.py command that makes it."""
+
+
+def build_dir_name(target: str, variant: str) -> str:
+    return f"build_{target}_{variant}"
+
+
+def idf_build_command(device_dir: Path, target: str, variant: str) -> str:
+    """The idf.py command (as the firmware CI workflow runs it) that makes one build directory."""
+    device_dir = Path(device_dir).resolve()
+    defaults = [device_dir.parent / "sdkconfig.defaults"]
+    if variant != DEFAULT_VARIANT:
+        defaults.append(device_dir / f"sdkconfig.ci.{variant}")
+    name = build_dir_name(target, variant)
+    sdkconfig_defaults = ";".join(str(p) for p in defaults)
+    return (
+        f"cd {shlex.quote(str(device_dir))} && idf.py -B {name} -DSDKCONFIG={name}/sdkconfig "
+        f"-DSDKCONFIG_DEFAULTS={shlex.quote(sdkconfig_defaults)} set-target {target} build"
+    )
+
+
+@dataclass(frozen=True)
+class FlashFile:
+    offset: int
+    path: Path
+
+    @property
+    def data(self) -> bytes:
+        return self.path.read_bytes()
+
+
+@dataclass(frozen=True)
+class IdfBuild:
+    """One ``build_<target>_<variant>`` directory, read from its flasher_args.json."""
+
+    target: str
+    variant: str
+    build_dir: Path
+    bootloader: FlashFile
+    partition_table: FlashFile
+    app: FlashFile
+    partitions: tuple[pt.Partition, ...]
+    flash_mode: str = "keep"
+    flash_size: str = "keep"
+    flash_freq: str = "keep"
+    version: str = field(default="")
+
+    @property
+    def image(self) -> bytes:
+        """The app image as built."""
+        return self.app.data
+
+    def image_with_version(self, version: str) -> bytes:
+        """The same app reporting another version (a patched app descriptor, resealed)."""
+        return images.patch_version(self.image, version)
+
+    def partition(self, label: str) -> pt.Partition:
+        try:
+            return pt.find(list(self.partitions), label)
+        except KeyError:
+            raise FirmwareMissingError(f"{self.build_dir}: the partition table has no {label!r} partition") from None
+
+    @property
+    def ota_0(self) -> pt.Partition:
+        slots = pt.ota_slots(list(self.partitions))
+        if not slots:
+            raise FirmwareMissingError(f"{self.build_dir}: the partition table has no OTA app slot")
+        return slots[0]
+
+    @property
+    def otadata(self) -> pt.Partition:
+        part = pt.otadata_partition(list(self.partitions))
+        if part is None:
+            raise FirmwareMissingError(f"{self.build_dir}: the partition table has no otadata partition")
+        return part
+
+    @property
+    def nvs(self) -> pt.Partition:
+        return self.partition("nvs")
+
+    def fingerprint(self) -> str:
+        """Identifies what a full flash of this build writes (bootloader, table, app)."""
+        digest = hashlib.sha256()
+        for f in (self.bootloader, self.partition_table, self.app):
+            digest.update(f.offset.to_bytes(4, "little"))
+            digest.update(hashlib.sha256(f.data).digest())
+        return digest.hexdigest()[:16]
+
+
+def _offset(text: str) -> int:
+    return int(str(text), 0)
+
+
+def load_build(device_dir: Path, target: str, variant: str = DEFAULT_VARIANT) -> IdfBuild:
+    """Read ``<device_dir>/build_<target>_<variant>``; FirmwareMissingError says how to make it."""
+    device_dir = Path(device_dir)
+    build_dir = device_dir / build_dir_name(target, variant)
+    how = f"Build it with:\n    {idf_build_command(device_dir, target, variant)}"
+    if variant != DEFAULT_VARIANT and not (device_dir / f"sdkconfig.ci.{variant}").exists():
+        raise FirmwareMissingError(f"unknown firmware variant {variant!r}: {device_dir}/sdkconfig.ci.{variant} "
+                                   "does not exist")
+    args_path = build_dir / "flasher_args.json"
+    if not args_path.exists():
+        raise FirmwareMissingError(f"no {target} build of the {variant!r} firmware: {args_path} is missing. {how}")
+    try:
+        args = json.loads(args_path.read_text())
+        chip = args.get("extra_esptool_args", {}).get("chip", target)
+        entries = {key: args[key] for key in ("bootloader", "partition-table", "app")}
+    except (ValueError, KeyError) as err:
+        raise FirmwareMissingError(f"{args_path} is not an idf.py flasher_args.json ({err!r}). {how}") from None
+    if chip != target:
+        raise FirmwareMissingError(f"{build_dir} was built for {chip}, not {target}. {how}")
+    files = {}
+    for key, entry in entries.items():
+        path = build_dir / entry["file"]
+        if not path.exists():
+            raise FirmwareMissingError(f"{path} is missing (listed in {args_path}). {how}")
+        files[key] = FlashFile(_offset(entry["offset"]), path)
+    try:
+        partitions = tuple(pt.from_binary(files["partition-table"].data))
+    except ValueError as err:
+        raise FirmwareMissingError(f"{files['partition-table'].path}: not a valid partition table ({err}). {how}") from None
+    app = files["app"]
+    try:
+        version = images.read_descriptor(app.data).version
+    except images.ImageError as err:
+        raise FirmwareMissingError(f"{app.path}: not an app image ({err}). {how}") from None
+    settings = args.get("flash_settings", {})
+    build = IdfBuild(
+        target=target,
+        variant=variant,
+        build_dir=build_dir,
+        bootloader=files["bootloader"],
+        partition_table=files["partition-table"],
+        app=app,
+        partitions=partitions,
+        flash_mode=settings.get("flash_mode", "keep"),
+        flash_size=settings.get("flash_size", "keep"),
+        flash_freq=settings.get("flash_freq", "keep"),
+        version=version,
+    )
+    if app.offset != build.ota_0.offset:
+        raise FirmwareMissingError(
+            f"{args_path}: the app is flashed at {app.offset:#x} but ota_0 starts at {build.ota_0.offset:#x}; "
+            "the harness expects a table with ota_0 and ota_1 and no factory app (device/partitions.csv)"
+        )
+    return build
+
+
+class IdfFirmware:
+    """The ``firmware`` fixture for a real target: the same interface as the virtual builds."""
+
+    def __init__(self, device_dir: Path, target: str) -> None:
+        self.device_dir = Path(device_dir)
+        self.target = target
+        self.builds: dict[str, IdfBuild] = {}
+
+    def build(self, variant: str = DEFAULT_VARIANT) -> IdfBuild:
+        if variant not in self.builds:
+            self.builds[variant] = load_build(self.device_dir, self.target, variant)
+        return self.builds[variant]
+
+    def image(self, variant: str = DEFAULT_VARIANT, version: str | None = None) -> bytes:
+        build = self.build(variant)
+        return build.image if version is None else build.image_with_version(version)
+
+    @property
+    def base_version(self) -> str:
+        return self.build().version
