@@ -36,7 +36,7 @@ from harness.virtual.board import VirtualBoard, create_flash
 BOOT_TIMEOUT_S = 15.0
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
     group = parser.getgroup("hil", "OTA hardware-in-the-loop harness")
     group.addoption(
         "--broker",
@@ -52,7 +52,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--hil-report", default=None, metavar="PATH",
         help="write one self-contained HTML report of the run (summary, OTA charts, logs) to PATH",
     )
-    targets.add_target_option(parser)
+    targets.add_target_option(parser, pluginmanager)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -107,8 +107,8 @@ class Firmware:
 
 
 @pytest.fixture(scope="session")
-def firmware() -> Firmware:
-    return Firmware()
+def firmware(request: pytest.FixtureRequest) -> Firmware:
+    return targets.real_firmware(request.config) or Firmware()  # idf.py builds on a real target
 
 
 @dataclass
@@ -166,15 +166,15 @@ _RECORD_KEY = pytest.StashKey[TestRecord]()
 @pytest.fixture
 def broker(request: pytest.FixtureRequest) -> Iterator[EmbeddedBroker | ExternalBroker]:
     url = request.config.getoption("--broker")
-    instance = ExternalBroker(url) if url else EmbeddedBroker()
+    instance = ExternalBroker(url) if url else EmbeddedBroker(**targets.server_address(request))
     instance.start()
     yield instance
     instance.stop()
 
 
 @pytest.fixture
-def fw_server(hil_record: TestRecord) -> Iterator[FirmwareServer]:
-    server = FirmwareServer().start()
+def fw_server(request: pytest.FixtureRequest, hil_record: TestRecord) -> Iterator[FirmwareServer]:
+    server = FirmwareServer(**targets.server_address(request)).start()
     hil_record.servers.append(server)
     yield server
     server.stop()
@@ -223,10 +223,13 @@ class VirtualBoardFactory:
 
 @pytest.fixture
 def board_factory(
-    tmp_path: Path, firmware: Firmware, broker: EmbeddedBroker | ExternalBroker, link: DeviceLink,
-    hil_record: TestRecord,
+    request: pytest.FixtureRequest, tmp_path: Path, firmware: Firmware, broker: EmbeddedBroker | ExternalBroker,
+    link: DeviceLink, hil_record: TestRecord,
 ) -> Iterator[Callable[..., VirtualBoard]]:
-    factory = VirtualBoardFactory(tmp_path, firmware, broker.url, link, hil_record)
+    if targets.is_real(request.config):  # real boards from the pool, restored to the baseline
+        factory = targets.real_board_factory(request, broker.url, link, hil_record)
+    else:
+        factory = VirtualBoardFactory(tmp_path, firmware, broker.url, link, hil_record)
     yield factory
     factory.stop_all()
 

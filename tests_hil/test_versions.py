@@ -1,5 +1,7 @@
 """Version policy and the happy path (A1-A4, broadcast)."""
 
+import pytest
+
 from harness.link import DeviceLink
 
 
@@ -36,6 +38,7 @@ def test_downgrade_is_refused_unless_forced(ota, board, link: DeviceLink, fw_ser
     assert status["partition"] == "ota_0"
 
 
+@pytest.mark.boards(2)
 def test_broadcast_updates_every_board(board_factory, link: DeviceLink, fw_server, firmware) -> None:
     boards = [board_factory(), board_factory()]
     artifact = fw_server.add(firmware.image(version="2.0.0"))
