@@ -1,0 +1,357 @@
+"""The real-board path (--target esp32) without hardware.
+
+- Flashing and the baseline restore, through esptool, against esp32-mock-bootloader's ROM protocol
+  over socket://: the right files at the right offsets, otadata and nvs erased, ota_0 rewritten
+  only when an update overwrote it.
+- Whole sessions (pytest in a subprocess) against an emulated dev board on rfc2217:// (the mock's
+  ROM protocol for download mode, the virtual board for the app, esp_rfc2217_server's reset
+  handling): flashed once, otadata erased before every test, scenarios passing; a port that
+  disappears stops the session cleanly.
+- Selection: --collect-only shows what is deselected and why; no board is an error in < 10 s.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from esp32_mock_bootloader import mock_bootloader
+from esptool.cmds import write_flash
+
+from harness import images
+from harness.boards.esp32 import Esp32Board, LineAssembler, PortLostError, mask_secrets
+from harness.boards.inventory import BoardPool, BoardSpec, InventoryError, load_inventory, specs_from_ports
+from harness.boards.power import CommandPower, UhubctlPower, parse_power
+from harness.idf_build import FirmwareMissingError, IdfFirmware, load_build
+from harness.targets import WifiCredentials, udp_source_address
+from harness.virtual import firmware as virtual_firmware
+from harness.virtual.otadata import OtaEntry, OtaState
+from tests_unit.esp32_emulator import Esp32Emulator, FlashOp, write_idf_build
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOTLOADER, TABLE, OTADATA, NVS, OTA_0, OTA_1 = 0x1000, 0x8000, 0xF000, 0x9000, 0x20000, 0x1D0000
+QUIET = ["-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning"]
+
+
+def _app(version: str = "1.0.0", size: int = 48_000) -> bytes:
+    """A small ESP32 app image (chip id 0) with an app descriptor: enough for the flashing path."""
+    image = images.build_virtual_image(os.urandom(size), version=version, project_name="hil_ota_agent")
+    return images.set_chip_id(image, images.CHIP_ID_ESP32)
+
+
+def _md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+def _blank(size: int) -> str:
+    return _md5(b"\xff" * size)
+
+
+# --- builds ---
+
+
+def test_missing_build_names_the_idf_py_command(tmp_path: Path) -> None:
+    with pytest.raises(FirmwareMissingError) as err:
+        load_build(tmp_path / "device", "esp32", "default")
+    assert "idf.py -B build_esp32_default -DSDKCONFIG=build_esp32_default/sdkconfig" in str(err.value)
+    assert "set-target esp32 build" in str(err.value)
+    (tmp_path / "device").mkdir()
+    (tmp_path / "device" / "sdkconfig.ci.crash_on_boot").touch()
+    with pytest.raises(FirmwareMissingError) as err:
+        load_build(tmp_path / "device", "esp32", "crash_on_boot")
+    assert "sdkconfig.ci.crash_on_boot" in str(err.value) and "build_esp32_crash_on_boot" in str(err.value)
+
+
+def test_build_layout_and_versions_are_patched_images_of_one_build(tmp_path: Path) -> None:
+    write_idf_build(tmp_path / "device", _app("1.0.0"))
+    firmware = IdfFirmware(tmp_path / "device", "esp32")
+    build = firmware.build()
+    assert (build.bootloader.offset, build.partition_table.offset, build.ota_0.offset) == (BOOTLOADER, TABLE, OTA_0)
+    assert (build.otadata.offset, build.otadata.size, build.nvs.offset) == (OTADATA, 0x2000, NVS)
+    assert firmware.base_version == "1.0.0"
+    v2 = firmware.image(version="2.0.0")
+    assert images.read_descriptor(v2).version == "2.0.0"
+    assert images.verify_image(v2, images.CHIP_ID_ESP32).length == len(build.image)
+
+
+# --- flashing and restoring, against esp32-mock-bootloader ---
+
+
+def _flash_md5(url: str, regions: list[tuple[int, int]]) -> list[str]:
+    board = Esp32Board("check", url)
+    try:
+        with board.bootloader() as esp:
+            return [esp.flash_md5sum(offset, size) for offset, size in regions]
+    finally:
+        board.close()
+
+
+def _simulate_an_update(url: str, into_ota_0: bytes | None = None) -> None:
+    """What an OTA leaves behind: a new image in a slot, otadata pointing at it, a record in nvs."""
+    board = Esp32Board("ota", url)
+    files = [(OTA_1, _app("2.0.0")), (OTADATA, OtaEntry.make(2, OtaState.VALID).pack()), (NVS, b"\x5a" * 0x1000)]
+    if into_ota_0 is not None:
+        files.append((OTA_0, into_ota_0))
+    try:
+        with board.bootloader() as esp:
+            write_flash(esp, files, no_progress=True)
+    finally:
+        board.close()
+
+
+def test_flash_once_then_restore_the_baseline_without_reflashing(tmp_path: Path) -> None:
+    app = _app("1.0.0")
+    build = load_build(write_idf_build(tmp_path / "device", app).parent, "esp32")
+    with mock_bootloader(chip="esp32") as mock:
+        url = mock.url()
+        assert url.startswith("socket://")
+        board = Esp32Board("mock", url)
+        board.flash_build(build)
+        board.close()
+        bootloader, table = build.bootloader.data, build.partition_table.data
+        assert _flash_md5(url, [(BOOTLOADER, len(bootloader)), (TABLE, len(table)), (OTA_0, len(app)),
+                                (OTADATA, 0x2000), (NVS, 0x6000)]) == [
+            _md5(bootloader), _md5(table), _md5(app), _blank(0x2000), _blank(0x6000)]
+
+        # An update to ota_1: the restore erases otadata and nvs and leaves ota_0 alone.
+        _simulate_an_update(url)
+        assert _flash_md5(url, [(OTADATA, 0x2000)]) != [_blank(0x2000)]
+        board = Esp32Board("mock", url, build=build)
+        assert board.restore_flash() is False  # ota_0 still holds the baseline: not rewritten
+        board.close()
+        assert _flash_md5(url, [(OTADATA, 0x2000), (NVS, 0x6000), (OTA_0, len(app))]) == [
+            _blank(0x2000), _blank(0x6000), _md5(app)]
+
+        # A second update landed in ota_0 (v1 -> v2 -> v3): the restore writes the baseline back.
+        _simulate_an_update(url, into_ota_0=_app("3.0.0"))
+        board = Esp32Board("mock", url, build=build)
+        assert board.restore_flash() is True
+        board.close()
+        assert _flash_md5(url, [(OTADATA, 0x2000), (NVS, 0x6000), (OTA_0, len(app))]) == [
+            _blank(0x2000), _blank(0x6000), _md5(app)]
+
+
+def test_a_port_that_does_not_exist_is_a_lost_board(tmp_path: Path) -> None:
+    board = Esp32Board("gone", str(tmp_path / "ttyUSB9"))
+    start = time.monotonic()
+    with pytest.raises(PortLostError, match="cannot open serial port"):
+        board.open()
+    with pytest.raises(PortLostError):  # expect() does not wait out its timeout on a lost port
+        board.expect("never", timeout=30)
+    assert time.monotonic() - start < 2
+
+
+# --- the console as a real UART shows it ---
+
+
+def test_console_lines_prompt_echo_colours_and_secrets() -> None:
+    lines: list[str] = []
+    secrets = {"hunter22"}
+    assembler = LineAssembler(lines.append, secrets)
+    assembler.feed(b"\x1b[0;32mI (312) wifi_sta: got ip:10.0.0.7\x1b[0m\r\n\x1b[0;32mhil> \x1b[0m")
+    assert lines == ["I (312) wifi_sta: got ip:10.0.0.7", "hil>"]
+    assembler.feed(b"config set wifi_pass")  # the echo arrives in pieces
+    assembler.feed(b"word hunter22\r\nOK wifi_password set; reboot to apply\r\nhil> ")
+    assert lines[2:] == ["config set wifi_password ********", "OK wifi_password set; reboot to apply", "hil>"]
+    assembler.feed("température\r\n".encode()[:3])
+    assembler.feed("température\r\n".encode()[3:])
+    assert lines[-1] == "température"
+    assert mask_secrets("a hunter22 b", secrets) == "a ******** b"
+    assert "hunter22" not in repr(WifiCredentials("lab", "hunter22"))
+
+
+# --- inventory, pool, power ---
+
+
+def test_inventory_in_toml_and_yaml(tmp_path: Path) -> None:
+    toml = tmp_path / "boards.toml"
+    toml.write_text('[[board]]\nname = "a"\nport = "/dev/ttyUSB0"\npower = "uhubctl:1-1.4:2"\n'
+                    'capabilities = ["wifi"]\n\n[[board]]\nname = "b"\nserial_number = "0001"\ntarget = "esp32s3"\n'
+                    '\n[[board]]\nname = "c"\nmac = "24-0A-C4-12-34-56"\n')
+    a, b, c = load_inventory(toml)
+    assert a.capabilities == {"wifi", "power_control"} and a.has_power
+    assert (b.serial_number, b.target) == ("0001", "esp32s3")
+    assert c.mac == "24:0a:c4:12:34:56"
+    yaml = tmp_path / "boards.yaml"
+    yaml.write_text("boards:\n  - name: x\n    port: rfc2217://lab:4000?ign_set_control\n")
+    assert load_inventory(yaml)[0].port == "rfc2217://lab:4000?ign_set_control"
+    toml.write_text('[[board]]\nname = "a"\nprot = "/dev/ttyUSB0"\n')
+    with pytest.raises(InventoryError, match="unknown keys"):
+        load_inventory(toml)
+
+
+def test_port_globs_and_lists(tmp_path: Path) -> None:
+    for name in ("ttyUSB0", "ttyUSB1"):
+        (tmp_path / name).touch()
+    specs = specs_from_ports(f"{tmp_path}/ttyUSB*|rfc2217://h:4000", "esp32")
+    assert [s.port for s in specs] == [f"{tmp_path}/ttyUSB0", f"{tmp_path}/ttyUSB1", "rfc2217://h:4000"]
+
+
+def test_pool_leases_all_boards_at_once_and_prefers_the_workers_own(tmp_path: Path) -> None:
+    specs = [BoardSpec(name=f"b{i}", port=f"/dev/b{i}") for i in range(3)]
+    worker1 = BoardPool(specs, worker_index=1, worker_count=3, lock_dir=tmp_path)
+    worker0 = BoardPool(specs, worker_index=0, worker_count=3, lock_dir=tmp_path)
+    mine = worker1.acquire(1)
+    assert mine[0].spec.name == "b1"
+    two = worker0.acquire(2, timeout=0)
+    assert [lease.spec.name for lease in two] == ["b0", "b2"]
+    with pytest.raises(Exception, match="stayed in use"):
+        worker0.acquire(1, timeout=0)
+    worker1.release(mine)
+    assert worker0.acquire(1, timeout=0)[0].spec.name == "b1"
+
+
+def test_power_specs(tmp_path: Path) -> None:
+    assert parse_power("uhubctl:1-1.4:2") == UhubctlPower("1-1.4", "2")
+    log = tmp_path / "relay.log"
+    power = parse_power(f"command:sh -c 'echo {{action}} {{state}} >> {log}'")
+    assert isinstance(power, CommandPower)
+    power.off()
+    power.on()
+    assert log.read_text().split() == ["off", "0", "on", "1"]
+    with pytest.raises(ValueError):
+        parse_power("command:relay 3")
+
+
+def test_udp_trick_gives_the_local_address_on_the_route() -> None:
+    assert udp_source_address("127.0.0.1") == "127.0.0.1"
+
+
+# --- whole sessions against an emulated board on rfc2217 ---
+
+
+def _pytest(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pytest", *QUIET, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+@pytest.fixture(scope="module")
+def device_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """idf.py-style builds whose app is the firmware built for the virtual board."""
+    device = tmp_path_factory.mktemp("idf") / "device"
+    for variant in ("default", "selftest_fail", "crash_on_boot"):
+        write_idf_build(device, virtual_firmware.build(variant).image, variant=variant)
+    return device
+
+
+SESSION_TESTS = '''
+import pytest
+
+def test_first(board, link):
+    assert link.latest_status(board.device_id)["partition"] == "ota_0"
+
+def test_update_then_next_test_is_back_on_the_baseline(board, link, fw_server, firmware):
+    since = link.cursor()
+    link.send(board.device_id, {"type": "ota", "id": "u1", "url": fw_server.add(firmware.image(version="2.0.0")).url})
+    link.wait_ota(board.device_id, "u1", "succeeded", timeout=40, since=since, fail_on={"failed", "rejected"})
+
+def test_last(board, link, firmware):
+    status = link.latest_status(board.device_id)
+    assert (status["version"], status["partition"]) == (firmware.base_version, "ota_0")
+'''
+
+
+def test_session_flashes_once_and_restores_the_baseline_before_every_test(tmp_path: Path, device_dir: Path) -> None:
+    (tmp_path / "test_session.py").write_text(SESSION_TESTS)
+    emulator = Esp32Emulator(tmp_path / "board")
+    try:
+        result = _pytest(str(tmp_path / "test_session.py"), "--target", "esp32", "--port", emulator.url,
+                         "--firmware-dir", str(device_dir), "--wifi-ssid", "lab", "--wifi-password", "hunter22",
+                         "-v", "-rA")
+    finally:
+        emulator.close()
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+    assert "3 passed" in output
+    assert "hunter22" not in output  # typed on the console, echoed back, never printed
+    app = (device_dir / "build_esp32_default" / "hil_ota_agent.bin").read_bytes()
+    writes = [(op.offset, op.length, op.md5) for op in emulator.ops if op.kind == "write"]
+    # Flashed once: bootloader, partition table and the app in ota_0. The update's own writes went
+    # to ota_1 through the firmware, which the ROM protocol does not see.
+    build = device_dir / "build_esp32_default"
+    assert writes == [
+        (BOOTLOADER, len((build / "bootloader/bootloader.bin").read_bytes()), _md5((build / "bootloader/bootloader.bin")
+                                                                                   .read_bytes())),
+        (TABLE, 0xC00, _md5((build / "partition_table/partition-table.bin").read_bytes())),
+        (OTA_0, len(app), _md5(app)),
+    ]
+    erases = [op for op in emulator.ops if op.kind == "erase"]
+    # otadata and nvs: with the flash (the session's first use of the board, to learn its address),
+    # then before each of the three tests.
+    assert erases == [FlashOp("erase", OTADATA, 0x2000), FlashOp("erase", NVS, 0x6000)] * 4
+
+
+def test_the_catalog_runs_on_the_real_board_path(tmp_path: Path, device_dir: Path) -> None:
+    """A slice of the scenario catalog, unchanged, through esptool, RTS resets and the UART console."""
+    emulator = Esp32Emulator(tmp_path / "board")
+    try:
+        result = _pytest("tests_hil/test_update_to_new_version.py", "tests_hil/test_rollback_when_selftest_fails.py",
+                         "tests_hil/test_console_and_status.py", "--target", "esp32", "--port", emulator.url,
+                         "--firmware-dir", str(device_dir))
+    finally:
+        emulator.close()
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+
+
+def test_a_board_that_disappears_stops_the_session_cleanly(tmp_path: Path, device_dir: Path) -> None:
+    (tmp_path / "test_session.py").write_text(SESSION_TESTS)
+    # The board takes the session's flash (first test), then its server goes away before the
+    # second test's restore.
+    emulator = Esp32Emulator(tmp_path / "board", vanish_after_rom_sessions=1)
+    start = time.monotonic()
+    try:
+        result = _pytest(str(tmp_path / "test_session.py"), "--target", "esp32", "--port", emulator.url,
+                         "--firmware-dir", str(device_dir), "--host-ip", "127.0.0.1", timeout=120)
+    finally:
+        emulator.close()
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "real board lost" in output and emulator.url.split("?")[0] in output, output[-4000:]
+    assert "1 passed" in output and "1 error" in output, output[-3000:]  # the third test never starts
+    assert time.monotonic() - start < 90
+
+
+# --- selection and the no-board error ---
+
+
+def test_collect_only_shows_the_selection_and_the_reasons() -> None:
+    result = _pytest("tests_hil", "--target", "esp32", "--collect-only", "-q")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "test_power_cut_at_flash_operations_of_an_ota: needs the virtual board" in out
+    assert "test_broadcast_updates_every_board: needs 2 boards at once" in out
+    assert "tests_hil/test_update_to_new_version.py::test_update_to_new_version" in out
+    assert "deselected" in out.splitlines()[-1]
+
+
+def test_power_backend_keeps_power_scenarios_selected(tmp_path: Path) -> None:
+    (tmp_path / "test_power.py").write_text("import pytest\n\n@pytest.mark.needs_power_control\n"
+                                            "def test_cut(): pass\n")
+    without = _pytest(str(tmp_path / "test_power.py"), "--target", "esp32", "--collect-only", "-q")
+    assert "needs power control" in without.stdout
+    with_power = _pytest(str(tmp_path / "test_power.py"), "--target", "esp32", "--collect-only", "-q",
+                         "--port", "/dev/ttyUSB0", "--power", "uhubctl:1-1:2")
+    assert "deselected" not in with_power.stdout and "test_cut" in with_power.stdout
+
+
+def test_no_board_is_a_clear_error_in_under_10_seconds(tmp_path: Path) -> None:
+    start = time.monotonic()
+    result = _pytest("tests_hil", "--target", "esp32", "--port", str(tmp_path / "ttyUSB0"))
+    assert time.monotonic() - start < 10
+    assert result.returncode == 4  # usage error: nothing ran, nothing fell back to the virtual board
+    out = result.stdout + result.stderr
+    assert "no board found at" in out and "--port /dev/ttyUSB0" in out and "rfc2217://" in out
+
+
+def test_missing_build_is_a_clear_error(tmp_path: Path) -> None:
+    emulator_port = tmp_path / "ttyUSB0"
+    emulator_port.touch()  # a port that exists; the build does not
+    result = _pytest("tests_hil/test_versions.py", "--target", "esp32", "--port", str(emulator_port),
+                     "--firmware-dir", str(tmp_path / "device"))
+    assert result.returncode == 4
+    assert "idf.py -B build_esp32_default" in result.stdout + result.stderr
