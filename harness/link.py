@@ -96,9 +96,10 @@ def parse_topic(topic: str, prefix: str) -> tuple[str | None, str | None]:
 
 
 def parse_json(payload: bytes) -> Any:
+    """The payload as JSON, or None: not UTF-8, not JSON, or nested too deeply for Python's parser."""
     try:
         return json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return None
 
 

@@ -22,6 +22,7 @@ from harness.link import (
     OtaFailed,
     ProtocolChecker,
     ProtocolViolation,
+    parse_json,
     parse_topic,
 )
 
@@ -107,6 +108,14 @@ def test_custom_prefix(broker: EmbeddedBroker) -> None:
 ])
 def test_parse_topic(topic: str, expected: tuple[str | None, str | None]) -> None:
     assert parse_topic(topic, "devices") == expected
+
+
+@pytest.mark.parametrize(("payload", "expected"), [
+    (b'{"a": [1]}', {"a": [1]}), (b"{type: ota", None), (b'"\xff"', None),
+    (b"[" * 100_000 + b"]" * 100_000, None),  # a fuzzing test sends this to a device; the link records it
+])
+def test_parse_json(payload: bytes, expected: Any) -> None:
+    assert parse_json(payload) == expected
 
 
 # --- waiting ------------------------------------------------------------------------------------------------
