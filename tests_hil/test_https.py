@@ -2,14 +2,15 @@
 
 import pytest
 
+from harness import targets
 from harness.fwserver import FirmwareServer
 from harness.link import DeviceLink
 from harness.provision import ca_cert_value
 
 
 @pytest.fixture
-def tls_server():
-    server = FirmwareServer(tls=True).start()
+def tls_server(request):
+    server = FirmwareServer(tls=True, **targets.server_address(request)).start()  # reachable from a real board
     yield server
     server.stop()
 

@@ -44,7 +44,9 @@ def test_bad_image_is_refused(ota, fw_server, firmware, kind: str, reason: str) 
 
 def test_wrong_chip_is_refused(ota, fw_server, firmware) -> None:
     """B9: an image built for a real ESP32 on the virtual board (and the reverse on a chip)."""
-    artifact = fw_server.add(images.set_chip_id(firmware.image(version="2.0.0"), images.CHIP_ID_ESP32))
+    running = images.verify_image(firmware.image(), None).chip_id
+    other = images.CHIP_ID_VIRTUAL if running == images.CHIP_ID_ESP32 else images.CHIP_ID_ESP32
+    artifact = fw_server.add(images.set_chip_id(firmware.image(version="2.0.0"), other))
     since = ota.start("chip", artifact.url)
     ota.expect_outcome("chip", "failed", "wrong_chip", since)
     ota.assert_healthy_on_base(since)
