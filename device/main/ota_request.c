@@ -4,17 +4,33 @@
 #include "sdkconfig.h"
 #include "ota_request.h"
 
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+/* Exactly out_len * 2 hex digits. Not sscanf("%2x"): it also takes a sign, spaces and "0x". */
 static bool parse_hex(const char *hex, uint8_t *out, size_t out_len)
 {
     if (strlen(hex) != out_len * 2) {
         return false;
     }
     for (size_t i = 0; i < out_len; i++) {
-        unsigned int byte;
-        if (sscanf(hex + 2 * i, "%2x", &byte) != 1) {
+        int high = hex_digit(hex[2 * i]);
+        int low = hex_digit(hex[2 * i + 1]);
+        if (high < 0 || low < 0) {
             return false;
         }
-        out[i] = (uint8_t)byte;
+        out[i] = (uint8_t)(high << 4 | low);
     }
     return true;
 }
@@ -40,8 +56,9 @@ static bool get_int(const cJSON *command, const char *name, int64_t lo, int64_t 
     if (item == NULL) {
         return true;
     }
-    if (!cJSON_IsNumber(item) || item->valuedouble != (double)(int64_t)item->valuedouble ||
-        item->valuedouble < (double)lo || item->valuedouble > (double)hi) {
+    /* Range first: converting a double outside int64_t's range (1e300) is undefined behaviour. */
+    if (!cJSON_IsNumber(item) || !(item->valuedouble >= (double)lo && item->valuedouble <= (double)hi) ||
+        item->valuedouble != (double)(int64_t)item->valuedouble) {
         return false;
     }
     *out = (int64_t)item->valuedouble;
