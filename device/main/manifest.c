@@ -67,6 +67,10 @@ static bool fetch(char *buf, size_t buf_len)
 /* Turns a manifest into an update request; false (after reporting) when there is nothing to do. */
 static bool to_request(const char *text, ota_request_t *req)
 {
+    if (!ota_json_depth_ok(text, strlen(text), OTA_JSON_MAX_DEPTH)) {
+        report("rejected", "bad_command", "manifest JSON nested too deeply");
+        return false;
+    }
     cJSON *manifest = cJSON_Parse(text);
     const cJSON *version = cJSON_GetObjectItemCaseSensitive(manifest, "version");
     char error[96];

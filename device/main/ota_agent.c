@@ -97,6 +97,10 @@ void ota_agent_handle_command(const char *payload, int len)
         reject("", "bad_command", "command longer than 4096 bytes");
         return;
     }
+    if (!ota_json_depth_ok(payload, (size_t)len, OTA_JSON_MAX_DEPTH)) {
+        reject("", "bad_command", "JSON nested too deeply for a command");
+        return;
+    }
     cJSON *command = cJSON_ParseWithLength(payload, (size_t)len);
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(command, "type");
     if (command == NULL || !cJSON_IsObject(command) || !cJSON_IsString(type)) {

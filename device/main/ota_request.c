@@ -112,6 +112,31 @@ bool ota_request_parse(const cJSON *command, ota_request_t *req, char *error, in
     return true;
 }
 
+bool ota_json_depth_ok(const char *text, size_t len, int max_depth)
+{
+    int depth = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (in_string) {
+            if (c == '\\') {
+                i++; /* the escaped character cannot end the string */
+            } else if (c == '"') {
+                in_string = false;
+            }
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            if (++depth > max_depth) {
+                return false;
+            }
+        } else if (c == ']' || c == '}') {
+            depth--;
+        }
+    }
+    return true;
+}
+
 int ota_version_compare(const char *a, const char *b)
 {
     while (*a != '\0' || *b != '\0') {

@@ -2,10 +2,14 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include "cJSON.h"
 
 #define OTA_URL_MAX 256
+/* Commands and manifests are flat objects. cJSON recurses once per level up to 1000 levels,
+   far more than an 8 KB task stack holds, so deeper text is refused before it is parsed. */
+#define OTA_JSON_MAX_DEPTH 8
 
 typedef struct {
     char id[48];
@@ -23,6 +27,9 @@ typedef struct {
 /* Fills req from an "ota"/"ota_trigger" command. On a bad field returns false and writes a
    short explanation to error. */
 bool ota_request_parse(const cJSON *command, ota_request_t *req, char *error, int error_len);
+
+/* True when text (len bytes, JSON or not) opens at most max_depth arrays/objects at once. */
+bool ota_json_depth_ok(const char *text, size_t len, int max_depth);
 
 /* Compares dotted numeric versions ("1.10.0" > "1.9.2"); non-numeric parts compare as text.
    Negative, zero or positive like strcmp. */
