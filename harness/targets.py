@@ -194,7 +194,7 @@ def check_target_usable(config: pytest.Config) -> None:
     specs = _boards_of(config)
     if not specs:
         raise pytest.UsageError(_no_board_message(target, "no board named and no ESP32 USB serial bridge found."))
-    present = [s for s in specs if s.mac and not (s.port or s.serial_number) or inventory.resolve_port(s)]
+    present = [s for s in specs if s.mac and not (s.port or s.serial_number) or _answers(inventory.resolve_port(s))]
     if not present:
         where = ", ".join(s.where() for s in specs)
         raise pytest.UsageError(_no_board_message(target, f"no board found at {where}."))
@@ -207,7 +207,28 @@ def check_target_usable(config: pytest.Config) -> None:
         raise pytest.UsageError("--wifi-ssid: an SSID with spaces cannot be provisioned over the console yet")
 
 
+def _answers(url: str | None) -> bool:
+    """A local port exists (resolve_port checked); a network port accepts a connection within 3 s."""
+    if url is None or "://" not in url:
+        return url is not None
+    hostport = url.split("://", 1)[1].split("?", 1)[0].split("/", 1)[0]
+    host, _, port = hostport.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=3):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
 # --- session state of a real target ---
+
+
+class Secret(str):
+    """A password: the value itself where it is used, ``********`` wherever it is shown (reprs,
+    ``--showlocals`` tracebacks, assertion messages)."""
+
+    def __repr__(self) -> str:
+        return "'********'"
 
 
 @dataclass(frozen=True)
@@ -223,7 +244,7 @@ class WifiCredentials:
         if self.ssid:
             values["wifi_ssid"] = self.ssid
         if self.password:
-            values["wifi_password"] = self.password
+            values["wifi_password"] = Secret(self.password)
         return values
 
 

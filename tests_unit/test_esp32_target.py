@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -286,6 +287,7 @@ def test_session_flashes_once_and_restores_the_baseline_before_every_test(tmp_pa
     assert erases == [FlashOp("erase", OTADATA, 0x2000), FlashOp("erase", NVS, 0x6000)] * 4
 
 
+@pytest.mark.slow
 def test_the_catalog_runs_on_the_real_board_path(tmp_path: Path, device_dir: Path) -> None:
     """A slice of the scenario catalog, unchanged, through esptool, RTS resets and the UART console."""
     emulator = Esp32Emulator(tmp_path / "board")
@@ -346,6 +348,30 @@ def test_no_board_is_a_clear_error_in_under_10_seconds(tmp_path: Path) -> None:
     assert result.returncode == 4  # usage error: nothing ran, nothing fell back to the virtual board
     out = result.stdout + result.stderr
     assert "no board found at" in out and "--port /dev/ttyUSB0" in out and "rfc2217://" in out
+
+
+def test_an_rfc2217_port_nobody_serves_is_no_board() -> None:
+    with socket.socket() as sock:  # a port that was free a moment ago: nothing listens there
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    start = time.monotonic()
+    result = _pytest("tests_hil", "--target", "esp32", "--port", f"rfc2217://127.0.0.1:{port}?ign_set_control")
+    assert time.monotonic() - start < 10
+    assert result.returncode == 4 and "no board found at rfc2217://127.0.0.1" in result.stdout + result.stderr
+
+
+def test_target_option_without_pytest_embedded() -> None:
+    """Without pytest-embedded the harness registers --target (default linux) and --port itself."""
+    virtual = _pytest("tests_hil/test_versions.py", "-p", "no:pytest_embedded", "--collect-only", "-q")
+    assert virtual.returncode == 0 and "deselected" not in virtual.stdout, virtual.stdout + virtual.stderr
+    real = _pytest("tests_hil/test_versions.py", "-p", "no:pytest_embedded", "--target", "esp32", "--collect-only",
+                   "-q")
+    assert real.returncode == 0 and "needs 2 boards at once" in real.stdout, real.stdout + real.stderr
+
+
+def test_passwords_never_show_in_reprs() -> None:
+    settings = WifiCredentials("lab", "hunter22").settings()
+    assert settings["wifi_password"] == "hunter22" and "hunter22" not in repr(settings)
 
 
 def test_missing_build_is_a_clear_error(tmp_path: Path) -> None:
