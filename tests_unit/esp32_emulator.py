@@ -161,13 +161,13 @@ class _Lines:
         self._rts = bool(value)
         self._emulator.control_lines_changed(self._dtr, self._rts)
 
-    def setDTR(self, value: bool) -> None:  # noqa: N802 - pyserial's name, used by esptool's reset code
+    def setDTR(self, value: bool) -> None:  # pyserial's names, used by esptool's reset code
         self.dtr = value
 
-    def setRTS(self, value: bool) -> None:  # noqa: N802
+    def setRTS(self, value: bool) -> None:
         self.rts = value
 
-    def isOpen(self) -> bool:  # noqa: N802
+    def isOpen(self) -> bool:
         return True
 
     def reset_input_buffer(self) -> None:
