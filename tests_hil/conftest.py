@@ -18,12 +18,19 @@ class Ota:
         self.link = link
         self.base_version = base_version
         self.serial_mark = 0
+        self.status_before: dict[str, Any] | None = None
 
-    def start(self, request_id: str, url: str, **fields: Any) -> int:
-        """Sends {"type":"ota"} and returns the transcript cursor from before it."""
+    def mark(self) -> int:
+        """Remembers the serial position and the latest status; returns the transcript cursor."""
         since = self.link.cursor()
         self.board.serial.skip_to_end()
         self.serial_mark = self.board.serial.mark()
+        self.status_before = self.link.latest_status(self.board.device_id)
+        return since
+
+    def start(self, request_id: str, url: str, **fields: Any) -> int:
+        """Sends {"type":"ota"} and returns the transcript cursor from before it."""
+        since = self.mark()
         self.link.send(self.board.device_id, {"type": "ota", "id": request_id, "url": url, **fields})
         return since
 
@@ -38,13 +45,24 @@ class Ota:
 
     def assert_healthy_on_base(self, since: int) -> dict[str, Any]:
         """No reboot since `since`, still the base version, and still answering commands."""
-        rebooted = [line.text for line in self.board.serial.lines[self.serial_mark:] if line.text.startswith("rst:")]
-        assert not rebooted, f"the device rebooted: {rebooted}"
+        return self.assert_healthy(self.base_version, "ota_0")
+
+    def assert_healthy(self, version: str, partition: str) -> dict[str, Any]:
+        """Answers a status command with `version` from `partition`, and has not rebooted since mark()/start().
+
+        The ROM banner is looked for after the answer, so a reboot right after the outcome is caught too.
+        """
         cursor = self.link.cursor()
         self.link.send(self.board.device_id, {"type": "status"})
         status = self.link.wait_status(self.board.device_id, since=cursor, timeout=10,
                                        description="a status answer to a status command")
-        assert (status["version"], status["partition"], status["ota_state"]) == (self.base_version, "ota_0", "valid")
+        rebooted = [line.text for line in self.board.serial.lines[self.serial_mark:] if line.text.startswith("rst:")]
+        assert not rebooted, f"the device rebooted: {rebooted}"
+        assert (status["version"], status["partition"], status["ota_state"]) == (version, partition, "valid"), status
+        before = self.status_before
+        if before is not None:  # a reboot restarts the uptime and changes the reset reason
+            assert status["uptime_s"] >= before["uptime_s"], (before, status)
+            assert status["reset_reason"] == before["reset_reason"], (before, status)
         self.link.check_protocol()
         return status
 
