@@ -335,7 +335,9 @@ static attempt_t start_response(job_t *job, esp_http_client_handle_t http)
             ESP_LOGW(TAG, "server ignored Range; restarting the download from zero");
             reset_image(job);
         }
-        job->total = length > 0 ? length : -1;
+        /* Chunked: no Content-Length, but the command's size (if any) is the length to expect, so
+           an image that cannot fit is still refused before esp_ota_begin() erases the slot. */
+        job->total = length > 0 ? length : job->req->size;
         return ATTEMPT_DONE;
     }
 }
