@@ -1,40 +1,78 @@
 """Job control (D1, D5): cancel, busy, and the order of events of a successful update."""
 
+import itertools
+import time
+
 from harness.fwserver import FaultPlan
 from harness.link import DeviceLink
 
-ORDER = ["accepted", "downloading", "verifying", "rebooting"]
+DOWNLOAD_S = 8  # the throttled downloads below would take this long; every test ends them early
+CANCEL_WITHIN_S = 3.0  # the firmware checks for a cancel between reads of at most 250 ms
 
 
-def test_cancel_during_download_then_a_new_update_succeeds(ota, link: DeviceLink, board, fw_server, firmware) -> None:
-    """D1: cancelled mid-download, nothing switched; the next request installs."""
-    slow = fw_server.add(firmware.image(version="2.0.0"), faults=FaultPlan(throttle_bps=100_000))
+def _slow(fw_server, image: bytes):
+    return fw_server.add(image, faults=FaultPlan(throttle_bps=max(1, len(image) // DOWNLOAD_S)))
+
+
+def test_cancel_during_download_then_a_new_update_succeeds(ota, link: DeviceLink, board, fw_server,
+                                                           firmware) -> None:
+    """D1: cancelled mid-download: the device stops reading, reports cancelled, switches nothing and
+    stays up; the next request installs."""
+    slow = _slow(fw_server, firmware.image(version="2.0.0"))
     since = ota.start("d1", slow.url)
-    link.wait_ota(board.device_id, "d1", "downloading", timeout=10, since=since)
+    link.wait_ota(board.device_id, "d1", "downloading", timeout=10, since=since, fail_on={"failed", "rejected"})
+    cancel_at, sent = link.cursor(), time.monotonic()
     link.send(board.device_id, {"type": "cancel", "id": "d1"})
-    ota.expect_outcome("d1", "cancelled", "cancelled", since)
+    ota.expect_outcome("d1", "cancelled", "cancelled", since, timeout=10)
+    events = link.ota_events(board.device_id, "d1")
+    cancelled = next(m for m in link.messages[cancel_at:] if m.kind == "ota" and m.data.get("state") == "cancelled")
+    assert cancelled.t - sent < CANCEL_WITHIN_S, "the cancel was not acted on during the download"
+    progress = [e["bytes"] for e in events if e["state"] == "downloading"]
+    assert progress[-1] < slow.size, f"the download had finished: {progress}"
+    assert "verifying" not in [e["state"] for e in events]
+    request = fw_server.wait_for_request(0, timeout=10, artifact=slow)  # the device hung up
+    assert request.bytes_sent < slow.size, request
     ota.assert_healthy_on_base(since)
     ota.install("d1-next", fw_server.add(firmware.image(version="2.0.0")).url, "2.0.0")
 
 
-def test_second_update_while_one_runs_is_busy(ota, link: DeviceLink, board, fw_server, firmware) -> None:
-    slow = fw_server.add(firmware.image(version="2.0.0"), faults=FaultPlan(throttle_bps=100_000))
+def test_commands_while_an_update_runs(ota, link: DeviceLink, board, fw_server, firmware) -> None:
+    """A second update and a reboot are rejected/busy, a cancel for another id is refused, and none
+    of them disturbs the running update; a cancel without an id then stops it."""
+    slow = _slow(fw_server, firmware.image(version="2.0.0"))
     since = ota.start("first", slow.url)
-    link.wait_ota(board.device_id, "first", "downloading", timeout=10, since=since)
+    link.wait_ota(board.device_id, "first", "downloading", timeout=10, since=since, fail_on={"failed", "rejected"})
     link.send(board.device_id, {"type": "ota", "id": "second", "url": slow.url})
-    event = link.wait_ota(board.device_id, "second", "rejected", timeout=10, since=since)
-    assert event["reason"] == "busy"
+    assert link.wait_ota(board.device_id, "second", "rejected", timeout=10, since=since)["reason"] == "busy"
+    link.send(board.device_id, {"type": "reboot"})
+    assert link.wait_ota(board.device_id, "", "rejected", timeout=10, since=since)["reason"] == "busy"
+    cursor = link.cursor()
+    link.send(board.device_id, {"type": "cancel", "id": "second"})
+    assert link.wait_ota(board.device_id, "second", "rejected", timeout=10, since=cursor)["reason"] == "bad_command"
+    assert [e["state"] for e in link.ota_events(board.device_id, "first")][-1] == "downloading"
     link.send(board.device_id, {"type": "cancel"})
-    ota.expect_outcome("first", "cancelled", "cancelled", since)
+    ota.expect_outcome("first", "cancelled", "cancelled", since, timeout=10)
+    ota.assert_healthy_on_base(since)
+    assert len(fw_server.requests_for(slow)) == 1, "the busy request was downloaded too"
 
 
 def test_events_arrive_in_protocol_order(ota, link: DeviceLink, board, fw_server, firmware) -> None:
-    """D5: accepted, downloading..., verifying, rebooting, then succeeded from the new firmware."""
-    ota.install("d5", fw_server.add(firmware.image(version="2.0.0")).url, "2.0.0")
-    events = link.ota_events(board.device_id, "d5")
+    """D5: accepted, downloading..., verifying, rebooting from the old firmware with consecutive seq,
+    then succeeded from the new one with its seq restarted; progress climbs to exactly the image size."""
+    image = firmware.image(version="2.0.0")
+    since = link.cursor()
+    ota.install("d5", fw_server.add(image).url, "2.0.0")
+    events = [m.data for m in link.messages[since:] if m.device_id == board.device_id and m.kind == "ota"]
+    assert {e["id"] for e in events} == {"d5"}, events
     states = [e["state"] for e in events]
-    collapsed = [s for i, s in enumerate(states) if i == 0 or s != states[i - 1]]
-    assert collapsed == [*ORDER, "succeeded"], states
-    before_reboot = [e["seq"] for e in events[:-1]]
-    assert before_reboot == list(range(before_reboot[0], before_reboot[0] + len(before_reboot)))
+    collapsed = [state for state, _ in itertools.groupby(states)]
+    assert collapsed == ["accepted", "downloading", "verifying", "rebooting", "succeeded"], states
+    old_boot, succeeded = events[:-1], events[-1]
+    seqs = [e["seq"] for e in old_boot]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
+    assert succeeded["seq"] < seqs[-1] and succeeded["version"] == "2.0.0", succeeded
+    progress = [e for e in old_boot if e["state"] == "downloading"]
+    sizes = [e["bytes"] for e in progress]
+    assert sizes == sorted(set(sizes)) and sizes[-1] == len(image), sizes
+    assert {e["total"] for e in progress} == {len(image)} and progress[-1]["percent"] == 100, progress
     link.check_protocol()
