@@ -45,8 +45,14 @@ static bool fetch(char *buf, size_t buf_len)
     esp_err_t err = esp_http_client_open(http, 0);
     if (err != ESP_OK) {
         report("failed", "connect_failed", esp_err_to_name(err));
-    } else if (esp_http_client_fetch_headers(http) < 0 || esp_http_client_get_status_code(http) != 200) {
-        report("failed", "http_status", "manifest not served with status 200");
+    } else if (esp_http_client_fetch_headers(http) < 0) {
+        report("failed", "connect_failed", "no response headers from the manifest server");
+    } else if (esp_http_client_get_status_code(http) != 200) {
+        cJSON *event = ota_event_new(MANIFEST_ID, "failed");
+        cJSON_AddStringToObject(event, "reason", "http_status");
+        cJSON_AddNumberToObject(event, "http_status", esp_http_client_get_status_code(http));
+        cJSON_AddStringToObject(event, "detail", "manifest not served with status 200");
+        ota_event_send(event);
     } else {
         int total = 0;
         int n;
