@@ -8,6 +8,7 @@
 #include "freertos/queue.h"
 #include "freertos/task.h"
 #include "app_config.h"
+#include "boot_check.h"
 #include "manifest.h"
 #include "ota_agent.h"
 #include "ota_events.h"
@@ -18,6 +19,7 @@ static const char *MANIFEST_ID = "manifest";
 
 #define MANIFEST_MAX_LEN 1024
 #define MANIFEST_TIMEOUT_MS 10000
+#define CONFIRM_POLL_MS 250
 
 static QueueHandle_t s_checks;
 
@@ -99,10 +101,25 @@ static bool to_request(const char *text, ota_request_t *req)
     return ok;
 }
 
+/* An app that has not confirmed itself cannot start an update (esp_ota_begin refuses it with
+   ESP_ERR_OTA_ROLLBACK_INVALID_STATE) and may yet roll back, so checks wait for the self-test. A
+   failed self-test reboots the device, which ends the wait. */
+static void wait_until_confirmed(void)
+{
+    if (!boot_check_pending_verify()) {
+        return;
+    }
+    ESP_LOGI(TAG, "waiting for the self-test before checking the manifest");
+    while (boot_check_pending_verify()) {
+        vTaskDelay(pdMS_TO_TICKS(CONFIRM_POLL_MS));
+    }
+}
+
 static void check_once(void)
 {
     static char text[MANIFEST_MAX_LEN];
     static ota_request_t req;
+    wait_until_confirmed();
     ESP_LOGI(TAG, "checking %s", app_config_get()->manifest_url);
     if (fetch(text, sizeof(text)) && to_request(text, &req)) {
         ESP_LOGI(TAG, "manifest offers %s; updating", req.version);
