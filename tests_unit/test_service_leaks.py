@@ -1,5 +1,6 @@
 """200 start/stop cycles of broker plus firmware server leave no threads, sockets or fds behind."""
 
+import gc
 import os
 import threading
 
@@ -24,8 +25,10 @@ def _cycle(with_client: bool) -> None:
 
 def test_200_cycles_leak_nothing() -> None:
     _cycle(with_client=True)  # warm up: imports and lazily created loop resources
+    gc.collect()  # objects left by earlier tests may still hold fds; do not count their release as ours
     threads, fds = threading.active_count(), _open_fds()
     for i in range(CYCLES):
         _cycle(with_client=i % 10 == 0)
-    assert threading.active_count() == threads, [t.name for t in threading.enumerate()]
-    assert _open_fds() == fds, sorted(os.listdir("/proc/self/fd"))
+    gc.collect()
+    assert threading.active_count() <= threads, [t.name for t in threading.enumerate()]
+    assert _open_fds() <= fds, sorted(os.listdir("/proc/self/fd"))
