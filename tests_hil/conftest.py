@@ -50,15 +50,18 @@ class Ota:
     def assert_healthy(self, version: str, partition: str) -> dict[str, Any]:
         """Answers a status command with `version` from `partition`, and has not rebooted since mark()/start().
 
-        The ROM banner is looked for after the answer, so a reboot right after the outcome is caught too.
+        Two round trips, over MQTT and then over the serial console, come before the ROM banner is looked
+        for, so a reboot that follows the outcome closely (a flush and esp_restart()) is caught too.
         """
         cursor = self.link.cursor()
         self.link.send(self.board.device_id, {"type": "status"})
         status = self.link.wait_status(self.board.device_id, since=cursor, timeout=10,
                                        description="a status answer to a status command")
+        console = self.board.console("status", expect=r"^version=(\S+) partition=(\S+) ota_state=(\S+)")
         rebooted = [line.text for line in self.board.serial.lines[self.serial_mark:] if line.text.startswith("rst:")]
         assert not rebooted, f"the device rebooted: {rebooted}"
         assert (status["version"], status["partition"], status["ota_state"]) == (version, partition, "valid"), status
+        assert console.groups() == (version, partition, "valid"), console.string
         before = self.status_before
         if before is not None:  # a reboot restarts the uptime and changes the reset reason
             assert status["uptime_s"] >= before["uptime_s"], (before, status)
