@@ -224,8 +224,8 @@ class VirtualBoard(Board):
         # across boots, so a test can measure and target operations across a reboot.
         self._control_word(FC_CUT_AT, 0)
         self._control_word(FC_POWER_CUT, 0)
-        if self.power_cut_at is not None:
-            env["HIL_POWER_CUT_AT"] = str(self.power_cut_at)
+        if self.power_cut_at is not None:  # the n-th operation of this boot (the counters never restart)
+            env["HIL_POWER_CUT_AT"] = str(self.flash_ops() + self.power_cut_at)
             self.power_cut_at = None
         with self._lock:
             if self._stopping.is_set():
