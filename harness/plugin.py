@@ -9,18 +9,24 @@ harness gets these fixtures:
 - ``link``: the device link (MQTT) that sends commands and records every message.
 - ``board_factory`` / ``board``: virtual ESP32 boards, flashed, provisioned and connected.
 
-When a test fails, its report shows the tail of each board's serial console, the MQTT
-transcript and the HTTP request log.
+Each test using them gets a timeline (serial lines, MQTT messages, HTTP requests, by time) written
+as JSON lines to ``--hil-timeline-dir``. When a test fails, its report shows the timeline's last
+lines of each kind. Secrets (provisioned passwords, password fields, URL passwords) are masked in
+the timeline and in everything the report shows: traceback, captured output, HTML report.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import os
 import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -63,6 +69,23 @@ def pytest_configure(config: pytest.Config) -> None:
             parse_broker_url(url)
         except ValueError as err:
             raise pytest.UsageError(f"--broker: {err}") from err
+
+
+
+_CONFIG_MASKER_KEY = pytest.StashKey[timeline.Masker]()
+
+
+def _config_masker(config: pytest.Config) -> timeline.Masker:
+    """Secrets known for the whole run: passwords given on the command line or in the environment."""
+    if _CONFIG_MASKER_KEY not in config.stash:
+        masker = timeline.Masker()
+        url = config.getoption("--broker", default=None)
+        if url:
+            with contextlib.suppress(ValueError):
+                masker.add(urlsplit(url).password)
+        masker.add(config.getoption("--wifi-password", default=None), os.environ.get("HIL_WIFI_PASSWORD"))
+        config.stash[_CONFIG_MASKER_KEY] = masker
+    return config.stash[_CONFIG_MASKER_KEY]
 
 
 _DESELECTED_KEY = pytest.StashKey[list[tuple[str, str]]]()
@@ -113,15 +136,27 @@ def firmware(request: pytest.FixtureRequest) -> Firmware:
 
 @dataclass
 class TestRecord:
-    """What a test used, so its timeline (and a failure report) can show each one's log."""
+    """What a test used, so its timeline (and a failure report) can show each one's log.
+
+    `masker` knows the secrets of the test (what its boards were provisioned with); the timeline and the
+    test's report go through it.
+    """
 
     t0: float = field(default_factory=time.monotonic)
     boards: list[VirtualBoard] = field(default_factory=list)
     links: list[DeviceLink] = field(default_factory=list)
     servers: list[FirmwareServer] = field(default_factory=list)
+    masker: timeline.Masker = field(default_factory=timeline.Masker, repr=False)
 
     def timeline(self) -> list[timeline.Entry]:
-        return timeline.collect(self.t0, self.boards, self.links, self.servers)
+        return timeline.collect(self.t0, self.boards, self.links, self.servers, self.masker)
+
+    def full_masker(self) -> timeline.Masker:
+        """The masker plus the secrets real boards learnt on their own (typed on their console)."""
+        masker = timeline.Masker(set(self.masker.secrets))
+        for board in self.boards:
+            masker.add(*getattr(board, "secrets", ()))
+        return masker
 
 
 def _timeline_path(config: pytest.Config, nodeid: str) -> Path:
@@ -131,7 +166,7 @@ def _timeline_path(config: pytest.Config, nodeid: str) -> Path:
 
 @pytest.fixture
 def hil_record(request: pytest.FixtureRequest) -> Iterator[TestRecord]:
-    record = TestRecord()
+    record = TestRecord(masker=timeline.Masker(set(_config_masker(request.config).secrets)))
     request.node.stash[_RECORD_KEY] = record
     yield record
     entries = record.timeline()
@@ -197,10 +232,11 @@ class VirtualBoardFactory:
     broker_url: str
     link: DeviceLink
     record: TestRecord
-    settings: dict[str, object] = field(default_factory=dict)
+    settings: dict[str, object] = field(default_factory=dict, repr=False)  # may hold passwords
 
     def __call__(self, image: bytes | None = None, **settings: object) -> VirtualBoard:
         index = len(self.record.boards)
+        self.record.masker.add_from_settings({**self.settings, **settings})
         device_id = f"vb{uuid.uuid4().hex[:6]}"
         workdir = self.tmp_path / f"board{index}"
         workdir.mkdir(parents=True, exist_ok=True)
@@ -240,17 +276,59 @@ def board(board_factory: Callable[..., VirtualBoard]) -> VirtualBoard:
     return board_factory()
 
 
+TAIL_LINES = 40
+_TITLES = {"serial": "serial console", "mqtt": "MQTT messages", "http": "HTTP requests"}
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     report = yield
+    record = item.stash.get(_RECORD_KEY, None)
+    masker = record.full_masker() if record is not None else _config_masker(item.config)
+    if record is not None or masker.secrets:
+        _mask_report(report, masker)
     if report.when == "call" or report.failed:
         summary = _reports(item.config).setdefault(item.nodeid, report_mod.TestReport(item.nodeid))
         summary.outcome, summary.duration = report.outcome, report.duration
         summary.message = str(report.longrepr)[-4000:] if report.failed else ""
-    record = item.stash.get(_RECORD_KEY, None)
     if record is not None and report.failed:
-        titles = {"serial": "serial console", "mqtt": "MQTT messages", "http": "HTTP requests"}
-        for kind, text in timeline.tail_by_kind(record.timeline(), count=40).items():
-            report.sections.append((f"timeline: {titles[kind]} (last lines, s from test start)", text))
+        for kind, text in timeline.tail_by_kind(record.timeline(), count=TAIL_LINES).items():
+            report.sections.append((f"timeline: {_TITLES[kind]} (last {TAIL_LINES}, s from test start)", text))
         report.sections.append(("timeline file", str(_timeline_path(item.config, item.nodeid))))
     return report
+
+
+def _mask_report(report: pytest.TestReport, masker: timeline.Masker) -> None:
+    """Secrets out of what pytest shows and writes (terminal, JUnit XML): the traceback and captured output.
+
+    The traceback's parts are masked in place, so pytest still renders it (colours, short summary line);
+    should any secret remain in its text, it is replaced by its masked text.
+    """
+    report.sections = [(title, masker.text(text)) for title, text in report.sections]
+    longrepr = report.longrepr
+    if longrepr is None or isinstance(longrepr, tuple):  # None, or (path, line, reason) of a skip
+        return
+    if isinstance(longrepr, str):
+        report.longrepr = masker.text(longrepr)
+        return
+    with contextlib.suppress(dataclasses.FrozenInstanceError, AttributeError, TypeError):
+        _mask_in_place(longrepr, masker, set())
+    text = str(longrepr)
+    if masker.text(text) != text:
+        report.longrepr = masker.text(text)
+
+
+def _mask_in_place(value: object, masker: timeline.Masker, seen: set[int]) -> object:
+    """`value` with every string masked: strings and sequences are rebuilt, dataclasses (pytest's Repr*
+    objects) changed in place."""
+    if isinstance(value, str):
+        return masker.text(value)
+    if isinstance(value, list):
+        return [_mask_in_place(v, masker, seen) for v in value]
+    if isinstance(value, tuple) and not hasattr(value, "_fields"):
+        return tuple(_mask_in_place(v, masker, seen) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type) and id(value) not in seen:
+        seen.add(id(value))
+        for f in dataclasses.fields(value):
+            setattr(value, f.name, _mask_in_place(getattr(value, f.name), masker, seen))
+    return value

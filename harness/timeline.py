@@ -1,8 +1,9 @@
 """One ordered record of a test: serial lines, MQTT messages and HTTP requests, merged by time.
 
 Times are seconds from the test's start. Kept as a JSON-lines file per test for later tools, and
-its tail is what a failure report shows. Secrets never appear: values of password-like keys are
-masked in MQTT payloads and in serial lines.
+its tail is what a failure report shows. Secrets never appear: a `Masker` replaces the values of
+password-like keys (in JSON, `key=value`, `config set wifi_password ...`), the password in a URL's
+user info, and every known secret value (what a board was provisioned with) wherever it shows up.
 """
 
 from __future__ import annotations
@@ -10,13 +11,72 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-_SECRET_KEY = re.compile(r"(password|passwd|secret|token)", re.IGNORECASE)
-_SECRET_IN_TEXT = re.compile(r"((?:wifi_|broker_)?password[\"']?(?:\s*[:=]\s*|\s+)[\"']?)([^\s\"',}]+)", re.IGNORECASE)
 MASK = "********"
+KINDS = ("serial", "mqtt", "http")
+SHORT_SECRET = 4  # shorter known secrets are masked only as whole words, or "1" would hide every digit
+
+_KEY = r"[\w-]*(?:password|passwd|secret|token)[\w-]*"
+_SECRET_KEY = re.compile(_KEY, re.IGNORECASE)
+_PATTERNS = (
+    # "wifi_password": "a b" (a JSON string, spaces and escapes included)
+    re.compile(rf"""(["']{_KEY}["']\s*:\s*")((?:[^"\\]|\\.)*)(")""", re.IGNORECASE),
+    # password=x, broker_password: x, ?token=x&, wifi_password='x'
+    re.compile(rf"""(\b{_KEY}["']?\s*[:=]\s*["']?)(?!\*{{8}})([^\s"',;&}}]+)()""", re.IGNORECASE),
+    # config set broker_password x, wifi_password x (a key with a prefix, then a space)
+    re.compile(r"""(\b\w+_(?:password|passwd|secret|token)\s+)(?!\*{8})([^\s"',;&}]+)()""", re.IGNORECASE),
+    # mqtt://user:pass@host
+    re.compile(r"""(\b[a-z][a-z0-9+.-]*://[^/\s:@]*:)([^@\s/]+)(@)""", re.IGNORECASE),
+)
+
+
+@dataclass
+class Masker:
+    """Hides secrets in text and data. `secrets` are known values (e.g. the provisioned passwords)."""
+
+    secrets: set[str] = field(default_factory=set)
+
+    def add(self, *values: object) -> None:
+        self.secrets.update(str(v) for v in values if v is not None and str(v) and str(v) != MASK)
+
+    def add_from_settings(self, settings: dict[str, object]) -> None:
+        """Registers the values of password-like keys (`wifi_password`, `broker_password`, ...)."""
+        self.add(*(v for k, v in settings.items() if is_secret_key(k)))
+
+    def text(self, text: str) -> str:
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            if secret in text:
+                if len(secret) >= SHORT_SECRET:
+                    text = text.replace(secret, MASK)
+                else:
+                    text = re.sub(rf"(?<!\w){re.escape(secret)}(?!\w)", MASK, text)
+        for pattern in _PATTERNS:
+            text = pattern.sub(lambda m: m.group(1) + MASK + m.group(3), text)
+        return text
+
+    def data(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: MASK if is_secret_key(k) else self.data(v) for k, v in data.items()}
+        if isinstance(data, list):
+            return [self.data(v) for v in data]
+        if isinstance(data, str):
+            return self.text(data)
+        return data
+
+
+def is_secret_key(key: object) -> bool:
+    return bool(_SECRET_KEY.fullmatch(str(key)))
+
+
+def mask_text(text: str, secrets: Iterable[str] = ()) -> str:
+    return Masker(set(secrets)).text(text)
+
+
+def mask_data(data: Any, secrets: Iterable[str] = ()) -> Any:
+    return Masker(set(secrets)).data(data)
 
 
 @dataclass(frozen=True)
@@ -27,31 +87,30 @@ class Entry:
     text: str
 
 
-def mask_text(text: str) -> str:
-    return _SECRET_IN_TEXT.sub(lambda m: m.group(1) + MASK, text)
+def collect(
+    t0: float, boards: Iterable[Any], links: Iterable[Any], servers: Iterable[Any], masker: Masker | None = None,
+) -> list[Entry]:
+    """Everything the boards printed, the links received and the servers were asked since `t0`, by time.
 
-
-def mask_data(data: Any) -> Any:
-    if isinstance(data, dict):
-        return {k: MASK if _SECRET_KEY.search(str(k)) else mask_data(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [mask_data(v) for v in data]
-    return data
-
-
-def collect(t0: float, boards: Iterable[Any], links: Iterable[Any], servers: Iterable[Any]) -> list[Entry]:
+    Boards' own `secrets` (real boards know what they were provisioned with) are masked too.
+    """
+    masker = Masker(set(masker.secrets)) if masker else Masker()
+    boards, links, servers = list(boards), list(links), list(servers)
+    for board in boards:
+        masker.add(*getattr(board, "secrets", ()))
     entries: list[Entry] = []
     for board in boards:
-        entries += [Entry(line.t - t0, "serial", board.name, mask_text(line.text)) for line in board.serial.lines]
+        entries += [Entry(line.t - t0, "serial", board.name, masker.text(line.text))
+                    for line in list(board.serial.lines) if line.t >= t0]  # a reused board printed before
     for link in links:
         for m in link.messages:
-            text = json.dumps(mask_data(m.data)) if m.data is not None else mask_text(m.text)
-            entries.append(Entry(m.t - t0, "mqtt", m.topic, text))
+            text = json.dumps(masker.data(m.data)) if m.data is not None else masker.text(m.text)
+            entries.append(Entry(m.t - t0, "mqtt", masker.text(m.topic), text))
     for server in servers:
         for r in server.requests:
             text = f"{r.method} {r.path} range={r.range} status={r.status} bytes={r.bytes_sent}" + (
                 " client hung up" if r.client_hung_up else "")
-            entries.append(Entry(r.t_start - t0, "http", r.path, text))
+            entries.append(Entry(r.t_start - t0, "http", masker.text(r.path), masker.text(text)))
     return sorted(entries, key=lambda e: e.t)
 
 
@@ -62,10 +121,15 @@ def write_jsonl(entries: list[Entry], path: Path) -> None:
             f.write(json.dumps(asdict(entry)) + "\n")
 
 
+def read_jsonl(path: Path) -> list[Entry]:
+    """A timeline file back as entries (for tools that post-process runs)."""
+    return [Entry(**json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+
+
 def tail_by_kind(entries: list[Entry], count: int = 30) -> dict[str, str]:
     """The last `count` entries of each kind, formatted for a failure report."""
     sections = {}
-    for kind in ("serial", "mqtt", "http"):
+    for kind in KINDS:
         of_kind = [e for e in entries if e.kind == kind][-count:]
         if of_kind:
             sections[kind] = "\n".join(f"{e.t:8.3f}s {e.source}: {e.text}" for e in of_kind)

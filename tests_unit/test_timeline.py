@@ -1,13 +1,18 @@
 """The per-test timeline: merged, ordered, secrets masked, written as JSON lines, shown on failure."""
 
+from __future__ import annotations
+
 import json
 import subprocess
 import sys
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 from harness import timeline
+from harness.timeline import MASK, Masker
 
 
 @dataclass
@@ -16,36 +21,145 @@ class _Line:
     text: str
 
 
+@dataclass
+class _Board:
+    name: str
+    lines: list[_Line]
+    secrets: set[str] = field(default_factory=set)
+
+    @property
+    def serial(self) -> _Board:
+        return self
+
+
+@dataclass
+class _Message:
+    t: float
+    topic: str
+    data: object
+    text: str = ""
+
+
+@dataclass
+class _Link:
+    messages: list[_Message]
+
+
+@dataclass
+class _Request:
+    t_start: float
+    path: str
+    method: str = "GET"
+    range: str | None = None
+    status: int | None = 200
+    bytes_sent: int = 10
+    client_hung_up: bool = False
+
+
+@dataclass
+class _Server:
+    requests: list[_Request]
+
+
 def test_mask_hides_password_values_in_text_and_data() -> None:
     assert "hunter2" not in timeline.mask_text('config set broker_password hunter2 {"wifi_password": "hunter2"}')
     assert timeline.mask_data({"a": {"broker_password": "x", "ok": [1, {"token": "y"}]}}) == \
-        {"a": {"broker_password": "********", "ok": [1, {"token": "********"}]}}
+        {"a": {"broker_password": MASK, "ok": [1, {"token": MASK}]}}
 
 
-def test_collect_orders_entries_from_every_source_by_time() -> None:
-    class Board:
-        name = "b"
-        serial = type("S", (), {"lines": [_Line(10.3, "late"), _Line(10.1, "early")]})()
+@pytest.mark.parametrize(("text", "masked"), [
+    ("config set wifi_password pa55word", f"config set wifi_password {MASK}"),
+    ('{"broker_password": "two words \\" quoted", "id": "r1"}', f'{{"broker_password": "{MASK}", "id": "r1"}}'),
+    ("broker_url=mqtt://ci:pa55word@broker:1883", f"broker_url=mqtt://ci:{MASK}@broker:1883"),
+    ("GET /fw.bin?token=abc123&x=1", f"GET /fw.bin?token={MASK}&x=1"),
+    ("password: pa55word", f"password: {MASK}"),
+    ("wifi_password=********", "wifi_password=********"),  # config show masks already; left alone
+    ("GET http://host:8080/fw/1/fw.bin", "GET http://host:8080/fw/1/fw.bin"),
+    ('I (33) wifi_sta: connecting to "lab"', 'I (33) wifi_sta: connecting to "lab"'),
+])
+def test_masker_patterns(text: str, masked: str) -> None:
+    assert Masker().text(text) == masked
 
-    entries = timeline.collect(10.0, [Board()], [], [])
-    assert [(round(e.t, 1), e.text) for e in entries] == [(0.1, "early"), (0.3, "late")]
+
+def test_known_secrets_are_masked_wherever_they_appear() -> None:
+    masker = Masker()
+    masker.add_from_settings({"wifi_password": "Lab-WiFi-2024", "broker_password": "mq", "device_id": "vb1"})
+    assert masker.text("echo: Lab-WiFi-2024 joined") == f"echo: {MASK} joined"
+    assert masker.text("vb1 says mq, not mqtt") == f"vb1 says {MASK}, not mqtt"  # short: whole words only
+    assert masker.data({"note": "pass Lab-WiFi-2024", "n": 3}) == {"note": f"pass {MASK}", "n": 3}
+    assert "vb1" in masker.text("vb1")  # not a secret key
 
 
-def test_a_failing_scenario_reports_its_timeline_and_keeps_the_file(tmp_path: Path) -> None:
-    (tmp_path / "test_failing.py").write_text(textwrap.dedent("""
-        def test_fails_after_boot(board, link, fw_server):
-            link.send(board.device_id, {"type": "status"})
-            assert False, "deliberate failure"
-    """))
-    out_dir = tmp_path / "timelines"
+def test_collect_orders_every_source_by_time_and_masks_it() -> None:
+    board = _Board("b", [_Line(9.0, "from a previous test"), _Line(10.3, "late"), _Line(10.1, "early Pa55-word")],
+                   secrets={"Pa55-word"})
+    link = _Link([_Message(10.2, "devices/b/cmd", {"type": "x", "password": "p"})])
+    server = _Server([_Request(10.25, "/fw/1/fw.bin?token=t0k3n")])
+    entries = timeline.collect(10.0, [board], [link], [server])
+    assert [(round(e.t, 2), e.kind, e.text) for e in entries] == [
+        (0.1, "serial", f"early {MASK}"),
+        (0.2, "mqtt", json.dumps({"type": "x", "password": MASK})),
+        (0.25, "http", f"GET /fw/1/fw.bin?token={MASK} range=None status=200 bytes=10"),
+        (0.3, "serial", "late"),
+    ]
+
+
+def test_jsonl_round_trip(tmp_path: Path) -> None:
+    entries = [timeline.Entry(0.5, "serial", "b", "hello"), timeline.Entry(0.7, "mqtt", "devices/b/ota", "{}")]
+    timeline.write_jsonl(entries, tmp_path / "deep" / "t.jsonl")
+    assert timeline.read_jsonl(tmp_path / "deep" / "t.jsonl") == entries
+
+
+def test_tail_by_kind_keeps_the_last_of_each_kind() -> None:
+    entries = [timeline.Entry(i / 10, "serial" if i % 2 else "mqtt", "s", f"line {i}") for i in range(10)]
+    tails = timeline.tail_by_kind(entries, count=2)
+    assert set(tails) == {"serial", "mqtt"}
+    assert tails["serial"].splitlines() == ["   0.700s s: line 7", "   0.900s s: line 9"]
+
+
+WIFI, BROKER, CMD = "Wifi-S3cret-1", "Broker-S3cret-2", "Cmd-S3cret-3"
+FAILING = textwrap.dedent(f"""
+    from harness.serial_log import ExpectTimeout
+
+    def test_fails_after_an_update_attempt(board_factory, link, fw_server):
+        board = board_factory(wifi_password="{WIFI}", broker_password="{BROKER}")
+        print("provisioned", board.device_id)
+        board.write("config show")
+        board.expect(r"^broker_password=", timeout=5)
+        artifact = fw_server.add(b"not an image" * 100)
+        since = link.cursor()
+        link.send(board.device_id, {{"type": "ota", "id": "x1", "url": artifact.url, "password": "{CMD}"}})
+        link.wait_ota(board.device_id, "x1", "failed", timeout=20, since=since)
+        raise ExpectTimeout("the console said {BROKER} and {WIFI}")
+""")
+
+
+def test_a_failing_scenario_reports_its_timeline_masked_and_keeps_the_file(tmp_path: Path) -> None:
+    (tmp_path / "test_failing.py").write_text(FAILING)
+    out_dir, junit, html = tmp_path / "timelines", tmp_path / "junit.xml", tmp_path / "report.html"
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--hil-timeline-dir", str(out_dir),
-         str(tmp_path / "test_failing.py")], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
-    assert result.returncode == 1, result.stdout[-2000:]
-    assert "timeline: serial console" in result.stdout
-    assert "timeline: MQTT messages" in result.stdout
-    assert "boot: Loaded app from partition at offset 0x20000" in result.stdout
+         "--junitxml", str(junit), "--hil-report", str(html), "test_failing.py"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 1, result.stdout[-3000:]
+    out = result.stdout
+    for section in ("serial console", "MQTT messages", "HTTP requests"):
+        assert f"timeline: {section} (last 40, s from test start)" in out, out[-3000:]
+    assert "boot: Loaded app from partition at offset 0x20000" in out
+    assert '"state": "failed", "reason": "invalid_image"' in out
+    assert "Captured stdout call" in out and "provisioned vb" in out
+    assert f"ExpectTimeout: the console said {MASK} and {MASK}" in out  # pytest's rendering, masked
+
     files = list(out_dir.glob("*.jsonl"))
     assert len(files) == 1
-    kinds = {json.loads(line)["kind"] for line in files[0].read_text().splitlines()}
-    assert kinds == {"serial", "mqtt"}
+    entries = timeline.read_jsonl(files[0])
+    assert {e.kind for e in entries} == {"serial", "mqtt", "http"}
+    assert [e.t for e in entries] == sorted(e.t for e in entries) and entries[0].t >= 0
+    assert any(MASK in e.text and e.kind == "mqtt" for e in entries)  # the command's password field
+
+    # the test's source shows in the traceback: the secrets appear there only as the masked literals
+    shown = {"terminal": out + result.stderr, "timeline": files[0].read_text(), "JUnit XML": junit.read_text(),
+             "HTML report": html.read_text()}
+    for where, text in shown.items():
+        for secret in (WIFI, BROKER, CMD):
+            assert secret not in text, f"{secret} in the {where}"
