@@ -545,7 +545,19 @@ def parse_broker_url(url: str) -> tuple[str, str, int]:
     parts = urlsplit(url)
     if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
         raise ValueError(f"broker URL {url!r} must look like mqtt://host:port or mqtts://host:port")
-    return parts.scheme, parts.hostname, parts.port or DEFAULT_PORTS[parts.scheme]
+    try:
+        port = parts.port
+    except ValueError:  # not a number, or out of range
+        port = 0
+    if port == 0 or (port is None and _hostport(parts.netloc).endswith(":")):
+        raise ValueError(f"broker URL {url!r} has a bad port: use mqtt://host:port with a port from 1 to 65535")
+    return parts.scheme, parts.hostname, port or DEFAULT_PORTS[parts.scheme]
+
+
+def _hostport(netloc: str) -> str:
+    """The `host:port` part of a netloc: no user info, and for an IPv6 literal only what follows `]`."""
+    hostport = netloc.rpartition("@")[2]
+    return hostport.rpartition("]")[2] if hostport.startswith("[") else hostport
 
 
 class ExternalBroker:
@@ -629,12 +641,15 @@ class MosquittoBroker:
         executable: str | None = None,
         extra_config: Sequence[str] = (),
         start_timeout: float = 5.0,
+        advertise_host: str | None = None,
+        port: int = 0,
     ) -> None:
         self._host = host
+        self._advertise = advertise_host or local_address(host)
         self._executable = executable or find_mosquitto()
         self._extra_config = list(extra_config)
         self._start_timeout = start_timeout
-        self._port = 0
+        self._port = port  # 0: a free one is picked
         self._dir: Path | None = None
         self._proc: subprocess.Popen[str] | None = None
         self._reader: threading.Thread | None = None
@@ -643,7 +658,7 @@ class MosquittoBroker:
 
     @property
     def host(self) -> str:
-        return self._host
+        return self._advertise
 
     @property
     def port(self) -> int:
@@ -653,7 +668,17 @@ class MosquittoBroker:
 
     @property
     def url(self) -> str:
-        return format_url("mqtt", self._host, self.port)
+        return format_url("mqtt", self._advertise, self.port)
+
+    @property
+    def pid(self) -> int | None:
+        """The mosquitto process id while one was started and not stopped."""
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def running(self) -> bool:
+        """The mosquitto process is alive (False after stop(), kill() or a crash)."""
+        return self._proc is not None and self._proc.poll() is None
 
     @property
     def config_path(self) -> Path | None:
@@ -668,6 +693,8 @@ class MosquittoBroker:
     def start(self) -> Self:
         if self._proc is not None:
             return self
+        if self._port:
+            check_port_free(self._host, self._port, "MosquittoBroker")
         self._dir = Path(tempfile.mkdtemp(prefix="harness-mosquitto-"))
         try:
             self._start_with_retries()
@@ -683,6 +710,12 @@ class MosquittoBroker:
             self._dir = Path(tempfile.mkdtemp(prefix="harness-mosquitto-"))
         self._launch(self._port)
         self._wait_ready()
+
+    def kill(self) -> None:
+        """SIGKILL mosquitto, as a crash would: clients see their connections reset. stop() still cleans up."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait(5)
 
     def stop(self) -> None:
         self._stop_process()
@@ -754,10 +787,11 @@ class MosquittoBroker:
         if self._proc.poll() is not None:
             log = self._log()
             if "Address already in use" in log:
-                raise PortInUseError(f"mosquitto: port {self._port} on {self._host} is already in use:\n{log}")
+                raise PortInUseError(f"mosquitto: port {self._port} on {self._host} is already in use; stop the "
+                                     f"process that holds it or leave port=0 for a free one:\n{log}")
             raise BrokerError(f"mosquitto exited with code {self._proc.returncode}:\n{log}")
         try:
-            code = mqtt_probe(self._host, self._port, timeout=self._start_timeout)
+            code = mqtt_probe(local_address(self._host), self._port, timeout=self._start_timeout)
         except OSError as exc:
             raise BrokerError(f"mosquitto on {self.url} does not answer MQTT ({exc}):\n{self._log()}") from exc
         if code != 0:
@@ -768,7 +802,7 @@ class MosquittoBroker:
 
     def _stop_process(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is not None:
+        if proc is not None and proc.poll() is None:
             proc.terminate()
             try:
                 proc.wait(5)

@@ -45,6 +45,11 @@ class LinkTimeout(AssertionError, TimeoutError):
     """A wait ran out; the message says what was awaited and what arrived instead."""
 
 
+class BrokerLost(LinkError):
+    """The link lost its broker and could not reconnect within `lost_after`: a wait ends at once with this
+    instead of running to its own deadline (the broker stopped or crashed; nothing can arrive)."""
+
+
 class ProtocolViolation(AssertionError):
     """A device message broke the protocol contract."""
 
@@ -217,7 +222,10 @@ class DeviceLink:
         strict: bool = True,
         connect_timeout: float = 5.0,
         reconnect_delay: tuple[float, float] = (0.1, 0.5),  # short: close() waits out a pending backoff
+        lost_after: float | None = 3.0,
     ) -> None:
+        """`lost_after`: a wait fails with BrokerLost once the link has been disconnected that long during
+        the wait (None: waits run to their deadline whatever the connection does)."""
         endpoint = _parse_url(url)
         self.url = url
         self.prefix = prefix.rstrip("/")
@@ -229,6 +237,8 @@ class DeviceLink:
         self._client_id = client_id or f"harness-link-{uuid.uuid4().hex[:8]}"
         self._connect_timeout = connect_timeout
         self._reconnect_delay = reconnect_delay
+        self._lost_after = lost_after
+        self._down_since: float | None = None  # monotonic time the connection was lost, None while up
         self._checker = ProtocolChecker()
         self._changed = threading.Condition()
         self._messages: list[Message] = []
@@ -364,7 +374,8 @@ class DeviceLink:
         Raises LinkTimeout at the deadline, and first of all any pending callback error or (strict mode)
         protocol violation. `predicate` runs with the transcript locked: keep it quick.
         """
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = started + timeout
         position = since
         with self._changed:
             while True:
@@ -373,10 +384,14 @@ class DeviceLink:
                     if predicate(message):
                         return message
                 position = max(position, len(self._messages))
-                remaining = deadline - time.monotonic()
+                now = time.monotonic()
+                remaining = deadline - now
                 if remaining <= 0:
                     raise LinkTimeout(self._timeout_message(description, timeout, since))
-                self._changed.wait(remaining)
+                lost_at = self._lost_at(started)
+                if lost_at is not None and now >= lost_at:
+                    raise BrokerLost(self._lost_message(description, now))
+                self._changed.wait(remaining if lost_at is None else min(remaining, lost_at - now))
 
     def wait_ota(
         self, device_id: str, request_id: str, state: str, timeout: float = 30.0, since: int = 0,
@@ -454,6 +469,22 @@ class DeviceLink:
             self._reported_violations += 1
             raise violation
 
+    def _lost_at(self, wait_started: float) -> float | None:
+        """When a wait that started at `wait_started` gives up on the broker (None: connected, or never)."""
+        if self._lost_after is None or self._down_since is None or self._client is None:
+            return None
+        # a wait that starts while the broker is down (a test restarting it) gets the whole grace period
+        return max(self._down_since, wait_started) + self._lost_after
+
+    def _lost_message(self, description: str, now: float) -> str:
+        shown = self._messages[-SHOWN_ON_TIMEOUT:]
+        down = now - (self._down_since or now)
+        return (f"lost the MQTT broker {self.url} while waiting for {description}: disconnected {down:.1f} s ago "
+                f"and not reconnected ({self.disconnects} disconnects), so nothing more can arrive. The broker "
+                "stopped or crashed: check that it still runs (its log, `ss -ltn`), or, if the test stops it on "
+                "purpose, start it again before waiting on the link (link.wait_connection()). Last "
+                f"{len(shown)} of {len(self._messages)} messages:\n" + format_messages(shown, now))
+
     def _timeout_message(self, description: str, timeout: float, since: int) -> str:
         now = time.monotonic()
         shown = self._messages[-SHOWN_ON_TIMEOUT:]
@@ -527,6 +558,8 @@ class DeviceLink:
         with self._changed:
             self._suback = list(reason_codes)
             self._subscribed = not any(code.is_failure for code in reason_codes)
+            if self._subscribed:
+                self._down_since = None
             self._changed.notify_all()
 
     def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any, _reason_code: mqtt.ReasonCode,
@@ -534,6 +567,8 @@ class DeviceLink:
         with self._changed:
             self._connected = self._subscribed = False
             self.disconnects += 1
+            if self._down_since is None:
+                self._down_since = time.monotonic()
             self._changed.notify_all()
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
