@@ -4,7 +4,9 @@ Registered through the ``pytest11`` entry point, so any firmware repository that
 harness gets these fixtures:
 
 - ``firmware``: builds of the reference firmware for the virtual board, per variant.
-- ``broker``: an embedded amqtt broker (or ``--broker URL`` for an external one).
+- ``broker``: an embedded amqtt broker (or ``--broker URL`` for an external one, checked once at the
+  start of the session); a test can ask for a mosquitto subprocess with
+  ``@pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)``.
 - ``fw_server``: an HTTP firmware server with fault injection.
 - ``link``: the device link (MQTT) that sends commands and records every message.
 - ``board_factory`` / ``board``: virtual ESP32 boards, flashed, provisioned and connected.
@@ -32,7 +34,14 @@ import pytest
 
 from harness import report, targets, timeline
 from harness import report as report_mod
-from harness.broker import EmbeddedBroker, ExternalBroker, parse_broker_url
+from harness.broker import (
+    BrokerError,
+    EmbeddedBroker,
+    ExternalBroker,
+    MosquittoBroker,
+    MqttBroker,
+    parse_broker_url,
+)
 from harness.fwserver import FirmwareServer
 from harness.link import DeviceLink
 from harness.provision import provision
@@ -65,11 +74,37 @@ def pytest_configure(config: pytest.Config) -> None:
     targets.check_target_usable(config)
     url = config.getoption("--broker", default=None)
     if url:
+        masked = _config_masker(config).text
         try:
             parse_broker_url(url)
         except ValueError as err:
-            raise pytest.UsageError(f"--broker: {err}") from err
+            raise pytest.UsageError(masked(f"--broker: {err}")) from err
+        if "@" in urlsplit(url).netloc:
+            raise pytest.UsageError(masked(
+                f"--broker {url}: user names and passwords in the broker URL are not supported (the boards are "
+                "provisioned with the URL only); give the harness a listener that accepts anonymous clients"))
+    timeline_dir = config.getoption("--hil-timeline-dir", default=None)
+    if timeline_dir and Path(timeline_dir).exists() and not Path(timeline_dir).is_dir():
+        raise pytest.UsageError(f"--hil-timeline-dir {timeline_dir}: exists and is not a directory; give a "
+                                "directory (it is created if missing)")
+    html = config.getoption("--hil-report", default=None)
+    if html and Path(html).is_dir():
+        raise pytest.UsageError(f"--hil-report {html}: is a directory; give a file name such as {html}/report.html")
 
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """An external broker that does not answer stops the run before any test, instead of failing each one."""
+    config = session.config
+    url = config.getoption("--broker", default=None)
+    if not url or config.getoption("collectonly", default=False):
+        return
+    try:
+        ExternalBroker(url).check()
+    except BrokerError as err:
+        raise pytest.UsageError(_config_masker(config).text(
+            f"--broker: {err}. Start the broker, fix the URL, or leave --broker out to use the embedded "
+            "broker.")) from None
 
 
 _CONFIG_MASKER_KEY = pytest.StashKey[timeline.Masker]()
@@ -198,10 +233,32 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 _RECORD_KEY = pytest.StashKey[TestRecord]()
 
 
+BROKER_KINDS = ("embedded", "mosquitto")
+
+
 @pytest.fixture
-def broker(request: pytest.FixtureRequest) -> Iterator[EmbeddedBroker | ExternalBroker]:
+def broker(request: pytest.FixtureRequest) -> Iterator[MqttBroker]:
+    """The MQTT broker of the test: `--broker URL` if given, else an embedded amqtt broker.
+
+    A test asks for a given kind with `@pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)`
+    ("embedded" or "mosquitto"); that wins over --broker.
+    """
+    kind = getattr(request, "param", None)
     url = request.config.getoption("--broker")
-    instance = ExternalBroker(url) if url else EmbeddedBroker(**targets.server_address(request))
+    instance: MqttBroker
+    if kind is None and url:
+        instance = ExternalBroker(url)
+        try:
+            instance.start()  # checked at the session start; here it may have gone away since
+        except BrokerError as err:
+            request.session.shouldstop = f"the external broker went away: {err}"
+            raise
+        yield instance
+        return
+    if kind not in (None, *BROKER_KINDS):
+        raise pytest.UsageError(f"broker fixture: unknown kind {kind!r}; parametrize it with one of {BROKER_KINDS}")
+    address = targets.server_address(request)
+    instance = MosquittoBroker(**address) if kind == "mosquitto" else EmbeddedBroker(**address)
     instance.start()
     yield instance
     instance.stop()
@@ -216,7 +273,7 @@ def fw_server(request: pytest.FixtureRequest, hil_record: TestRecord) -> Iterato
 
 
 @pytest.fixture
-def link(broker: EmbeddedBroker | ExternalBroker, hil_record: TestRecord) -> Iterator[DeviceLink]:
+def link(broker: MqttBroker, hil_record: TestRecord) -> Iterator[DeviceLink]:
     device_link = DeviceLink(broker.url).connect()
     hil_record.links.append(device_link)
     yield device_link
@@ -259,7 +316,7 @@ class VirtualBoardFactory:
 
 @pytest.fixture
 def board_factory(
-    request: pytest.FixtureRequest, tmp_path: Path, firmware: Firmware, broker: EmbeddedBroker | ExternalBroker,
+    request: pytest.FixtureRequest, tmp_path: Path, firmware: Firmware, broker: MqttBroker,
     link: DeviceLink, hil_record: TestRecord,
 ) -> Iterator[Callable[..., VirtualBoard]]:
     if targets.is_real(request.config):  # real boards from the pool, restored to the baseline
