@@ -47,6 +47,7 @@ typedef struct {
     int64_t deadline_us;
     int64_t last_data_us;
     int last_percent_sent;
+    int64_t last_bytes_sent;   /* bytes of the last progress event */
     int64_t last_progress_us;
     int attempt;
 } job_t;
@@ -98,6 +99,7 @@ static void send_progress(job_t *job, bool force)
     cJSON_AddNumberToObject(event, "percent", percent);
     ota_event_send(event);
     job->last_percent_sent = percent;
+    job->last_bytes_sent = job->received;
     job->last_progress_us = now;
 }
 
@@ -219,6 +221,9 @@ static attempt_t read_body(job_t *job, esp_http_client_handle_t http)
         } else if (n == -ESP_ERR_HTTP_EAGAIN) {
             continue; /* no data within POLL_MS: check deadlines again */
         } else if (esp_http_client_is_complete_data_received(http)) {
+            if (job->received != job->last_bytes_sent) {
+                send_progress(job, true); /* the last one, when no length said which read was last */
+            }
             return ATTEMPT_DONE;
         } else {
             return retry(job, "connect_failed", "connection closed before complete data was received");
