@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 import threading
 import uuid
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -365,6 +365,23 @@ def _make_tls(*hosts: str) -> _Tls:
     return _Tls(context, ca.cert_pem.bytes().decode())
 
 
+class _SubscriptionTable(dict):
+    """amqtt 0.12's subscription table (`Broker._subscriptions`), walked over a snapshot.
+
+    amqtt walks the table with awaits inside the loop: retained messages for a client whose session
+    starts, and every broadcast. Another client subscribing or leaving meanwhile raised "dictionary
+    changed size during iteration": the new session died right after its CONNACK (the device believed
+    it was connected while its messages and the commands sent to it went nowhere until it reconnected,
+    a second later), or a broadcast was dropped. Boards booting while others come and go hit it.
+    """
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(dict.__iter__(self)))
+
+    def items(self) -> list[tuple[str, Any]]:  # type: ignore[override]
+        return list(dict.items(self))
+
+
 class EmbeddedBroker:
     """amqtt broker in its own thread and event loop.
 
@@ -482,6 +499,7 @@ class EmbeddedBroker:
 
     async def _start_broker(self) -> Broker:
         broker = Broker(self._config(), loop=asyncio.get_running_loop())
+        broker._subscriptions = _SubscriptionTable()  # see _SubscriptionTable
         await broker.start()
         try:
             self._server = await asyncio.start_server(

@@ -152,6 +152,32 @@ def test_stop_closes_connected_clients(clients: list[Client]) -> None:
     assert client.disconnected.wait(WAIT)
 
 
+def test_clients_connecting_while_others_come_and_go_keep_their_sessions(clients: list[Client]) -> None:
+    """amqtt 0.12 walks its subscription table with an await per entry (retained messages for a starting
+    session); others subscribing or leaving meanwhile killed the session just after its CONNACK."""
+    with EmbeddedBroker() as broker:
+        connected(clients, broker).subscribe("devices/#")  # every retained message matches it
+        failures: list[BaseException] = []
+
+        def device(n: int) -> None:
+            try:
+                client = connected(clients, broker)
+                assert not client.subscribe(f"devices/d{n}/cmd")[0].is_failure
+                client.publish(f"devices/d{n}/online", b"online", retain=True)
+            except (AssertionError, OSError, queue.Empty) as exc:  # the test thread reports them
+                failures.append(exc)
+
+        for wave in range(3):
+            threads = [threading.Thread(target=device, args=(wave * 12 + n,)) for n in range(12)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            for client in clients[-12::2]:  # half of this wave leaves again
+                client.close()
+        assert not failures, failures
+
+
 def test_port_in_use_error_names_the_port() -> None:
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
