@@ -1,56 +1,166 @@
-"""Power loss during an OTA, at chosen flash writes and erases (virtual board only).
+"""E6: power lost inside a flash write or erase of an update (virtual board only).
 
-The host port counts the app's flash operations; the board can make power fail in the middle of
-the n-th one (a torn write or a partial erase). Whatever the cut point, the board must boot a
-valid image, report the version that image carries, and take a later update.
+The host port counts the app's flash writes and erases (`board.flash_ops()`), and the board can make
+power fail half-way through a chosen one: a torn write or a partial erase, then a power-on boot. The
+sweep measures one update, then cuts power
+
+- inside every k-th operation of the old firmware's update (the download into the other slot), and
+  inside each of its last ones: the pending record in NVS and the otadata switch;
+- inside each operation of the new firmware's first boot: its confirmation (otadata, then NVS).
+
+Whatever the cut, the board must boot a valid image, report the version that slot holds and an
+outcome that fits it, and take a later update.
 """
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
+from harness.fwserver import Artifact
 from harness.link import DeviceLink
 
 pytestmark = [pytest.mark.virtual_only, pytest.mark.needs_power_control]
 
 LOADED_APP = r"boot: Loaded app from partition at offset (0x[0-9a-f]+)"
-CONSISTENT = {("1.0.0", "ota_0"), ("2.0.0", "ota_1")}
+SLOT_AT = {"0x20000": "ota_0", "0x1d0000": "ota_1"}
+MAX_UPDATE_CUTS = 150  # every operation of an update up to this many, else every k-th
+TAIL = 10  # the update's last operations (NVS record, otadata switch), each one
 
 
-def _count_ota_ops(board_factory, ota_for, fw_server, firmware) -> int:
-    """Flash operations of a whole update, from the command to the reboot."""
+@dataclass(frozen=True)
+class Cut:
+    phase: str  # "update": the old firmware's update; "confirm": the new firmware's first boot
+    op: int  # 1-based, counted from the command ("update") or from the boot ("confirm")
+
+    def __str__(self) -> str:
+        return f"{self.phase}-{self.op}"
+
+
+@dataclass(frozen=True)
+class Measured:
+    update_ops: int  # command to the reboot into the new slot
+    confirm_ops: int  # the new firmware's first boot, to its confirmation
+
+
+def _measure(board_factory, ota_for, fw_server, firmware) -> Measured:
     board = board_factory()
     ota = ota_for(board)
     start = board.flash_ops()
-    since = ota.start("count", fw_server.add(firmware.image(version="2.0.0")).url)
-    ota.link.wait_ota(board.device_id, "count", "rebooting", timeout=20, since=since)
-    total = board.flash_ops() - start
+    since = ota.start("measure", fw_server.add(firmware.image(version="2.0.0")).url)
+    ota.link.wait_ota(board.device_id, "measure", "rebooting", timeout=20, since=since, fail_on={"failed"})
+    # read at once: the new firmware writes nothing before a restart, a boot and a broker connection
+    update = board.flash_ops() - start
+    ota.link.wait_ota(board.device_id, "measure", "succeeded", timeout=20, since=since, fail_on={"rolled_back"})
+    board.expect(r"app: ready", timeout=10)
+    confirm = board.flash_ops() - start - update
     board.stop()
-    return total
+    return Measured(update, confirm)
 
 
-def _cut_points(total: int, budget: int = 60) -> list[int]:
-    """Every k-th operation, plus each of the last ones (the record and the otadata switch)."""
-    stride = max(1, total // budget)
-    points = set(range(1, total + 1, stride)) | set(range(max(1, total - 6), total + 1))
-    return sorted(points)
+def _cuts(measured: Measured) -> list[Cut]:
+    total = measured.update_ops
+    stride = math.ceil(total / MAX_UPDATE_CUTS)
+    update = set(range(1, total + 1, stride)) | set(range(max(1, total - TAIL + 1), total + 1))
+    return [Cut("update", n) for n in sorted(update)] + \
+           [Cut("confirm", n) for n in range(1, measured.confirm_ops + 1)]
+
+
+def _outcomes(base: str) -> dict[tuple[Any, ...], str]:
+    """(version, partition, last_ota state, reason) after a cut -> what it means. Nothing else is consistent."""
+    return {
+        (base, "ota_0", None, None): "v1 kept: cut before the update was recorded",
+        (base, "ota_0", "failed", "flash_error"): "v1 kept, the update reported failed: cut while otadata was rewritten",
+        (base, "ota_0", "rolled_back", "boot_failed"): "v1 back, v2 rolled back: cut before v2 confirmed",
+        ("2.0.0", "ota_1", "succeeded", None): "v2 confirmed",
+    }
+
+
+def _settled_status(board, link: DeviceLink, marker: str) -> dict[str, Any]:
+    """The device's latest status once everything it published so far has arrived.
+
+    A status published at connection can still be on its way when the console says `ready`, behind the
+    outcome's event and status. So: a status command, then a cancel that names no update; its `rejected`
+    answer comes after every earlier message, the status answer included, and the last status before it
+    is the current one.
+    """
+    cursor = link.cursor()
+    link.send(board.device_id, {"type": "status"})
+    link.send(board.device_id, {"type": "cancel", "id": marker})
+    answer = link.wait_for(lambda m: m.device_id == board.device_id and m.kind == "ota" and
+                           m.data.get("id") == marker and m.data.get("state") == "rejected",
+                           timeout=10, since=cursor, description=f"the answer to cancel {marker}")
+    statuses = [m.data for m in link.messages[cursor:answer.index]
+                if m.device_id == board.device_id and m.kind == "status" and isinstance(m.data, dict)]
+    assert statuses, f"no status answer before the answer to cancel {marker}"
+    return statuses[-1]
+
+
+def _cut_and_recover(board_factory, ota_for, link: DeviceLink, v2: Artifact, v3: Artifact,
+                     base: str, cut: Cut) -> str:
+    """One fresh board, one cut; returns the outcome's meaning after checking it is a consistent one."""
+    board = board_factory()
+    try:
+        ota = ota_for(board)
+        request = f"cut-{cut}"
+        if cut.phase == "update":
+            board.cut_power_at_op(board.flash_ops() + cut.op)
+        else:
+            board.power_cut_at = cut.op  # taken by the next boot: the new firmware's first
+        since = ota.start(request, v2.url)
+        board.expect(r"^rst:0x1 \(POWERON_RESET\)", timeout=20)
+        power_on = next(line for line in board.serial.lines[ota.serial_mark:] if line.text.startswith("rst:0x1"))
+        slot = SLOT_AT[board.expect(LOADED_APP, timeout=10).group(1)]
+        board.expect(r"app: ready", timeout=15)
+        # a status of this boot has come through the broker: its session serves (commands reach the device)
+        link.wait_for(lambda m: m.device_id == board.device_id and m.kind == "status" and m.t > power_on.t,
+                      timeout=15, since=since, description=f"a status after cut {cut}")
+        status = _settled_status(board, link, f"sync-{cut}")
+        assert (status["partition"], status["ota_state"], status["reset_reason"]) == (slot, "valid", "poweron"), \
+            f"cut {cut}: booted {slot}, status {status}"
+        last = status["last_ota"]
+        if last is not None:
+            assert (last["id"], last["version"]) == (request, "2.0.0"), f"cut {cut}: {status}"
+            event = link.wait_ota(board.device_id, request, last["state"], timeout=5, since=since)
+            assert event.get("reason") == last.get("reason"), f"cut {cut}: event {event}, status {status}"
+        key = (status["version"], slot, *((last["state"], last.get("reason")) if last else (None, None)))
+        meaning = _outcomes(base).get(key)
+        assert meaning, f"cut {cut}: inconsistent outcome {key}; status {status}"
+        ota.install(f"after-{cut}", v3.url, "3.0.0")
+        return meaning
+    finally:
+        board.stop()
 
 
 @pytest.mark.slow
 def test_power_cut_at_flash_operations_of_an_ota(board_factory, ota_for, link: DeviceLink, fw_server,
                                                  firmware) -> None:
-    total = _count_ota_ops(board_factory, ota_for, fw_server, firmware)
-    print(f"an OTA does {total} flash operations; cutting at {len(_cut_points(total))} of them")
-    assert total > 100, f"an OTA of ~600 KB should take hundreds of flash operations, counted {total}"
+    measured = _measure(board_factory, ota_for, fw_server, firmware)
+    assert measured.update_ops > 100, f"an update of ~600 KB takes hundreds of flash operations, counted {measured}"
+    assert measured.confirm_ops >= 2, f"a confirmation rewrites otadata at least, counted {measured}"
+    cuts = _cuts(measured)
+    print(f"{measured}; cutting power inside {len(cuts)} of them")
     v2 = fw_server.add(firmware.image(version="2.0.0"))
     v3 = fw_server.add(firmware.image(version="3.0.0"))
-    for n in _cut_points(total):
-        board = board_factory()
-        ota = ota_for(board)
-        board.cut_power_at_op(board.flash_ops() + n)  # armed before the command: counted from it
-        since = ota.start(f"cut{n}", v2.url)
-        board.expect(r"rst:0x1 \(POWERON_RESET\)", timeout=20)
-        board.expect(LOADED_APP, timeout=10)
-        status = link.wait_status(board.device_id, lambda s: s["reset_reason"] == "poweron", since=since,
-                                  timeout=15, description=f"status after a power cut at operation {n}")
-        assert (status["version"], status["partition"]) in CONSISTENT, f"cut at {n}: {status}"
-        ota.install(f"after{n}", v3.url, "3.0.0")
-        board.stop()
+    seen = Counter(_cut_and_recover(board_factory, ota_for, link, v2, v3, firmware.base_version, cut) for cut in cuts)
+    print("\n".join(f"  {count:4} x {meaning}" for meaning, count in seen.most_common()))
+    # every phase was hit: the download, the otadata switch, the new firmware before and after confirming
+    assert set(seen) == set(_outcomes(firmware.base_version).values()), seen
+    link.check_protocol()
+
+
+def test_power_cut_in_the_otadata_switch_keeps_v1(board_factory, ota_for, link: DeviceLink, fw_server,
+                                                  firmware) -> None:
+    """The sweep's key point, in the quick run too: power fails inside the update's last flash operation
+    (the otadata entry for the new slot). v1 boots, reports the update failed, and takes it again."""
+    measured = _measure(board_factory, ota_for, fw_server, firmware)
+    v2 = fw_server.add(firmware.image(version="2.0.0"))
+    v3 = fw_server.add(firmware.image(version="3.0.0"))
+    meaning = _cut_and_recover(board_factory, ota_for, link, v2, v3, firmware.base_version,
+                               Cut("update", measured.update_ops))
+    assert meaning == _outcomes(firmware.base_version)[(firmware.base_version, "ota_0", "failed", "flash_error")]
+    link.check_protocol()
