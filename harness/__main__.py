@@ -19,10 +19,10 @@ import tempfile
 import threading
 from pathlib import Path
 
-from harness import images
+from harness import images, project
 from harness.virtual import firmware
 
-VARIANTS = ("default", "selftest_fail", "crash_on_boot")
+VARIANTS = project.reference().variants
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -90,7 +90,7 @@ def cmd_board_run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     if not flash.exists():
-        create_flash(flash, (firmware.DEVICE_DIR / "partitions.csv").read_text())
+        create_flash(flash, project.reference().partitions_csv.read_text())
     board = VirtualBoard(args.device_id or "virtual", flash, workdir, on_line=lambda line: print(line.text, flush=True))
     if args.image is not None:
         board.flash(Path(args.image).read_bytes())

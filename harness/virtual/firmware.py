@@ -1,13 +1,15 @@
 """Builds the firmware for the virtual board: the host build (CMake) wrapped in an app image.
 
-One build per variant (``device/sdkconfig.ci.<variant>``) under ``build/virtual/<variant>``;
-CMake rebuilds only what changed, so calling this at every session start is cheap. Parallel
-sessions (pytest-xdist workers) serialise on a lock file.
+The app is a `HilProject` (harness.project; by default this repository's device/). One build per
+variant (``<app>/sdkconfig.ci.<variant>``) under ``build/virtual/<variant>``; CMake rebuilds only
+what changed, so calling this at every session start is cheap. Parallel sessions (pytest-xdist
+workers) serialise on a lock file.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import subprocess
 import sys
@@ -15,11 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.images import build_virtual_image, patch_version
+from harness.project import DEFAULT_VARIANT, REFERENCE_APP_DIR, HilProject, reference
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DEVICE_DIR = REPO_ROOT / "device"
-PROJECT_NAME = "hil_ota_agent"
-DEFAULT_VARIANT = "default"
+DEVICE_DIR = REFERENCE_APP_DIR
+HOST_TARGET = "hil_ota_agent"  # the executable's name in device/port/linux/CMakeLists.txt
+__all__ = ["DEFAULT_VARIANT", "FirmwareBuild", "FirmwareBuildError", "build", "build_port_check"]
 
 
 class FirmwareBuildError(RuntimeError):
@@ -42,11 +45,6 @@ class FirmwareBuild:
         return patch_version(self.image, version)
 
 
-def project_version(device_dir: Path = DEVICE_DIR) -> str:
-    """PROJECT_VER as ESP-IDF takes it from version.txt."""
-    return (device_dir / "version.txt").read_text().strip()
-
-
 def _run(cmd: list[str], what: str) -> None:
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -55,31 +53,47 @@ def _run(cmd: list[str], what: str) -> None:
         )
 
 
-def build(variant: str = DEFAULT_VARIANT, build_root: Path | None = None) -> FirmwareBuild:
-    """Builds (incrementally) the host firmware for a variant and wraps it as an app image."""
+def _cmake_options(project: HilProject, variant: str) -> list[str]:
+    return [
+        f"-DPython3_EXECUTABLE={sys.executable}",
+        f"-DHIL_APP_DIR={project.app_dir}",
+        f"-DHIL_SDKCONFIG_DEFAULTS={';'.join(map(str, project.sdkconfig_defaults))}",
+        f"-DHIL_VARIANT={'' if variant == DEFAULT_VARIANT else variant}",
+    ]
+
+
+def _configure(build_dir: Path, options: list[str], variant: str) -> None:
+    """Runs CMake's configure step when the build dir is new or was configured for another app."""
+    stamp = build_dir / "hil-configure.json"
+    if (build_dir / "CMakeCache.txt").exists() and stamp.exists() and json.loads(stamp.read_text()) == options:
+        return
+    source = REFERENCE_APP_DIR / "port" / "linux"
+    _run(["cmake", "-S", str(source), "-B", str(build_dir), *options], f"configuring the {variant} firmware")
+    stamp.write_text(json.dumps(options))
+
+
+def build(variant: str = DEFAULT_VARIANT, build_root: Path | None = None,
+          project: HilProject | None = None) -> FirmwareBuild:
+    """Builds (incrementally) the host firmware of a project's variant and wraps it as an app image."""
+    project = project or reference()
     build_root = build_root or REPO_ROOT / "build" / "virtual"
     build_dir = build_root / variant
     build_dir.mkdir(parents=True, exist_ok=True)
     with open(build_root / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (build_dir / "CMakeCache.txt").exists():
-            _run(
-                [
-                    "cmake", "-S", str(DEVICE_DIR / "port" / "linux"), "-B", str(build_dir),
-                    f"-DPython3_EXECUTABLE={sys.executable}",
-                    f"-DHIL_VARIANT={'' if variant == DEFAULT_VARIANT else variant}",
-                ],
-                f"configuring the {variant} firmware",
-            )
+        _configure(build_dir, _cmake_options(project, variant), variant)
         _run(["cmake", "--build", str(build_dir), f"-j{os.cpu_count() or 2}"], f"building the {variant} firmware")
-        elf = build_dir / PROJECT_NAME
-        version = project_version()
-        image_path = build_dir / f"{PROJECT_NAME}.bin"
-        if not image_path.exists() or image_path.stat().st_mtime < elf.stat().st_mtime:
-            image = build_virtual_image(elf.read_bytes(), version=version, project_name=PROJECT_NAME)
+        elf = build_dir / HOST_TARGET
+        version = project.version
+        image_path = build_dir / f"{HOST_TARGET}.bin"
+        stamp = build_dir / "hil-image.json"  # what the image was made with: a new version.txt remakes it
+        made_with = {"version": version, "name": project.name, "elf_mtime_ns": elf.stat().st_mtime_ns}
+        if not image_path.exists() or not stamp.exists() or json.loads(stamp.read_text()) != made_with:
+            image = build_virtual_image(elf.read_bytes(), version=version, project_name=project.name)
             tmp = image_path.with_suffix(".tmp")
             tmp.write_bytes(image)
             tmp.rename(image_path)
+            stamp.write_text(json.dumps(made_with))
     return FirmwareBuild(variant, elf, image_path, version)
 
 
