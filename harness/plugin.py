@@ -32,7 +32,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from harness import report, targets, timeline
+from harness import live_progress, report, targets, timeline
+from harness import project as project_mod
 from harness import report as report_mod
 from harness.broker import (
     BrokerError,
@@ -68,9 +69,12 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
         help="write one self-contained HTML report of the run (summary, OTA charts, logs) to PATH",
     )
     targets.add_target_option(parser, pluginmanager)
+    live_progress.add_option(group)
+    project_mod.add_ini_options(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    project_mod.of(config)  # a wrong hil_* setting stops the run here
     targets.check_target_usable(config)
     url = config.getoption("--broker", default=None)
     if url:
@@ -90,6 +94,7 @@ def pytest_configure(config: pytest.Config) -> None:
     html = config.getoption("--hil-report", default=None)
     if html and Path(html).is_dir():
         raise pytest.UsageError(f"--hil-report {html}: is a directory; give a file name such as {html}/report.html")
+    live_progress.configure(config)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -145,13 +150,19 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
 
 @dataclass
 class Firmware:
-    """Builds of the firmware, made on first use and cached for the session."""
+    """Builds of the project's firmware, made on first use and cached for the session."""
 
+    project: project_mod.HilProject = field(default_factory=project_mod.reference)
+    build_root: Path | None = None  # default: build/virtual of the harness
     builds: dict[str, fw_build.FirmwareBuild] = field(default_factory=dict)
 
     def build(self, variant: str = fw_build.DEFAULT_VARIANT) -> fw_build.FirmwareBuild:
         if variant not in self.builds:
-            self.builds[variant] = fw_build.build(variant)
+            try:
+                self.project.check_variant(variant)
+            except project_mod.ProjectError as err:
+                pytest.fail(str(err), pytrace=False)
+            self.builds[variant] = fw_build.build(variant, self.build_root, self.project)
         return self.builds[variant]
 
     def image(self, variant: str = fw_build.DEFAULT_VARIANT, version: str | None = None) -> bytes:
@@ -166,7 +177,9 @@ class Firmware:
 
 @pytest.fixture(scope="session")
 def firmware(request: pytest.FixtureRequest) -> Firmware:
-    return targets.real_firmware(request.config) or Firmware()  # idf.py builds on a real target
+    config = request.config
+    real = targets.real_firmware(config)  # idf.py builds on a real target
+    return real or Firmware(project_mod.of(config), config.rootpath / "build" / "virtual")
 
 
 @dataclass
@@ -273,9 +286,10 @@ def fw_server(request: pytest.FixtureRequest, hil_record: TestRecord) -> Iterato
 
 
 @pytest.fixture
-def link(broker: MqttBroker, hil_record: TestRecord) -> Iterator[DeviceLink]:
-    device_link = DeviceLink(broker.url).connect()
+def link(request: pytest.FixtureRequest, broker: MqttBroker, hil_record: TestRecord) -> Iterator[DeviceLink]:
+    device_link = DeviceLink(broker.url, prefix=project_mod.of(request.config).topic_prefix).connect()
     hil_record.links.append(device_link)
+    device_link.add_listener(live_progress.of(request.config).on_message)
     yield device_link
     device_link.close()
 
@@ -298,13 +312,14 @@ class VirtualBoardFactory:
         workdir = self.tmp_path / f"board{index}"
         workdir.mkdir(parents=True, exist_ok=True)
         flash_path = workdir / "flash.bin"
-        create_flash(flash_path, (fw_build.DEVICE_DIR / "partitions.csv").read_text())
+        create_flash(flash_path, self.firmware.project.partitions_csv.read_text())
         board = VirtualBoard(device_id, flash_path, workdir, mac=f"240ac4{index + 1:06x}")
         self.record.boards.append(board)
         board.flash(image if image is not None else self.firmware.image())
         board.power_on()
         cursor = self.link.cursor()
-        provision(board, {"device_id": device_id, "broker_url": self.broker_url, **self.settings, **settings})
+        provision(board, {"device_id": device_id, "broker_url": self.broker_url,
+                          "topic_prefix": self.firmware.project.topic_prefix, **self.settings, **settings})
         self.link.wait_status(device_id, timeout=BOOT_TIMEOUT_S, since=cursor,
                               description=f"first status of {device_id} after provisioning")
         return board

@@ -25,10 +25,11 @@ from typing import Any
 import pytest
 from esptool.targets import CHIP_DEFS
 
+from harness import project
 from harness.boards import inventory
 from harness.boards.esp32 import LOADED_APP, Esp32Board, Esp32Error, PortLostError
 from harness.boards.power import parse_power
-from harness.idf_build import DEVICE_DIR, FirmwareMissingError, IdfFirmware
+from harness.idf_build import FirmwareMissingError, IdfFirmware
 from harness.provision import SECRET_KEYS, provision
 
 VIRTUAL_TARGET = "linux"
@@ -257,7 +258,7 @@ def _wifi(config: pytest.Config) -> WifiCredentials:
 
 def _firmware(config: pytest.Config) -> IdfFirmware:
     if _FIRMWARE_KEY not in config.stash:
-        device_dir = Path(config.getoption("--firmware-dir", default=None) or DEVICE_DIR)
+        device_dir = Path(config.getoption("--firmware-dir", default=None) or project.of(config).app_dir)
         config.stash[_FIRMWARE_KEY] = IdfFirmware(device_dir, target_of(config))
     return config.stash[_FIRMWARE_KEY]
 
@@ -419,6 +420,7 @@ class Esp32BoardFactory:
     def __init__(self, request: pytest.FixtureRequest, broker_url: str, link: Any, record: Any) -> None:
         self.bench = bench(request.config)
         self.broker_url = broker_url
+        self.topic_prefix = project.of(request.config).topic_prefix
         self.link = link
         self.record = record
         self.needed = frozenset({inventory.POWER_CAPABILITY}) if request.node.get_closest_marker(POWER.marker) \
@@ -441,7 +443,7 @@ class Esp32BoardFactory:
         device_id = f"e{uuid.uuid4().hex[:7]}"
         board.device_id = device_id
         values: dict[str, object] = {"device_id": device_id, "broker_url": self.broker_url,
-                                     **self.bench.wifi.settings(), **settings}
+                                     "topic_prefix": self.topic_prefix, **self.bench.wifi.settings(), **settings}
         board.add_secrets(str(v) for k, v in values.items() if k in SECRET_KEYS)
         self.bench.restore_baseline(lease, board, image)
         cursor = self.link.cursor()
