@@ -14,7 +14,7 @@ hil: setup
 	$(PY) -m pytest tests_hil -v -p no:cacheprovider --hil-report build/report.html --junitxml build/junit.xml $(PYTEST_FLAGS)
 
 test: setup
-	$(PY) -m ruff check harness tests_unit tests_hil bench
+	$(PY) -m ruff check harness tests_unit tests_hil bench examples
 	$(PY) -m pytest tests_unit tests_hil -p no:cacheprovider $(PYTEST_FLAGS)
 
 setup: deps venv firmware
@@ -40,7 +40,7 @@ firmware: venv
 	$(PY) -m harness build
 
 lint: venv
-	$(PY) -m ruff check harness tests_unit tests_hil bench
+	$(PY) -m ruff check harness tests_unit tests_hil bench examples
 
 clean:
 	rm -rf build

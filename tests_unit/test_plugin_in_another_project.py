@@ -1,0 +1,98 @@
+"""The harness as a pytest plugin in another firmware project (examples/acme_sensor).
+
+The sample project is copied as a firmware team would have it (its own app directory, partition
+table, version, variant and topic prefix, a conftest of at most ten lines) and its release gate is
+run with plain ``python -m pytest``: the plugin arrives through its pytest11 entry point.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from harness import images
+
+SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "acme_sensor"
+
+
+def run_pytest(project: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "HIL_"))}
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.fixture
+def sample(tmp_path: Path) -> Path:
+    """A copy of the sample project (its main/ symlink resolved), with nothing built yet."""
+    project = tmp_path / "acme_sensor"
+    shutil.copytree(SAMPLE, project, ignore=shutil.ignore_patterns("build", "__pycache__"))
+    return project
+
+
+def test_sample_conftest_is_at_most_ten_lines() -> None:
+    assert len((SAMPLE / "conftest.py").read_text().splitlines()) <= 10
+
+
+def test_release_gate_of_another_project_runs_on_its_own_settings(sample: Path) -> None:
+    result = run_pytest(sample, "-v", "--junitxml", "junit.xml", "--hil-report", "report.html")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "tests/test_release.py::test_release_installs_and_confirms PASSED" in result.stdout
+    assert "tests/test_release.py::test_release_with_failing_selftest_rolls_back PASSED" in result.stdout
+
+    # Built from the sample's app directory, into the sample's own build directory.
+    image = (sample / "build" / "virtual" / "default" / "hil_ota_agent.bin").read_bytes()
+    descriptor = images.read_descriptor(image)
+    assert (descriptor.project_name, descriptor.version) == ("acme_sensor", "2.4.0")
+    assert (sample / "build" / "virtual" / "broken_selftest").is_dir()
+
+    # The devices spoke under the configured topic prefix, and said which app they run.
+    timeline = sample / "build" / "timelines" / "tests_test_release.py_test_release_installs_and_confirms.jsonl"
+    entries = [json.loads(line) for line in timeline.read_text().splitlines()]
+    topics = {e["source"] for e in entries if e["kind"] == "mqtt"}
+    assert topics and all(t.startswith("acme/sensors/") for t in topics), topics
+    statuses = [json.loads(e["text"]) for e in entries if e["kind"] == "mqtt" and e["source"].endswith("/status")]
+    assert {s["project"] for s in statuses} == {"acme_sensor"}
+
+    properties = {
+        case.get("name"): {p.get("name"): p.get("value") for p in case.iter("property")}
+        for case in ET.parse(sample / "junit.xml").getroot().iter("testcase")
+    }
+    installed = properties["test_release_installs_and_confirms"]
+    assert (installed["version_before"], installed["version_after"], installed["rollback"]) == \
+        ("2.4.0", "2.5.0", "none")
+    rolled = properties["test_release_with_failing_selftest_rolls_back"]
+    assert (rolled["version_after"], rolled["rollback"]) == ("2.4.0", "selftest_failed")
+    assert "test_release_installs_and_confirms" in (sample / "report.html").read_text()
+
+
+def test_a_missing_variant_file_stops_the_run_with_what_to_fix(sample: Path) -> None:
+    ini = sample / "pytest.ini"
+    ini.write_text(ini.read_text().replace("broken_selftest", "broken_selftest slow_flash"))
+    result = run_pytest(sample)
+    assert result.returncode == pytest.ExitCode.USAGE_ERROR, result.stdout + result.stderr
+    assert f"missing {sample / 'firmware' / 'sdkconfig.ci.slow_flash'}" in result.stderr
+    assert "pytest.ini" in result.stderr
+
+
+def test_an_app_dir_that_is_no_esp_idf_project_stops_the_run(sample: Path) -> None:
+    ini = sample / "pytest.ini"
+    ini.write_text(ini.read_text().replace("hil_app_dir = firmware", "hil_app_dir = tests"))
+    result = run_pytest(sample)
+    assert result.returncode == pytest.ExitCode.USAGE_ERROR, result.stdout + result.stderr
+    assert f"hil_app_dir {sample / 'tests'}: missing {sample / 'tests' / 'main'}" in result.stderr
+
+
+def test_a_variant_left_out_of_the_settings_fails_the_test_that_asks_for_it(sample: Path) -> None:
+    (sample / "tests" / "test_unlisted.py").write_text(
+        "def test_unlisted(firmware):\n    firmware.image('crash_on_boot')\n")
+    result = run_pytest(sample, "tests/test_unlisted.py")
+    assert result.returncode == pytest.ExitCode.TESTS_FAILED, result.stdout + result.stderr
+    assert "firmware variant 'crash_on_boot' is not among hil_variants ['default', 'broken_selftest']; " \
+        "add it to hil_variants in the pytest configuration" in result.stdout
