@@ -79,6 +79,16 @@ def ota_properties(entries: list[Entry], target: str, image_sha256: list[str]) -
     return props
 
 
+def _ota_window(entries: list[Entry]) -> tuple[float, float]:
+    """The chart's time range: from the first OTA command (or event) to the end, so the set-up boots
+    before it do not squeeze a sub-second update into the chart's edge."""
+    end = max(e.t for e in entries)
+    ota = [e.t for e in entries if e.kind == "mqtt" and e.source.endswith(("/cmd", "/ota"))]
+    start = min(ota) if ota else min(e.t for e in entries)
+    pad = max((end - start) * 0.05, 0.01)
+    return start - pad, end + pad
+
+
 def _chart_svg(entries: list[Entry]) -> str:
     import matplotlib
 
@@ -100,6 +110,7 @@ def _chart_svg(entries: list[Entry]) -> str:
         elif e.kind == "http":
             ax.plot([e.t], [-6], marker="v", color="tab:purple", ms=4)
     ax.set_ylim(-10, 130)
+    ax.set_xlim(*_ota_window(entries))
     ax.set_xlabel("s from test start (red dashed: reset, purple: HTTP request)")
     ax.set_ylabel("%")
     fig.tight_layout()
