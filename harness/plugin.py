@@ -152,8 +152,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
 class Firmware:
     """Builds of the project's firmware, made on first use and cached for the session."""
 
-    project: project_mod.HilProject = field(default_factory=project_mod.reference)
-    build_root: Path | None = None  # default: build/virtual of the harness
+    project: project_mod.HilProject = field(default_factory=project_mod.reference, repr=False)
+    build_root: Path | None = field(default=None, repr=False)  # default: build/virtual of the harness
     builds: dict[str, fw_build.FirmwareBuild] = field(default_factory=dict)
 
     def build(self, variant: str = fw_build.DEFAULT_VARIANT) -> fw_build.FirmwareBuild:
