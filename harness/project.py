@@ -80,7 +80,7 @@ def reference() -> HilProject:
     return HilProject(
         app_dir=REFERENCE_APP_DIR,
         sdkconfig_defaults=(HARNESS_ROOT / "sdkconfig.defaults",),
-        variants=(DEFAULT_VARIANT, "selftest_fail", "crash_on_boot"),
+        variants=(DEFAULT_VARIANT, "selftest_fail", "crash_on_boot", "slow_selftest"),
         topic_prefix=DEFAULT_TOPIC_PREFIX,
     )
 

@@ -76,3 +76,27 @@ def test_events_arrive_in_protocol_order(ota, link: DeviceLink, board, fw_server
     assert sizes == sorted(set(sizes)) and sizes[-1] == len(image), sizes
     assert {e["total"] for e in progress} == {len(image)} and progress[-1]["percent"] == 100, progress
     link.check_protocol()
+
+
+def test_update_while_the_new_firmware_verifies_itself_is_busy(ota, link: DeviceLink, board, fw_server,
+                                                                firmware) -> None:
+    """An update sent while a new image is still pending verification (its self-test running) is
+    rejected as busy before any download: esp_ota_begin() would refuse to write then. Once the image
+    confirmed itself, the same update installs."""
+    first = fw_server.add(firmware.image("slow_selftest", version="2.0.0"))
+    since = ota.start("r1", first.url)
+    link.wait_ota(board.device_id, "r1", "rebooting", timeout=20, since=since, fail_on={"failed", "rejected"})
+    board.expect(r"self-test: application checks take \d+ ms", timeout=15)
+    asked = link.cursor()
+    link.send(board.device_id, {"type": "status"})  # answered: the new firmware is listening for commands
+    pending = link.wait_status(board.device_id, since=asked, timeout=10, description="a status while pending")
+    assert (pending["version"], pending["ota_state"]) == ("2.0.0", "pending_verify"), pending
+
+    second = fw_server.add(firmware.image(version="3.0.0"))
+    link.send(board.device_id, {"type": "ota", "id": "r2", "url": second.url})
+    event = link.wait_ota(board.device_id, "r2", "rejected", timeout=10, since=asked, fail_on={"accepted"})
+    assert event["reason"] == "busy", event
+    link.wait_ota(board.device_id, "r1", "succeeded", timeout=20, since=since, fail_on={"rolled_back"})
+    assert fw_server.requests_for(second) == [], "the busy request was downloaded"
+
+    assert ota.install("r3", second.url, "3.0.0")["partition"] == "ota_0"

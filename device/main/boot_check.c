@@ -4,6 +4,8 @@
 #include "esp_app_desc.h"
 #include "esp_log.h"
 #include "esp_ota_ops.h"
+#include "freertos/FreeRTOS.h"
+#include "freertos/task.h"
 #include "sdkconfig.h"
 #include "app_config.h"
 #include "boot_check.h"
@@ -24,6 +26,11 @@ bool boot_check_pending_verify(void)
 /* Application checks beyond "the broker is reachable". Products add theirs here. */
 static bool app_selftest_hook(void)
 {
+#if CONFIG_HIL_TEST_SELFTEST_DELAY_MS > 0
+    ESP_LOGI(TAG, "self-test: application checks take %d ms (test variant HIL_TEST_SELFTEST_DELAY_MS)",
+             CONFIG_HIL_TEST_SELFTEST_DELAY_MS);
+    vTaskDelay(pdMS_TO_TICKS(CONFIG_HIL_TEST_SELFTEST_DELAY_MS));
+#endif
 #ifdef CONFIG_HIL_TEST_SELFTEST_FAILS
     ESP_LOGE(TAG, "self-test: application check failed (test variant HIL_TEST_SELFTEST_FAILS)");
     return false;

@@ -7,6 +7,7 @@
 #include "freertos/queue.h"
 #include "freertos/task.h"
 #include "app_config.h"
+#include "boot_check.h"
 #include "manifest.h"
 #include "mqtt_link.h"
 #include "ota_agent.h"
@@ -53,6 +54,12 @@ void ota_agent_submit(const ota_request_t *req)
 {
     if (app_config_get()->require_https && !is_https(req->url)) {
         reject(req->id, "bad_command", "plain http refused: require_https is set");
+        return;
+    }
+    if (boot_check_pending_verify()) {
+        /* esp_ota_begin() refuses to write while the running image is unconfirmed
+         * (ESP_ERR_OTA_ROLLBACK_INVALID_STATE): say so before downloading anything. */
+        reject(req->id, "busy", "the running firmware is still verifying itself; retry after it confirms");
         return;
     }
     bool expected = false;
