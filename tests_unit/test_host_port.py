@@ -75,6 +75,17 @@ def test_power_is_lost_at_the_nth_flash_operation(port_check: Path, tmp_path: Pa
         assert flash.read(NVS, 16) == b"\x00" * 12 + b"\xff" * 4
 
 
+def test_power_lost_inside_a_one_sector_erase_leaves_it_half_erased(port_check: Path, tmp_path: Path) -> None:
+    with Flash.create(tmp_path / "flash.bin", CSV) as flash:
+        flash.write(NVS, b"\x00" * 0x1000)
+    control = tmp_path / "control.bin"
+    control.write_bytes(bytes(4 * FC_WORDS))
+    result = _run(port_check, tmp_path, "erase_sector\n", HIL_FLASH_CONTROL=str(control), HIL_POWER_CUT_AT="1")
+    assert result.returncode == HOST_EXIT_POWER_CUT, result.stdout
+    with Flash(tmp_path / "flash.bin") as flash:
+        assert flash.read(NVS, 0x1000) == b"\xff" * 0x800 + b"\x00" * 0x800
+
+
 def test_without_a_cut_every_operation_is_counted(port_check: Path, tmp_path: Path) -> None:
     control = tmp_path / "control.bin"
     control.write_bytes(bytes(4 * FC_WORDS))

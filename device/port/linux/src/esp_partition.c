@@ -116,11 +116,13 @@ size_t host_flash_begin_operation(host_flash_op_t kind, uint32_t address, size_t
     if (cut_at == 0 || n < cut_at) {
         return length;
     }
-    /* The power goes half-way through this operation: a torn write or a partial erase. */
+    /* The power goes half-way through this operation: a torn write (whole words) or a partial
+       erase. An interrupted sector erase leaves the sector neither old nor erased; the first half
+       of the range at 0xFF stands for that, so a cut inside a one-sector erase changes it too. */
     s_power_lost = true;
     __atomic_store_n(&s_control[HOST_FC_POWER_CUT], 1, __ATOMIC_SEQ_CST);
     if (kind == HOST_FLASH_ERASE) {
-        return (length / 2) - (length / 2) % SPI_FLASH_SEC_SIZE;
+        return length / 2;
     }
     return (length / 2) & ~(size_t)3;
 }

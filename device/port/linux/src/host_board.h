@@ -13,14 +13,14 @@
 #define HOST_ENV_APP_OFFSET      "HIL_APP_OFFSET"      /* flash offset of the partition the bootloader loaded */
 #define HOST_ENV_RESET_REASON    "HIL_RESET_REASON"    /* esp_reset_reason_t of this boot, as a number */
 #define HOST_ENV_MAC             "HIL_MAC"             /* factory MAC, 12 hex digits */
-#define HOST_ENV_POWER_CUT_AT    "HIL_POWER_CUT_AT"    /* lose power at this flash write/erase (1-based) */
+#define HOST_ENV_POWER_CUT_AT    "HIL_POWER_CUT_AT"    /* lose power at this value of HOST_FC_OPS (1-based) */
 #define HOST_ENV_FLASH_CONTROL   "HIL_FLASH_CONTROL"   /* file of HOST_FC_WORDS u32s shared with the board */
 #define HOST_ENV_BOOT_TIME_US    "HIL_BOOT_TIME_US"    /* µs since reset when the app starts (ROM + bootloader) */
 
 /* HIL_FLASH_CONTROL: little-endian u32 words that the app updates at every flash write or erase
    and the board reads (and writes HOST_FC_CUT_AT into) at any moment, through a shared mapping. */
 enum {
-    HOST_FC_OPS,       /* writes + erases since this boot */
+    HOST_FC_OPS,       /* writes + erases since the board made the file (every boot counts on) */
     HOST_FC_WRITES,
     HOST_FC_ERASES,
     HOST_FC_CUT_AT,    /* power is lost during this operation (1-based; 0: never) */
@@ -44,7 +44,7 @@ uint8_t *host_flash_data(void);
 uint32_t host_flash_size(void);
 /* Counts a flash write or erase that is about to happen and returns how many of its bytes
    happen: all of them, or, when the board cuts the power during this one, the part done
-   before the power went (half of it, whole sectors for an erase); host_flash_end_operation()
+   before the power went (half of it: whole words of a write, bytes of an erase); host_flash_end_operation()
    then ends the process as a power loss. */
 size_t host_flash_begin_operation(host_flash_op_t kind, uint32_t address, size_t length);
 void host_flash_end_operation(void);

@@ -8,6 +8,7 @@
  *   wdt_fed <ms>                        a task subscribes and feeds it for 4 timeouts, then leaves
  *   nor                                 esp_partition NOR checks on the nvs partition
  *   writes <n>                          n 4-byte writes to nvs (for power-cut tests)
+ *   erase_sector                        erases the first sector of nvs (for power-cut tests)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include "esp_task_wdt.h"
 #include "freertos/FreeRTOS.h"
 #include "freertos/task.h"
+#include "spi_flash_mmap.h"
 
 static const char *TAG = "port_check";
 
@@ -122,6 +124,10 @@ void app_main(void)
             nor_checks();
         } else if (sscanf(line, "writes %d", &a) == 1) {
             many_writes(a);
+        } else if (strncmp(line, "erase_sector", 12) == 0) {
+            const esp_partition_t *p =
+                esp_partition_find_first(ESP_PARTITION_TYPE_DATA, ESP_PARTITION_SUBTYPE_ANY, "nvs");
+            report("erase_sector", esp_partition_erase_range(p, 0, SPI_FLASH_SEC_SIZE));
         } else {
             printf("unknown command\n");
         }
