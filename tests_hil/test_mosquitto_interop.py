@@ -10,10 +10,10 @@ from __future__ import annotations
 import pytest
 
 from harness.link import DeviceLink
+from harness.log_patterns import LOADED_APP
 
 pytestmark = pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)
 
-LOADED_APP = r"boot: Loaded app from partition at offset (0x[0-9a-f]+)"
 FINAL = {"failed", "rejected", "rolled_back", "cancelled"}
 
 

@@ -26,10 +26,10 @@ import pytest
 
 from harness.fwserver import Artifact
 from harness.link import DeviceLink
+from harness.log_patterns import LOADED_APP
 
 pytestmark = [pytest.mark.virtual_only, pytest.mark.needs_power_control]
 
-LOADED_APP = r"boot: Loaded app from partition at offset (0x[0-9a-f]+)"
 SLOT_AT = {"0x20000": "ota_0", "0x1d0000": "ota_1"}
 MAX_UPDATE_CUTS = 150  # every operation of an update up to this many, else every k-th
 TAIL = 10  # the update's last operations (NVS record, otadata switch), each one

@@ -8,8 +8,8 @@ import pytest
 from harness.broker import ExternalBroker
 from harness.fwserver import FaultPlan
 from harness.link import DeviceLink
+from harness.log_patterns import LOADED_APP
 
-LOADED_APP = r"boot: Loaded app from partition at offset (0x[0-9a-f]+)"
 OTA_0, OTA_1 = "0x20000", "0x1d0000"
 
 

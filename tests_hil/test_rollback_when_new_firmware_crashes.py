@@ -5,8 +5,7 @@ boot and loads the previous slot. The old firmware then reports the request as r
 """
 
 from harness.link import DeviceLink
-
-LOADED_APP = r"boot: Loaded app from partition at offset (0x[0-9a-f]+)"
+from harness.log_patterns import LOADED_APP
 
 
 def test_rollback_when_new_firmware_crashes(board, link: DeviceLink, fw_server, firmware) -> None:

@@ -1,8 +1,7 @@
 """E5: a v2 whose self-test fails marks itself invalid; the board comes back on v1 in ota_0."""
 
 from harness.link import DeviceLink
-
-LOADED_APP = r"boot: Loaded app from partition at offset (0x[0-9a-f]+)"
+from harness.log_patterns import LOADED_APP
 
 
 def test_rollback_when_selftest_fails(board, link: DeviceLink, fw_server, firmware) -> None:

@@ -3,8 +3,7 @@
 import itertools
 
 from harness.link import DeviceLink
-
-LOADED_APP = r"boot: Loaded app from partition at offset (0x[0-9a-f]+)"
+from harness.log_patterns import LOADED_APP
 
 
 def test_update_to_new_version(board, link: DeviceLink, fw_server, firmware) -> None:

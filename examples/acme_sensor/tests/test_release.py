@@ -1,8 +1,7 @@
 """The release gate of the ACME sensor: the next version installs, and a broken one rolls back."""
 
 from conftest import NEXT_VERSION
-
-LOADED_APP = r"boot: Loaded app from partition at offset (0x[0-9a-f]+)"
+from harness.log_patterns import LOADED_APP
 
 
 def test_release_installs_and_confirms(board, link, fw_server, firmware, release_image):
