@@ -133,6 +133,8 @@ def write_html(reports: list[TestReport], path: Path, title: str = "OTA release 
         f"<td>{html.escape(str(r.properties.get('target', '')))}</td><td>{r.outcome}</td>"
         f"<td>{r.duration:.1f} s</td><td>{html.escape(str(r.properties.get('ota_result', '')))}</td></tr>"
         for i, r in enumerate(reports))
+    failed = [f"<a href='#t{i}'>{html.escape(r.nodeid)}</a>" for i, r in enumerate(reports) if r.outcome == "failed"]
+    failed_list = f"<p class='failed' id='failed'><b>Failed:</b> {', '.join(failed)}</p>" if failed else ""
     sections = []
     for i, r in enumerate(reports):
         props = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
@@ -150,7 +152,7 @@ def write_html(reports: list[TestReport], path: Path, title: str = "OTA release 
 td,th{{border:1px solid #ccc;padding:2px 8px;text-align:left}} .passed{{color:#176d17}}
 .failed{{color:#b00020}} tr.failed td{{background:#fde7ea}} pre{{background:#f6f6f6;padding:8px;overflow:auto;
 max-height:30em}} pre.failure{{background:#fde7ea}} svg{{max-width:100%;height:auto}}</style></head><body>
-<h1>{html.escape(title)}</h1><p><b>{passed} of {len(reports)} passed</b></p>
+<h1>{html.escape(title)}</h1><p><b>{passed} of {len(reports)} passed</b></p>{failed_list}
 <table><tr><th>scenario</th><th>target</th><th>result</th><th>duration</th><th>OTA</th></tr>{rows}</table>
 {''.join(sections)}</body></html>"""
     path.parent.mkdir(parents=True, exist_ok=True)

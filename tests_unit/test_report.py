@@ -34,6 +34,9 @@ def test_report_shows_both_scenarios_with_timelines_and_junit_has_properties(tmp
 
     page = html_path.read_text()
     assert "1 of 2 passed" in page
+    failed_list = re.search(r"<p class='failed' id='failed'>(.*?)</p>", page)  # above the table, linked
+    assert failed_list and re.fullmatch(r"<b>Failed:</b> <a href='#(t\d)'>test_two.py::test_update_fails_deliberately</a>",
+                                        failed_list.group(1)), failed_list
     for name, outcome in (("test_update_passes", "passed"), ("test_update_fails_deliberately", "failed")):
         section = re.search(rf"<section id='t\d'><h2 class='{outcome}'>test_two.py::{name}.*?</section>", page, re.DOTALL)
         assert section, f"no {outcome} section for {name}"
