@@ -74,7 +74,8 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    project_mod.of(config)  # a wrong hil_* setting stops the run here
+    if project_mod.is_configured(config):
+        project_mod.of(config)  # a wrong hil_* setting stops the run here, not at the first board
     targets.check_target_usable(config)
     url = config.getoption("--broker", default=None)
     if url:

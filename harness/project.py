@@ -97,6 +97,12 @@ def add_ini_options(parser: pytest.Parser) -> None:
 
 
 _KEY = pytest.StashKey[HilProject]()
+SETTINGS = ("hil_app_dir", "hil_sdkconfig_defaults", "hil_variants", "hil_topic_prefix")
+
+
+def is_configured(config: pytest.Config) -> bool:
+    """The run names its project (a pytest run that never asks for a board needs none)."""
+    return any(config.getini(name) for name in SETTINGS)
 
 
 def of(config: pytest.Config) -> HilProject:
