@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,10 +34,15 @@ def build_dir_name(target: str, variant: str) -> str:
     return f"build_{target}_{variant}"
 
 
-def idf_build_command(device_dir: Path, target: str, variant: str) -> str:
-    """The idf.py command (as the firmware CI workflow runs it) that makes one build directory."""
+def idf_build_command(device_dir: Path, target: str, variant: str,
+                      sdkconfig_defaults: Sequence[Path] | None = None) -> str:
+    """The idf.py command (as the firmware CI workflow runs it) that makes one build directory.
+
+    `sdkconfig_defaults` are the project's (hil_sdkconfig_defaults); by default this repository's layout,
+    where device/'s defaults are at the repository root.
+    """
     device_dir = Path(device_dir).resolve()
-    defaults = [device_dir.parent / "sdkconfig.defaults"]
+    defaults = list(sdkconfig_defaults) if sdkconfig_defaults is not None else [device_dir.parent / "sdkconfig.defaults"]
     if variant != DEFAULT_VARIANT:
         defaults.append(device_dir / f"sdkconfig.ci.{variant}")
     name = build_dir_name(target, variant)
@@ -119,11 +125,12 @@ def _offset(text: str) -> int:
     return int(str(text), 0)
 
 
-def load_build(device_dir: Path, target: str, variant: str = DEFAULT_VARIANT) -> IdfBuild:
+def load_build(device_dir: Path, target: str, variant: str = DEFAULT_VARIANT,
+               sdkconfig_defaults: Sequence[Path] | None = None) -> IdfBuild:
     """Read ``<device_dir>/build_<target>_<variant>``; FirmwareMissingError says how to make it."""
     device_dir = Path(device_dir)
     build_dir = device_dir / build_dir_name(target, variant)
-    how = f"Build it with:\n    {idf_build_command(device_dir, target, variant)}"
+    how = f"Build it with:\n    {idf_build_command(device_dir, target, variant, sdkconfig_defaults)}"
     if variant != DEFAULT_VARIANT and not (device_dir / f"sdkconfig.ci.{variant}").exists():
         raise FirmwareMissingError(f"unknown firmware variant {variant!r}: {device_dir}/sdkconfig.ci.{variant} "
                                    "does not exist")
@@ -178,14 +185,15 @@ def load_build(device_dir: Path, target: str, variant: str = DEFAULT_VARIANT) ->
 class IdfFirmware:
     """The ``firmware`` fixture for a real target: the same interface as the virtual builds."""
 
-    def __init__(self, device_dir: Path, target: str) -> None:
+    def __init__(self, device_dir: Path, target: str, sdkconfig_defaults: Sequence[Path] | None = None) -> None:
         self.device_dir = Path(device_dir)
         self.target = target
+        self.sdkconfig_defaults = sdkconfig_defaults
         self.builds: dict[str, IdfBuild] = {}
 
     def build(self, variant: str = DEFAULT_VARIANT) -> IdfBuild:
         if variant not in self.builds:
-            self.builds[variant] = load_build(self.device_dir, self.target, variant)
+            self.builds[variant] = load_build(self.device_dir, self.target, variant, self.sdkconfig_defaults)
         return self.builds[variant]
 
     def image(self, variant: str = DEFAULT_VARIANT, version: str | None = None) -> bytes:

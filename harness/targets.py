@@ -258,8 +258,9 @@ def _wifi(config: pytest.Config) -> WifiCredentials:
 
 def _firmware(config: pytest.Config) -> IdfFirmware:
     if _FIRMWARE_KEY not in config.stash:
-        device_dir = Path(config.getoption("--firmware-dir", default=None) or project.of(config).app_dir)
-        config.stash[_FIRMWARE_KEY] = IdfFirmware(device_dir, target_of(config))
+        app = project.of(config)
+        device_dir = Path(config.getoption("--firmware-dir", default=None) or app.app_dir)
+        config.stash[_FIRMWARE_KEY] = IdfFirmware(device_dir, target_of(config), app.sdkconfig_defaults)
     return config.stash[_FIRMWARE_KEY]
 
 

@@ -68,6 +68,13 @@ def test_missing_build_names_the_idf_py_command(tmp_path: Path) -> None:
     assert "sdkconfig.ci.crash_on_boot" in str(err.value) and "build_esp32_crash_on_boot" in str(err.value)
 
 
+def test_missing_build_command_uses_the_project_defaults(tmp_path: Path) -> None:
+    own = tmp_path / "app" / "sdkconfig.defaults"
+    with pytest.raises(FirmwareMissingError) as err:
+        IdfFirmware(tmp_path / "app", "esp32", (own,)).build()
+    assert f"-DSDKCONFIG_DEFAULTS={own} set-target esp32 build" in str(err.value)
+
+
 def test_build_layout_and_versions_are_patched_images_of_one_build(tmp_path: Path) -> None:
     write_idf_build(tmp_path / "device", _app("1.0.0"))
     firmware = IdfFirmware(tmp_path / "device", "esp32")
