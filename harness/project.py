@@ -80,7 +80,8 @@ def reference() -> HilProject:
     return HilProject(
         app_dir=REFERENCE_APP_DIR,
         sdkconfig_defaults=(HARNESS_ROOT / "sdkconfig.defaults",),
-        variants=(DEFAULT_VARIANT, "selftest_fail", "crash_on_boot", "slow_selftest"),
+        variants=(DEFAULT_VARIANT, *sorted(p.name.removeprefix("sdkconfig.ci.")
+                                           for p in REFERENCE_APP_DIR.glob("sdkconfig.ci.*"))),
         topic_prefix=DEFAULT_TOPIC_PREFIX,
     )
 
