@@ -772,6 +772,9 @@ class MosquittoBroker:
             "allow_anonymous true",
             "max_queued_messages 0",
             "persistence false",
+            # mosquitto leaves Nagle's algorithm on by default: a forwarded message that follows a PUBACK on
+            # the same connection would wait ~40 ms for the client's delayed ACK
+            "set_tcp_nodelay true",
             "log_dest stderr",  # stderr is unbuffered; stdout would hold the "running" line back
             *self._extra_config,
         ]

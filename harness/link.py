@@ -9,6 +9,7 @@ from the next wait in the test thread.
 from __future__ import annotations
 
 import json
+import socket
 import ssl
 import threading
 import time
@@ -35,6 +36,14 @@ STATES_WITH_REASON = frozenset({"failed", "rejected"})
 ONLINE_PAYLOADS = frozenset({b"online", b"offline"})
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 SHOWN_ON_TIMEOUT = 20
+
+
+def _disable_nagle(_client: mqtt.Client, _userdata: Any, sock: Any) -> None:
+    """paho leaves Nagle's algorithm on: a command sent right after the PUBACK of a device's message would wait
+    for the broker's delayed ACK (~40 ms) before it leaves, and so would every back-to-back command."""
+    raw = sock if isinstance(sock, socket.socket) else getattr(sock, "socket", None)  # ssl.SSLSocket is a socket
+    if isinstance(raw, socket.socket) and raw.family in (socket.AF_INET, socket.AF_INET6):
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class LinkError(RuntimeError):
@@ -526,6 +535,7 @@ class DeviceLink:
         client.on_subscribe = self._guarded(self._on_subscribe)
         client.on_message = self._guarded(self._on_message)
         client.on_disconnect = self._guarded(self._on_disconnect)
+        client.on_socket_open = _disable_nagle
         return client
 
     def _guarded(self, callback: Callable[..., None]) -> Callable[..., None]:

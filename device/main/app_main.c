@@ -13,6 +13,7 @@
 #include "manifest.h"
 #include "mqtt_link.h"
 #include "ota_agent.h"
+#include "ota_events.h"
 #include "status.h"
 #include "wifi_sta.h"
 
@@ -34,6 +35,7 @@ void app_main(void)
     init_nvs();
     ESP_ERROR_CHECK(app_config_load());
     ESP_ERROR_CHECK(esp_event_loop_create_default());
+    ESP_ERROR_CHECK(ota_events_init());
     const app_config_t *cfg = app_config_get();
     const esp_partition_t *running = esp_ota_get_running_partition();
     ESP_LOGI(TAG, "device %s, firmware %s on %s, ota_state %s, reset %s", cfg->device_id,

@@ -2,31 +2,55 @@
  * MQTT session on esp-mqtt. Incoming commands are copied and queued so that the esp-mqtt task
  * never runs OTA work, and a long payload split over several DATA events is reassembled (or
  * refused when it is over MQTT_LINK_MAX_COMMAND_LEN).
+ *
+ * A command that finds the queue full is not dropped: its id is noted and the command task
+ * hands it to the callback as MQTT_LINK_COMMAND_QUEUE_FULL once it is free, so the agent answers
+ * `busy`. The esp-mqtt task does not publish that answer itself: every OTA event goes out from
+ * the tasks that number them (ota_events.c), so their seq stays in order, and the esp-mqtt task,
+ * which holds the client's lock while it runs this handler, never waits on their lock.
  */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include "esp_bit_defs.h"
 #include "esp_log.h"
 #include "freertos/FreeRTOS.h"
 #include "freertos/event_groups.h"
 #include "freertos/queue.h"
+#include "freertos/semphr.h"
 #include "freertos/task.h"
+#include "esp_transport.h"
 #include "mqtt_client.h"
+#include "sdkconfig.h"
 #include "app_config.h"
 #include "mqtt_link.h"
+#include "ota_request.h"
 
 static const char *TAG = "mqtt_link";
 
 #define CONNECTED_BIT BIT0
 #define FLUSHED_BIT   BIT1
 #define TOPIC_MAX 128
-#define COMMAND_QUEUE_LEN 8
+#define ID_MAX 48
+/* Ids of commands that found the queue full, kept until the command task answers them; past
+ * this many, they are answered with an empty id. */
+#define OVERFLOW_IDS 16
 
 typedef struct {
     char *payload; /* NUL-terminated copy; NULL marks an over-long payload */
     int len;
 } command_t;
+
+typedef struct {
+    SemaphoreHandle_t lock;  /* taken for a copy only, never across a publish */
+    char ids[OVERFLOW_IDS][ID_MAX];
+    int named;               /* ids[0..named) */
+    int unnamed;             /* more of them, ids not kept */
+    int queued_bytes;        /* payload bytes in s_commands */
+} overflow_t;
 
 static esp_mqtt_client_handle_t s_client;
 static EventGroupHandle_t s_events;
@@ -36,6 +60,7 @@ static char s_topic_cmd[TOPIC_MAX];
 static char s_topic_all[TOPIC_MAX];
 static char s_topic_online[TOPIC_MAX];
 static volatile int s_last_msg_id;
+static overflow_t s_overflow;
 
 /* Reassembly of a message that esp-mqtt delivers in several DATA events. */
 static char *s_partial;
@@ -46,13 +71,55 @@ static void make_topic(char *out, const char *device_id, const char *kind)
     snprintf(out, TOPIC_MAX, "%s/%s/%s", app_config_get()->topic_prefix, device_id, kind);
 }
 
+/* The "id" of a command, when it has a short string one ("" otherwise). */
+static void command_id(const char *payload, int len, char *id)
+{
+    id[0] = '\0';
+    if (payload == NULL || !ota_json_depth_ok(payload, (size_t)len, OTA_JSON_MAX_DEPTH)) {
+        return;
+    }
+    cJSON *json = cJSON_ParseWithLength(payload, (size_t)len);
+    const cJSON *value = cJSON_GetObjectItemCaseSensitive(json, "id");
+    if (cJSON_IsString(value) && strlen(value->valuestring) < ID_MAX) {
+        strcpy(id, value->valuestring);
+    }
+    cJSON_Delete(json);
+}
+
+static void note_overflow(const char *payload, int len)
+{
+    char id[ID_MAX];
+    command_id(payload, len, id);
+    ESP_LOGW(TAG, "command queue full; '%s' will be answered busy", id);
+    xSemaphoreTake(s_overflow.lock, portMAX_DELAY);
+    if (s_overflow.named < OVERFLOW_IDS) {
+        strcpy(s_overflow.ids[s_overflow.named++], id);
+    } else {
+        s_overflow.unnamed++;
+    }
+    xSemaphoreGive(s_overflow.lock);
+}
+
 static void queue_command(char *payload, int len)
 {
-    command_t cmd = {payload, len};
-    if (xQueueSend(s_commands, &cmd, 0) != pdPASS) {
-        ESP_LOGW(TAG, "command queue full, dropping a command");
-        free(payload);
+    int bytes = payload != NULL ? len : 0;
+    xSemaphoreTake(s_overflow.lock, portMAX_DELAY);
+    bool room = s_overflow.queued_bytes + bytes <= CONFIG_HIL_COMMAND_QUEUE_BYTES;
+    if (room) {
+        s_overflow.queued_bytes += bytes;
     }
+    xSemaphoreGive(s_overflow.lock);
+    command_t cmd = {payload, len};
+    if (room && xQueueSend(s_commands, &cmd, 0) == pdPASS) {
+        return;
+    }
+    if (room) {
+        xSemaphoreTake(s_overflow.lock, portMAX_DELAY);
+        s_overflow.queued_bytes -= bytes;
+        xSemaphoreGive(s_overflow.lock);
+    }
+    note_overflow(payload, len);
+    free(payload);
 }
 
 static bool is_command_topic(const esp_mqtt_event_t *event)
@@ -92,9 +159,25 @@ static void on_data(const esp_mqtt_event_t *event)
     }
 }
 
+/* esp-tls leaves Nagle's algorithm on. A reply written right after esp-mqtt's PUBACK of the
+ * command would then wait for the broker's delayed ACK of that PUBACK (40 ms from a Linux
+ * broker) before it leaves. Commands, events and their answers are small and latency-bound. */
+static void disable_nagle(void)
+{
+    char scheme[8];
+    snprintf(scheme, sizeof(scheme), "%s",
+             strncmp(app_config_get()->broker_url, "mqtts:", 6) == 0 ? MQTT_OVER_SSL_SCHEME : MQTT_OVER_TCP_SCHEME);
+    int fd = esp_transport_get_socket(esp_mqtt_client_get_transport(s_client, scheme));
+    int on = 1;
+    if (fd < 0 || setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) != 0) {
+        ESP_LOGW(TAG, "TCP_NODELAY not set on the broker connection: replies may wait for delayed ACKs");
+    }
+}
+
 static void on_connected(void)
 {
     ESP_LOGI(TAG, "connected to the broker");
+    disable_nagle();
     esp_mqtt_client_publish(s_client, s_topic_online, "online", 0, 1, 1);
     esp_mqtt_client_subscribe(s_client, s_topic_cmd, 1);
     esp_mqtt_client_subscribe(s_client, s_topic_all, 1);
@@ -130,15 +213,55 @@ static void mqtt_event_handler(void *arg, esp_event_base_t base, int32_t event_i
     }
 }
 
+static void deliver_command(const command_t *cmd)
+{
+    mqtt_link_command_t command = {
+        .kind = cmd->payload != NULL ? MQTT_LINK_COMMAND : MQTT_LINK_COMMAND_TOO_LONG,
+        .payload = cmd->payload,
+        .len = cmd->len,
+        .id = "",
+    };
+    s_on_command(&command);
+}
+
+/* Answers, through the callback, the commands that found the queue full since the last call. */
+static void deliver_overflow(void)
+{
+    for (;;) {
+        char id[ID_MAX];
+        xSemaphoreTake(s_overflow.lock, portMAX_DELAY);
+        bool any = s_overflow.named > 0 || s_overflow.unnamed > 0;
+        if (s_overflow.named > 0) {
+            strcpy(id, s_overflow.ids[0]);
+            memmove(s_overflow.ids[0], s_overflow.ids[1], (size_t)(--s_overflow.named) * ID_MAX);
+        } else if (s_overflow.unnamed > 0) {
+            s_overflow.unnamed--;
+            id[0] = '\0';
+        }
+        xSemaphoreGive(s_overflow.lock);
+        if (!any) {
+            return;
+        }
+        mqtt_link_command_t command = {.kind = MQTT_LINK_COMMAND_QUEUE_FULL, .id = id};
+        s_on_command(&command);
+    }
+}
+
 static void command_task(void *arg)
 {
     (void)arg;
     command_t cmd;
     for (;;) {
         if (xQueueReceive(s_commands, &cmd, portMAX_DELAY) == pdPASS) {
-            s_on_command(cmd.payload, cmd.len);
+            xSemaphoreTake(s_overflow.lock, portMAX_DELAY);
+            s_overflow.queued_bytes -= cmd.payload != NULL ? cmd.len : 0;
+            xSemaphoreGive(s_overflow.lock);
+            deliver_command(&cmd);
             free(cmd.payload);
         }
+        /* An overflow happens only while the queue is full, so it is seen here before the task
+         * blocks again. */
+        deliver_overflow();
     }
 }
 
@@ -147,8 +270,9 @@ esp_err_t mqtt_link_start(mqtt_link_command_cb_t on_command)
     const app_config_t *cfg = app_config_get();
     s_on_command = on_command;
     s_events = xEventGroupCreate();
-    s_commands = xQueueCreate(COMMAND_QUEUE_LEN, sizeof(command_t));
-    if (s_events == NULL || s_commands == NULL) {
+    s_commands = xQueueCreate(CONFIG_HIL_COMMAND_QUEUE_LEN, sizeof(command_t));
+    s_overflow.lock = xSemaphoreCreateMutex();
+    if (s_events == NULL || s_commands == NULL || s_overflow.lock == NULL) {
         return ESP_ERR_NO_MEM;
     }
     make_topic(s_topic_cmd, cfg->device_id, "cmd");

@@ -12,9 +12,25 @@
 /* Largest command payload accepted; anything longer is refused as bad_command. */
 #define MQTT_LINK_MAX_COMMAND_LEN 4096
 
-typedef void (*mqtt_link_command_cb_t)(const char *payload, int len);
+/* What the link hands the command callback. */
+typedef enum {
+    MQTT_LINK_COMMAND,            /* payload/len: the command, NUL-terminated */
+    MQTT_LINK_COMMAND_TOO_LONG,   /* over MQTT_LINK_MAX_COMMAND_LEN; len is its length */
+    MQTT_LINK_COMMAND_QUEUE_FULL, /* arrived while the queue was full; id is its "id" ("" if none) */
+} mqtt_link_command_kind_t;
 
-/* Starts the client (non-blocking); commands go to on_command. */
+typedef struct {
+    mqtt_link_command_kind_t kind;
+    const char *payload; /* MQTT_LINK_COMMAND only */
+    int len;
+    const char *id;      /* MQTT_LINK_COMMAND_QUEUE_FULL only */
+} mqtt_link_command_t;
+
+typedef void (*mqtt_link_command_cb_t)(const mqtt_link_command_t *command);
+
+/* Starts the client (non-blocking); commands go to on_command, one at a time, on the link's
+   command task. Commands that found the queue full reach it too (MQTT_LINK_COMMAND_QUEUE_FULL),
+   once it is free, so each one gets an answer. */
 esp_err_t mqtt_link_start(mqtt_link_command_cb_t on_command);
 /* timeout_ms for mqtt_link_wait_connected(): wait as long as it takes. */
 #define MQTT_LINK_WAIT_FOREVER (-1)

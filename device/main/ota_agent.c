@@ -98,12 +98,18 @@ static void handle_reboot_command(void)
     esp_restart();
 }
 
-void ota_agent_handle_command(const char *payload, int len)
+void ota_agent_handle_command(const mqtt_link_command_t *cmd)
 {
-    if (payload == NULL) {
+    if (cmd->kind == MQTT_LINK_COMMAND_QUEUE_FULL) {
+        reject(cmd->id, "busy", "command queue full; send it again later");
+        return;
+    }
+    if (cmd->kind == MQTT_LINK_COMMAND_TOO_LONG) {
         reject("", "bad_command", "command longer than 4096 bytes");
         return;
     }
+    const char *payload = cmd->payload;
+    int len = cmd->len;
     if (!ota_json_depth_ok(payload, (size_t)len, OTA_JSON_MAX_DEPTH)) {
         reject("", "bad_command", "JSON nested too deeply for a command");
         return;

@@ -7,6 +7,10 @@
 
 #include <stdint.h>
 #include "cJSON.h"
+#include "esp_err.h"
+
+/* Before the first event. */
+esp_err_t ota_events_init(void);
 
 /* Starts an event object {id, seq, state}; add fields, then ota_event_send(). */
 cJSON *ota_event_new(const char *request_id, const char *state);

@@ -10,9 +10,8 @@
  *  - It declares the MQTT_EVENTS event base. esp-mqtt 6af4446 defines MQTT_EVENTS in
  *    mqtt_client.c but does not declare it in this header, so firmware that names MQTT_EVENTS
  *    must declare it itself (ESP_EVENT_DECLARE_BASE(MQTT_EVENTS)) to build for the chip.
- *  - The real header includes esp_transport.h for esp_transport_keep_alive_t and
- *    esp_transport_handle_t; the host port has no tcp_transport, so those two types are defined
- *    here with the same layout unless an esp_transport.h is on the include path.
+ *  - esp_transport.h is the host port's (include/esp_transport.h): the types and
+ *    esp_transport_get_socket() only.
  */
 #ifndef _MQTT_CLIENT_H_
 #define _MQTT_CLIENT_H_
@@ -24,27 +23,10 @@
 #include "esp_err.h"
 #include "esp_event.h"
 
-#if defined(__has_include)
-#if __has_include("esp_transport.h")
 #include "esp_transport.h"
-#define MQTT_HOST_HAVE_ESP_TRANSPORT 1
-#endif
-#endif
 
 #ifdef __cplusplus
 extern "C" {
-#endif
-
-#ifndef MQTT_HOST_HAVE_ESP_TRANSPORT
-/** Keep alive parameters structure (tcp_transport's esp_transport.h, v5.5.4) */
-typedef struct esp_transport_keepalive {
-    bool            keep_alive_enable;      /*!< Enable keep-alive timeout */
-    int             keep_alive_idle;        /*!< Keep-alive idle time (second) */
-    int             keep_alive_interval;    /*!< Keep-alive interval time (second) */
-    int             keep_alive_count;       /*!< Keep-alive packet retry send count */
-} esp_transport_keep_alive_t;
-
-typedef struct esp_transport_item_t *esp_transport_handle_t;
 #endif
 
 /* Only used through pointers, as on the device. */
@@ -426,7 +408,8 @@ int esp_mqtt_client_get_outbox_size(esp_mqtt_client_handle_t client);
 esp_err_t esp_mqtt_dispatch_custom_event(esp_mqtt_client_handle_t client, esp_mqtt_event_t *event);
 
 /**
- * @brief Get a transport from the scheme. The host port has no tcp_transport: always NULL.
+ * @brief Get a transport from the scheme ("mqtt" or "mqtts"; NULL: the custom transport, never set on the
+ *        host port, so NULL).
  */
 esp_transport_handle_t esp_mqtt_client_get_transport(esp_mqtt_client_handle_t client, char *transport_scheme);
 

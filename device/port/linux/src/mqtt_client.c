@@ -134,6 +134,13 @@ typedef struct pending_req {
     struct pending_req *next;
 } pending_req_t;
 
+/* The transports esp_mqtt_client_get_transport() hands out: one per scheme, as in esp-mqtt's
+ * transport list; their socket is the connection libmosquitto holds at the time. */
+struct esp_transport_item_t {
+    struct esp_mqtt_client *client;
+    const char *scheme;
+};
+
 typedef struct handler_entry {
     int32_t event_id;
     esp_event_handler_t handler;
@@ -209,6 +216,8 @@ struct esp_mqtt_client {
     int64_t reconnect_tick;
     int64_t refresh_connection_tick;
     int64_t connect_started;
+
+    struct esp_transport_item_t transports[2];   /* "mqtt", "mqtts" */
 
     /* current libmosquitto connection and what its callbacks reported */
     struct mosquitto *mosq;
@@ -1683,6 +1692,8 @@ esp_mqtt_client_handle_t esp_mqtt_client_init(const esp_mqtt_client_config_t *co
     pthread_cond_init(&client->wake, &cattr);
     pthread_condattr_destroy(&cattr);
     client->event.error_handle = &client->error_codes;
+    client->transports[0] = (struct esp_transport_item_t){client, MQTT_OVER_TCP_SCHEME};
+    client->transports[1] = (struct esp_transport_item_t){client, MQTT_OVER_SSL_SCHEME};
     client->next_msg_id = (int)(platform_tick_get_ms() % 65535);
 
     if (esp_mqtt_set_config(client, config) != ESP_OK) {
@@ -2087,7 +2098,26 @@ esp_err_t esp_mqtt_dispatch_custom_event(esp_mqtt_client_handle_t client, esp_mq
 
 esp_transport_handle_t esp_mqtt_client_get_transport(esp_mqtt_client_handle_t client, char *transport_scheme)
 {
-    (void)client;
-    (void)transport_scheme;
+    if (client == NULL || transport_scheme == NULL) {
+        return NULL; /* NULL asks for network.transport, which the host port never has */
+    }
+    for (size_t i = 0; i < sizeof(client->transports) / sizeof(client->transports[0]); i++) {
+        if (strcasecmp(client->transports[i].scheme, transport_scheme) == 0) {
+            return &client->transports[i];
+        }
+    }
     return NULL;
+}
+
+int esp_transport_get_socket(esp_transport_handle_t t)
+{
+    if (t == NULL || t->client == NULL) {
+        return -1;
+    }
+    esp_mqtt_client_handle_t client = t->client;
+    pthread_mutex_lock(&client->lock);
+    int fd = client->mosq != NULL && client->config != NULL && client->config->scheme != NULL &&
+             strcasecmp(client->config->scheme, t->scheme) == 0 ? mosquitto_socket(client->mosq) : -1;
+    pthread_mutex_unlock(&client->lock);
+    return fd;
 }
