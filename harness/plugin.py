@@ -15,6 +15,10 @@ Each test using them gets a timeline (serial lines, MQTT messages, HTTP requests
 as JSON lines to ``--hil-timeline-dir``. When a test fails, its report shows the timeline's last
 lines of each kind. Secrets (provisioned passwords, password fields, URL passwords) are masked in
 the timeline and in everything the report shows: traceback, captured output, HTML report.
+
+``--hil-report`` pages are made from pytest's test reports as they are logged, so under pytest-xdist the
+controller's page has every worker's scenarios: a worker attaches what the page needs to its (masked)
+reports, and xdist carries those attributes to the controller with the rest of the report.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -95,6 +100,8 @@ def pytest_configure(config: pytest.Config) -> None:
     html = config.getoption("--hil-report", default=None)
     if html and Path(html).is_dir():
         raise pytest.UsageError(f"--hil-report {html}: is a directory; give a file name such as {html}/report.html")
+    if html and not hasattr(config, "workerinput"):  # xdist workers send their reports to the controller
+        config.pluginmanager.register(HtmlReport(Path(html)), "hil-html-report")
     live_progress.configure(config)
 
 
@@ -196,6 +203,9 @@ class TestRecord:
     links: list[DeviceLink] = field(default_factory=list)
     servers: list[FirmwareServer] = field(default_factory=list)
     masker: timeline.Masker = field(default_factory=timeline.Masker, repr=False)
+    # set at the end of the test (hil_record's teardown), for the HTML report
+    properties: dict[str, Any] | None = None
+    entries: list[timeline.Entry] | None = None
 
     def timeline(self) -> list[timeline.Entry]:
         return timeline.collect(self.t0, self.boards, self.links, self.servers, self.masker)
@@ -224,24 +234,32 @@ def hil_record(request: pytest.FixtureRequest) -> Iterator[TestRecord]:
     shas = [a.sha256 for server in record.servers for a in server.artifacts if a.path in served]
     props = report.ota_properties(entries, targets.target_of(request.config), shas)
     request.node.user_properties.extend(props.items())  # JUnit XML <properties>
-    summary = _reports(request.config).setdefault(request.node.nodeid, report.TestReport(request.node.nodeid))
-    summary.properties, summary.entries = props, entries
+    record.properties, record.entries = props, entries  # the teardown's report takes them to the HTML report
 
 
-_REPORTS_KEY = pytest.StashKey[dict[str, report.TestReport]]()
+class HtmlReport:
+    """The --hil-report page, built from the test reports where pytest logs them: in a plain run's process,
+    or in the xdist controller, from the reports its workers send. What it needs rides on the reports as
+    JSON-able attributes set by pytest_runtest_makereport: `hil_message` on the report of a test's result,
+    `hil_properties` and `hil_entries` (the timeline) on its teardown's."""
 
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.tests: dict[str, report_mod.TestReport] = {}  # by node id, in the order results came
 
-def _reports(config: pytest.Config) -> dict[str, report.TestReport]:
-    if _REPORTS_KEY not in config.stash:
-        config.stash[_REPORTS_KEY] = {}
-    return config.stash[_REPORTS_KEY]
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        message, entries = getattr(report, "hil_message", None), getattr(report, "hil_entries", None)
+        if message is None and entries is None:
+            return
+        test = self.tests.setdefault(report.nodeid, report_mod.TestReport(report.nodeid))
+        if message is not None:
+            test.outcome, test.duration, test.message = report.outcome, report.duration, message
+        if entries is not None:
+            test.properties = getattr(report, "hil_properties", {})
+            test.entries = [timeline.Entry(**entry) for entry in entries]
 
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    path = session.config.getoption("--hil-report", default=None)
-    if not path:
-        return
-    report.write_html(list(_reports(session.config).values()), Path(path))
+    def pytest_sessionfinish(self) -> None:
+        report_mod.write_html(list(self.tests.values()), self.path)
 
 
 _RECORD_KEY = pytest.StashKey[TestRecord]()
@@ -360,10 +378,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     masker = record.full_masker() if record is not None else _config_masker(item.config)
     if record is not None or masker.secrets:
         _mask_report(report, masker)
-    if report.when == "call" or report.failed:
-        summary = _reports(item.config).setdefault(item.nodeid, report_mod.TestReport(item.nodeid))
-        summary.outcome, summary.duration = report.outcome, report.duration
-        summary.message = str(report.longrepr)[-4000:] if report.failed else ""
+    if item.config.getoption("--hil-report", default=None):  # see HtmlReport; masked above, like the rest
+        if report.when == "call" or report.failed:
+            report.hil_message = str(report.longrepr)[-4000:] if report.failed else ""
+        if record is not None and record.entries is not None and report.when == "teardown":
+            report.hil_properties = record.properties
+            report.hil_entries = [dataclasses.asdict(entry) for entry in record.entries]
     if record is not None and report.failed:
         for kind, text in timeline.tail_by_kind(record.timeline(), count=TAIL_LINES).items():
             report.sections.append((f"timeline: {_TITLES[kind]} (last {TAIL_LINES}, s from test start)", text))

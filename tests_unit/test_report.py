@@ -1,4 +1,5 @@
-"""The run's HTML report and JUnit properties, from a run with one passing and one failing scenario."""
+"""The run's HTML report and JUnit properties, from a run with one passing and one failing scenario, in one
+process and under pytest-xdist (the workers' results merged in the controller's report)."""
 
 import re
 import subprocess
@@ -6,6 +7,8 @@ import sys
 import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
+
+import pytest
 
 SCENARIOS = textwrap.dedent("""
     def test_update_passes(board, link, fw_server, firmware):
@@ -22,11 +25,12 @@ SCENARIOS = textwrap.dedent("""
 """)
 
 
-def test_report_shows_both_scenarios_with_timelines_and_junit_has_properties(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one_process", "xdist"])
+def test_report_shows_both_scenarios_with_timelines_and_junit_has_properties(tmp_path: Path, workers: list[str]) -> None:
     (tmp_path / "test_two.py").write_text(SCENARIOS)
     html_path, junit_path = tmp_path / "report.html", tmp_path / "junit.xml"
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "test_two.py",
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *workers, "test_two.py",
          "--hil-report", str(html_path), "--junitxml", str(junit_path)],
         cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 1, result.stdout[-2000:]
