@@ -2,7 +2,8 @@
 
 pytest captures a test's output, so the display writes to its own duplicate of the real stdout, taken
 at configure time while capture is suspended. On a terminal it redraws one line in place; without one
-(CI logs) it prints plain lines, one per state change and per 25 % of a download. It writes in
+(CI logs) it prints one plain line per OTA outcome: the final state of each request (succeeded, failed,
+rejected, cancelled, rolled_back) with its version or reason, the download's size and KB/s. It writes in
 "leading newline" style: every write starts a line of its own, and the last line is left open, so
 after a test that printed something pytest is told (through its terminal reporter) to start a fresh
 line and re-print its `path::test` prefix or file path before the result.
@@ -24,10 +25,9 @@ from typing import Any
 import pytest
 
 from harness.link import Message
+from harness.report import FINAL_STATES
 
 TTY_INTERVAL_S = 0.2  # redraw at most ~5 times a second, plus at every state change
-PLAIN_STEP_PERCENT = 25  # plain lines: one per 25 % of a download of known size
-PLAIN_UNKNOWN_INTERVAL_S = 10.0  # ... and at most one per 10 s when the size is unknown
 FALLBACK_WIDTH = 80
 ERASE_LINE = "\r\x1b[K"  # back to column 0, clear to the end of the line
 PREFIX = "  OTA "
@@ -118,6 +118,15 @@ class Transfer:
             return f"{head} ({self.reason})"
         return head
 
+    def outcome(self) -> str:
+        """The final state with what was downloaded, e.g. `vb1a2b3c r1 succeeded 2.0.0  1780 KB  445.0 KB/s`,
+        `vb1a2b3c r2 failed (timeout)  100/1780 KB  50.0 KB/s`, `vb1a2b3c r3 rejected (busy)`."""
+        if self.bytes is None:
+            return self.describe()
+        total = f"/{_kb(self.total)}" if self.total is not None and self.total != self.bytes else ""  # stopped early
+        rate = self.rate()
+        return f"{self.describe()}  {_kb(self.bytes)}{total} KB" + (f"  {rate:.1f} KB/s" if rate is not None else "")
+
 
 @dataclass
 class ProgressView:
@@ -125,14 +134,14 @@ class ProgressView:
 
     `feed` returns the text to show now, or None when nothing should be written (not an OTA event, or
     throttled). On a terminal (`tty`) the text is one line for every board (each one's latest request),
-    to be redrawn in place; otherwise it is the line of the board that sent the event.
+    to be redrawn in place; otherwise it is the outcome of the request whose event this was, once when it
+    reaches a final state (again only if a new `accepted` starts it over).
     """
 
     tty: bool
     transfers: dict[Key, Transfer] = field(default_factory=dict)
     latest: dict[str, Key] = field(default_factory=dict)  # device id -> its latest request, boards in order
     drawn_at: float | None = None  # tty: when the line was last drawn
-    printed: dict[Key, tuple[str, int, float]] = field(default_factory=dict)  # plain: last (state, step, time)
 
     def feed(self, message: Message) -> str | None:
         data = message.data
@@ -143,27 +152,15 @@ class ProgressView:
         transfer = self.transfers.setdefault(key, Transfer(*key))
         changed = transfer.update(data, message.t)
         self.latest[message.device_id] = key
-        return self._tty_line(changed, message.t) if self.tty else self._plain_line(key, transfer, changed, message.t)
+        if self.tty:
+            return self._tty_line(changed, message.t)
+        return PREFIX + transfer.outcome() if changed and transfer.state in FINAL_STATES else None
 
     def _tty_line(self, changed: bool, t: float) -> str | None:
         if not changed and self.drawn_at is not None and t - self.drawn_at < TTY_INTERVAL_S:
             return None
         self.drawn_at = t
         return PREFIX + SEPARATOR.join(self.transfers[key].describe() for key in self.latest.values())
-
-    def _plain_line(self, key: Key, transfer: Transfer, changed: bool, t: float) -> str | None:
-        step = transfer.percent // PLAIN_STEP_PERCENT if transfer.percent is not None else -1
-        last = self.printed.get(key)
-        if not changed and last is not None:
-            if transfer.state != "downloading":
-                return None  # a repeated state says nothing new
-            _, last_step, last_t = last
-            if transfer.percent is not None and step <= last_step:
-                return None
-            if transfer.percent is None and t - last_t < PLAIN_UNKNOWN_INTERVAL_S:
-                return None
-        self.printed[key] = (transfer.state, step, t)
-        return PREFIX + transfer.describe()
 
 
 class LiveProgress:
@@ -255,8 +252,8 @@ _KEY = pytest.StashKey[LiveProgress]()
 def add_option(group: pytest.OptionGroup) -> None:
     group.addoption(
         "--hil-progress", choices=("auto", "off"), default="auto",
-        help="live OTA progress during tests: auto (on unless -q; redrawn in place on a terminal, plain lines "
-             "otherwise) or off",
+        help="live OTA progress during tests: auto (on unless -q; redrawn in place on a terminal, one line per "
+             "OTA outcome otherwise) or off",
     )
 
 

@@ -1,5 +1,6 @@
-"""Live OTA progress: the formatting and throttling (events in, lines out), the writes on a pipe and a
-terminal, and whole pytest sessions doing a real OTA of the virtual board (piped -v, dots, -q, a pty)."""
+"""Live OTA progress: the formatting and throttling (events in, lines out; on a terminal the redrawn line,
+otherwise one line per OTA outcome), the writes on a pipe and a terminal, and whole pytest sessions doing a
+real OTA of the virtual board (piped -v, dots, -q, a pty)."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def feed(view: ProgressView, messages: list[Message]) -> list[str]:
 
 
 def test_downloading_shows_percent_size_and_rate_since_the_first_event() -> None:
-    view = ProgressView(tty=False)
+    view = ProgressView(tty=True)
     assert view.feed(ota(100.0, state="accepted")) == "  OTA vb1a2b3c r1 accepted"
     # 812 KB in 4 s of host time since `accepted`
     line = view.feed(downloading(104.0, 812 * KB))
@@ -55,14 +56,14 @@ def test_downloading_shows_percent_size_and_rate_since_the_first_event() -> None
 
 
 def test_rate_counts_from_the_first_download_event_when_accepted_was_missed() -> None:
-    view = ProgressView(tty=False)
+    view = ProgressView(tty=True)
     assert view.feed(downloading(10.0, 100 * KB)) == "  OTA vb1a2b3c r1 downloading   5%  100/1780 KB"
     line = view.feed(downloading(12.0, 600 * KB))
     assert line == "  OTA vb1a2b3c r1 downloading  33%  600/1780 KB  250.0 KB/s"
 
 
 def test_unknown_total_shows_bytes_and_rate_only() -> None:
-    view = ProgressView(tty=False)
+    view = ProgressView(tty=True)
     view.feed(ota(0.0, state="accepted"))
     assert view.feed(downloading(2.0, 512 * KB, total=-1)) == "  OTA vb1a2b3c r1 downloading  512 KB  256.0 KB/s"
 
@@ -75,25 +76,27 @@ def test_unknown_total_shows_bytes_and_rate_only() -> None:
     ({"state": "rejected", "reason": "same_version"}, "rejected (same_version)"),
     ({"state": "cancelled", "reason": "cancelled"}, "cancelled"),
 ])
-def test_final_states_are_shown_as_such(event: dict[str, Any], shown: str) -> None:
-    assert ProgressView(tty=False).feed(ota(1.0, **event)) == f"  OTA vb1a2b3c r1 {shown}"
+@pytest.mark.parametrize("tty", [True, False], ids=["tty", "plain"])
+def test_final_states_are_shown_as_such(event: dict[str, Any], shown: str, tty: bool) -> None:
+    assert ProgressView(tty=tty).feed(ota(1.0, **event)) == f"  OTA vb1a2b3c r1 {shown}"
 
 
 def test_verifying_keeps_the_size_and_average_rate_of_the_download() -> None:
-    view = ProgressView(tty=False)
+    view = ProgressView(tty=True)
     feed(view, [ota(0.0, state="accepted"), downloading(4.0, 1780 * KB)])
     assert view.feed(ota(4.1, state="verifying")) == "  OTA vb1a2b3c r1 verifying  1780 KB  445.0 KB/s"
 
 
 def test_a_new_accepted_starts_the_measure_again() -> None:
-    view = ProgressView(tty=False)
+    view = ProgressView(tty=True)
     feed(view, [ota(0.0, state="accepted"), downloading(1.0, 100 * KB), ota(1.1, state="failed", reason="timeout")])
     assert view.feed(ota(50.0, state="accepted")) == "  OTA vb1a2b3c r1 accepted"
     assert view.feed(downloading(52.0, 200 * KB)) == "  OTA vb1a2b3c r1 downloading  11%  200/1780 KB  100.0 KB/s"
 
 
-def test_other_messages_are_ignored() -> None:
-    view = ProgressView(tty=True)
+@pytest.mark.parametrize("tty", [True, False], ids=["tty", "plain"])
+def test_other_messages_are_ignored(tty: bool) -> None:
+    view = ProgressView(tty=tty)
     status = Message(0, "devices/vb1/status", b'{"state": "x"}', {"state": "x"}, True, 0.0, "vb1", "status")
     command = Message(0, "devices/vb1/cmd", b'{"type": "ota"}', {"type": "ota"}, False, 0.0, "vb1", "cmd")
     garbage = Message(0, "devices/vb1/ota", b"\xff", None, False, 0.0, "vb1", "ota")
@@ -111,22 +114,33 @@ def test_device_text_cannot_move_the_cursor() -> None:
 # --- throttling ------------------------------------------------------------------------------------------
 
 
-def test_plain_prints_each_state_change_and_each_quarter_of_the_download() -> None:
+def test_plain_prints_one_line_per_outcome_with_the_download_size_and_rate() -> None:
     view = ProgressView(tty=False)
     total = 1000 * KB
     events = [ota(0.0, state="accepted")]
-    events += [downloading(0.1 + i * 0.1, i * 50 * KB, total) for i in range(1, 21)]  # every 5 %
+    events += [downloading(0.1 + i * 0.1, i * 50 * KB, total) for i in range(1, 21)]  # every 5 %, 1000 KB at 2.1 s
     events += [ota(2.2, state="verifying"), ota(2.3, state="rebooting"), ota(5.0, state="succeeded", version="2")]
-    lines = feed(view, events)
-    states = [line.split()[3] for line in lines]
-    assert states == ["accepted"] + ["downloading"] * 5 + ["verifying", "rebooting", "succeeded"], lines
-    assert [re.search(r"(\d+)%", line).group(1) for line in lines[1:6]] == ["5", "25", "50", "75", "100"]
+    assert feed(view, events) == ["  OTA vb1a2b3c r1 succeeded 2  1000 KB  476.2 KB/s"]
 
 
-def test_plain_unknown_total_prints_at_most_every_ten_seconds() -> None:
+def test_plain_outcome_of_a_download_stopped_early_shows_how_far_it_got() -> None:
     view = ProgressView(tty=False)
-    lines = feed(view, [downloading(float(t), (t + 1) * 10 * KB, total=-1) for t in range(25)])  # one a second
-    assert [line.split()[4] for line in lines] == ["10", "110", "210"]  # at 0, 10 and 20 s
+    events = [ota(0.0, state="accepted"), downloading(2.0, 100 * KB, 1000 * KB), ota(9.0, state="failed", reason="timeout")]
+    assert feed(view, events) == ["  OTA vb1a2b3c r1 failed (timeout)  100/1000 KB  50.0 KB/s"]
+
+
+def test_plain_outcome_of_an_unknown_total_shows_the_bytes() -> None:
+    view = ProgressView(tty=False)
+    events = [ota(0.0, state="accepted")] + [downloading(float(t), t * 10 * KB, total=-1) for t in range(1, 26)]
+    events += [ota(25.5, state="succeeded", version="2.0.0")]
+    assert feed(view, events) == ["  OTA vb1a2b3c r1 succeeded 2.0.0  250 KB  10.0 KB/s"]
+
+
+def test_plain_prints_an_outcome_once_and_again_for_a_new_attempt() -> None:
+    view = ProgressView(tty=False)
+    events = [ota(0.0, state="rejected", reason="busy"), ota(0.1, state="rejected", reason="busy")]  # a repeat
+    events += [ota(5.0, state="accepted"), ota(5.1, state="failed", reason="connect_failed")]  # the same id again
+    assert feed(view, events) == ["  OTA vb1a2b3c r1 rejected (busy)", "  OTA vb1a2b3c r1 failed (connect_failed)"]
 
 
 def test_tty_redraws_at_most_five_times_a_second_but_at_every_state_change() -> None:
@@ -152,8 +166,11 @@ def test_tty_joins_the_boards_latest_requests_on_one_line() -> None:
 def test_plain_gives_each_board_its_own_lines() -> None:
     view = ProgressView(tty=False)
     lines = feed(view, [ota(0.0, "vbaaaaaa", state="accepted"), ota(0.0, "vbbbbbbb", state="accepted"),
-                        downloading(1.0, 1780 * KB, device="vbaaaaaa")])
-    assert [line.split()[1] for line in lines] == ["vbaaaaaa", "vbbbbbbb", "vbaaaaaa"]
+                        downloading(1.0, 1780 * KB, device="vbaaaaaa"), downloading(1.0, 890 * KB, device="vbbbbbbb"),
+                        ota(2.0, "vbbbbbbb", state="failed", reason="idle_timeout"),
+                        ota(4.0, "vbaaaaaa", state="succeeded", version="2.0.0")])
+    assert lines == ["  OTA vbbbbbbb r1 failed (idle_timeout)  890/1780 KB  890.0 KB/s",
+                     "  OTA vbaaaaaa r1 succeeded 2.0.0  1780 KB  1780.0 KB/s"]
 
 
 # --- writes ----------------------------------------------------------------------------------------------
@@ -173,13 +190,14 @@ def test_plain_writes_begin_with_a_newline_and_leave_the_last_line_open(pytestco
     read_end, write_end = os.pipe()
     progress = LiveProgress(pytestconfig, write_end)
     try:
-        progress.on_message(ota(0.0, state="accepted"))  # not during a test: ignored
+        progress.on_message(ota(0.0, state="rejected", reason="busy"))  # not during a test: ignored
         progress.open()
-        progress.on_message(ota(1.0, state="accepted"))
-        progress.on_message(ota(2.0, state="rejected", reason="busy"))
+        progress.on_message(ota(1.0, id="r2", state="rejected", reason="busy"))
+        progress.on_message(ota(2.0, id="r3", state="accepted"))  # not an outcome
+        progress.on_message(ota(3.0, id="r3", state="failed", reason="timeout"))
         progress.close()
-        progress.on_message(ota(3.0, state="failed", reason="timeout"))  # after the test: ignored
-        assert read_available(read_end) == b"\n  OTA vb1a2b3c r1 accepted\n  OTA vb1a2b3c r1 rejected (busy)"
+        progress.on_message(ota(4.0, id="r4", state="failed", reason="timeout"))  # after the test: ignored
+        assert read_available(read_end) == b"\n  OTA vb1a2b3c r2 rejected (busy)\n  OTA vb1a2b3c r3 failed (timeout)"
     finally:
         progress.pytest_unconfigure()
         os.close(read_end)
@@ -224,7 +242,7 @@ SESSION_TESTS = '''
         pass
 '''
 PROGRESS_LINE = re.compile(r"^  OTA vb[0-9a-f]{6} r1 ")
-DOWNLOAD_LINE = re.compile(r"^  OTA vb[0-9a-f]{6} r1 downloading +(\d+)%  \d+/\d+ KB  [\d.]+ KB/s$")
+OUTCOME_LINE = re.compile(r"^  OTA vb[0-9a-f]{6} r1 succeeded 2\.0\.0  \d+ KB  [\d.]+ KB/s$")
 
 
 @pytest.fixture
@@ -285,28 +303,25 @@ def run_in_pty(directory: Path, *args: str) -> str:
     return output.decode().replace("\r\n", "\n")
 
 
-def test_piped_verbose_session_prints_plain_progress_lines(session_dir: Path) -> None:
+def test_piped_verbose_session_prints_one_line_per_ota_outcome(session_dir: Path) -> None:
     out = run_piped(session_dir, "-v")
     assert "\x1b" not in out, out
     lines = out.splitlines()
-    start = lines.index("test_live_ota.py::test_ota ")  # pytest's open line, ended by the first progress line
+    start = lines.index("test_live_ota.py::test_ota ")  # pytest's open line, ended by the outcome's line
     progress = [line for line in lines if PROGRESS_LINE.match(line)]
-    assert lines[start + 1: start + 1 + len(progress)] == progress, out
-    assert progress[0].endswith(" accepted") and progress[-1].endswith(" succeeded 2.0.0"), out
-    percents = [int(m.group(1)) for m in map(DOWNLOAD_LINE.match, progress) if m]
-    assert len(percents) >= 2 and percents[-1] == 100 and len(percents) <= 5, out  # one per 25 %
-    assert re.match(r"test_live_ota\.py::test_ota PASSED +\[ 66%\]$", lines[start + 1 + len(progress)]), out
-    assert re.match(r"test_live_ota\.py::test_after PASSED +\[100%\]$", lines[start + 2 + len(progress)]), out
+    assert len(progress) == 1 and OUTCOME_LINE.match(progress[0]) and lines[start + 1] == progress[0], out
+    assert re.match(r"test_live_ota\.py::test_ota PASSED +\[ 66%\]$", lines[start + 2]), out
+    assert re.match(r"test_live_ota\.py::test_after PASSED +\[100%\]$", lines[start + 3]), out
 
 
 def test_piped_default_session_prints_the_dots_after_a_new_file_path(session_dir: Path) -> None:
     out = run_piped(session_dir)
     assert "\x1b" not in out, out
     lines = out.splitlines()
-    start = lines.index("test_live_ota.py .")  # test_before's dot, then the progress on lines of its own
+    start = lines.index("test_live_ota.py .")  # test_before's dot, then the outcome on a line of its own
     progress = [line for line in lines if PROGRESS_LINE.match(line)]
-    assert progress and lines[start + 1: start + 1 + len(progress)] == progress, out
-    assert re.match(r"test_live_ota\.py \.\. +\[100%\]$", lines[start + 1 + len(progress)]), out
+    assert len(progress) == 1 and OUTCOME_LINE.match(progress[0]) and lines[start + 1] == progress[0], out
+    assert re.match(r"test_live_ota\.py \.\. +\[100%\]$", lines[start + 2]), out
 
 
 def test_quiet_session_prints_no_progress(session_dir: Path) -> None:
