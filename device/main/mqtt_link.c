@@ -32,7 +32,7 @@
 static const char *TAG = "mqtt_link";
 
 #define CONNECTED_BIT BIT0
-#define FLUSHED_BIT   BIT1
+#define ACKED_BIT     BIT1 /* set on every PUBACK or SUBACK: the outbox may be empty now */
 #define TOPIC_MAX 128
 #define ID_MAX 48
 /* Ids of commands that found the queue full, kept until the command task answers them; past
@@ -59,7 +59,6 @@ static mqtt_link_command_cb_t s_on_command;
 static char s_topic_cmd[TOPIC_MAX];
 static char s_topic_all[TOPIC_MAX];
 static char s_topic_online[TOPIC_MAX];
-static volatile int s_last_msg_id;
 static overflow_t s_overflow;
 
 /* Reassembly of a message that esp-mqtt delivers in several DATA events. */
@@ -198,9 +197,8 @@ static void mqtt_event_handler(void *arg, esp_event_base_t base, int32_t event_i
         xEventGroupClearBits(s_events, CONNECTED_BIT);
         break;
     case MQTT_EVENT_PUBLISHED:
-        if (event->msg_id == s_last_msg_id) {
-            xEventGroupSetBits(s_events, FLUSHED_BIT);
-        }
+    case MQTT_EVENT_SUBSCRIBED:
+        xEventGroupSetBits(s_events, ACKED_BIT);
         break;
     case MQTT_EVENT_DATA:
         on_data(event);
@@ -343,22 +341,33 @@ int mqtt_link_publish_json(const char *kind, const cJSON *json, bool retain)
     if (text == NULL) {
         return -1;
     }
-    xEventGroupClearBits(s_events, FLUSHED_BIT);
     int msg_id = esp_mqtt_client_publish(s_client, topic, text, 0, 1, retain ? 1 : 0);
-    if (msg_id > 0) {
-        s_last_msg_id = msg_id;
-    } else {
+    if (msg_id < 0) {
         ESP_LOGW(TAG, "publish to %s failed (%d)", topic, msg_id);
     }
     cJSON_free(text);
     return msg_id;
 }
 
+/* esp-mqtt keeps a QoS 1 message in its outbox until the broker acknowledges it, so an empty
+ * outbox means everything published so far has arrived. Waiting on one message id instead
+ * would race: its PUBACK can be handled before the publishing task has the id back. */
 bool mqtt_link_flush(int timeout_ms)
 {
-    if (s_events == NULL) {
+    if (s_client == NULL) {
         return false;
     }
-    EventBits_t bits = xEventGroupWaitBits(s_events, FLUSHED_BIT, pdFALSE, pdTRUE, ms_to_ticks(timeout_ms));
-    return (bits & FLUSHED_BIT) != 0;
+    const TickType_t start = xTaskGetTickCount();
+    const TickType_t budget = ms_to_ticks(timeout_ms);
+    for (;;) {
+        xEventGroupClearBits(s_events, ACKED_BIT);
+        if (esp_mqtt_client_get_outbox_size(s_client) == 0) {
+            return true;
+        }
+        TickType_t elapsed = xTaskGetTickCount() - start;
+        if (budget != portMAX_DELAY && elapsed >= budget) {
+            return false;
+        }
+        xEventGroupWaitBits(s_events, ACKED_BIT, pdFALSE, pdTRUE, budget == portMAX_DELAY ? budget : budget - elapsed);
+    }
 }
