@@ -30,6 +30,8 @@ from amqtt.contexts import Action
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
 
+from harness.broker_receipts import ReceiptLog
+
 T = TypeVar("T")
 
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
@@ -58,6 +60,11 @@ class MqttBroker(Protocol):
 
     @property
     def url(self) -> str: ...
+
+    @property
+    def receipts(self) -> ReceiptLog | None:
+        """When the broker read each PUBLISH (the embedded broker only), for the timeline's clock."""
+        ...
 
     def start(self) -> MqttBroker: ...
 
@@ -417,8 +424,13 @@ class EmbeddedBroker:
         self._broker: Broker | None = None
         self._server: asyncio.Server | None = None
         self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        self._receipts = ReceiptLog()  # kept across restarts: one test's record
 
     # --- interface -----------------------------------------------------------------------------------
+
+    @property
+    def receipts(self) -> ReceiptLog:
+        return self._receipts
 
     @property
     def host(self) -> str:
@@ -494,6 +506,7 @@ class EmbeddedBroker:
                 f"{__name__}.DeviceAuthPlugin": {"policy": self._auth},
                 f"{__name__}.DeviceTopicPlugin": {"policy": self._auth},
             }
+        plugins["harness.broker_receipts.ReceiptPlugin"] = {"log": self._receipts}
         # listing plugins replaces amqtt's defaults ($SYS every 20 s, packet logger), which tests do not want
         return {"listeners": {"default": {"type": "external"}}, "plugins": plugins}
 
@@ -597,6 +610,10 @@ class ExternalBroker:
     def url(self) -> str:
         return format_url(self._scheme, self._host, self._port)
 
+    @property
+    def receipts(self) -> None:
+        return None  # not our broker: messages are timed where the link receives them
+
     def start(self) -> Self:
         self.check()
         return self
@@ -687,6 +704,10 @@ class MosquittoBroker:
     @property
     def url(self) -> str:
         return format_url("mqtt", self._advertise, self.port)
+
+    @property
+    def receipts(self) -> None:
+        return None  # a separate process: messages are timed where the link receives them
 
     @property
     def pid(self) -> int | None:

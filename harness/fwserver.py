@@ -22,6 +22,7 @@ from typing import Self
 import trustme
 from aiohttp import web
 
+from harness import clock
 from harness.broker import WILDCARD_HOSTS, LoopThread, check_port_free, format_url
 
 CHUNK_SIZE = 16 * 1024
@@ -96,7 +97,7 @@ class RequestRecord:
     `bytes_sent` counts body bytes handed to the socket; `client_hung_up` is True when the client left
     before the response ended. Loopback socket buffers hold megabytes, so a client that leaves after
     the whole body was buffered is not seen leaving: stall or throttle to observe a hang-up reliably.
-    Times are time.monotonic(), comparable with the link's Message.t.
+    Times are harness.clock's, comparable with the link's Message.t.
     """
 
     method: str
@@ -396,7 +397,7 @@ class FirmwareServer:
             route = self._routes.get(request.path)
         record = RequestRecord(
             method=request.method, path=request.path, range=request.headers.get("Range"),
-            client=_peer(request), t_start=time.monotonic(), artifact=route.artifact.path if route else None)
+            client=_peer(request), t_start=clock.now(), artifact=route.artifact.path if route else None)
         self.log.begin(record)
         # A device giving up mid-download is routine, never an error or a traceback. aiohttp logs any
         # exception a handler raises, but finishing a response on a closed transport is quiet; so hang-ups
@@ -405,15 +406,15 @@ class FirmwareServer:
             response = await self._respond(request, route, record)
         except _Stopped:
             _abort(request)
-            self.log.update(record, t_end=time.monotonic())
+            self.log.update(record, t_end=clock.now())
             return web.Response()
         except ConnectionError:
-            self.log.update(record, t_end=time.monotonic(), client_hung_up=True)
+            self.log.update(record, t_end=clock.now(), client_hung_up=True)
             return web.Response()
         except asyncio.CancelledError:
-            self.log.update(record, t_end=time.monotonic(), client_hung_up=not self._is_stopping())
+            self.log.update(record, t_end=clock.now(), client_hung_up=not self._is_stopping())
             raise
-        self.log.update(record, t_end=time.monotonic())
+        self.log.update(record, t_end=clock.now())
         return response
 
     async def _respond(

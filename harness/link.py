@@ -23,6 +23,9 @@ from urllib.parse import unquote, urlsplit
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from harness import clock
+from harness.broker_receipts import ReceiptLog
+
 OTA_STATES = frozenset({
     "accepted", "downloading", "verifying", "rebooting", "succeeded",
     "failed", "rejected", "cancelled", "rolled_back",
@@ -85,9 +88,10 @@ class Message:
     payload: bytes
     data: Any
     retain: bool
-    t: float  # time.monotonic() at reception
+    t: float  # clock.now() at reception by this link
     device_id: str | None
     kind: str | None  # "ota", "status", "online", "cmd", ... (the topic after the device id)
+    t_published: float = 0.0  # when the embedded broker read it from its publisher (clock.now()), else t
 
     @property
     def text(self) -> str:
@@ -232,9 +236,11 @@ class DeviceLink:
         connect_timeout: float = 5.0,
         reconnect_delay: tuple[float, float] = (0.1, 0.5),  # short: close() waits out a pending backoff
         lost_after: float | None = 3.0,
+        receipts: ReceiptLog | None = None,
     ) -> None:
         """`lost_after`: a wait fails with BrokerLost once the link has been disconnected that long during
-        the wait (None: waits run to their deadline whatever the connection does)."""
+        the wait (None: waits run to their deadline whatever the connection does). `receipts`: the embedded
+        broker's, so each message also carries when the broker read it (`Message.t_published`)."""
         endpoint = _parse_url(url)
         self.url = url
         self.prefix = prefix.rstrip("/")
@@ -247,6 +253,7 @@ class DeviceLink:
         self._connect_timeout = connect_timeout
         self._reconnect_delay = reconnect_delay
         self._lost_after = lost_after
+        self._receipts = receipts.reader() if receipts is not None else None
         self._down_since: float | None = None  # monotonic time the connection was lost, None while up
         self._checker = ProtocolChecker()
         self._changed = threading.Condition()
@@ -584,10 +591,12 @@ class DeviceLink:
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         device_id, kind = parse_topic(msg.topic, self.prefix)
         payload = bytes(msg.payload)
+        t = clock.now()
+        published = self._receipts.time_of(msg.topic, payload) if self._receipts is not None else None
         with self._changed:
             message = Message(index=len(self._messages), topic=msg.topic, payload=payload,
-                              data=parse_json(payload), retain=bool(msg.retain), t=time.monotonic(),
-                              device_id=device_id, kind=kind)
+                              data=parse_json(payload), retain=bool(msg.retain), t=t,
+                              device_id=device_id, kind=kind, t_published=t if published is None else published)
             self._messages.append(message)
             for problem in self._checker.check(message):
                 self._violations.append(ProtocolViolation(problem, message))

@@ -12,10 +12,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from harness import clock
+
 
 @dataclass
 class SerialLine:
-    t: float  # time.monotonic() when the line arrived
+    t: float  # clock.now() when the line arrived
     text: str
 
 
@@ -32,7 +34,7 @@ class SerialLog:
         self._on_line = on_line
 
     def add(self, text: str) -> None:
-        line = SerialLine(time.monotonic(), text)
+        line = SerialLine(clock.now(), text)
         with self._changed:
             self.lines.append(line)
             self._changed.notify_all()

@@ -1,6 +1,8 @@
 """One ordered record of a test: serial lines, MQTT messages and HTTP requests, merged by time.
 
-Times are seconds from the test's start. Kept as a JSON-lines file per test for later tools, and
+Times are seconds from the test's start, all on `harness.clock`: a serial line when the board printed it,
+an MQTT message when the embedded broker read it from its publisher (before acknowledging it; with another
+broker, when the link received it), an HTTP request when the server started answering it. Kept as a JSON-lines file per test for later tools, and
 its tail is what a failure report shows. Secrets never appear: a `Masker` replaces the values of
 password-like keys (in JSON, `key=value`, `config set wifi_password ...`), the password in a URL's
 user info, and every known secret value (what a board was provisioned with) wherever it shows up.
@@ -105,7 +107,7 @@ def collect(
     for link in links:
         for m in link.messages:
             text = json.dumps(masker.data(m.data)) if m.data is not None else masker.text(m.text)
-            entries.append(Entry(m.t - t0, "mqtt", masker.text(m.topic), text))
+            entries.append(Entry(m.t_published - t0, "mqtt", masker.text(m.topic), text))
     for server in servers:
         for r in server.requests:
             text = f"{r.method} {r.path} range={r.range} status={r.status} bytes={r.bytes_sent}" + (

@@ -38,3 +38,34 @@ def test_update_to_new_version(board, link: DeviceLink, fw_server, firmware) -> 
     )
     assert after["partition"] == "ota_1"
     link.check_protocol()
+
+
+def test_timeline_of_an_update_is_in_causal_order(board, ota, link: DeviceLink, fw_server, firmware,
+                                                   hil_record) -> None:
+    """The report's OTA chart is drawn from the test's timeline: its marks must come in the order things
+    happened. The device says `accepted` before it requests the image, says `rebooting` (and waits for the
+    broker's PUBACK) before it restarts, and the new firmware says `succeeded` after that boot."""
+    artifact = fw_server.add(firmware.image(version="2.0.0"))
+    ota.install("order", artifact.url, "2.0.0")
+    entries = hil_record.timeline()
+
+    def first(what: str, match) -> float:
+        found = next((e for e in entries if match(e)), None)
+        assert found is not None, f"no {what} in the timeline"
+        return found.t
+
+    def ota_state(state: str):
+        return lambda e: e.kind == "mqtt" and e.source.endswith("/ota") and f'"state": "{state}"' in e.text \
+            and '"id": "order"' in e.text
+
+    serial = [e for e in entries if e.kind == "serial"]
+    written = next(i for i, e in enumerate(serial) if "update order written to ota_1; rebooting" in e.text)
+    reset = next(e.t for e in serial[written:] if e.text.startswith("rst:"))
+    marks = {
+        "accepted": first("accepted event", ota_state("accepted")),
+        "HTTP request": first("image request", lambda e: e.kind == "http" and e.source == artifact.path),
+        "rebooting": first("rebooting event", ota_state("rebooting")),
+        "reset line": reset,
+        "succeeded": first("succeeded event", ota_state("succeeded")),
+    }
+    assert list(marks.values()) == sorted(marks.values()), f"out of order (s from test start): {marks}"

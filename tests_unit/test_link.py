@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import socket
@@ -84,6 +85,28 @@ def test_every_message_is_recorded_with_its_fields(link: DeviceLink, device: Dev
     assert raw.payload == b"\xff\x00 not json" and raw.data is None
     assert before <= online.t <= raw.t <= time.monotonic()
     assert link.messages[online.index] == online and raw.index > online.index
+
+
+def test_messages_carry_when_the_embedded_broker_read_them(broker: EmbeddedBroker, device: DeviceLink) -> None:
+    """amqtt acknowledges a PUBLISH before it forwards it, so a publisher can act on the PUBACK (a device
+    restarts) before a subscriber has the message. `t_published` is stamped as the broker reads the packet:
+    before the PUBACK reaches the publisher, and matched to each message in order, repeats included."""
+    with DeviceLink(broker.url, receipts=broker.receipts) as link:
+        acked = []
+        for i in range(20):
+            ota(device, "vb1", id="r1", seq=i + 1, state="accepted" if i == 0 else "downloading",
+                **({} if i == 0 else {"bytes": i, "total": 100, "percent": i}))
+            acked.append(time.monotonic())  # publish() returned: the PUBACK is in
+        link.wait_for(lambda m: m.kind == "ota" and m.data["seq"] == 20, timeout=WAIT)
+        events = [m for m in link.messages if m.kind == "ota"]
+        assert [m.data["seq"] for m in events] == list(range(1, 21))
+        assert all(m.t_published <= ack for m, ack in zip(events, acked, strict=True)), \
+            [(m.t_published, ack) for m, ack in zip(events, acked, strict=True)]
+        assert all(a.t_published < b.t_published <= b.t for a, b in itertools.pairwise(events))
+    with DeviceLink(broker.url) as plain:  # no receipts: the link's own reception time
+        device.publish("devices/vb1/status", "{}", retain=True)
+        message = plain.wait_for(lambda m: m.kind == "status", timeout=WAIT)
+        assert message.t_published == message.t
 
 
 def test_retained_status_is_delivered_to_a_late_link(broker: EmbeddedBroker, device: DeviceLink) -> None:

@@ -38,6 +38,11 @@ class _Message:
     topic: str
     data: object
     text: str = ""
+    t_published: float | None = None  # when the broker read it; the link's reception time t if unknown
+
+    def __post_init__(self) -> None:
+        if self.t_published is None:
+            self.t_published = self.t
 
 
 @dataclass
@@ -102,6 +107,15 @@ def test_collect_orders_every_source_by_time_and_masks_it() -> None:
         (0.25, "http", f"GET /fw/1/fw.bin?token={MASK} range=None status=200 bytes=10"),
         (0.3, "serial", "late"),
     ]
+
+
+def test_mqtt_messages_are_placed_when_the_broker_read_them() -> None:
+    """A device's `rebooting` reaches the link after the broker acknowledged it, so possibly after the reset
+    line the device printed once it had the PUBACK: the timeline places it at the broker's receipt."""
+    board = _Board("b", [_Line(10.30, "rst:0xc (SW_CPU_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)")])
+    link = _Link([_Message(10.31, "devices/b/ota", {"state": "rebooting"}, t_published=10.29)])
+    entries = timeline.collect(10.0, [board], [link], [])
+    assert [(round(e.t, 2), e.kind) for e in entries] == [(0.29, "mqtt"), (0.3, "serial")]
 
 
 def test_jsonl_round_trip(tmp_path: Path) -> None:
