@@ -27,7 +27,7 @@ import contextlib
 import dataclasses
 import os
 import re
-import time
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from harness import live_progress, report, targets, timeline
+from harness import clock, live_progress, report, targets, timeline
 from harness import project as project_mod
 from harness import report as report_mod
 from harness.broker import (
@@ -198,7 +198,7 @@ class TestRecord:
     test's report go through it.
     """
 
-    t0: float = field(default_factory=time.monotonic)
+    t0: float = field(default_factory=clock.now)
     boards: list[VirtualBoard] = field(default_factory=list)
     links: list[DeviceLink] = field(default_factory=list)
     servers: list[FirmwareServer] = field(default_factory=list)
@@ -306,7 +306,8 @@ def fw_server(request: pytest.FixtureRequest, hil_record: TestRecord) -> Iterato
 
 @pytest.fixture
 def link(request: pytest.FixtureRequest, broker: MqttBroker, hil_record: TestRecord) -> Iterator[DeviceLink]:
-    device_link = DeviceLink(broker.url, prefix=project_mod.of(request.config).topic_prefix).connect()
+    device_link = DeviceLink(broker.url, prefix=project_mod.of(request.config).topic_prefix,
+                             receipts=broker.receipts).connect()
     hil_record.links.append(device_link)
     device_link.add_listener(live_progress.of(request.config).on_message)
     yield device_link
@@ -324,16 +325,19 @@ class VirtualBoardFactory:
     record: TestRecord
     settings: dict[str, object] = field(default_factory=dict, repr=False)  # may hold passwords
 
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # tests may start boards in threads
+
     def __call__(self, image: bytes | None = None, **settings: object) -> VirtualBoard:
-        index = len(self.record.boards)
-        self.record.masker.add_from_settings({**self.settings, **settings})
         device_id = f"vb{uuid.uuid4().hex[:6]}"
-        workdir = self.tmp_path / f"board{index}"
-        workdir.mkdir(parents=True, exist_ok=True)
-        flash_path = workdir / "flash.bin"
+        with self._lock:
+            index = len(self.record.boards)
+            self.record.masker.add_from_settings({**self.settings, **settings})
+            workdir = self.tmp_path / f"board{index}"
+            workdir.mkdir(parents=True, exist_ok=True)
+            flash_path = workdir / "flash.bin"
+            board = VirtualBoard(device_id, flash_path, workdir, mac=f"240ac4{index + 1:06x}")
+            self.record.boards.append(board)
         create_flash(flash_path, self.firmware.project.partitions_csv.read_text())
-        board = VirtualBoard(device_id, flash_path, workdir, mac=f"240ac4{index + 1:06x}")
-        self.record.boards.append(board)
         board.flash(image if image is not None else self.firmware.image())
         board.power_on()
         cursor = self.link.cursor()

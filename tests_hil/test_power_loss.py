@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,7 @@ pytestmark = [pytest.mark.virtual_only, pytest.mark.needs_power_control]
 SLOT_AT = {"0x20000": "ota_0", "0x1d0000": "ota_1"}
 MAX_UPDATE_CUTS = 150  # every operation of an update up to this many, else every k-th
 TAIL = 10  # the update's last operations (NVS record, otadata switch), each one
+PARALLEL_CUTS = 3
 
 
 @dataclass(frozen=True)
@@ -150,7 +152,10 @@ def test_power_cut_at_flash_operations_of_an_ota(board_factory, ota_for, link: D
     v2 = fw_server.add(firmware.image(version="2.0.0"))
     v3 = fw_server.add(firmware.image(version="3.0.0"))
     base = firmware.base_version
-    results = {cut: _cut_and_recover(board_factory, ota_for, link, v2, v3, base, cut) for cut in cuts}
+    # Each cut has a board of its own, so they run a few at a time (boards boot and update independently).
+    with ThreadPoolExecutor(max_workers=PARALLEL_CUTS) as pool:
+        meanings = pool.map(lambda cut: _cut_and_recover(board_factory, ota_for, link, v2, v3, base, cut), cuts)
+        results = dict(zip(cuts, meanings, strict=True))
     print("\n".join(f"  {count:4} x {meaning}" for meaning, count in Counter(results.values()).most_common()))
     outcomes = _outcomes(base)
     kept, failed = outcomes[(base, "ota_0", None, None)], outcomes[(base, "ota_0", "failed", "flash_error")]
