@@ -25,6 +25,7 @@ from harness.serial_log import SerialLine, SerialLog
 from harness.virtual import rom
 from harness.virtual.bootloader import Bootloader
 from harness.virtual.flash import SECTOR_SIZE, Flash
+from harness.virtual.mqtt_trace import Published, read_trace
 from harness.virtual.uart import PtyUart
 
 # Exit codes of the host port (device/port/linux/src/host_board.h).
@@ -41,6 +42,11 @@ FC_WORDS = 8
 # same loop without spinning a CPU core.
 NO_APP_RETRY_S = 0.5
 
+
+# Boards boot in threads of one process. A child forked while another board's thread still has its new
+# executable open for writing keeps that descriptor until it execs, and exec of that file then fails with
+# ETXTBSY ("Text file busy"). Writing an executable and starting one never overlap.
+_EXEC_LOCK = threading.Lock()
 
 class VirtualBoardError(RuntimeError):
     pass
@@ -72,6 +78,7 @@ class VirtualBoard(Board):
         self._running_offset: int | None = None
         self._boot_ms = 0.0
         self._control_path = self.workdir / "flash-control.bin"
+        self._mqtt_trace_path = self.workdir / "mqtt-trace.bin"
         self._control_path.write_bytes(bytes(4 * FC_WORDS))
 
     # --- flash operations of the running app (counted by the host port) ---
@@ -81,6 +88,10 @@ class VirtualBoard(Board):
             if value is not None:
                 words[4 * index : 4 * index + 4] = struct.pack("<I", value)
             return struct.unpack_from("<I", words, 4 * index)[0]
+
+    def mqtt_publishes(self) -> list[Published]:
+        """What the firmware published over MQTT, every boot so far, each with when it did (mqtt_trace)."""
+        return read_trace(self._mqtt_trace_path)
 
     def flash_ops(self) -> int:
         """Flash writes plus erases the firmware has done since the board was created."""
@@ -204,7 +215,8 @@ class VirtualBoard(Board):
         path = self.workdir / f"app-{hashlib.sha256(payload).hexdigest()[:16]}"
         if not path.exists():
             tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(payload)
+            with _EXEC_LOCK:
+                tmp.write_bytes(payload)
             tmp.chmod(0o755)
             tmp.rename(path)
         return path
@@ -219,6 +231,7 @@ class VirtualBoard(Board):
             "HIL_FLASH_CONTROL": str(self._control_path),
             # the app's log timestamps continue from the ROM + bootloader time, as on a chip
             "HIL_BOOT_TIME_US": str(int((time.monotonic() - self._boot_start) * 1e6) + 27000),
+            "HIL_MQTT_TRACE": str(self._mqtt_trace_path),
         }
         # A cut armed for the last run must not fire in this one; the counters keep counting
         # across boots, so a test can measure and target operations across a reboot.
@@ -232,9 +245,10 @@ class VirtualBoard(Board):
                 return rom.POWERON
             if self._forced_reset is not None:  # reset or power cut during the bootloader
                 return self._forced_reset
-            self._proc = subprocess.Popen(
-                [str(exe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
-            )
+            with _EXEC_LOCK:
+                self._proc = subprocess.Popen(
+                    [str(exe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
+                )
         proc = self._proc
         for raw in proc.stdout:
             self.serial.add(raw.decode(errors="replace").rstrip("\r\n"))
