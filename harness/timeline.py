@@ -1,8 +1,9 @@
 """One ordered record of a test: serial lines, MQTT messages and HTTP requests, merged by time.
 
 Times are seconds from the test's start, all on `harness.clock`: a serial line when the board printed it,
-an MQTT message when the embedded broker read it from its publisher (before acknowledging it; with another
-broker, when the link received it), an HTTP request when the server started answering it. Kept as a JSON-lines file per test for later tools, and
+an MQTT message when a virtual board's firmware published it (its host port records that), else when the
+embedded broker read it from its publisher (before acknowledging it), else when the link received it; an
+HTTP request when the server started answering it. Kept as a JSON-lines file per test for later tools, and
 its tail is what a failure report shows. Secrets never appear: a `Masker` replaces the values of
 password-like keys (in JSON, `key=value`, `config set wifi_password ...`), the password in a URL's
 user info, and every known secret value (what a board was provisioned with) wherever it shows up.
@@ -104,16 +105,46 @@ def collect(
     for board in boards:
         entries += [Entry(line.t - t0, "serial", board.name, masker.text(line.text))
                     for line in list(board.serial.lines) if line.t >= t0]  # a reused board printed before
+    said = _device_publishes(boards)
     for link in links:
+        when_said = _PublishMatcher(said)
         for m in link.messages:
             text = json.dumps(masker.data(m.data)) if m.data is not None else masker.text(m.text)
-            entries.append(Entry(m.t_published - t0, "mqtt", masker.text(m.topic), text))
+            t = when_said.time_of(m.topic, m.payload)
+            entries.append(Entry((m.t_published if t is None else t) - t0, "mqtt", masker.text(m.topic), text))
     for server in servers:
         for r in server.requests:
             text = f"{r.method} {r.path} range={r.range} status={r.status} bytes={r.bytes_sent}" + (
                 " client hung up" if r.client_hung_up else "")
             entries.append(Entry(r.t_start - t0, "http", masker.text(r.path), masker.text(text)))
     return sorted(entries, key=lambda e: e.t)
+
+
+def _device_publishes(boards: list[Any]) -> dict[str, list[tuple[float, bytes]]]:
+    """By topic, in order: what virtual boards' firmware published and when (real boards cannot tell)."""
+    said: dict[str, list[tuple[float, bytes]]] = {}
+    for board in boards:
+        for p in getattr(board, "mqtt_publishes", list)():
+            said.setdefault(p.topic, []).append((p.t, p.payload))
+    for publishes in said.values():
+        publishes.sort(key=lambda item: item[0])
+    return said
+
+
+class _PublishMatcher:
+    """One link's messages, matched per topic and in order to the device publishes they came from."""
+
+    def __init__(self, said: dict[str, list[tuple[float, bytes]]]) -> None:
+        self._said = said
+        self._next: dict[str, int] = {}
+
+    def time_of(self, topic: str, payload: bytes) -> float | None:
+        publishes = self._said.get(topic, ())
+        for index in range(self._next.get(topic, 0), len(publishes)):
+            if publishes[index][1] == payload:
+                self._next[topic] = index + 1
+                return publishes[index][0]
+        return None
 
 
 def write_jsonl(entries: list[Entry], path: Path) -> None:

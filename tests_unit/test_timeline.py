@@ -21,11 +21,22 @@ class _Line:
     text: str
 
 
+@dataclass(frozen=True)
+class _Published:
+    t: float
+    topic: str
+    payload: bytes
+
+
 @dataclass
 class _Board:
     name: str
     lines: list[_Line]
     secrets: set[str] = field(default_factory=set)
+    publishes: list[_Published] = field(default_factory=list)
+
+    def mqtt_publishes(self) -> list[_Published]:
+        return self.publishes
 
     @property
     def serial(self) -> _Board:
@@ -39,6 +50,7 @@ class _Message:
     data: object
     text: str = ""
     t_published: float | None = None  # when the broker read it; the link's reception time t if unknown
+    payload: bytes = b""
 
     def __post_init__(self) -> None:
         if self.t_published is None:
@@ -116,6 +128,18 @@ def test_mqtt_messages_are_placed_when_the_broker_read_them() -> None:
     link = _Link([_Message(10.31, "devices/b/ota", {"state": "rebooting"}, t_published=10.29)])
     entries = timeline.collect(10.0, [board], [link], [])
     assert [(round(e.t, 2), e.kind) for e in entries] == [(0.29, "mqtt"), (0.3, "serial")]
+
+
+def test_a_virtual_boards_messages_are_placed_when_its_firmware_published_them() -> None:
+    """The firmware's own publish times (the host port's trace) win over the broker's: the device said
+    `accepted` before it requested the image, whatever the broker's thread was doing meanwhile. Repeated
+    payloads match in order; a message the device did not publish (a command) keeps the broker's time."""
+    said = [_Published(10.10, "devices/b/ota", b"one"), _Published(10.20, "devices/b/ota", b"one")]
+    board = _Board("b", [], publishes=said)
+    link = _Link([_Message(10.30, "devices/b/ota", {}, payload=b"one", t_published=10.25),
+                  _Message(10.31, "devices/b/ota", {}, payload=b"one", t_published=10.26),
+                  _Message(10.32, "devices/b/cmd", {}, payload=b"one", t_published=10.27)])
+    assert [round(e.t, 2) for e in timeline.collect(10.0, [board], [link], [])] == [0.1, 0.2, 0.27]
 
 
 def test_jsonl_round_trip(tmp_path: Path) -> None:

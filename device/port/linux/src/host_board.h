@@ -16,6 +16,11 @@
 #define HOST_ENV_POWER_CUT_AT    "HIL_POWER_CUT_AT"    /* lose power at this value of HOST_FC_OPS (1-based) */
 #define HOST_ENV_FLASH_CONTROL   "HIL_FLASH_CONTROL"   /* file of HOST_FC_WORDS u32s shared with the board */
 #define HOST_ENV_BOOT_TIME_US    "HIL_BOOT_TIME_US"    /* µs since reset when the app starts (ROM + bootloader) */
+#define HOST_ENV_MQTT_TRACE      "HIL_MQTT_TRACE"      /* file each MQTT publish of the app is appended to */
+
+/* HIL_MQTT_TRACE records, one per esp_mqtt_client_publish()/enqueue() call, written when the app
+   publishes (before anything is sent), so the harness can place the message in a test's timeline at
+   the moment the device said it: "<CLOCK_MONOTONIC ns> <topic bytes> <payload bytes>\n<topic><payload>\n". */
 
 /* HIL_FLASH_CONTROL: little-endian u32 words that the app updates at every flash write or erase
    and the board reads (and writes HOST_FC_CUT_AT into) at any moment, through a shared mapping. */
@@ -51,5 +56,7 @@ void host_flash_end_operation(void);
 /* Prints the end of a panic report (backtrace, ELF SHA256, "Rebooting...") and exits with
    exit_code, which tells the board the reset reason (HOST_EXIT_PANIC, HOST_EXIT_TASK_WDT). */
 void host_panic_tail_and_exit(int exit_code) __attribute__((noreturn));
+/* Appends a HIL_MQTT_TRACE record (nothing when the board set no trace file). */
+void host_trace_mqtt_publish(const char *topic, const char *data, int len);
 /* Offset of the running app's partition, as the bootloader reported it. */
 uint32_t host_running_app_offset(void);

@@ -63,6 +63,7 @@
 #include "esp_err.h"
 #include "esp_log.h"
 #include "esp_mac.h"
+#include "host_board.h"
 #include "mqtt_client.h"
 
 ESP_EVENT_DEFINE_BASE(MQTT_EVENTS);
@@ -1946,6 +1947,7 @@ int esp_mqtt_client_publish(esp_mqtt_client_handle_t client, const char *topic, 
     if (data == NULL) {
         len = 0;
     }
+    host_trace_mqtt_publish(topic, data, len);
     pthread_mutex_lock(&client->lock);
     if (client->config->outbox_limit > 0 && qos > 0) {
         if ((uint64_t)(len + outbox_get_size_locked(client)) > client->config->outbox_limit) {
@@ -2009,6 +2011,7 @@ int esp_mqtt_client_enqueue(esp_mqtt_client_handle_t client, const char *topic, 
     if (data == NULL) {
         len = 0;
     }
+    host_trace_mqtt_publish(topic, data, len);
     pthread_mutex_lock(&client->lock);
     if (client->config->outbox_limit > 0) {
         if ((uint64_t)(len + outbox_get_size_locked(client)) > client->config->outbox_limit) {
