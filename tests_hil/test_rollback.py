@@ -48,7 +48,7 @@ def test_new_firmware_that_cannot_reach_the_broker_rolls_back(board_factory, ota
     """E3: the broker is down while v2 boots; its self-test times out (selftest_timeout_s), it marks
     itself invalid and reboots into v1, which reports rolled_back/selftest_failed once the broker is back."""
     _stoppable(broker)
-    board = board_factory(selftest_timeout_s=2)
+    board = board_factory(selftest_timeout_s=1)
     ota = ota_for(board)
     since = ota.start("e3", fw_server.add(firmware.image(version="2.0.0")).url)
     link.wait_ota(board.device_id, "e3", "rebooting", timeout=20, since=since, fail_on={"failed", "rejected"})

@@ -89,12 +89,12 @@ def test_stalled_server_gives_idle_timeout(ota, board, link: DeviceLink, fw_serv
     """The server sends 50 KB and then nothing, for ever: the firmware's own no-data deadline
     (`idle_timeout_s`) ends the download, not a socket default; it hangs up, and stays on v1."""
     artifact = fw_server.add(firmware.image(version="2.0.0"), faults=FaultPlan(stall_after_bytes=50_000))
-    since = ota.start("stall", artifact.url, idle_timeout_s=2, retries=0)
+    since = ota.start("stall", artifact.url, idle_timeout_s=1, retries=0)
     ota.expect_outcome("stall", "failed", "idle_timeout", since, timeout=15)
     request = fw_server.wait_for_request(0, artifact=artifact, timeout=5)
     assert request.bytes_sent == 50_000 and request.client_hung_up, request
     waited = _event_time(link, board.device_id, "stall", "failed") - request.t_start
-    assert waited >= 1.9, f"idle_timeout after {waited:.2f} s, before the 2 s without data"
+    assert waited >= 0.95, f"idle_timeout after {waited:.2f} s, before the 1 s without data"
     assert len(fw_server.requests_for(artifact)) == 1
     ota.assert_healthy_on_base(since)
 
@@ -104,11 +104,11 @@ def test_slow_server_gives_overall_timeout(ota, board, link: DeviceLink, fw_serv
     fires although the no-data deadline never does."""
     image = firmware.image(version="2.0.0")
     artifact = fw_server.add(image, faults=FaultPlan(throttle_bps=50_000))
-    since = ota.start("slow", artifact.url, timeout_s=2, idle_timeout_s=30)
+    since = ota.start("slow", artifact.url, timeout_s=1, idle_timeout_s=30)
     ota.expect_outcome("slow", "failed", "timeout", since, timeout=15)
     waited = _event_time(link, board.device_id, "slow", "failed") - _event_time(link, board.device_id, "slow",
                                                                                  "accepted")
-    assert waited >= 1.9, f"timeout after {waited:.2f} s, before timeout_s"
+    assert waited >= 0.95, f"timeout after {waited:.2f} s, before timeout_s"
     progress = _progress(link, board.device_id, "slow")
     assert progress and progress[-1]["bytes"] < len(image), progress
     ota.assert_healthy_on_base(since)
