@@ -246,6 +246,7 @@ class HtmlReport:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.tests: dict[str, report_mod.TestReport] = {}  # by node id, in the order results came
+        self.charts = report_mod.ChartRenderer()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         message, entries = getattr(report, "hil_message", None), getattr(report, "hil_entries", None)
@@ -257,9 +258,10 @@ class HtmlReport:
         if entries is not None:
             test.properties = getattr(report, "hil_properties", {})
             test.entries = [timeline.Entry(**entry) for entry in entries]
+            self.charts.submit(report.nodeid, test.entries)
 
     def pytest_sessionfinish(self) -> None:
-        report_mod.write_html(list(self.tests.values()), self.path)
+        report_mod.write_html(list(self.tests.values()), self.path, charts=self.charts.results())
 
 
 _RECORD_KEY = pytest.StashKey[TestRecord]()

@@ -8,9 +8,12 @@ time, state events, reboots, HTTP requests) with the serial log and MQTT transcr
 
 from __future__ import annotations
 
+import contextlib
 import html
 import io
 import json
+import multiprocessing
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,7 +92,8 @@ def _ota_window(entries: list[Entry]) -> tuple[float, float]:
     return start - pad, end + pad
 
 
-def _chart_svg(entries: list[Entry]) -> str:
+def chart_svg(entries: list[Entry]) -> str:
+    """The OTA chart of one test's timeline, as inline SVG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -121,12 +125,43 @@ def _chart_svg(entries: list[Entry]) -> str:
     return svg[svg.index("<svg"):]
 
 
+class ChartRenderer:
+    """Draws charts in a separate process while the tests run: matplotlib takes ~90 ms a chart, 9 s for the
+    catalog, which the run would otherwise spend at its end, on one core. `spawn`, not fork: the test process
+    has threads (brokers, servers, boards) whose locks a forked child would inherit held."""
+
+    def __init__(self) -> None:
+        self._pool: ProcessPoolExecutor | None = None
+        self._charts: dict[str, Future[str]] = {}
+
+    def submit(self, nodeid: str, entries: list[Entry]) -> None:
+        if not entries:
+            return
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        self._charts[nodeid] = self._pool.submit(chart_svg, entries)
+
+    def results(self) -> dict[str, str]:
+        """Every chart submitted (waiting for the last ones); a chart that failed is drawn again by write_html."""
+        charts = {}
+        for nodeid, future in self._charts.items():
+            with contextlib.suppress(Exception):
+                charts[nodeid] = future.result()
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+        return charts
+
+
 def _log(entries: list[Entry], kind: str) -> str:
     lines = [f"{e.t:8.3f}s {e.source}: {e.text}" for e in entries if e.kind == kind]
     return html.escape("\n".join(lines) or "(none)")
 
 
-def write_html(reports: list[TestReport], path: Path, title: str = "OTA release gate") -> None:
+def write_html(reports: list[TestReport], path: Path, title: str = "OTA release gate",
+               charts: dict[str, str] | None = None) -> None:
+    """`charts`: SVG by node id, made beforehand (see ChartRenderer); the others are drawn here."""
+    charts = charts or {}
     passed = sum(r.outcome == "passed" for r in reports)
     rows = "".join(
         f"<tr class='{r.outcome}'><td><a href='#t{i}'>{html.escape(r.nodeid)}</a></td>"
@@ -139,7 +174,7 @@ def write_html(reports: list[TestReport], path: Path, title: str = "OTA release 
     for i, r in enumerate(reports):
         props = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
                         for k, v in r.properties.items())
-        chart = _chart_svg(r.entries) if r.entries else "<p>(no timeline)</p>"
+        chart = charts.get(r.nodeid) or chart_svg(r.entries) if r.entries else "<p>(no timeline)</p>"
         failure = f"<pre class='failure'>{html.escape(r.message)}</pre>" if r.message else ""
         sections.append(
             f"<section id='t{i}'><h2 class='{r.outcome}'>{html.escape(r.nodeid)}: {r.outcome}</h2>{failure}"
