@@ -39,6 +39,7 @@ STATES_WITH_REASON = frozenset({"failed", "rejected"})
 ONLINE_PAYLOADS = frozenset({b"online", b"offline"})
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 SHOWN_ON_TIMEOUT = 20
+PAHO_INFLIGHT = 20  # paho's default number of QoS 1 messages in flight
 
 
 def _disable_nagle(_client: mqtt.Client, _userdata: Any, sock: Any) -> None:
@@ -327,6 +328,37 @@ class DeviceLink:
     def send(self, device_id: str, command: dict[str, Any], timeout: float = 5.0) -> None:
         """Publish a command (QoS 1) to `<prefix>/<id>/cmd`; returns once the broker acknowledged it."""
         self.publish(f"{self.prefix}/{device_id}/cmd", json.dumps(command).encode(), timeout=timeout)
+
+    def send_burst(self, device_id: str, commands: list[dict[str, Any]], timeout: float = 30.0) -> None:
+        """Publish commands (QoS 1) all in flight at once, as a misbehaving operator script would flood them;
+        returns once the broker acknowledged every one. They go out through a second client of the link's
+        own (paho fixes the number of messages in flight, 20 by default, when it connects); the link
+        records the device's answers as usual."""
+        topic = f"{self.prefix}/{device_id}/cmd"
+        sender = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{self._client_id}-burst", protocol=mqtt.MQTTv311)
+        sender.max_inflight_messages_set(max(PAHO_INFLIGHT, len(commands)))
+        sender.max_queued_messages_set(0)
+        if self._username is not None:
+            sender.username_pw_set(self._username, self._password)
+        if self._endpoint.scheme == "mqtts":
+            sender.tls_set_context(ssl.create_default_context(cadata=self._ca_pem))
+        sender.on_socket_open = _disable_nagle
+        try:
+            sender.connect(self._endpoint.host, self._endpoint.port, keepalive=30)
+        except (OSError, ssl.SSLError) as exc:
+            raise LinkError(f"cannot connect a burst sender to {self.url}: {exc}") from exc
+        sender.loop_start()
+        try:
+            infos = [sender.publish(topic, json.dumps(command).encode(), qos=1) for command in commands]
+            deadline = time.monotonic() + timeout
+            for info in infos:
+                info.wait_for_publish(max(0.0, deadline - time.monotonic()))
+            unacked = sum(not info.is_published() for info in infos)
+            if unacked:
+                raise LinkError(f"{unacked} of {len(infos)} commands to {topic} not acknowledged within {timeout} s")
+        finally:
+            sender.disconnect()
+            sender.loop_stop()
 
     def broadcast(self, command: dict[str, Any], timeout: float = 5.0) -> None:
         """Publish a command to every device (`<prefix>/all/cmd`)."""

@@ -3,6 +3,8 @@
 import itertools
 import time
 
+import pytest
+
 from harness.fwserver import FaultPlan
 from harness.link import DeviceLink
 
@@ -100,3 +102,61 @@ def test_update_while_the_new_firmware_verifies_itself_is_busy(ota, link: Device
     assert fw_server.requests_for(second) == [], "the busy request was downloaded"
 
     assert ota.install("r3", second.url, "3.0.0")["partition"] == "ota_0"
+
+
+QUEUE_FULL = "command queue full; send it again later"
+
+
+def _wait_answers(link: DeviceLink, device_id: str, ids: list[str], since: int,
+                  timeout: float) -> tuple[dict[str, dict], list[dict]]:
+    """Waits until every command has its answer: its `rejected` event under its id, or a `busy` with an empty
+    id (the device keeps the ids of at most 64 commands that found the queue full at once). Returns the
+    answers by id, and the unnamed ones."""
+    named: dict[str, dict] = {}
+    unnamed: list[dict] = []
+    wanted = set(ids)
+
+    def all_answered(m) -> bool:
+        if m.device_id == device_id and m.kind == "ota" and m.data.get("state") == "rejected":
+            request_id = m.data.get("id")
+            if request_id in wanted:
+                assert request_id not in named, f"{request_id} answered twice: {named[request_id]}, {m.data}"
+                named[request_id] = m.data
+            elif request_id == "" and m.data.get("reason") == "busy":
+                unnamed.append(m.data)
+        return len(named) + len(unnamed) >= len(wanted)
+
+    link.wait_for(all_answered, timeout=timeout, since=since, description=f"an answer to each of {len(ids)} commands")
+    return named, unnamed
+
+
+def test_a_stream_of_one_command_per_millisecond_is_answered_without_busy(ota, link: DeviceLink, board) -> None:
+    """500 commands, one per millisecond: each gets its own answer (here `bad_command`: an update with no
+    url), none finds the device's command queue full, and the device carries on."""
+    since = ota.mark()
+    ids = [f"paced-{i}" for i in range(500)]
+    start = time.monotonic()
+    for i, request_id in enumerate(ids):
+        link.send(board.device_id, {"type": "ota", "id": request_id})
+        time.sleep(max(0.0, start + (i + 1) / 1000 - time.monotonic()))  # pacing: one command per ms at most
+    answers, unnamed = _wait_answers(link, board.device_id, ids, since, timeout=20)
+    assert not unnamed and len(answers) == len(ids), unnamed
+    assert {(a["state"], a["reason"]) for a in answers.values()} == {("rejected", "bad_command")}, answers
+    ota.assert_healthy_on_base(since)
+
+
+@pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)  # amqtt forwards slower than the device answers
+def test_a_burst_of_commands_is_answered_in_full(ota, link: DeviceLink, board, broker) -> None:
+    """1,000 commands in flight at once, through mosquitto, which forwards them faster than the device
+    handles them: the command queue fills. Every command is answered once, with its own answer or with
+    `busy` "command queue full" under its id; nothing is dropped in silence, and the device carries on."""
+    since = ota.mark()
+    ids = [f"burst-{i}" for i in range(1000)]
+    link.send_burst(board.device_id, [{"type": "ota", "id": request_id} for request_id in ids])
+    answers, unnamed = _wait_answers(link, board.device_id, ids, since, timeout=20)
+    assert len(answers) + len(unnamed) == len(ids)
+    kinds = {(a["state"], a["reason"], a.get("detail") if a["reason"] == "busy" else None)
+             for a in [*answers.values(), *unnamed]}
+    assert kinds == {("rejected", "bad_command", None), ("rejected", "busy", QUEUE_FULL)}, \
+        f"expected some commands answered and some refused with a full queue: {kinds}"
+    ota.assert_healthy_on_base(since)

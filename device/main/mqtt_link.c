@@ -36,8 +36,8 @@ static const char *TAG = "mqtt_link";
 #define TOPIC_MAX 128
 #define ID_MAX 48
 /* Ids of commands that found the queue full, kept until the command task answers them; past
- * this many, they are answered with an empty id. */
-#define OVERFLOW_IDS 16
+ * this many at once (a flood), the rest are answered with an empty id. 3 KB. */
+#define OVERFLOW_IDS 64
 
 typedef struct {
     char *payload; /* NUL-terminated copy; NULL marks an over-long payload */
