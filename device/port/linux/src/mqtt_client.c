@@ -25,6 +25,16 @@
  *    split as esp-mqtt splits it: the first event carries the topic and as much payload as fits
  *    after the header, the next ones carry up to buffer.size bytes each with topic NULL/0 and
  *    current_data_offset advancing; total_data_len is the whole payload length.
+ *  - Publishes, subscribes and unsubscribes are handed to libmosquitto from the calling task,
+ *    at once: its wake-up socket pair ends the mqtt_task's select() and the mqtt_task writes
+ *    them, within microseconds. esp-mqtt writes from the calling task under its lock; here the
+ *    mqtt_task writes because libmosquitto's TLS connection must not be written from two
+ *    threads. The 50 ms loop slice bounds only how soon the task notices its own state changes.
+ *  - Nagle's algorithm stays on, as lwIP leaves it on the chip: an app that wants small messages
+ *    to leave at once sets TCP_NODELAY on esp_transport_get_socket() of
+ *    esp_mqtt_client_get_transport(client, "mqtt" or "mqtts"), which give libmosquitto's socket.
+ *  - Every publish is also appended to the board's HIL_MQTT_TRACE file (host_trace.c), so the
+ *    harness can place it in a test's timeline when the app made it; the chip has no such record.
  *  - mqtts:// takes broker.verification.certificate as the only CA. libmosquitto only loads a
  *    CA from a file, so the PEM is written to a private temporary file, deleted when the client
  *    is destroyed. crt_bundle_attach means "trust the system CA store".
