@@ -30,11 +30,12 @@ from amqtt.contexts import Action
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
 
-from harness.broker_receipts import ReceiptLog
+from harness.broker_receipts import ReceiptLog, ReceiptStreamReader
 
 T = TypeVar("T")
 
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
+_STREAM_LIMIT = 2**16  # asyncio.start_server's default buffer limit
 
 
 class BrokerError(RuntimeError):
@@ -506,7 +507,6 @@ class EmbeddedBroker:
                 f"{__name__}.DeviceAuthPlugin": {"policy": self._auth},
                 f"{__name__}.DeviceTopicPlugin": {"policy": self._auth},
             }
-        plugins["harness.broker_receipts.ReceiptPlugin"] = {"log": self._receipts}
         # listing plugins replaces amqtt's defaults ($SYS every 20 s, packet logger), which tests do not want
         return {"listeners": {"default": {"type": "external"}}, "plugins": plugins}
 
@@ -514,10 +514,16 @@ class EmbeddedBroker:
         broker = Broker(self._config(), loop=asyncio.get_running_loop())
         broker._subscriptions = _SubscriptionTable()  # see _SubscriptionTable
         await broker.start()
+        loop = asyncio.get_running_loop()
+
+        def connection() -> asyncio.StreamReaderProtocol:
+            # what asyncio.start_server builds, with a reader that stamps each PUBLISH as it arrives
+            reader = ReceiptStreamReader(self._receipts, limit=_STREAM_LIMIT, loop=loop)
+            return asyncio.StreamReaderProtocol(reader, lambda r, w: self._serve_client(broker, r, w), loop=loop)
+
         try:
-            self._server = await asyncio.start_server(
-                lambda r, w: self._serve_client(broker, r, w), self._host, self._port,
-                ssl=self._tls.context if self._tls else None, reuse_address=True)
+            self._server = await loop.create_server(connection, self._host, self._port,
+                                                    ssl=self._tls.context if self._tls else None, reuse_address=True)
         except OSError as exc:
             await broker.shutdown()
             if exc.errno == errno.EADDRINUSE:
