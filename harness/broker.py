@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 import threading
 import uuid
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -31,6 +31,11 @@ from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
 
 from harness.broker_receipts import ReceiptLog, ReceiptStreamReader
+
+try:
+    from uvloop import new_event_loop as _fast_event_loop  # see EmbeddedBroker: amqtt's loop runs on libuv
+except ImportError:  # a platform uvloop does not build for: the same broker, a little slower
+    _fast_event_loop = asyncio.new_event_loop
 
 T = TypeVar("T")
 
@@ -181,8 +186,10 @@ class LoopThread:
     the broker and the firmware server (it would live in its own module, but only named files were allowed).
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str,
+                 loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop) -> None:
         self._name = name
+        self._loop_factory = loop_factory
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
@@ -197,7 +204,7 @@ class LoopThread:
         return self._thread is not None
 
     def start(self) -> None:
-        loop = asyncio.new_event_loop()
+        loop = self._loop_factory()
         ready = threading.Event()
         thread = threading.Thread(target=self._run, args=(loop, ready), name=self._name, daemon=True)
         thread.start()
@@ -421,7 +428,10 @@ class EmbeddedBroker:
         self._auth = auth
         self._tls = _make_tls(self._advertise, host) if tls else None
         self._start_timeout = start_timeout
-        self._loop = LoopThread(f"amqtt-{host}:{port}")
+        # uvloop: amqtt spends most of its time per message in the event loop's machinery (tasks, futures,
+        # transports), and in C that machinery costs less; the loop's socket writes also keep the GIL, which
+        # the test's threads (paho's, the test's own) would otherwise take at every send
+        self._loop = LoopThread(f"amqtt-{host}:{port}", _fast_event_loop)
         self._broker: Broker | None = None
         self._server: asyncio.Server | None = None
         self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}

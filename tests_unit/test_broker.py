@@ -201,6 +201,13 @@ def test_restart_fails_clearly_when_the_port_was_taken_meanwhile() -> None:
     assert not [t.name for t in threading.enumerate() if t.name.startswith("amqtt-")]
 
 
+def test_embedded_broker_runs_on_uvloop() -> None:
+    """Installed with the harness (pyproject.toml): without it the broker works, slower per message."""
+    pytest.importorskip("uvloop")
+    with EmbeddedBroker() as broker:
+        assert type(broker._loop.loop).__module__.startswith("uvloop")
+
+
 def test_tls_broker_serves_mqtts_with_its_ca(clients: list[Client]) -> None:
     with EmbeddedBroker(tls=True) as broker:
         assert broker.url.startswith("mqtts://")
