@@ -10,7 +10,6 @@ from __future__ import annotations
 import pytest
 
 from harness.link import DeviceLink
-from harness.log_patterns import LOADED_APP
 
 pytestmark = pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)
 
@@ -30,7 +29,7 @@ def test_update_through_mosquitto_end_to_end(broker, board, link: DeviceLink, fw
                                 "sha256": artifact.sha256, "size": artifact.size})
 
     link.wait_ota(board.device_id, "m1", "rebooting", timeout=20, since=since, fail_on=FINAL)
-    assert board.expect(LOADED_APP, timeout=10).group(1) == "0x1d0000"
+    assert board.expect_loaded_app(timeout=10) == "ota_1"
     board.expect(r"app_init: App version:\s+2\.0\.0", timeout=10)
     link.wait_ota(board.device_id, "m1", "succeeded", timeout=20, since=since, fail_on=FINAL)
     after = link.wait_status(board.device_id, lambda s: s["version"] == "2.0.0" and s["ota_state"] == "valid",

@@ -27,11 +27,9 @@ import pytest
 
 from harness.fwserver import Artifact
 from harness.link import DeviceLink
-from harness.log_patterns import LOADED_APP
 
 pytestmark = [pytest.mark.virtual_only, pytest.mark.needs_power_control]
 
-SLOT_AT = {"0x20000": "ota_0", "0x1d0000": "ota_1"}
 MAX_UPDATE_CUTS = 150  # every operation of an update up to this many, else every k-th
 TAIL = 10  # the update's last operations (NVS record, otadata switch), each one
 PARALLEL_CUTS = 3
@@ -119,7 +117,7 @@ def _cut_and_recover(board_factory, ota_for, link: DeviceLink, v2: Artifact, v3:
         since = ota.start(request, v2.url)
         board.expect(r"^rst:0x1 \(POWERON_RESET\)", timeout=20)
         power_on = next(line for line in board.serial.lines[ota.serial_mark:] if line.text.startswith("rst:0x1"))
-        slot = SLOT_AT[board.expect(LOADED_APP, timeout=10).group(1)]
+        slot = board.expect_loaded_app(timeout=10)
         board.expect(r"app: ready", timeout=15)
         # a status of this boot has come through the broker: its session serves (commands reach the device)
         link.wait_for(lambda m: m.device_id == board.device_id and m.kind == "status" and m.t > power_on.t,

@@ -8,9 +8,6 @@ import pytest
 from harness.broker import ExternalBroker
 from harness.fwserver import FaultPlan
 from harness.link import DeviceLink
-from harness.log_patterns import LOADED_APP
-
-OTA_0, OTA_1 = "0x20000", "0x1d0000"
 
 
 def _stoppable(broker) -> None:
@@ -36,7 +33,7 @@ def test_confirmed_image_stays_after_resets(ota, board, link: DeviceLink, fw_ser
         board.serial.skip_to_end()
         board.reset()
         board.expect(r"^rst:0x1 \(POWERON_RESET\)", timeout=10)
-        assert board.expect(LOADED_APP, timeout=10).group(1) == OTA_1
+        assert board.expect_loaded_app(timeout=10) == "ota_1"
         status = link.wait_status(board.device_id, lambda s: s["reset_reason"] == "poweron", since=since, timeout=15)
         assert (status["version"], status["partition"], status["ota_state"]) == ("2.0.0", "ota_1", "valid")
         assert status["last_ota"] == {"id": "e1", "state": "succeeded", "version": "2.0.0"}, status
@@ -54,11 +51,11 @@ def test_new_firmware_that_cannot_reach_the_broker_rolls_back(board_factory, ota
     link.wait_ota(board.device_id, "e3", "rebooting", timeout=20, since=since, fail_on={"failed", "rejected"})
     broker.stop()
     try:
-        assert board.expect(LOADED_APP, timeout=10).group(1) == OTA_1
+        assert board.expect_loaded_app(timeout=10) == "ota_1"
         board.expect(r"boot_check: self-test failed \(broker not reachable\)", timeout=15)
         board.expect(r"esp_ota_ops: Rollback to previously worked partition\.", timeout=5)
         board.expect(r"^rst:0xc \(SW_CPU_RESET\)", timeout=10)
-        assert board.expect(LOADED_APP, timeout=10).group(1) == OTA_0
+        assert board.expect_loaded_app(timeout=10) == "ota_0"
     finally:
         broker.start()
     status = _last_ota_after_broker_restart(board, link, since)
@@ -78,11 +75,11 @@ def test_reset_before_confirmation_rolls_back(board_factory, ota_for, broker, li
     link.wait_ota(board.device_id, "e2", "rebooting", timeout=20, since=since, fail_on={"failed", "rejected"})
     broker.stop()
     try:
-        assert board.expect(LOADED_APP, timeout=10).group(1) == OTA_1
+        assert board.expect_loaded_app(timeout=10) == "ota_1"
         board.expect(r"boot_check: new image pending verification", timeout=15)
         board.reset()
         board.expect(r"^rst:0x1 \(POWERON_RESET\)", timeout=10)
-        assert board.expect(LOADED_APP, timeout=10).group(1) == OTA_0
+        assert board.expect_loaded_app(timeout=10) == "ota_0"
     finally:
         broker.start()
     status = _last_ota_after_broker_restart(board, link, since)
@@ -122,7 +119,7 @@ def test_reset_during_download_keeps_v1_and_a_retry_succeeds(ota, board, link: D
                   "downloading" and m.data["percent"] >= 20, timeout=15, since=since, description="20 % downloaded")
     board.reset()
     board.expect(r"^rst:0x1 \(POWERON_RESET\)", timeout=10)
-    assert board.expect(LOADED_APP, timeout=10).group(1) == OTA_0
+    assert board.expect_loaded_app(timeout=10) == "ota_0"
     status = link.wait_status(board.device_id, lambda s: s["reset_reason"] == "poweron", since=since, timeout=15)
     assert (status["version"], status["partition"], status["ota_state"]) == (firmware.base_version, "ota_0", "valid")
     assert status["last_ota"] is None, status

@@ -5,7 +5,6 @@ boot and loads the previous slot. The old firmware then reports the request as r
 """
 
 from harness.link import DeviceLink
-from harness.log_patterns import LOADED_APP
 
 
 def test_rollback_when_new_firmware_crashes(board, link: DeviceLink, fw_server, firmware) -> None:
@@ -15,11 +14,11 @@ def test_rollback_when_new_firmware_crashes(board, link: DeviceLink, fw_server, 
     link.send(board.device_id, {"type": "ota", "id": "r3", "url": artifact.url})
 
     link.wait_ota(board.device_id, "r3", "rebooting", timeout=20, since=since, fail_on={"failed", "rejected"})
-    assert board.expect(LOADED_APP, timeout=10).group(1) == "0x1d0000"
+    assert board.expect_loaded_app(timeout=10) == "ota_1"
     board.expect(r"abort\(\) was called at PC 0x[0-9a-f]+ on core 0", timeout=10)
     board.expect(r"Rebooting\.\.\.", timeout=5)
     board.expect(r"rst:0xc \(SW_CPU_RESET\)", timeout=5)
-    assert board.expect(LOADED_APP, timeout=10).group(1) == "0x20000"
+    assert board.expect_loaded_app(timeout=10) == "ota_0"
 
     event = link.wait_ota(board.device_id, "r3", "rolled_back", timeout=20, since=since, fail_on={"succeeded"})
     assert event["reason"] == "boot_failed"

@@ -3,7 +3,6 @@
 import itertools
 
 from harness.link import DeviceLink
-from harness.log_patterns import LOADED_APP
 
 
 def test_update_to_new_version(board, link: DeviceLink, fw_server, firmware) -> None:
@@ -19,7 +18,7 @@ def test_update_to_new_version(board, link: DeviceLink, fw_server, firmware) -> 
 
     link.wait_ota(board.device_id, "r1", "rebooting", timeout=20, since=since, fail_on={"failed", "rejected"})
     board.expect(r"rst:0xc \(SW_CPU_RESET\)", timeout=10)
-    assert board.expect(LOADED_APP, timeout=10).group(1) == "0x1d0000"
+    assert board.expect_loaded_app(timeout=10) == "ota_1"
     board.expect(r"app_init: App version:\s+2\.0\.0", timeout=10)
     link.wait_ota(board.device_id, "r1", "succeeded", timeout=20, since=since, fail_on={"failed", "rolled_back"})
 

@@ -68,7 +68,7 @@ def test_power_on_boot_prints_what_a_real_esp32_prints(make_board, check_image: 
     board = make_board(check_image)
     assert board.expect(P.ROM_RESET, timeout=10).group(1) == "POWERON_RESET"
     assert board.expect(P.BOOTLOADER_BANNER, timeout=5).group(1) == "v5.5.4"
-    assert board.expect(P.LOADED_APP, timeout=5).group(1) == "0x20000"
+    assert board.expect_loaded_app(timeout=5) == "ota_0"
     assert board.expect(P.APP_VERSION, timeout=5).group(1) == "0.0.1-check"
     board.expect(P.CALLING_APP_MAIN, timeout=5)
     assert int(board.expect(RESET_REASON, timeout=5).group(1)) == ESP_RST_POWERON

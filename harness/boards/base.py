@@ -9,12 +9,39 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 
+from harness import log_patterns
 from harness.serial_log import SerialLog
+from harness.virtual import partition_table as pt
 
 
 class Board(ABC):
+    """A board under test. `name` names it in logs; `device_id` is its id in the MQTT topics (set when
+    it is provisioned); `serial` is its console."""
+
     name: str
+    device_id: str
     serial: SerialLog
+
+    @property
+    @abstractmethod
+    def partitions(self) -> list[pt.Partition]:
+        """The partition table the board was flashed with."""
+
+    def slot_offset(self, label: str) -> int:
+        """Flash offset of a partition by label ("ota_0", "ota_1", "nvs", ...)."""
+        return pt.find(self.partitions, label).offset
+
+    def slot_at(self, offset: int) -> str:
+        """The label of the partition that starts at `offset` (as the bootloader prints it)."""
+        found = [p.label for p in self.partitions if p.offset == offset]
+        if not found:
+            raise AssertionError(f"{self.name}: no partition starts at {offset:#x}; the table has "
+                                 + ", ".join(f"{p.label} at {p.offset:#x}" for p in self.partitions))
+        return found[0]
+
+    def expect_loaded_app(self, timeout: float = 10.0) -> str:
+        """Waits for the bootloader's "Loaded app from partition at offset ..." line; returns the slot's label."""
+        return self.slot_at(int(self.expect(log_patterns.LOADED_APP, timeout).group(1), 16))
 
     def expect(self, pattern: str | re.Pattern[str], timeout: float = 10.0) -> re.Match[str]:
         """Waits for a serial line matching pattern, after the previous match."""

@@ -36,6 +36,7 @@ from harness.boards.power import PowerControl
 from harness.idf_build import IdfBuild
 from harness.provision import SECRET_KEYS
 from harness.serial_log import ExpectTimeout, SerialLog
+from harness.virtual import partition_table as pt
 
 CONSOLE_BAUD = 115200
 FLASH_BAUD = 460800
@@ -368,6 +369,10 @@ class Esp32Board(Board):
         return None
 
     # --- esptool ---
+
+    @property
+    def partitions(self) -> list[pt.Partition]:
+        return list(self._require_build().partitions)
 
     def _require_build(self) -> IdfBuild:
         if self.build is None:

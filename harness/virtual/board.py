@@ -22,6 +22,7 @@ from pathlib import Path
 from harness.boards.base import Board
 from harness.images import virtual_payload
 from harness.serial_log import SerialLine, SerialLog
+from harness.virtual import partition_table as pt
 from harness.virtual import rom
 from harness.virtual.bootloader import Bootloader
 from harness.virtual.flash import SECTOR_SIZE, Flash
@@ -141,6 +142,11 @@ class VirtualBoard(Board):
 
     def power_cut(self) -> None:
         self._kill_app(rom.POWERON)
+
+    @property
+    def partitions(self) -> list[pt.Partition]:
+        with Flash(self.flash_path) as flash:
+            return flash.partitions()
 
     def flash(self, image: bytes) -> None:
         """Writes image to ota_0 and erases otadata and nvs, like `idf.py erase-flash flash`."""
