@@ -1,20 +1,12 @@
-"""The pytest plugin: fixtures that stage an OTA scenario and report what happened.
+"""The pytest plugin: every hook of the harness (options, configuration, collection, reports).
 
-Registered through the ``pytest11`` entry point, so any firmware repository that installs the
-harness gets these fixtures:
+Registered through the ``pytest11`` entry point, so any firmware repository that installs the harness
+gets it; it brings the fixtures of harness.fixtures with it (``pytest_plugins``).
 
-- ``firmware``: builds of the reference firmware for the virtual board, per variant.
-- ``broker``: an embedded amqtt broker (or ``--broker URL`` for an external one, checked once at the
-  start of the session); a test can ask for a mosquitto subprocess with
-  ``@pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)``.
-- ``fw_server``: an HTTP firmware server with fault injection.
-- ``link``: the device link (MQTT) that sends commands and records every message.
-- ``board_factory`` / ``board``: virtual ESP32 boards, flashed, provisioned and connected.
-
-Each test using them gets a timeline (serial lines, MQTT messages, HTTP requests, by time) written
-as JSON lines to ``--hil-timeline-dir``. When a test fails, its report shows the timeline's last
-lines of each kind. Secrets (provisioned passwords, password fields, URL passwords) are masked in
-the timeline and in everything the report shows: traceback, captured output, HTML report.
+Each test using the fixtures gets a timeline (serial lines, MQTT messages, HTTP requests, by time) written
+as JSON lines to ``--hil-timeline-dir``. When a test fails, its report shows the timeline's last lines of
+each kind. Secrets (provisioned passwords, password fields, URL passwords) are masked in the timeline and
+in everything the report shows: traceback, captured output, HTML report.
 
 ``--hil-report`` pages are made from pytest's test reports as they are logged, so under pytest-xdist the
 controller's page has every worker's scenarios: a worker attaches what the page needs to its (masked)
@@ -25,36 +17,22 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
-import re
-import threading
-import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
-from harness import clock, live_progress, report, targets, timeline
+from harness import live_progress, targets, timeline
 from harness import project as project_mod
 from harness import report as report_mod
-from harness.broker import (
-    BrokerError,
-    EmbeddedBroker,
-    ExternalBroker,
-    MosquittoBroker,
-    MqttBroker,
-    parse_broker_url,
-)
-from harness.fwserver import FirmwareServer
-from harness.link import DeviceLink
-from harness.provision import provision
-from harness.virtual import firmware as fw_build
-from harness.virtual.board import VirtualBoard, create_flash
+from harness.boards.esp32 import PortLostError
+from harness.broker import BrokerError, ExternalBroker, parse_broker_url
+from harness.idf_build import FirmwareMissingError
+from harness.session.record import RECORD_KEY, run_masker, timeline_path
 
-BOOT_TIMEOUT_S = 15.0
+pytest_plugins = ["harness.fixtures"]
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
@@ -84,7 +62,7 @@ def pytest_configure(config: pytest.Config) -> None:
     targets.check_target_usable(config)
     url = config.getoption("--broker", default=None)
     if url:
-        masked = _config_masker(config).text
+        masked = run_masker(config).text
         try:
             parse_broker_url(url)
         except ValueError as err:
@@ -115,25 +93,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     try:
         ExternalBroker(url).check()
     except BrokerError as err:
-        raise pytest.UsageError(_config_masker(config).text(
+        raise pytest.UsageError(run_masker(config).text(
             f"--broker: {err}. Start the broker, fix the URL, or leave --broker out to use the embedded "
             "broker.")) from None
-
-
-_CONFIG_MASKER_KEY = pytest.StashKey[timeline.Masker]()
-
-
-def _config_masker(config: pytest.Config) -> timeline.Masker:
-    """Secrets known for the whole run: passwords given on the command line or in the environment."""
-    if _CONFIG_MASKER_KEY not in config.stash:
-        masker = timeline.Masker()
-        url = config.getoption("--broker", default=None)
-        if url:
-            with contextlib.suppress(ValueError):
-                masker.add(urlsplit(url).password)
-        masker.add(config.getoption("--wifi-password", default=None), os.environ.get("HIL_WIFI_PASSWORD"))
-        config.stash[_CONFIG_MASKER_KEY] = masker
-    return config.stash[_CONFIG_MASKER_KEY]
 
 
 _DESELECTED_KEY = pytest.StashKey[list[tuple[str, str]]]()
@@ -152,89 +114,37 @@ def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
     if config.getoption("--hil-report", default=None):
         terminalreporter.write_line(f"HTML report: {Path(config.getoption('--hil-report')).resolve()}")
-    for nodeid, reason in config.stash.get(_DESELECTED_KEY, []):
+    # without xdist the deselections were made here; with xdist a worker hands them over (pytest_testnodedown)
+    for nodeid, reason in config.stash.get(_DESELECTED_KEY, []) or config.stash.get(_WORKER_DESELECTED_KEY, []):
         terminalreporter.write_line(f"DESELECTED {nodeid}: {reason}")
 
 
-@dataclass
-class Firmware:
-    """Builds of the project's firmware, made on first use and cached for the session."""
-
-    project: project_mod.HilProject = field(default_factory=project_mod.reference, repr=False)
-    build_root: Path | None = field(default=None, repr=False)  # default: build/virtual of the harness
-    builds: dict[str, fw_build.FirmwareBuild] = field(default_factory=dict)
-
-    def build(self, variant: str = fw_build.DEFAULT_VARIANT) -> fw_build.FirmwareBuild:
-        if variant not in self.builds:
-            try:
-                self.project.check_variant(variant)
-            except project_mod.ProjectError as err:
-                pytest.fail(str(err), pytrace=False)
-            self.builds[variant] = fw_build.build(variant, self.build_root, self.project)
-        return self.builds[variant]
-
-    def image(self, variant: str = fw_build.DEFAULT_VARIANT, version: str | None = None) -> bytes:
-        """An app image of a variant, reporting `version` when given (a patched descriptor)."""
-        build = self.build(variant)
-        return build.image if version is None else build.image_with_version(version)
-
-    @property
-    def base_version(self) -> str:
-        return self.build().version
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    if not targets.is_real(config):
+        return []
+    specs = targets.boards_of(config)
+    lines = [f"target {targets.target_of(config)}: {len(specs)} board(s): "
+             + ", ".join(f"{s.name} ({s.where()})" for s in specs)]
+    with contextlib.suppress(FirmwareMissingError):
+        build = targets.idf_firmware(config).build()
+        lines.append(f"firmware {build.build_dir} version {build.version}")
+    lines.append(f"wifi: {targets.wifi_credentials(config)!r}")
+    return lines
 
 
-@pytest.fixture(scope="session")
-def firmware(request: pytest.FixtureRequest) -> Firmware:
-    config = request.config
-    real = targets.real_firmware(config)  # idf.py builds on a real target
-    return real or Firmware(project_mod.of(config), config.rootpath / "build" / "virtual")
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if hasattr(session.config, "workeroutput"):  # an xdist worker: hand the deselections to the controller
+        session.config.workeroutput["hil_deselected"] = session.config.stash.get(_DESELECTED_KEY, [])
 
 
-@dataclass
-class TestRecord:
-    """What a test used, so its timeline (and a failure report) can show each one's log.
-
-    `masker` knows the secrets of the test (what its boards were provisioned with); the timeline and the
-    test's report go through it.
-    """
-
-    t0: float = field(default_factory=clock.now)
-    boards: list[VirtualBoard] = field(default_factory=list)
-    links: list[DeviceLink] = field(default_factory=list)
-    servers: list[FirmwareServer] = field(default_factory=list)
-    masker: timeline.Masker = field(default_factory=timeline.Masker, repr=False)
-    # set at the end of the test (hil_record's teardown), for the HTML report
-    properties: dict[str, Any] | None = None
-    entries: list[timeline.Entry] | None = None
-
-    def timeline(self) -> list[timeline.Entry]:
-        return timeline.collect(self.t0, self.boards, self.links, self.servers, self.masker)
-
-    def full_masker(self) -> timeline.Masker:
-        """The masker plus the secrets real boards learnt on their own (typed on their console)."""
-        masker = timeline.Masker(set(self.masker.secrets))
-        for board in self.boards:
-            masker.add(*getattr(board, "secrets", ()))
-        return masker
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    dropped = getattr(node, "workeroutput", {}).get("hil_deselected")
+    if dropped is not None:
+        node.config.stash[_WORKER_DESELECTED_KEY] = [tuple(d) for d in dropped]
 
 
-def _timeline_path(config: pytest.Config, nodeid: str) -> Path:
-    base = Path(config.getoption("--hil-timeline-dir") or config.rootpath / "build" / "timelines")
-    return base / (re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid) + ".jsonl")
-
-
-@pytest.fixture
-def hil_record(request: pytest.FixtureRequest) -> Iterator[TestRecord]:
-    record = TestRecord(masker=timeline.Masker(set(_config_masker(request.config).secrets)))
-    request.node.stash[_RECORD_KEY] = record
-    yield record
-    entries = record.timeline()
-    timeline.write_jsonl(entries, _timeline_path(request.config, request.node.nodeid))
-    served = {r.artifact for server in record.servers for r in server.requests}
-    shas = [a.sha256 for server in record.servers for a in server.artifacts if a.path in served]
-    props = report.ota_properties(entries, targets.target_of(request.config), shas)
-    request.node.user_properties.extend(props.items())  # JUnit XML <properties>
-    record.properties, record.entries = props, entries  # the teardown's report takes them to the HTML report
+_WORKER_DESELECTED_KEY = pytest.StashKey[list[tuple[str, str]]]()
 
 
 class HtmlReport:
@@ -264,115 +174,6 @@ class HtmlReport:
         report_mod.write_html(list(self.tests.values()), self.path, charts=self.charts.results())
 
 
-_RECORD_KEY = pytest.StashKey[TestRecord]()
-
-
-BROKER_KINDS = ("embedded", "mosquitto")
-
-
-@pytest.fixture
-def broker(request: pytest.FixtureRequest) -> Iterator[MqttBroker]:
-    """The MQTT broker of the test: `--broker URL` if given, else an embedded amqtt broker.
-
-    A test asks for a given kind with `@pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)`
-    ("embedded" or "mosquitto"); that wins over --broker.
-    """
-    kind = getattr(request, "param", None)
-    url = request.config.getoption("--broker")
-    instance: MqttBroker
-    if kind is None and url:
-        instance = ExternalBroker(url)
-        try:
-            instance.start()  # checked at the session start; here it may have gone away since
-        except BrokerError as err:
-            request.session.shouldstop = f"the external broker went away: {err}"
-            raise
-        yield instance
-        return
-    if kind not in (None, *BROKER_KINDS):
-        raise pytest.UsageError(f"broker fixture: unknown kind {kind!r}; parametrize it with one of {BROKER_KINDS}")
-    address = targets.server_address(request)
-    instance = MosquittoBroker(**address) if kind == "mosquitto" else EmbeddedBroker(**address)
-    instance.start()
-    yield instance
-    instance.stop()
-
-
-@pytest.fixture
-def fw_server(request: pytest.FixtureRequest, hil_record: TestRecord) -> Iterator[FirmwareServer]:
-    server = FirmwareServer(**targets.server_address(request)).start()
-    hil_record.servers.append(server)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def link(request: pytest.FixtureRequest, broker: MqttBroker, hil_record: TestRecord) -> Iterator[DeviceLink]:
-    device_link = DeviceLink(broker.url, prefix=project_mod.of(request.config).topic_prefix,
-                             receipts=broker.receipts).connect()
-    hil_record.links.append(device_link)
-    device_link.add_listener(live_progress.of(request.config).on_message)
-    yield device_link
-    device_link.close()
-
-
-@dataclass
-class VirtualBoardFactory:
-    """Makes provisioned virtual boards running a given firmware; stops them all at teardown."""
-
-    tmp_path: Path
-    firmware: Firmware
-    broker_url: str
-    link: DeviceLink
-    record: TestRecord
-    settings: dict[str, object] = field(default_factory=dict, repr=False)  # may hold passwords
-
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # tests may start boards in threads
-
-    def __call__(self, image: bytes | None = None, **settings: object) -> VirtualBoard:
-        device_id = f"vb{uuid.uuid4().hex[:6]}"
-        with self._lock:
-            index = len(self.record.boards)
-            self.record.masker.add_from_settings({**self.settings, **settings})
-            workdir = self.tmp_path / f"board{index}"
-            workdir.mkdir(parents=True, exist_ok=True)
-            flash_path = workdir / "flash.bin"
-            board = VirtualBoard(device_id, flash_path, workdir, mac=f"240ac4{index + 1:06x}")
-            self.record.boards.append(board)
-        create_flash(flash_path, self.firmware.project.partitions_csv.read_text())
-        board.flash(image if image is not None else self.firmware.image())
-        board.power_on()
-        cursor = self.link.cursor()
-        provision(board, {"device_id": device_id, "broker_url": self.broker_url,
-                          "topic_prefix": self.firmware.project.topic_prefix, **self.settings, **settings})
-        self.link.wait_status(device_id, timeout=BOOT_TIMEOUT_S, since=cursor,
-                              description=f"first status of {device_id} after provisioning")
-        return board
-
-    def stop_all(self) -> None:
-        for board in self.record.boards:
-            board.stop()
-
-
-@pytest.fixture
-def board_factory(
-    request: pytest.FixtureRequest, tmp_path: Path, firmware: Firmware, broker: MqttBroker,
-    link: DeviceLink, hil_record: TestRecord,
-) -> Iterator[Callable[..., VirtualBoard]]:
-    if targets.is_real(request.config):  # real boards from the pool, restored to the baseline
-        factory = targets.real_board_factory(request, broker.url, link, hil_record)
-    else:
-        factory = VirtualBoardFactory(tmp_path, firmware, broker.url, link, hil_record)
-    yield factory
-    factory.stop_all()
-
-
-@pytest.fixture
-def board(board_factory: Callable[..., VirtualBoard]) -> VirtualBoard:
-    """One virtual ESP32 running the base firmware from ota_0, connected to the broker."""
-    return board_factory()
-
-
 TAIL_LINES = 40
 _TITLES = {"serial": "serial console", "mqtt": "MQTT messages", "http": "HTTP requests"}
 
@@ -380,8 +181,11 @@ _TITLES = {"serial": "serial console", "mqtt": "MQTT messages", "http": "HTTP re
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     report = yield
-    record = item.stash.get(_RECORD_KEY, None)
-    masker = record.full_masker() if record is not None else _config_masker(item.config)
+    if call.excinfo is not None and call.excinfo.errisinstance(PortLostError):
+        # a real board that vanished fails its test and stops the session: the rest would only time out
+        item.session.shouldstop = f"real board lost: {call.excinfo.value}"
+    record = item.stash.get(RECORD_KEY, None)
+    masker = record.full_masker() if record is not None else run_masker(item.config)
     if record is not None or masker.secrets:
         _mask_report(report, masker)
     if item.config.getoption("--hil-report", default=None):  # see HtmlReport; masked above, like the rest
@@ -393,7 +197,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if record is not None and report.failed:
         for kind, text in timeline.tail_by_kind(record.timeline(), count=TAIL_LINES).items():
             report.sections.append((f"timeline: {_TITLES[kind]} (last {TAIL_LINES}, s from test start)", text))
-        report.sections.append(("timeline file", str(_timeline_path(item.config, item.nodeid))))
+        report.sections.append(("timeline file", str(timeline_path(item.config, item.nodeid))))
     return report
 
 

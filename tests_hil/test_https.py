@@ -2,7 +2,7 @@
 
 import pytest
 
-from harness import targets
+from harness.fixtures import server_address
 from harness.fwserver import FirmwareServer
 from harness.link import DeviceLink
 from harness.provision import ca_cert_value
@@ -10,7 +10,7 @@ from harness.provision import ca_cert_value
 
 @pytest.fixture
 def tls_server(request):
-    server = FirmwareServer(tls=True, **targets.server_address(request)).start()  # reachable from a real board
+    server = FirmwareServer(tls=True, **server_address(request)).start()  # reachable from a real board
     yield server
     server.stop()
 

@@ -26,10 +26,11 @@ from esptool.cmds import write_flash
 
 from harness import images
 from harness.boards.esp32 import Esp32Board, LineAssembler, PortLostError, mask_secrets
+from harness.boards.esp32_bench import udp_source_address
 from harness.boards.inventory import BoardPool, BoardSpec, InventoryError, load_inventory, specs_from_ports
 from harness.boards.power import CommandPower, UhubctlPower, parse_power
 from harness.idf_build import FirmwareMissingError, IdfFirmware, load_build
-from harness.targets import WifiCredentials, udp_source_address
+from harness.targets import WifiCredentials
 from harness.virtual import firmware as virtual_firmware
 from harness.virtual.otadata import OtaEntry, OtaState
 from tests_unit.esp32_emulator import Esp32Emulator, FlashOp, write_idf_build

@@ -1,0 +1,143 @@
+"""The fixtures a scenario stages an OTA with (registered by harness.plugin, the pytest11 entry point).
+
+- ``firmware``: builds of the project's firmware, per variant (a `FirmwareSource`).
+- ``broker``: an embedded amqtt broker (or ``--broker URL`` for an external one, checked once at the
+  start of the session); a test can ask for a mosquitto subprocess with
+  ``@pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)``.
+- ``fw_server``: an HTTP firmware server with fault injection.
+- ``link``: the device link (MQTT) that sends commands and records every message.
+- ``board_factory`` / ``board``: boards of the session's target (virtual or real), flashed, provisioned
+  and connected (a `BoardFactory`, `Board`s).
+- ``ota`` / ``ota_for``: the scenario helper (harness.ota.Ota) for the board, or for any board.
+- ``hil_record``: the test's record (harness.session.record), which its timeline and report come from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from harness import live_progress, report, targets, timeline
+from harness import project as project_mod
+from harness.boards import esp32_bench
+from harness.boards.base import Board
+from harness.broker import BrokerError, EmbeddedBroker, ExternalBroker, MosquittoBroker, MqttBroker
+from harness.fwserver import FirmwareServer
+from harness.link import DeviceLink
+from harness.ota import Ota
+from harness.session.interfaces import BoardFactory, FirmwareSource
+from harness.session.record import RECORD_KEY, TestRecord, run_masker, timeline_path
+from harness.virtual.factory import VirtualBoardFactory, VirtualFirmware
+
+BROKER_KINDS = ("embedded", "mosquitto")
+
+
+def server_address(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Where the broker and the firmware server listen: loopback for virtual boards, an address real boards
+    reach (host=, advertise_host=) otherwise."""
+    if not targets.is_real(request.config):
+        return {}
+    return esp32_bench.bench(request.config).server_address()
+
+
+@pytest.fixture(scope="session")
+def firmware(request: pytest.FixtureRequest) -> FirmwareSource:
+    config = request.config
+    if targets.is_real(config):
+        return targets.idf_firmware(config)  # idf.py builds
+    return VirtualFirmware(project_mod.of(config), config.rootpath / "build" / "virtual")
+
+
+@pytest.fixture
+def hil_record(request: pytest.FixtureRequest) -> Iterator[TestRecord]:
+    record = TestRecord(masker=timeline.Masker(set(run_masker(request.config).secrets)))
+    request.node.stash[RECORD_KEY] = record
+    yield record
+    entries = record.timeline()
+    timeline.write_jsonl(entries, timeline_path(request.config, request.node.nodeid))
+    served = {r.artifact for server in record.servers for r in server.requests}
+    shas = [a.sha256 for server in record.servers for a in server.artifacts if a.path in served]
+    props = report.ota_properties(entries, targets.target_of(request.config), shas)
+    request.node.user_properties.extend(props.items())  # JUnit XML <properties>
+    record.properties, record.entries = props, entries  # the teardown's report takes them to the HTML report
+
+
+@pytest.fixture
+def broker(request: pytest.FixtureRequest) -> Iterator[MqttBroker]:
+    """The MQTT broker of the test: `--broker URL` if given, else an embedded amqtt broker.
+
+    A test asks for a given kind with `@pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)`
+    ("embedded" or "mosquitto"); that wins over --broker.
+    """
+    kind = getattr(request, "param", None)
+    url = request.config.getoption("--broker")
+    instance: MqttBroker
+    if kind is None and url:
+        instance = ExternalBroker(url)
+        try:
+            instance.start()  # checked at the session start; here it may have gone away since
+        except BrokerError as err:
+            request.session.shouldstop = f"the external broker went away: {err}"
+            raise
+        yield instance
+        return
+    if kind not in (None, *BROKER_KINDS):
+        raise pytest.UsageError(f"broker fixture: unknown kind {kind!r}; parametrize it with one of {BROKER_KINDS}")
+    address = server_address(request)
+    instance = MosquittoBroker(**address) if kind == "mosquitto" else EmbeddedBroker(**address)
+    instance.start()
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture
+def fw_server(request: pytest.FixtureRequest, hil_record: TestRecord) -> Iterator[FirmwareServer]:
+    server = FirmwareServer(**server_address(request)).start()
+    hil_record.servers.append(server)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def link(request: pytest.FixtureRequest, broker: MqttBroker, hil_record: TestRecord) -> Iterator[DeviceLink]:
+    device_link = DeviceLink(broker.url, prefix=project_mod.of(request.config).topic_prefix,
+                             receipts=broker.receipts).connect()
+    hil_record.links.append(device_link)
+    device_link.add_listener(live_progress.of(request.config).on_message)
+    yield device_link
+    device_link.close()
+
+
+@pytest.fixture
+def board_factory(
+    request: pytest.FixtureRequest, tmp_path: Path, firmware: FirmwareSource, broker: MqttBroker,
+    link: DeviceLink, hil_record: TestRecord,
+) -> Iterator[BoardFactory]:
+    factory: BoardFactory
+    if targets.is_real(request.config):  # real boards from the pool, restored to the baseline
+        factory = esp32_bench.Esp32BoardFactory(request, broker.url, link, hil_record)
+    else:
+        assert isinstance(firmware, VirtualFirmware)
+        factory = VirtualBoardFactory(tmp_path, firmware, broker.url, link, hil_record)
+    yield factory
+    factory.stop_all()
+
+
+@pytest.fixture
+def board(board_factory: BoardFactory) -> Board:
+    """One board running the base firmware from ota_0, connected to the broker."""
+    return board_factory()
+
+
+@pytest.fixture
+def ota(board: Board, link: DeviceLink, firmware: FirmwareSource) -> Ota:
+    """The scenario helper for `board`: start updates, wait for outcomes, check the device is healthy."""
+    return Ota(board, link, firmware.base_version)
+
+
+@pytest.fixture
+def ota_for(link: DeviceLink, firmware: FirmwareSource) -> Callable[[Board], Ota]:
+    """The scenario helper for any board of the test (`ota_for(board)`)."""
+    return lambda board: Ota(board, link, firmware.base_version)

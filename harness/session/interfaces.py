@@ -1,0 +1,34 @@
+"""What the fixtures hand a scenario, typed, whichever target runs: a firmware source and a board factory.
+
+The virtual target implements them in harness/virtual (`VirtualFirmware`, `VirtualBoardFactory`), a real
+ESP32 in harness/boards (`IdfFirmware`, `Esp32BoardFactory`); scenarios see only these interfaces and the
+`Board` one (harness/boards/base.py).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from harness.boards.base import Board
+
+
+class FirmwareSource(Protocol):
+    """Builds of the firmware under test, by variant (sdkconfig.ci.<variant>), made on first use."""
+
+    def image(self, variant: str = ..., version: str | None = None) -> bytes:
+        """An app image of a variant; with `version`, its descriptor patched to report that version."""
+        ...
+
+    @property
+    def base_version(self) -> str:
+        """The version the default variant reports (what every board starts on)."""
+        ...
+
+
+class BoardFactory(Protocol):
+    """Boards on the base firmware (or `image`), provisioned with `settings`, connected; all stopped at the
+    end of the test."""
+
+    def __call__(self, image: bytes | None = None, **settings: object) -> Board: ...
+
+    def stop_all(self) -> None: ...

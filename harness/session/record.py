@@ -1,0 +1,67 @@
+"""What a test used, so its timeline, its report and a failure's report can show each one's log."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from harness import clock, timeline
+
+
+@dataclass
+class TestRecord:
+    """The boards, links and firmware servers of one test, and the secrets they know.
+
+    `masker` knows the secrets of the test (what its boards were provisioned with); the timeline and the
+    test's report go through it.
+    """
+
+    __test__ = False  # not a test class, whatever pytest's collection of `Test*` names thinks
+
+    t0: float = field(default_factory=clock.now)
+    boards: list[Any] = field(default_factory=list)
+    links: list[Any] = field(default_factory=list)
+    servers: list[Any] = field(default_factory=list)
+    masker: timeline.Masker = field(default_factory=timeline.Masker, repr=False)
+    # set at the end of the test (hil_record's teardown), for the HTML report
+    properties: dict[str, Any] | None = None
+    entries: list[timeline.Entry] | None = None
+
+    def timeline(self) -> list[timeline.Entry]:
+        return timeline.collect(self.t0, self.boards, self.links, self.servers, self.masker)
+
+    def full_masker(self) -> timeline.Masker:
+        """The masker plus the secrets real boards learnt on their own (typed on their console)."""
+        masker = timeline.Masker(set(self.masker.secrets))
+        for board in self.boards:
+            masker.add(*getattr(board, "secrets", ()))
+        return masker
+
+
+RECORD_KEY = pytest.StashKey[TestRecord]()
+_RUN_MASKER_KEY = pytest.StashKey[timeline.Masker]()
+
+
+def timeline_path(config: pytest.Config, nodeid: str) -> Path:
+    base = Path(config.getoption("--hil-timeline-dir") or config.rootpath / "build" / "timelines")
+    return base / (re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid) + ".jsonl")
+
+
+def run_masker(config: pytest.Config) -> timeline.Masker:
+    """Secrets known for the whole run: passwords given on the command line or in the environment."""
+    if _RUN_MASKER_KEY not in config.stash:
+        masker = timeline.Masker()
+        url = config.getoption("--broker", default=None)
+        if url:
+            with contextlib.suppress(ValueError):
+                masker.add(urlsplit(url).password)
+        masker.add(config.getoption("--wifi-password", default=None), os.environ.get("HIL_WIFI_PASSWORD"))
+        config.stash[_RUN_MASKER_KEY] = masker
+    return config.stash[_RUN_MASKER_KEY]

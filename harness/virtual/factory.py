@@ -1,0 +1,87 @@
+"""The virtual target's firmware source and board factory (harness/session/interfaces.py).
+
+`VirtualFirmware` builds the project's firmware for the virtual board, per variant, on first use.
+`VirtualBoardFactory` makes boards on a new flash file each, and brings each to the baseline with the
+sequence every target shares (harness/session/baseline.py).
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from harness import project as project_mod
+from harness.link import DeviceLink
+from harness.session.baseline import bring_up
+from harness.session.record import TestRecord
+from harness.virtual import firmware as fw_build
+from harness.virtual.board import VirtualBoard, create_flash
+
+BOOT_TIMEOUT_S = 15.0
+
+
+@dataclass
+class VirtualFirmware:
+    """Builds of the project's firmware for the virtual board, made on first use and cached for the session."""
+
+    project: project_mod.HilProject = field(default_factory=project_mod.reference, repr=False)
+    build_root: Path | None = field(default=None, repr=False)  # default: build/virtual of the harness
+    builds: dict[str, fw_build.FirmwareBuild] = field(default_factory=dict)
+
+    def build(self, variant: str = fw_build.DEFAULT_VARIANT) -> fw_build.FirmwareBuild:
+        if variant not in self.builds:
+            try:
+                self.project.check_variant(variant)
+            except project_mod.ProjectError as err:
+                pytest.fail(str(err), pytrace=False)
+            self.builds[variant] = fw_build.build(variant, self.build_root, self.project)
+        return self.builds[variant]
+
+    def image(self, variant: str = fw_build.DEFAULT_VARIANT, version: str | None = None) -> bytes:
+        """An app image of a variant, reporting `version` when given (a patched descriptor)."""
+        build = self.build(variant)
+        return build.image if version is None else build.image_with_version(version)
+
+    @property
+    def base_version(self) -> str:
+        return self.build().version
+
+
+@dataclass
+class VirtualBoardFactory:
+    """Makes provisioned virtual boards running a given firmware; stops them all at teardown."""
+
+    tmp_path: Path
+    firmware: VirtualFirmware
+    broker_url: str
+    link: DeviceLink
+    record: TestRecord
+    settings: dict[str, object] = field(default_factory=dict, repr=False)  # may hold passwords
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # tests may start boards in threads
+
+    def __call__(self, image: bytes | None = None, **settings: object) -> VirtualBoard:
+        device_id = f"vb{uuid.uuid4().hex[:6]}"
+        with self._lock:
+            index = len(self.record.boards)
+            self.record.masker.add_from_settings({**self.settings, **settings})
+            workdir = self.tmp_path / f"board{index}"
+            workdir.mkdir(parents=True, exist_ok=True)
+            flash_path = workdir / "flash.bin"
+            board = VirtualBoard(device_id, flash_path, workdir, mac=f"240ac4{index + 1:06x}")
+            self.record.boards.append(board)
+        create_flash(flash_path, self.firmware.project.partitions_csv.read_text())
+        board.flash(image if image is not None else self.firmware.image())
+        board.power_on()
+        values = {"device_id": device_id, "broker_url": self.broker_url,
+                  "topic_prefix": self.firmware.project.topic_prefix, **self.settings, **settings}
+        bring_up(board, self.link, values, boot_timeout=BOOT_TIMEOUT_S,
+                 base=(self.firmware.base_version, "ota_0") if image is None else None)
+        return board
+
+    def stop_all(self) -> None:
+        for board in self.record.boards:
+            board.stop()
