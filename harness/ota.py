@@ -1,19 +1,25 @@
-"""Helpers shared by the scenarios: start an update and check a device is healthy afterwards."""
+"""The `ota` fixture's helper: start an update on one board and check the device afterwards.
+
+Through MQTT and the serial console only, so a scenario using it runs on every target. A firmware team's
+own release gate uses it as the catalog does (`ota.install(...)`, `ota.expect_outcome(...)`,
+`ota.assert_healthy_on_base(...)`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-import pytest
-
+from harness import commands
+from harness.boards.base import Board
 from harness.link import DeviceLink
+
+FINAL_STATES = frozenset({"rebooting", "succeeded", "failed", "rejected", "cancelled"})
 
 
 class Ota:
     """Sends OTA commands to one board and checks the device afterwards (MQTT and serial only)."""
 
-    def __init__(self, board: Any, link: DeviceLink, base_version: str) -> None:
+    def __init__(self, board: Board, link: DeviceLink, base_version: str) -> None:
         self.board = board
         self.link = link
         self.base_version = base_version
@@ -29,22 +35,22 @@ class Ota:
         return since
 
     def start(self, request_id: str, url: str, **fields: Any) -> int:
-        """Sends {"type":"ota"} and returns the transcript cursor from before it."""
+        """Sends an update command (harness.commands.ota) and returns the transcript cursor from before it."""
         since = self.mark()
-        self.link.send(self.board.device_id, {"type": "ota", "id": request_id, "url": url, **fields})
+        self.link.send(self.board.device_id, commands.ota(url, request_id, **fields))
         return since
 
-    def expect_outcome(self, request_id: str, state: str, reason: str | None, since: int, timeout: float = 30):
+    def expect_outcome(self, request_id: str, state: str, reason: str | None, since: int,
+                       timeout: float = 30) -> dict[str, Any]:
         """Waits for the request's final state; a reboot or success on the way fails at once."""
-        fail_on = {"rebooting", "succeeded", "failed", "rejected", "cancelled"} - {state}
         event = self.link.wait_ota(self.board.device_id, request_id, state, timeout=timeout, since=since,
-                                   fail_on=fail_on)
+                                   fail_on=FINAL_STATES - {state})
         if reason is not None:
             assert event.get("reason") == reason, event
         return event
 
     def assert_healthy_on_base(self, since: int) -> dict[str, Any]:
-        """No reboot since `since`, still the base version, and still answering commands."""
+        """No reboot since `since`, still the base version from ota_0, and still answering commands."""
         return self.assert_healthy(self.base_version, "ota_0")
 
     def assert_healthy(self, version: str, partition: str) -> dict[str, Any]:
@@ -54,7 +60,7 @@ class Ota:
         for, so a reboot that follows the outcome closely (a flush and esp_restart()) is caught too.
         """
         cursor = self.link.cursor()
-        self.link.send(self.board.device_id, {"type": "status"})
+        self.link.send(self.board.device_id, commands.status())
         status = self.link.wait_status(self.board.device_id, since=cursor, timeout=10,
                                        description="a status answer to a status command")
         console = self.board.console("status", expect=r"^version=(\S+) partition=(\S+) ota_state=(\S+)")
@@ -76,13 +82,3 @@ class Ota:
                            fail_on={"failed", "rejected", "rolled_back", "cancelled"})
         return self.link.wait_status(self.board.device_id, lambda s: s["version"] == version and
                                      s["ota_state"] == "valid", since=since, timeout=10)
-
-
-@pytest.fixture
-def ota(board, link: DeviceLink, firmware) -> Ota:
-    return Ota(board, link, firmware.base_version)
-
-
-@pytest.fixture
-def ota_for(link: DeviceLink, firmware) -> Callable[[Any], Ota]:
-    return lambda board: Ota(board, link, firmware.base_version)
