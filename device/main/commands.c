@@ -5,6 +5,7 @@
 #include "manifest.h"
 #include "mqtt_link.h"
 #include "ota_agent.h"
+#include "ota_reason.h"
 #include "ota_request.h"
 #include "status.h"
 
@@ -47,27 +48,27 @@ static const command_entry_t *find(const char *type)
 void commands_handle(const mqtt_link_command_t *cmd)
 {
     if (cmd->kind == MQTT_LINK_COMMAND_QUEUE_FULL) {
-        ota_agent_reject(cmd->id, "busy", "command queue full; send it again later");
+        ota_agent_reject(cmd->id, OTA_REASON_BUSY, "command queue full; send it again later");
         return;
     }
     if (cmd->kind == MQTT_LINK_COMMAND_TOO_LONG) {
-        ota_agent_reject("", "bad_command", "command longer than 4096 bytes");
+        ota_agent_reject("", OTA_REASON_BAD_COMMAND, "command longer than 4096 bytes");
         return;
     }
     if (!ota_json_depth_ok(cmd->payload, (size_t)cmd->len, OTA_JSON_MAX_DEPTH)) {
-        ota_agent_reject("", "bad_command", "JSON nested too deeply for a command");
+        ota_agent_reject("", OTA_REASON_BAD_COMMAND, "JSON nested too deeply for a command");
         return;
     }
     cJSON *command = cJSON_ParseWithLength(cmd->payload, (size_t)cmd->len);
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(command, "type");
     if (command == NULL || !cJSON_IsObject(command) || !cJSON_IsString(type)) {
-        ota_agent_reject("", "bad_command", "not a JSON object with a string \"type\"");
+        ota_agent_reject("", OTA_REASON_BAD_COMMAND, "not a JSON object with a string \"type\"");
     } else {
         const command_entry_t *entry = find(type->valuestring);
         if (entry != NULL) {
             entry->handle(command);
         } else {
-            ota_agent_reject("", "bad_command", "unknown command type");
+            ota_agent_reject("", OTA_REASON_BAD_COMMAND, "unknown command type");
         }
     }
     cJSON_Delete(command);

@@ -28,11 +28,11 @@ static bool is_https(const char *url)
     return strncmp(url, "https://", 8) == 0;
 }
 
-void ota_agent_reject(const char *id, const char *reason, const char *detail)
+void ota_agent_reject(const char *id, ota_reason_t reason, const char *detail)
 {
-    ESP_LOGW(TAG, "request %s rejected: %s (%s)", id, reason, detail);
+    ESP_LOGW(TAG, "request %s rejected: %s (%s)", id, ota_reason_name(reason), detail);
     cJSON *event = ota_event_new(id, "rejected");
-    cJSON_AddStringToObject(event, "reason", reason);
+    ota_event_add_reason(event, reason);
     cJSON_AddStringToObject(event, "detail", detail);
     ota_event_send(event);
 }
@@ -44,7 +44,7 @@ void ota_agent_handle_ota(const cJSON *command)
     if (!ota_request_parse(command, &req, error, sizeof(error))) {
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(command, "id");
         const char *req_id = cJSON_IsString(id) && strlen(id->valuestring) < 48 ? id->valuestring : "";
-        ota_agent_reject(req_id, "bad_command", error);
+        ota_agent_reject(req_id, OTA_REASON_BAD_COMMAND, error);
         return;
     }
     ota_agent_submit(&req);
@@ -53,25 +53,25 @@ void ota_agent_handle_ota(const cJSON *command)
 void ota_agent_submit(const ota_request_t *req)
 {
     if (app_config_get()->require_https && !is_https(req->url)) {
-        ota_agent_reject(req->id, "bad_command", "plain http refused: require_https is set");
+        ota_agent_reject(req->id, OTA_REASON_BAD_COMMAND, "plain http refused: require_https is set");
         return;
     }
     if (boot_check_pending_verify()) {
         /* esp_ota_begin() refuses to write while the running image is unconfirmed
          * (ESP_ERR_OTA_ROLLBACK_INVALID_STATE): say so before downloading anything. */
-        ota_agent_reject(req->id, "busy", "the running firmware is still verifying itself; retry after it confirms");
+        ota_agent_reject(req->id, OTA_REASON_BUSY, "the running firmware is still verifying itself; retry after it confirms");
         return;
     }
     bool expected = false;
     if (!atomic_compare_exchange_strong(&s_busy, &expected, true)) {
-        ota_agent_reject(req->id, "busy", "another update is running");
+        ota_agent_reject(req->id, OTA_REASON_BUSY, "another update is running");
         return;
     }
     atomic_store(&s_cancel, false);
     snprintf(s_running_id, sizeof(s_running_id), "%s", req->id);
     if (xQueueSend(s_requests, req, 0) != pdPASS) {
         atomic_store(&s_busy, false);
-        ota_agent_reject(req->id, "busy", "request queue full");
+        ota_agent_reject(req->id, OTA_REASON_BUSY, "request queue full");
     }
 }
 
@@ -80,7 +80,7 @@ void ota_agent_handle_cancel(const cJSON *command)
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(command, "id");
     const char *wanted = cJSON_IsString(id) ? id->valuestring : "";
     if (!atomic_load(&s_busy) || (wanted[0] != '\0' && strcmp(wanted, s_running_id) != 0)) {
-        ota_agent_reject(wanted, "bad_command", "no such update is running");
+        ota_agent_reject(wanted, OTA_REASON_BAD_COMMAND, "no such update is running");
         return;
     }
     ESP_LOGI(TAG, "cancel requested for %s", s_running_id);
@@ -92,19 +92,19 @@ void ota_agent_handle_reboot(const cJSON *command)
     (void)command;
     ESP_LOGI(TAG, "reboot requested over MQTT");
     if (atomic_load(&s_busy)) {
-        ota_agent_reject("", "busy", "an update is running; cancel it first");
+        ota_agent_reject("", OTA_REASON_BUSY, "an update is running; cancel it first");
         return;
     }
     mqtt_link_flush(1000);
     esp_restart();
 }
 
-static void save_result(const ota_request_t *req, const char *state, const char *reason)
+static void save_result(const ota_request_t *req, const char *state, ota_reason_t reason)
 {
     ota_result_t result = {0};
     snprintf(result.id, sizeof(result.id), "%s", req->id);
     snprintf(result.state, sizeof(result.state), "%s", state);
-    snprintf(result.reason, sizeof(result.reason), "%s", reason != NULL ? reason : "");
+    snprintf(result.reason, sizeof(result.reason), "%s", ota_reason_name(reason));
     snprintf(result.version, sizeof(result.version), "%s", req->version);
     ota_record_save_result(&result);
 }
@@ -118,15 +118,15 @@ static void run_request(const ota_request_t *req)
 {
     ota_event_send(ota_event_new(req->id, "accepted"));
     ota_outcome_t outcome = ota_download_and_switch(req, cancel_requested);
-    if (outcome.reason == NULL) {
+    if (outcome.reason == OTA_REASON_NONE) {
         ESP_LOGI(TAG, "update %s written to %s; rebooting", req->id, outcome.target_label);
         ota_event_send(ota_event_new(req->id, "rebooting"));
         mqtt_link_flush(2000);
         esp_restart();
     }
-    const char *state = strcmp(outcome.reason, "cancelled") == 0 ? "cancelled" : outcome.state;
+    const char *state = outcome.reason == OTA_REASON_CANCELLED ? "cancelled" : outcome.state;
     cJSON *event = ota_event_new(req->id, state);
-    cJSON_AddStringToObject(event, "reason", outcome.reason);
+    ota_event_add_reason(event, outcome.reason);
     if (outcome.http_status > 0) {
         cJSON_AddNumberToObject(event, "http_status", outcome.http_status);
     }

@@ -8,6 +8,7 @@
 
 #include "cJSON.h"
 #include "esp_err.h"
+#include "ota_reason.h"
 #include "ota_request.h"
 
 esp_err_t ota_agent_start(void);
@@ -24,4 +25,4 @@ void ota_agent_handle_cancel(const cJSON *command);
 void ota_agent_handle_reboot(const cJSON *command);
 
 /* Logs and sends a `rejected` event for request id with a reason and a detail. */
-void ota_agent_reject(const char *id, const char *reason, const char *detail);
+void ota_agent_reject(const char *id, ota_reason_t reason, const char *detail);
