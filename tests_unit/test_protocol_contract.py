@@ -118,6 +118,9 @@ def test_firmware_writes_reasons_through_the_enum_only() -> None:
         for path in sorted(MAIN.glob("*.[ch]")) if path != REASON_C
     }
     assert {name: found for name, found in literals.items() if found} == {}
+    # the "reason" field: OTA events get it from ota_event_add_reason(), the status from the stored record
+    writers = sorted(path.name for path in MAIN.glob("*.c") if '"reason"' in C_COMMENT.sub(" ", path.read_text()))
+    assert writers == ["ota_events.c", "status.c"]
 
 
 def test_commands_table_has_the_documented_command_types() -> None:
