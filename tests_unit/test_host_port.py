@@ -13,13 +13,11 @@ from pathlib import Path
 import pytest
 
 from harness.virtual import firmware
+from harness.virtual import host_abi as abi
 from harness.virtual.flash import Flash
 
 CSV = (firmware.DEVICE_DIR / "partitions.csv").read_text()
 NVS = 0x9000
-HOST_EXIT_POWER_CUT = 4
-HOST_EXIT_TASK_WDT = 5
-FC_WORDS = 8  # host_board.h: OPS, WRITES, ERASES, CUT_AT, LAST_KIND, LAST_ADDR, LAST_LEN, POWER_CUT
 
 
 @pytest.fixture(scope="module")
@@ -28,13 +26,13 @@ def port_check() -> Path:
 
 
 def _run(exe: Path, tmp_path: Path, commands: str, timeout: float = 10.0,
-         **env: str) -> subprocess.CompletedProcess[str]:
+         env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     flash = tmp_path / "flash.bin"
     if not flash.exists():
         Flash.create(flash, CSV).close()
     return subprocess.run(
         [str(exe)], input=commands, capture_output=True, text=True, errors="replace", timeout=timeout, check=False,
-        env={"HIL_FLASH_FILE": str(flash), "HIL_APP_OFFSET": "0x20000", **env},
+        env={abi.ENV_FLASH_FILE: str(flash), abi.ENV_APP_OFFSET: "0x20000", **(env or {})},
     )
 
 
@@ -63,13 +61,14 @@ def test_esp_partition_has_nor_semantics_and_partition_linux_error_codes(port_ch
 
 def test_power_is_lost_at_the_nth_flash_operation(port_check: Path, tmp_path: Path) -> None:
     control = tmp_path / "control.bin"
-    control.write_bytes(bytes(4 * FC_WORDS))
-    result = _run(port_check, tmp_path, "writes 10\n", HIL_FLASH_CONTROL=str(control), HIL_POWER_CUT_AT="4")
-    assert result.returncode == HOST_EXIT_POWER_CUT, result.stdout
+    control.write_bytes(bytes(4 * abi.FC_WORDS))
+    env = {abi.ENV_FLASH_CONTROL: str(control), abi.ENV_POWER_CUT_AT: "4"}
+    result = _run(port_check, tmp_path, "writes 10\n", env=env)
+    assert result.returncode == abi.EXIT_POWER_CUT, result.stdout
     assert "writes done" not in result.stdout, "the app went on after the power cut"
-    ops, writes, erases, cut_at, kind, addr, length, cut = struct.unpack(f"<{FC_WORDS}I", control.read_bytes())
+    ops, writes, erases, cut_at, kind, addr, length, cut = struct.unpack(f"<{abi.FC_WORDS}I", control.read_bytes())
     assert (ops, writes, erases, cut_at, cut) == (4, 4, 0, 4, 1)
-    assert (kind, addr, length) == (1, NVS + 3 * 4, 4)  # the 4th 4-byte write into nvs
+    assert (kind, addr, length) == (abi.FLASH_WRITE, NVS + 3 * 4, 4)  # the 4th 4-byte write into nvs
     with Flash(tmp_path / "flash.bin") as flash:
         # three writes happened; the fourth was torn at half its length (rounded to 0 words)
         assert flash.read(NVS, 16) == b"\x00" * 12 + b"\xff" * 4
@@ -79,18 +78,19 @@ def test_power_lost_inside_a_one_sector_erase_leaves_it_half_erased(port_check: 
     with Flash.create(tmp_path / "flash.bin", CSV) as flash:
         flash.write(NVS, b"\x00" * 0x1000)
     control = tmp_path / "control.bin"
-    control.write_bytes(bytes(4 * FC_WORDS))
-    result = _run(port_check, tmp_path, "erase_sector\n", HIL_FLASH_CONTROL=str(control), HIL_POWER_CUT_AT="1")
-    assert result.returncode == HOST_EXIT_POWER_CUT, result.stdout
+    control.write_bytes(bytes(4 * abi.FC_WORDS))
+    env = {abi.ENV_FLASH_CONTROL: str(control), abi.ENV_POWER_CUT_AT: "1"}
+    result = _run(port_check, tmp_path, "erase_sector\n", env=env)
+    assert result.returncode == abi.EXIT_POWER_CUT, result.stdout
     with Flash(tmp_path / "flash.bin") as flash:
         assert flash.read(NVS, 0x1000) == b"\xff" * 0x800 + b"\x00" * 0x800
 
 
 def test_without_a_cut_every_operation_is_counted(port_check: Path, tmp_path: Path) -> None:
     control = tmp_path / "control.bin"
-    control.write_bytes(bytes(4 * FC_WORDS))
-    _run(port_check, tmp_path, "nor\nwrites 3\n", HIL_FLASH_CONTROL=str(control))
-    ops, writes, erases, *_ = struct.unpack(f"<{FC_WORDS}I", control.read_bytes())
+    control.write_bytes(bytes(4 * abi.FC_WORDS))
+    _run(port_check, tmp_path, "nor\nwrites 3\n", env={abi.ENV_FLASH_CONTROL: str(control)})
+    ops, writes, erases, *_ = struct.unpack(f"<{abi.FC_WORDS}I", control.read_bytes())
     # nor: 3 successful erases + 3 writes reaching flash (write_unerased counts: it reached the chip)
     assert (writes, erases) == (3 + 3, 2)
     assert ops == writes + erases
@@ -101,8 +101,8 @@ def test_task_watchdog_panics_with_the_chip_lines(port_check: Path, tmp_path: Pa
     # stdin stays open (the command, then nothing) until the watchdog ends the process
     proc = subprocess.Popen(
         [str(port_check)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, errors="replace",
-        env={"HIL_FLASH_FILE": str(tmp_path / "flash.bin"), "HIL_APP_OFFSET": "0x20000",
-             "HIL_BOOT_TIME_US": "250000"},
+        env={abi.ENV_FLASH_FILE: str(tmp_path / "flash.bin"), abi.ENV_APP_OFFSET: "0x20000",
+             abi.ENV_BOOT_TIME_US: "250000"},
     )
     deadline = threading.Timer(10, proc.kill)  # the watchdog must end it well before
     deadline.start()
@@ -117,7 +117,7 @@ def test_task_watchdog_panics_with_the_chip_lines(port_check: Path, tmp_path: Pa
         proc.kill()
         proc.stdin.close()
         proc.stdout.close()
-    assert proc.returncode == HOST_EXIT_TASK_WDT, out
+    assert proc.returncode == abi.EXIT_TASK_WDT, out
     lines = out.splitlines()
     wdt = [line for line in lines if "task_wdt:" in line]
     assert re.fullmatch(r"E \((\d+)\) task_wdt: Task watchdog got triggered\. The following tasks/users did not "

@@ -10,6 +10,7 @@
 #include "app_config.h"
 #include "app_console.h"
 #include "boot_check.h"
+#include "commands.h"
 #include "manifest.h"
 #include "mqtt_link.h"
 #include "ota_agent.h"
@@ -53,7 +54,7 @@ void app_main(void)
     }
     ESP_ERROR_CHECK(wifi_sta_start());
     ESP_ERROR_CHECK(ota_agent_start());
-    ESP_ERROR_CHECK(mqtt_link_start(ota_agent_handle_command));
+    ESP_ERROR_CHECK(mqtt_link_start(commands_handle));
     ESP_ERROR_CHECK(manifest_start());
     if (pending_verify) {
         boot_check_run_selftest();

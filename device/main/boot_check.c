@@ -11,6 +11,7 @@
 #include "boot_check.h"
 #include "mqtt_link.h"
 #include "ota_events.h"
+#include "ota_reason.h"
 #include "ota_record.h"
 #include "status.h"
 
@@ -39,12 +40,12 @@ static bool app_selftest_hook(void)
 #endif
 }
 
-static void save_result(const char *id, const char *state, const char *reason, const char *version)
+static void save_result(const char *id, const char *state, ota_reason_t reason, const char *version)
 {
     ota_result_t result = {0};
     snprintf(result.id, sizeof(result.id), "%s", id);
     snprintf(result.state, sizeof(result.state), "%s", state);
-    snprintf(result.reason, sizeof(result.reason), "%s", reason);
+    snprintf(result.reason, sizeof(result.reason), "%s", ota_reason_name(reason));
     snprintf(result.version, sizeof(result.version), "%s", version);
     ota_record_save_result(&result);
 }
@@ -59,7 +60,7 @@ static void confirm(const ota_pending_t *pending, bool have_pending)
     const char *version = esp_app_get_description()->version;
     ESP_LOGI(TAG, "self-test passed; app %s marked valid, rollback cancelled", version);
     const char *id = have_pending ? pending->id : "";
-    save_result(id, "succeeded", "", version);
+    save_result(id, "succeeded", OTA_REASON_NONE, version);
     ota_record_clear_pending();
     cJSON *event = ota_event_new(id, "succeeded");
     cJSON_AddStringToObject(event, "version", version);
@@ -111,20 +112,20 @@ void boot_check_report_previous_update(void)
         confirm(&pending, true);
         return;
     }
-    const char *reason;
+    ota_reason_t reason;
     if (pending.stage == OTA_RECORD_SELFTEST_FAILED) {
-        reason = "selftest_failed";
+        reason = OTA_REASON_SELFTEST_FAILED;
     } else if (invalid != NULL && strcmp(invalid->label, pending.target) == 0) {
-        reason = "boot_failed"; /* crashed or reset before confirming: the bootloader rolled back */
+        reason = OTA_REASON_BOOT_FAILED; /* crashed or reset before confirming: the bootloader rolled back */
     } else {
-        reason = "flash_error"; /* the switch never happened (power lost before it) */
+        reason = OTA_REASON_FLASH_ERROR; /* the switch never happened (power lost before it) */
     }
-    ESP_LOGW(TAG, "update %s to %s did not stick (%s); running %s from %s", pending.id, pending.version, reason,
-             esp_app_get_description()->version, running->label);
+    ESP_LOGW(TAG, "update %s to %s did not stick (%s); running %s from %s", pending.id, pending.version,
+             ota_reason_name(reason), esp_app_get_description()->version, running->label);
     mqtt_link_wait_connected(MQTT_LINK_WAIT_FOREVER);
-    const char *state = strcmp(reason, "flash_error") == 0 ? "failed" : "rolled_back";
+    const char *state = reason == OTA_REASON_FLASH_ERROR ? "failed" : "rolled_back";
     cJSON *event = ota_event_new(pending.id, state);
-    cJSON_AddStringToObject(event, "reason", reason);
+    ota_event_add_reason(event, reason);
     cJSON_AddStringToObject(event, "version", pending.version);
     ota_event_send(event);
     save_result(pending.id, state, reason, pending.version);

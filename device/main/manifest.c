@@ -12,6 +12,7 @@
 #include "manifest.h"
 #include "ota_agent.h"
 #include "ota_events.h"
+#include "ota_reason.h"
 #include "ota_request.h"
 
 static const char *TAG = "manifest";
@@ -23,10 +24,10 @@ static const char *MANIFEST_ID = "manifest";
 
 static QueueHandle_t s_checks;
 
-static void report(const char *state, const char *reason, const char *detail)
+static void report(const char *state, ota_reason_t reason, const char *detail)
 {
     cJSON *event = ota_event_new(MANIFEST_ID, state);
-    cJSON_AddStringToObject(event, "reason", reason);
+    ota_event_add_reason(event, reason);
     cJSON_AddStringToObject(event, "detail", detail);
     ota_event_send(event);
 }
@@ -40,18 +41,18 @@ static bool fetch(char *buf, size_t buf_len)
     };
     esp_http_client_handle_t http = esp_http_client_init(&config);
     if (http == NULL) {
-        report("failed", "bad_command", "manifest_url is not a valid URL");
+        report("failed", OTA_REASON_BAD_COMMAND, "manifest_url is not a valid URL");
         return false;
     }
     bool ok = false;
     esp_err_t err = esp_http_client_open(http, 0);
     if (err != ESP_OK) {
-        report("failed", "connect_failed", esp_err_to_name(err));
+        report("failed", OTA_REASON_CONNECT_FAILED, esp_err_to_name(err));
     } else if (esp_http_client_fetch_headers(http) < 0) {
-        report("failed", "connect_failed", "no response headers from the manifest server");
+        report("failed", OTA_REASON_CONNECT_FAILED, "no response headers from the manifest server");
     } else if (esp_http_client_get_status_code(http) != 200) {
         cJSON *event = ota_event_new(MANIFEST_ID, "failed");
-        cJSON_AddStringToObject(event, "reason", "http_status");
+        ota_event_add_reason(event, OTA_REASON_HTTP_STATUS);
         cJSON_AddNumberToObject(event, "http_status", esp_http_client_get_status_code(http));
         cJSON_AddStringToObject(event, "detail", "manifest not served with status 200");
         ota_event_send(event);
@@ -64,7 +65,7 @@ static bool fetch(char *buf, size_t buf_len)
         buf[total] = '\0';
         ok = total > 0;
         if (!ok) {
-            report("failed", "connect_failed", "empty manifest");
+            report("failed", OTA_REASON_CONNECT_FAILED, "empty manifest");
         }
     }
     esp_http_client_close(http);
@@ -76,7 +77,7 @@ static bool fetch(char *buf, size_t buf_len)
 static bool to_request(const char *text, ota_request_t *req)
 {
     if (!ota_json_depth_ok(text, strlen(text), OTA_JSON_MAX_DEPTH)) {
-        report("rejected", "bad_command", "manifest JSON nested too deeply");
+        report("rejected", OTA_REASON_BAD_COMMAND, "manifest JSON nested too deeply");
         return false;
     }
     cJSON *manifest = cJSON_Parse(text);
@@ -84,14 +85,14 @@ static bool to_request(const char *text, ota_request_t *req)
     char error[96];
     bool ok = false;
     if (!cJSON_IsString(version) || !ota_request_parse(manifest, req, error, sizeof(error))) {
-        report("rejected", "bad_command", "manifest needs string fields version and url (and optional sha256)");
+        report("rejected", OTA_REASON_BAD_COMMAND, "manifest needs string fields version and url (and optional sha256)");
     } else {
         const char *running = esp_app_get_description()->version;
         int order = ota_version_compare(version->valuestring, running);
         if (order <= 0) {
             char detail[128]; /* up to 99 bytes: 96 made -Wformat-truncation (an error with -Werror=all) fire */
             snprintf(detail, sizeof(detail), "manifest version %.31s is not newer than %.31s", version->valuestring, running);
-            report("rejected", order == 0 ? "same_version" : "downgrade", detail);
+            report("rejected", order == 0 ? OTA_REASON_SAME_VERSION : OTA_REASON_DOWNGRADE, detail);
         } else {
             snprintf(req->id, sizeof(req->id), "%s", MANIFEST_ID);
             ok = true;
@@ -155,7 +156,7 @@ esp_err_t manifest_start(void)
 void manifest_request_check(void)
 {
     if (app_config_get()->manifest_url[0] == '\0') {
-        report("rejected", "bad_command", "no manifest_url configured (config set manifest_url ...)");
+        report("rejected", OTA_REASON_BAD_COMMAND, "no manifest_url configured (config set manifest_url ...)");
         return;
     }
     if (s_checks == NULL) {

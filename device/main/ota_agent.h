@@ -1,16 +1,28 @@
 /*
- * The OTA agent: takes commands from MQTT, runs one update at a time in its own task, and
- * reports every step as an OTA event. An update never touches the running slot and never
- * reboots on failure: after any failure the device keeps running its current firmware.
+ * The OTA agent: runs one update at a time in its own task and reports every step as an OTA
+ * event. An update never touches the running slot and never reboots on failure: after any
+ * failure the device keeps running its current firmware. Commands reach it through the
+ * command table (commands.c); the manifest (manifest.c) submits its updates here too.
  */
 #pragma once
 
+#include "cJSON.h"
 #include "esp_err.h"
-#include "mqtt_link.h"
+#include "ota_reason.h"
 #include "ota_request.h"
 
 esp_err_t ota_agent_start(void);
 /* Queues an update (from a command or the manifest); rejects it when one is running. */
 void ota_agent_submit(const ota_request_t *req);
-/* Handles one command, or answers one the link could not queue (called on the link's command task). */
-void ota_agent_handle_command(const mqtt_link_command_t *cmd);
+
+/* Command handlers (commands.c's table), called on the link's command task with the parsed
+   command object. */
+/* "ota" / "ota_trigger": parses the request and submits it, or rejects it as bad_command. */
+void ota_agent_handle_ota(const cJSON *command);
+/* "cancel": stops the running update (the one named by "id", if given). */
+void ota_agent_handle_cancel(const cJSON *command);
+/* "reboot": restarts the device, or rejects it as busy while an update runs. */
+void ota_agent_handle_reboot(const cJSON *command);
+
+/* Logs and sends a `rejected` event for request id with a reason and a detail. */
+void ota_agent_reject(const char *id, ota_reason_t reason, const char *detail);

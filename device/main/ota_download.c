@@ -55,7 +55,7 @@ typedef struct {
 /* Result of one HTTP attempt. */
 typedef enum { ATTEMPT_DONE, ATTEMPT_RETRY, ATTEMPT_FATAL } attempt_t;
 
-static attempt_t fatal(job_t *job, const char *state, const char *reason, const char *detail)
+static attempt_t fatal(job_t *job, const char *state, ota_reason_t reason, const char *detail)
 {
     job->out.state = state;
     job->out.reason = reason;
@@ -63,7 +63,7 @@ static attempt_t fatal(job_t *job, const char *state, const char *reason, const 
     return ATTEMPT_FATAL;
 }
 
-static attempt_t retry(job_t *job, const char *reason, const char *detail)
+static attempt_t retry(job_t *job, ota_reason_t reason, const char *detail)
 {
     /* Remembered so that running out of retries reports the last cause. */
     job->out.state = "failed";
@@ -124,39 +124,39 @@ static attempt_t check_head(job_t *job)
     char detail[96];
     if (header.magic != ESP_IMAGE_HEADER_MAGIC) {
         snprintf(detail, sizeof(detail), "invalid magic byte 0x%02x (expected 0xE9)", header.magic);
-        return fatal(job, "failed", "invalid_image", detail);
+        return fatal(job, "failed", OTA_REASON_INVALID_IMAGE, detail);
     }
     if (header.chip_id != CONFIG_IDF_FIRMWARE_CHIP_ID) {
         snprintf(detail, sizeof(detail), "Mismatch chip id, expected %d, found %d",
                  CONFIG_IDF_FIRMWARE_CHIP_ID, (int)header.chip_id);
-        return fatal(job, "failed", "wrong_chip", detail);
+        return fatal(job, "failed", OTA_REASON_WRONG_CHIP, detail);
     }
     if (desc.magic_word != ESP_APP_DESC_MAGIC_WORD) {
-        return fatal(job, "failed", "invalid_image", "Incorrect app descriptor magic");
+        return fatal(job, "failed", OTA_REASON_INVALID_IMAGE, "Incorrect app descriptor magic");
     }
     const char *running = esp_app_get_description()->version;
     int order = ota_version_compare(version, running);
     if (!job->req->force && order == 0) {
         snprintf(detail, sizeof(detail), "image version %.31s is the running version", version);
-        return fatal(job, "rejected", "same_version", detail);
+        return fatal(job, "rejected", OTA_REASON_SAME_VERSION, detail);
     }
     if (!job->req->force && order < 0) {
         snprintf(detail, sizeof(detail), "image version %.31s is older than %.31s", version, running);
-        return fatal(job, "rejected", "downgrade", detail);
+        return fatal(job, "rejected", OTA_REASON_DOWNGRADE, detail);
     }
     if (job->total > (int64_t)job->target->size) {
         snprintf(detail, sizeof(detail), "image of %" PRId64 " bytes does not fit %s (%" PRIu32 " bytes)",
                  job->total, job->target->label, job->target->size);
-        return fatal(job, "rejected", "too_large", detail);
+        return fatal(job, "rejected", OTA_REASON_TOO_LARGE, detail);
     }
     esp_err_t err = esp_ota_begin(job->target, OTA_WITH_SEQUENTIAL_WRITES, &job->ota);
     if (err != ESP_OK) {
         ESP_LOGE(TAG, "esp_ota_begin failed: %s", esp_err_to_name(err));
-        return fatal(job, "failed", "flash_error", esp_err_to_name(err));
+        return fatal(job, "failed", OTA_REASON_FLASH_ERROR, esp_err_to_name(err));
     }
     job->ota_open = true;
     err = esp_ota_write(job->ota, job->head, IMAGE_HEAD_LEN);
-    return err == ESP_OK ? ATTEMPT_DONE : fatal(job, "failed", "flash_error", esp_err_to_name(err));
+    return err == ESP_OK ? ATTEMPT_DONE : fatal(job, "failed", OTA_REASON_FLASH_ERROR, esp_err_to_name(err));
 }
 
 /* Takes freshly downloaded bytes: buffers the head, then writes through to flash. */
@@ -164,7 +164,7 @@ static attempt_t accept_bytes(job_t *job, const uint8_t *data, size_t len)
 {
     mbedtls_sha256_update(&job->sha, data, len);
     if (job->received + (int64_t)len > (int64_t)job->target->size) {
-        return fatal(job, "failed", "too_large", "image is larger than the OTA slot");
+        return fatal(job, "failed", OTA_REASON_TOO_LARGE, "image is larger than the OTA slot");
     }
     size_t used = 0;
     if (job->received < (int64_t)IMAGE_HEAD_LEN) {
@@ -180,7 +180,7 @@ static attempt_t accept_bytes(job_t *job, const uint8_t *data, size_t len)
         esp_err_t err = esp_ota_write(job->ota, data + used, len - used);
         if (err != ESP_OK) {
             ESP_LOGE(TAG, "esp_ota_write failed: %s", esp_err_to_name(err));
-            return fatal(job, "failed", "flash_error", esp_err_to_name(err));
+            return fatal(job, "failed", OTA_REASON_FLASH_ERROR, esp_err_to_name(err));
         }
         job->received += (int64_t)(len - used);
     }
@@ -191,13 +191,13 @@ static attempt_t check_deadlines(job_t *job)
 {
     int64_t now = esp_timer_get_time();
     if (job->cancelled()) {
-        return fatal(job, "cancelled", "cancelled", "cancelled by command");
+        return fatal(job, "cancelled", OTA_REASON_CANCELLED, "cancelled by command");
     }
     if (now >= job->deadline_us) {
-        return fatal(job, "failed", "timeout", "overall deadline passed");
+        return fatal(job, "failed", OTA_REASON_TIMEOUT, "overall deadline passed");
     }
     if (now - job->last_data_us >= (int64_t)job->req->idle_timeout_s * 1000000) {
-        return fatal(job, "failed", "idle_timeout", "no data received within idle_timeout_s");
+        return fatal(job, "failed", OTA_REASON_IDLE_TIMEOUT, "no data received within idle_timeout_s");
     }
     return ATTEMPT_DONE;
 }
@@ -226,7 +226,7 @@ static attempt_t read_body(job_t *job, esp_http_client_handle_t http)
             }
             return ATTEMPT_DONE;
         } else {
-            return retry(job, "connect_failed", "connection closed before complete data was received");
+            return retry(job, OTA_REASON_CONNECT_FAILED, "connection closed before complete data was received");
         }
     }
 }
@@ -243,13 +243,13 @@ static attempt_t connect_error(job_t *job, esp_http_client_handle_t http, esp_er
     char detail[96];
     if (https && tls_flags != 0) {
         snprintf(detail, sizeof(detail), "server certificate not trusted (verify flags 0x%x); check ota_ca_cert", tls_flags);
-        return fatal(job, "failed", "tls_failed", detail);
+        return fatal(job, "failed", OTA_REASON_TLS_FAILED, detail);
     }
     if (https && tls_code != 0) {
         snprintf(detail, sizeof(detail), "TLS handshake failed: %s (0x%x)", esp_err_to_name(last), tls_code);
-        return retry(job, "tls_failed", detail);
+        return retry(job, OTA_REASON_TLS_FAILED, detail);
     }
-    return retry(job, "connect_failed", esp_err_to_name(last != ESP_OK ? last : err));
+    return retry(job, OTA_REASON_CONNECT_FAILED, esp_err_to_name(last != ESP_OK ? last : err));
 }
 
 /* The connect timeout. esp-tls must finish the TCP connect and the whole TLS handshake within
@@ -305,7 +305,7 @@ static attempt_t start_response(job_t *job, esp_http_client_handle_t http)
         esp_http_client_set_timeout_ms(http, POLL_MS);
         if (length < 0) {
             esp_http_client_close(http);
-            return retry(job, "connect_failed", "connection closed before the response headers");
+            return retry(job, OTA_REASON_CONNECT_FAILED, "connection closed before the response headers");
         }
         int status = esp_http_client_get_status_code(http);
         if (status >= 300 && status < 400 && hops < MAX_REDIRECTS) {
@@ -314,7 +314,7 @@ static attempt_t start_response(job_t *job, esp_http_client_handle_t http)
             esp_http_client_close(http);
             if (err != ESP_OK) {
                 job->out.http_status = status;
-                return fatal(job, "failed", "http_status", "redirect without a usable Location header");
+                return fatal(job, "failed", OTA_REASON_HTTP_STATUS, "redirect without a usable Location header");
             }
             continue;
         }
@@ -322,7 +322,7 @@ static attempt_t start_response(job_t *job, esp_http_client_handle_t http)
         if (status >= 500) {
             discard_body(http);
             esp_http_client_close(http);
-            return retry(job, "http_status", "server error");
+            return retry(job, OTA_REASON_HTTP_STATUS, "server error");
         }
         if (status == 206) {
             job->out.http_status = 0;
@@ -333,7 +333,7 @@ static attempt_t start_response(job_t *job, esp_http_client_handle_t http)
         }
         if (status != 200) {
             esp_http_client_close(http);
-            return fatal(job, "failed", "http_status", "unexpected HTTP status");
+            return fatal(job, "failed", OTA_REASON_HTTP_STATUS, "unexpected HTTP status");
         }
         job->out.http_status = 0;
         if (job->received > 0) {
@@ -365,10 +365,10 @@ static attempt_t backoff(job_t *job)
     int64_t until = esp_timer_get_time() + (int64_t)delay_ms * 1000;
     while (esp_timer_get_time() < until) {
         if (job->cancelled()) {
-            return fatal(job, "cancelled", "cancelled", "cancelled by command");
+            return fatal(job, "cancelled", OTA_REASON_CANCELLED, "cancelled by command");
         }
         if (esp_timer_get_time() >= job->deadline_us) {
-            return fatal(job, "failed", "timeout", "overall deadline passed");
+            return fatal(job, "failed", OTA_REASON_TIMEOUT, "overall deadline passed");
         }
         vTaskDelay(pdMS_TO_TICKS(50));
     }
@@ -397,7 +397,7 @@ static attempt_t download(job_t *job)
     static char ca_pem[APP_CONFIG_CA_MAX + 128];
     bool https = strncmp(job->req->url, "https://", 8) == 0;
     if (https && !make_ca_pem(ca_pem, sizeof(ca_pem))) {
-        return fatal(job, "failed", "tls_failed", "https URL but no CA configured (config set ota_ca_cert <base64 DER>)");
+        return fatal(job, "failed", OTA_REASON_TLS_FAILED, "https URL but no CA configured (config set ota_ca_cert <base64 DER>)");
     }
     esp_http_client_config_t config = {
         .url = job->req->url,
@@ -409,13 +409,13 @@ static attempt_t download(job_t *job)
     };
     esp_http_client_handle_t http = esp_http_client_init(&config);
     if (http == NULL) {
-        return fatal(job, "failed", "connect_failed", "esp_http_client_init failed");
+        return fatal(job, "failed", OTA_REASON_CONNECT_FAILED, "esp_http_client_init failed");
     }
     attempt_t a;
     for (job->attempt = 0;; job->attempt++) {
         /* A new attempt starts clean: the cause kept from a failed one (for the report when
-           retries run out) must not turn a later success into a failure (reason != NULL). */
-        job->out.reason = NULL;
+           retries run out) must not turn a later success into a failure (reason not NONE). */
+        job->out.reason = OTA_REASON_NONE;
         job->out.state = NULL;
         job->out.http_status = 0;
         job->out.detail[0] = '\0';
@@ -442,24 +442,24 @@ static void finish(job_t *job)
     job->ota_open = false;
     if (job->received < (int64_t)IMAGE_HEAD_LEN) {
         /* check_head() never ran, so esp_ota_begin() was not called: no handle to abort */
-        fatal(job, "failed", "invalid_image", "image shorter than its header and app descriptor");
+        fatal(job, "failed", OTA_REASON_INVALID_IMAGE, "image shorter than its header and app descriptor");
         return;
     }
     if (job->req->size >= 0 && job->received != job->req->size) {
         esp_ota_abort(ota);
-        fatal(job, "failed", "size_mismatch", "downloaded size differs from the command's size");
+        fatal(job, "failed", OTA_REASON_SIZE_MISMATCH, "downloaded size differs from the command's size");
         return;
     }
     if (job->req->has_sha256 && memcmp(digest, job->req->sha256, sizeof(digest)) != 0) {
         esp_ota_abort(ota);
-        fatal(job, "failed", "sha256_mismatch", "SHA-256 of the download differs from the command's");
+        fatal(job, "failed", OTA_REASON_SHA256_MISMATCH, "SHA-256 of the download differs from the command's");
         return;
     }
     ota_event_send(ota_event_new(job->req->id, "verifying"));
     esp_err_t err = esp_ota_end(ota);
     if (err != ESP_OK) {
         ESP_LOGE(TAG, "Image validation failed, image is corrupted (%s)", esp_err_to_name(err));
-        fatal(job, "failed", err == ESP_ERR_OTA_VALIDATE_FAILED ? "invalid_image" : "flash_error", esp_err_to_name(err));
+        fatal(job, "failed", err == ESP_ERR_OTA_VALIDATE_FAILED ? OTA_REASON_INVALID_IMAGE : OTA_REASON_FLASH_ERROR, esp_err_to_name(err));
         return;
     }
     ota_pending_t pending = {.stage = OTA_RECORD_REBOOTING};
@@ -478,7 +478,7 @@ static void finish(job_t *job)
     if (err != ESP_OK) {
         ESP_LOGE(TAG, "esp_ota_set_boot_partition failed: %s", esp_err_to_name(err));
         ota_record_clear_pending();
-        fatal(job, "failed", "flash_error", esp_err_to_name(err));
+        fatal(job, "failed", OTA_REASON_FLASH_ERROR, esp_err_to_name(err));
     }
 }
 
@@ -494,7 +494,7 @@ ota_outcome_t ota_download_and_switch(const ota_request_t *req, bool (*cancelled
     job.last_data_us = esp_timer_get_time();
     job.target = esp_ota_get_next_update_partition(NULL);
     if (job.target == NULL) {
-        fatal(&job, "failed", "flash_error", "no OTA slot to write");
+        fatal(&job, "failed", OTA_REASON_FLASH_ERROR, "no OTA slot to write");
         return job.out;
     }
     snprintf(job.out.target_label, sizeof(job.out.target_label), "%s", job.target->label);

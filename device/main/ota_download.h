@@ -6,10 +6,11 @@
 #pragma once
 
 #include <stdbool.h>
+#include "ota_reason.h"
 #include "ota_request.h"
 
 typedef struct {
-    const char *reason;     /* NULL on success, else a protocol reason (docs/protocol.md) */
+    ota_reason_t reason;    /* OTA_REASON_NONE on success, else why it failed */
     const char *state;      /* "failed" or "rejected" when reason is set */
     int http_status;        /* for reason http_status */
     char detail[96];        /* a human-readable explanation */

@@ -32,9 +32,14 @@ void ota_event_send(cJSON *event)
     cJSON_Delete(event);
 }
 
-void ota_event_send_reason(const char *request_id, const char *state, const char *reason)
+void ota_event_add_reason(cJSON *event, ota_reason_t reason)
+{
+    cJSON_AddStringToObject(event, "reason", ota_reason_name(reason));
+}
+
+void ota_event_send_reason(const char *request_id, const char *state, ota_reason_t reason)
 {
     cJSON *event = ota_event_new(request_id, state);
-    cJSON_AddStringToObject(event, "reason", reason);
+    ota_event_add_reason(event, reason);
     ota_event_send(event);
 }

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include "cJSON.h"
 #include "esp_err.h"
+#include "ota_reason.h"
 
 /* Before the first event. */
 esp_err_t ota_events_init(void);
@@ -16,5 +17,7 @@ esp_err_t ota_events_init(void);
 cJSON *ota_event_new(const char *request_id, const char *state);
 /* Publishes and deletes the event. */
 void ota_event_send(cJSON *event);
+/* Adds "reason": the reason's protocol name (ota_reason.h). */
+void ota_event_add_reason(cJSON *event, ota_reason_t reason);
 /* Sends {id, seq, state, reason} (state is failed, rejected, cancelled or rolled_back). */
-void ota_event_send_reason(const char *request_id, const char *state, const char *reason);
+void ota_event_send_reason(const char *request_id, const char *state, ota_reason_t reason);

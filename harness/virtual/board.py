@@ -22,22 +22,13 @@ from pathlib import Path
 from harness.boards.base import Board
 from harness.images import virtual_payload
 from harness.serial_log import SerialLine, SerialLog
+from harness.virtual import host_abi as abi
 from harness.virtual import partition_table as pt
 from harness.virtual import rom
 from harness.virtual.bootloader import Bootloader
 from harness.virtual.flash import SECTOR_SIZE, Flash
 from harness.virtual.mqtt_trace import Published, read_trace
 from harness.virtual.uart import PtyUart
-
-# Exit codes of the host port (device/port/linux/src/host_board.h).
-EXIT_RESTART = 0
-EXIT_PANIC = 3
-EXIT_POWER_CUT = 4
-EXIT_TASK_WDT = 5
-
-# Words of the flash-control file shared with the host port (device/port/linux/src/host_board.h).
-FC_OPS, FC_WRITES, FC_ERASES, FC_CUT_AT, FC_LAST_KIND, FC_LAST_ADDR, FC_LAST_LEN, FC_POWER_CUT = range(8)
-FC_WORDS = 8
 
 # A real chip with nothing bootable resets at once and loops; pausing between attempts shows the
 # same loop without spinning a CPU core.
@@ -80,12 +71,12 @@ class VirtualBoard(Board):
         self._boot_ms = 0.0
         self._control_path = self.workdir / "flash-control.bin"
         self._mqtt_trace_path = self.workdir / "mqtt-trace.bin"
-        self._control_path.write_bytes(bytes(4 * FC_WORDS))
+        self._control_path.write_bytes(bytes(4 * abi.FC_WORDS))
 
     # --- flash operations of the running app (counted by the host port) ---
 
     def _control_word(self, index: int, value: int | None = None) -> int:
-        with open(self._control_path, "r+b") as f, mmap.mmap(f.fileno(), 4 * FC_WORDS) as words:
+        with open(self._control_path, "r+b") as f, mmap.mmap(f.fileno(), 4 * abi.FC_WORDS) as words:
             if value is not None:
                 words[4 * index : 4 * index + 4] = struct.pack("<I", value)
             return struct.unpack_from("<I", words, 4 * index)[0]
@@ -96,11 +87,11 @@ class VirtualBoard(Board):
 
     def flash_ops(self) -> int:
         """Flash writes plus erases the firmware has done since the board was created."""
-        return self._control_word(FC_OPS)
+        return self._control_word(abi.FC_OPS)
 
     def cut_power_at_op(self, n: int) -> None:
         """Power fails during flash operation number n (as counted by flash_ops(), 1-based)."""
-        self._control_word(FC_CUT_AT, n)
+        self._control_word(abi.FC_CUT_AT, n)
 
     # --- Board interface ---
 
@@ -230,21 +221,21 @@ class VirtualBoard(Board):
     def _run_app(self, exe: Path, offset: int, reset: rom.RomReset) -> rom.RomReset:
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HIL_FLASH_FILE": str(self.flash_path),
-            "HIL_APP_OFFSET": f"0x{offset:x}",
-            "HIL_RESET_REASON": str(int(reset.app_reason)),
-            "HIL_MAC": self.mac,
-            "HIL_FLASH_CONTROL": str(self._control_path),
+            abi.ENV_FLASH_FILE: str(self.flash_path),
+            abi.ENV_APP_OFFSET: f"0x{offset:x}",
+            abi.ENV_RESET_REASON: str(int(reset.app_reason)),
+            abi.ENV_MAC: self.mac,
+            abi.ENV_FLASH_CONTROL: str(self._control_path),
             # the app's log timestamps continue from the ROM + bootloader time, as on a chip
-            "HIL_BOOT_TIME_US": str(int((time.monotonic() - self._boot_start) * 1e6) + 27000),
-            "HIL_MQTT_TRACE": str(self._mqtt_trace_path),
+            abi.ENV_BOOT_TIME_US: str(int((time.monotonic() - self._boot_start) * 1e6) + 27000),
+            abi.ENV_MQTT_TRACE: str(self._mqtt_trace_path),
         }
         # A cut armed for the last run must not fire in this one; the counters keep counting
         # across boots, so a test can measure and target operations across a reboot.
-        self._control_word(FC_CUT_AT, 0)
-        self._control_word(FC_POWER_CUT, 0)
+        self._control_word(abi.FC_CUT_AT, 0)
+        self._control_word(abi.FC_POWER_CUT, 0)
         if self.power_cut_at is not None:  # the n-th operation of this boot (the counters never restart)
-            env["HIL_POWER_CUT_AT"] = str(self.flash_ops() + self.power_cut_at)
+            env[abi.ENV_POWER_CUT_AT] = str(self.flash_ops() + self.power_cut_at)
             self.power_cut_at = None
         with self._lock:
             if self._stopping.is_set():
@@ -269,13 +260,13 @@ class VirtualBoard(Board):
         return self._reset_after_exit(code)
 
     def _reset_after_exit(self, code: int) -> rom.RomReset:
-        if code == EXIT_RESTART:
+        if code == abi.EXIT_RESTART:
             return rom.SW_CPU
-        if code == EXIT_POWER_CUT:
+        if code == abi.EXIT_POWER_CUT:
             return rom.POWERON
-        if code == EXIT_TASK_WDT:
+        if code == abi.EXIT_TASK_WDT:
             return rom.TASK_WDT
-        if code != EXIT_PANIC:
+        if code != abi.EXIT_PANIC:
             # Killed by a signal the panic handler could not catch, or an unexpected exit.
             self.serial.add(f"Guru Meditation Error: Core  0 panic'ed (exit status {code}). Exception was unhandled.")
             self.serial.add("Rebooting...")

@@ -1,7 +1,8 @@
 /*
  * What the virtual board hands the app at each boot (environment variables), and the exit
  * codes the app uses to tell the board why it stopped. Private to the host port: firmware
- * code never includes this.
+ * code never includes this. harness/virtual/host_abi.py mirrors its constants for the board
+ * (tests_unit/test_host_abi.py checks the two agree).
  */
 #pragma once
 

@@ -1,0 +1,40 @@
+"""The ABI between the host port and the virtual board: device/port/linux/src/host_board.h, in Python.
+
+The board (board.py) starts the firmware with the environment variables below, shares the flash-control
+words with it through a file, and reads why it stopped from its exit code. Every name here is the C name
+without its ``HOST_`` prefix (``HOST_EXIT_PANIC`` is ``EXIT_PANIC``), with the same value;
+tests_unit/test_host_abi.py parses host_board.h and fails when either side changes alone.
+"""
+
+from __future__ import annotations
+
+# Environment the board sets before it starts the app.
+ENV_FLASH_FILE = "HIL_FLASH_FILE"  # path of the 4 MB flash image
+ENV_APP_OFFSET = "HIL_APP_OFFSET"  # flash offset of the partition the bootloader loaded
+ENV_RESET_REASON = "HIL_RESET_REASON"  # esp_reset_reason_t of this boot, as a number
+ENV_MAC = "HIL_MAC"  # factory MAC, 12 hex digits
+ENV_POWER_CUT_AT = "HIL_POWER_CUT_AT"  # lose power at this value of FC_OPS (1-based)
+ENV_FLASH_CONTROL = "HIL_FLASH_CONTROL"  # file of FC_WORDS little-endian u32s shared with the app
+ENV_BOOT_TIME_US = "HIL_BOOT_TIME_US"  # µs since reset when the app starts (ROM + bootloader)
+ENV_MQTT_TRACE = "HIL_MQTT_TRACE"  # file each MQTT publish of the app is appended to (mqtt_trace.py)
+
+# Words of the flash-control file (little-endian u32, in this order).
+FC_OPS = 0  # writes + erases since the board made the file (every boot counts on)
+FC_WRITES = 1
+FC_ERASES = 2
+FC_CUT_AT = 3  # power is lost during this operation (1-based; 0: never)
+FC_LAST_KIND = 4  # FLASH_WRITE or FLASH_ERASE: the last operation
+FC_LAST_ADDR = 5  # its absolute flash address
+FC_LAST_LEN = 6  # and length
+FC_POWER_CUT = 7  # 1 once the counter cut the power
+FC_WORDS = 8  # the file's size in words
+
+# host_flash_op_t: the kind of a flash operation (FC_LAST_KIND).
+FLASH_WRITE = 1
+FLASH_ERASE = 2
+
+# Exit codes: how the board tells a restart from a crash from a power cut.
+EXIT_RESTART = 0  # esp_restart()
+EXIT_PANIC = 3  # abort(), a fatal signal: the panic handler ran
+EXIT_POWER_CUT = 4  # the flash operation counter reached ENV_POWER_CUT_AT
+EXIT_TASK_WDT = 5  # the task watchdog fired
