@@ -34,10 +34,22 @@ class Ota:
         self.status_before = self.link.latest_status(self.board.device_id)
         return since
 
+    def send(self, command: dict[str, Any]) -> int:
+        """Sends a command (see harness.commands) after mark(); returns the transcript cursor from before it."""
+        since = self.mark()
+        self.link.send(self.board.device_id, command)
+        return since
+
     def start(self, request_id: str, url: str, **fields: Any) -> int:
         """Sends an update command (harness.commands.ota) and returns the transcript cursor from before it."""
-        since = self.mark()
-        self.link.send(self.board.device_id, commands.ota(url, request_id, **fields))
+        return self.send(commands.ota(url, request_id, **fields))
+
+    def start_until_reboot(self, request_id: str, url: str, timeout: float = 20, **fields: Any) -> int:
+        """Starts an update and waits until the device says `rebooting` (the new image is written and the
+        boot partition switched); returns the transcript cursor from before the command."""
+        since = self.start(request_id, url, **fields)
+        self.link.wait_ota(self.board.device_id, request_id, "rebooting", timeout=timeout, since=since,
+                           fail_on={"failed", "rejected"})
         return since
 
     def expect_outcome(self, request_id: str, state: str, reason: str | None, since: int,

@@ -9,6 +9,7 @@ import re
 
 import pytest
 
+from harness import commands
 from harness.broker import ExternalBroker
 from harness.fwserver import Artifact, FaultPlan
 from harness.link import DeviceLink
@@ -67,8 +68,7 @@ def test_check_without_a_newer_version_downloads_nothing(board_factory, ota_for,
     manifest = _manifest(fw_server, version, artifact)
     board = board_factory(manifest_url=manifest.url, manifest_delay_s=NO_AUTO_CHECK)
     ota = ota_for(board)
-    since = ota.mark()
-    link.send(board.device_id, {"type": "check"})
+    since = ota.send(commands.check())
     assert link.wait_ota(board.device_id, "manifest", "rejected", timeout=15, since=since)["reason"] == reason
     ota.assert_healthy_on_base(since)
     assert len(fw_server.requests_for(manifest)) == 1
@@ -116,8 +116,7 @@ def test_manifest_sha256_is_enforced(board_factory, ota_for, link: DeviceLink, f
     wrong = _manifest(fw_server, "2.0.0", artifact, sha256=fw_server.add(b"other").sha256)
     board = board_factory(manifest_url=wrong.url, manifest_delay_s=NO_AUTO_CHECK)
     ota = ota_for(board)
-    since = ota.mark()
-    link.send(board.device_id, {"type": "check"})
+    since = ota.send(commands.check())
     ota.expect_outcome("manifest", "failed", "sha256_mismatch", since)
     ota.assert_healthy_on_base(since)
 
@@ -137,8 +136,7 @@ def test_malformed_manifest_is_refused(board_factory, ota_for, link: DeviceLink,
     manifest = fw_server.add(MALFORMED_MANIFESTS[name], name="manifest.json")
     board = board_factory(manifest_url=manifest.url, manifest_delay_s=NO_AUTO_CHECK)
     ota = ota_for(board)
-    since = ota.mark()
-    link.send(board.device_id, {"type": "check"})
+    since = ota.send(commands.check())
     ota.expect_outcome("manifest", "rejected", "bad_command", since)
     ota.assert_healthy_on_base(since)
 
@@ -147,8 +145,7 @@ def test_manifest_not_found_is_reported(board_factory, ota_for, link: DeviceLink
     """A 404 for the manifest: failed/http_status with the code; v1 still up."""
     board = board_factory(manifest_url=f"{fw_server.base_url}/no/such/manifest.json", manifest_delay_s=NO_AUTO_CHECK)
     ota = ota_for(board)
-    since = ota.mark()
-    link.send(board.device_id, {"type": "check"})
+    since = ota.send(commands.check())
     assert ota.expect_outcome("manifest", "failed", "http_status", since)["http_status"] == 404
     ota.assert_healthy_on_base(since)
 

@@ -47,8 +47,7 @@ def test_new_firmware_that_cannot_reach_the_broker_rolls_back(board_factory, ota
     _stoppable(broker)
     board = board_factory(selftest_timeout_s=1)
     ota = ota_for(board)
-    since = ota.start("e3", fw_server.add(firmware.image(version="2.0.0")).url)
-    link.wait_ota(board.device_id, "e3", "rebooting", timeout=20, since=since, fail_on={"failed", "rejected"})
+    since = ota.start_until_reboot("e3", fw_server.add(firmware.image(version="2.0.0")).url)
     broker.stop()
     try:
         assert board.expect_loaded_app(timeout=10) == "ota_1"
@@ -71,8 +70,7 @@ def test_reset_before_confirmation_rolls_back(board_factory, ota_for, broker, li
     _stoppable(broker)
     board = board_factory(selftest_timeout_s=30)
     ota = ota_for(board)
-    since = ota.start("e2", fw_server.add(firmware.image(version="2.0.0")).url)
-    link.wait_ota(board.device_id, "e2", "rebooting", timeout=20, since=since, fail_on={"failed", "rejected"})
+    since = ota.start_until_reboot("e2", fw_server.add(firmware.image(version="2.0.0")).url)
     broker.stop()
     try:
         assert board.expect_loaded_app(timeout=10) == "ota_1"

@@ -7,13 +7,8 @@ boot and loads the previous slot. The old firmware then reports the request as r
 from harness.link import DeviceLink
 
 
-def test_rollback_when_new_firmware_crashes(board, link: DeviceLink, fw_server, firmware) -> None:
-    artifact = fw_server.add(firmware.image("crash_on_boot", version="2.0.0"))
-    since = link.cursor()
-    board.serial.skip_to_end()
-    link.send(board.device_id, {"type": "ota", "id": "r3", "url": artifact.url})
-
-    link.wait_ota(board.device_id, "r3", "rebooting", timeout=20, since=since, fail_on={"failed", "rejected"})
+def test_rollback_when_new_firmware_crashes(ota, board, link: DeviceLink, fw_server, firmware) -> None:
+    since = ota.start_until_reboot("r3", fw_server.add(firmware.image("crash_on_boot", version="2.0.0")).url)
     assert board.expect_loaded_app(timeout=10) == "ota_1"
     board.expect(r"abort\(\) was called at PC 0x[0-9a-f]+ on core 0", timeout=10)
     board.expect(r"Rebooting\.\.\.", timeout=5)

@@ -3,13 +3,8 @@
 from harness.link import DeviceLink
 
 
-def test_rollback_when_selftest_fails(board, link: DeviceLink, fw_server, firmware) -> None:
-    artifact = fw_server.add(firmware.image("selftest_fail", version="2.0.0"))
-    since = link.cursor()
-    board.serial.skip_to_end()
-    link.send(board.device_id, {"type": "ota", "id": "r2", "url": artifact.url})
-
-    link.wait_ota(board.device_id, "r2", "rebooting", timeout=20, since=since, fail_on={"failed", "rejected"})
+def test_rollback_when_selftest_fails(ota, board, link: DeviceLink, fw_server, firmware) -> None:
+    since = ota.start_until_reboot("r2", fw_server.add(firmware.image("selftest_fail", version="2.0.0")).url)
     assert board.expect_loaded_app(timeout=10) == "ota_1"  # v2 gets its one boot
     board.expect(r"esp_ota_ops: Rollback to previously worked partition\.", timeout=15)
     assert board.expect_loaded_app(timeout=10) == "ota_0"  # and the bootloader goes back

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import queue
 import socket
@@ -29,6 +28,8 @@ from harness.broker import (
     parse_broker_url,
 )
 from harness.fwserver import FirmwareServer
+
+pytestmark = pytest.mark.usefixtures("no_warnings_logged")
 
 WAIT = 5.0
 
@@ -78,15 +79,6 @@ class Client:
         self.paho.loop_stop()
         # break the callback cycle so paho's socketpair is closed now (paho closes it only in __del__)
         self.paho.on_connect = self.paho.on_subscribe = self.paho.on_message = self.paho.on_disconnect = None
-
-
-@pytest.fixture(autouse=True)
-def no_warnings_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    caplog.set_level(logging.WARNING)
-    yield
-    records = caplog.get_records("setup") + caplog.get_records("call")  # caplog.records is this phase only
-    noisy = [f"{r.name}: {r.getMessage()}" for r in records if r.levelno >= logging.WARNING]
-    assert not noisy, "the broker logged warnings or errors:\n" + "\n".join(noisy)
 
 
 @pytest.fixture
