@@ -48,39 +48,17 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from bench_common import Result, report, rss_kb, start_board, verdict
 from paho.mqtt.enums import CallbackAPIVersion
 
 from harness.broker import EmbeddedBroker, MosquittoBroker
 from harness.link import DeviceLink, LinkTimeout, Message
-from harness.provision import provision
 from harness.virtual import firmware
-from harness.virtual.board import VirtualBoard, create_flash
+from harness.virtual.board import VirtualBoard
 
-CSV = (firmware.DEVICE_DIR / "partitions.csv").read_text()
 ANSWER_TIMEOUT_S = 10.0  # one command's answer in the sequential loops
 WARMUP = 10  # commands of each kind before the timed loops (first-use costs of the broker's routes)
 RSS_GROWTH_LIMIT_KB = 8 * 1024
-
-
-@dataclass
-class Result:
-    name: str
-    value: str
-    target: str = ""
-    ok: bool | None = None
-
-    def line(self) -> str:
-        verdict = "" if self.ok is None else ("  PASS" if self.ok else "  FAIL")
-        target = f"  (target {self.target})" if self.target else ""
-        return f"{self.name}: {self.value}{target}{verdict}"
-
-
-RESULTS: list[Result] = []
-
-
-def report(result: Result) -> None:
-    RESULTS.append(result)
-    print(result.line(), flush=True)
 
 
 def load() -> str:
@@ -88,33 +66,10 @@ def load() -> str:
     return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f}"
 
 
-def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS in /proc/{pid}/status")
-
-
 def app_pid(board: VirtualBoard) -> int | None:
     """The firmware process of the running boot (None between boots)."""
     proc = board._proc
     return None if proc is None else proc.pid
-
-
-def start_board(workdir: Path, name: str, index: int, image: bytes, broker_url: str, link: DeviceLink) -> VirtualBoard:
-    workdir.mkdir(parents=True)
-    create_flash(workdir / "flash.bin", CSV)
-    board = VirtualBoard(name, workdir / "flash.bin", workdir, mac=f"240ac4{index + 1:06x}")
-    board.flash(image)
-    board.power_on()
-    try:
-        since = link.cursor()
-        provision(board, {"device_id": name, "broker_url": broker_url, "heartbeat_s": "0"})
-        link.wait_status(name, since=since, timeout=60)
-    except BaseException:
-        board.stop()
-        raise
-    return board
 
 
 # --- sequential round trips --------------------------------------------------------------------------------
@@ -367,7 +322,7 @@ def measure(name: str, broker: EmbeddedBroker | MosquittoBroker, index: int, ima
     with ExitStack() as stack:
         stack.enter_context(broker)
         link = stack.enter_context(DeviceLink(broker.url))
-        board = start_board(workdir / device_id, device_id, index, image, broker.url, link)
+        board = start_board(workdir / device_id, device_id, index, image, broker.url, link, heartbeat_s=0)
         stack.callback(board.stop)
         print(f"== {name}: board {device_id} up ({load()})", flush=True)
 
@@ -415,10 +370,7 @@ def main() -> int:
     ratio = statistics.median(amqtt.status) / statistics.median(mosquitto.status)
     report(Result("status round trip p50, amqtt / mosquitto", f"{ratio:.2f}", "<= 2", ratio <= 2.0))
     print(f"end: {load()}")
-    failed = [r for r in RESULTS if r.ok is False]
-    print(f"\n{len([r for r in RESULTS if r.ok])} targets met, {len(failed)} missed" +
-          "".join(f"\n  MISSED {r.name}" for r in failed))
-    return 1 if failed else 0
+    return verdict()
 
 
 if __name__ == "__main__":

@@ -34,11 +34,11 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from bench_common import Result, report, verdict
 from paho.mqtt.enums import CallbackAPIVersion
 
 from harness.broker import EmbeddedBroker, MosquittoBroker
@@ -58,27 +58,6 @@ with Server(("127.0.0.1", 0), handler) as httpd:
     print(httpd.server_address[1], flush=True)
     httpd.serve_forever()
 """
-
-
-@dataclass
-class Result:
-    name: str
-    value: str
-    target: str = ""
-    ok: bool | None = None
-
-    def line(self) -> str:
-        verdict = "" if self.ok is None else ("  PASS" if self.ok else "  FAIL")
-        target = f"  (target {self.target})" if self.target else ""
-        return f"{self.name}: {self.value}{target}{verdict}"
-
-
-RESULTS: list[Result] = []
-
-
-def report(result: Result) -> None:
-    RESULTS.append(result)
-    print(result.line(), flush=True)
 
 
 def ms(seconds: float) -> float:
@@ -327,10 +306,7 @@ def main() -> int:
 
     timed(f"device-to-test latency, {args.messages} QoS 1 events", latencies)
     timed(f"download throughput, {args.size_mb} MB image", lambda: throughput(args.size_mb << 20, args.rounds))
-    failed = [r for r in RESULTS if r.ok is False]
-    print(f"\n{len([r for r in RESULTS if r.ok])} targets met, {len(failed)} missed" +
-          "".join(f"\n  MISSED {r.name}" for r in failed))
-    return 1 if failed else 0
+    return verdict()
 
 
 if __name__ == "__main__":

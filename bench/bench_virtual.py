@@ -13,34 +13,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_common import rss_kb, start_board
+
 from harness.broker import EmbeddedBroker
 from harness.fwserver import FirmwareServer
 from harness.images import build_virtual_image, virtual_payload
 from harness.link import DeviceLink
-from harness.provision import provision
 from harness.virtual import firmware
-from harness.virtual.board import VirtualBoard, create_flash
-
-CSV = (firmware.DEVICE_DIR / "partitions.csv").read_text()
-
-
-def start_board(workdir: Path, name: str, index: int, image: bytes, broker_url: str, link: DeviceLink) -> VirtualBoard:
-    workdir.mkdir(parents=True)
-    create_flash(workdir / "flash.bin", CSV)
-    board = VirtualBoard(name, workdir / "flash.bin", workdir, mac=f"240ac4{index + 1:06x}")
-    board.flash(image)
-    board.power_on()
-    since = link.cursor()
-    provision(board, {"device_id": name, "broker_url": broker_url})
-    link.wait_status(name, since=since, timeout=60)
-    return board
-
-
-def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
 
 
 def main() -> None:
