@@ -6,14 +6,16 @@ what ``pytest tests_hil`` runs, with the markers and parameters pytest sees. One
 - scenario: its catalog ID (a leading ``A1:`` style prefix of its docstring, also ``B5-B8:`` or
   ``A3/A4:``), its name, its parametrize ids (``[...]`` and a count when there are more than
   `MAX_IDS`), and ``(slow)`` for the ``slow`` marker;
-- what it proves: the first paragraph of its docstring, without the ID prefix;
+- what it proves: the first paragraph of its docstring, without the ID prefix and the final full stop,
+  an ordinary capitalised first word in lower case (as the table's cells begin);
 - targets: ``virtual only`` for ``virtual_only``, else ``virtual, esp32``; in parentheses ``n boards``
   for ``boards(n)``, ``mosquitto installed`` for ``parametrize("broker", ["mosquitto"], indirect=True)``,
   ``power control`` for ``needs_power_control`` on a scenario real boards can run, and each docstring
   paragraph ``Needs: <what>.`` (what no marker says: a variant build, the embedded broker).
 
 Rows are grouped by file under the first line of the file's module docstring; files with the same first
-line form one group. Groups come in `GROUP_ORDER`, then any other group in the order of its first file.
+line form one group, in the order of their lowest ID (files without one last), each file's rows in the
+order of the file. Groups come in `GROUP_ORDER`, then any other group in the order of its first file.
 A scenario or file without a docstring is an error: the table would have nothing to say about it.
 
 ``--write README.md`` replaces what is between `START` and `END` in the file, nothing else.
@@ -81,8 +83,12 @@ class Scenario:
 
     @property
     def proves(self) -> str:
-        first = self.paragraphs[0] if self.doc else ""
-        return _ID_PREFIX.sub("", first, count=1)
+        """The first paragraph without its ID prefix, in the table's style: no final full stop, and an
+        ordinary first word lower-cased ("The ..." -> "the ...", "A 5xx" -> "a 5xx"; "HTTPS" stays)."""
+        text = _ID_PREFIX.sub("", self.paragraphs[0], count=1) if self.doc else ""
+        if re.match(r"[A-Z]([a-z]|\s)", text):
+            text = text[0].lower() + text[1:]
+        return text[:-1] if text.endswith(".") and not text.endswith("..") else text
 
     @property
     def needs(self) -> list[str]:
@@ -98,6 +104,12 @@ class Scenario:
         notes += self.needs
         base = "virtual only" if virtual_only else "virtual, esp32"
         return f"{base} ({'; '.join(notes)})" if notes else base
+
+    @property
+    def sort_id(self) -> tuple[str, int] | None:
+        """The first ID named, as (letter, number), for ordering: "B5-B8" -> ("B", 5)."""
+        found = re.match(r"([A-Z])(\d+)", self.catalog_id or "")
+        return (found.group(1), int(found.group(2))) if found else None
 
     @property
     def heading(self) -> str:
@@ -190,6 +202,11 @@ def _scenario_cell(s: Scenario) -> str:
     return _cell(f"{s.catalog_id} {cell}" if s.catalog_id else cell)
 
 
+def _lowest_id(scenarios: Sequence[Scenario]) -> tuple[int, str, int]:
+    ids = [s.sort_id for s in scenarios if s.sort_id is not None]
+    return (0, *min(ids)) if ids else (1, "", 0)  # files without any ID after those with one
+
+
 def render(scenarios: Sequence[Scenario]) -> str:
     """The markdown table: a heading row per group, then one row per scenario."""
     check(scenarios)
@@ -200,9 +217,13 @@ def render(scenarios: Sequence[Scenario]) -> str:
     order = known + [h for h in groups if h not in known]
     lines = ["| scenario (ID) | what it proves | targets |", "|---|---|---|"]
     for heading in order:
-        files = ", ".join(f"`{f.name}`" for f in dict.fromkeys(s.file for s in groups[heading]))
-        lines.append(f"| **{_cell(heading)}** ({files}) | | |")
-        lines += [f"| {_scenario_cell(s)} | {_cell(s.proves)} | {_cell(s.targets)} |" for s in groups[heading]]
+        by_file: dict[Path, list[Scenario]] = {}
+        for s in groups[heading]:
+            by_file.setdefault(s.file, []).append(s)
+        files = sorted(by_file, key=lambda f: _lowest_id(by_file[f]))  # stable: ties keep collection order
+        lines.append(f"| **{_cell(heading)}** ({', '.join(f'`{f.name}`' for f in files)}) | | |")
+        lines += [f"| {_scenario_cell(s)} | {_cell(s.proves)} | {_cell(s.targets)} |"
+                  for f in files for s in by_file[f]]
     return "\n".join(lines) + "\n"
 
 
