@@ -1,10 +1,17 @@
-"""E5: a v2 whose self-test fails marks itself invalid; the board comes back on v1 in ota_0."""
+"""Boot, confirm, rollback.
+
+E5: a v2 whose self-test fails marks itself invalid; the board comes back on v1 in ota_0.
+"""
 
 from harness.link import DeviceLink
 from harness.log_patterns import LOADED_APP
 
 
 def test_rollback_when_selftest_fails(board, link: DeviceLink, fw_server, firmware) -> None:
+    """E5: an application self-test failure marks v2 invalid and rolls back to v1 in ota_0
+    (`rolled_back`/`selftest_failed`).
+
+    Needs: selftest_fail build."""
     artifact = fw_server.add(firmware.image("selftest_fail", version="2.0.0"))
     since = link.cursor()
     board.serial.skip_to_end()
