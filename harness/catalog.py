@@ -71,6 +71,7 @@ class Scenario:
     markers: frozenset[str]
     boards: int  # the boards(n) marker's n, else 1
     brokers: tuple[str, ...]  # broker kinds it is parametrized with (indirect "broker" parameter)
+    cases: int  # how many tests pytest collected for it
 
     @property
     def paragraphs(self) -> list[str]:
@@ -128,17 +129,17 @@ class _Collector:
         self.items = list(items)
 
 
-def collect(paths: Sequence[Path] | None = None, root: Path = HARNESS_ROOT, args: Iterable[str] = ()) -> list[Scenario]:
+def collect(paths: Sequence[Path] | None = None, root: Path = HARNESS_ROOT) -> list[Scenario]:
     """The scenarios under `paths` (default: root/tests_hil), one per test function, in collection order.
 
     `root` is pytest's rootdir, and its pytest.ini (when it has one) is the configuration, as for
-    ``pytest tests_hil`` run there. `args` are further pytest options.
+    ``pytest tests_hil`` run there.
     """
     root = root.resolve()
     paths = [root / "tests_hil"] if paths is None else list(paths)
     ini = root / "pytest.ini"
     options = ["--collect-only", "-q", "-p", "no:cacheprovider", "--hil-progress=off", "--rootdir", str(root),
-               *(["-c", str(ini)] if ini.exists() else []), *args, *map(str, paths)]
+               *(["-c", str(ini)] if ini.exists() else []), *map(str, paths)]
     collector = _Collector()
     output = io.StringIO()
     with contextlib.redirect_stdout(output):
@@ -170,6 +171,7 @@ def _scenarios(items: Iterable[pytest.Item], root: Path) -> list[Scenario]:
             markers=frozenset(m.name for m in first.iter_markers()),
             boards=int(boards.args[0]) if boards is not None and boards.args else 1,
             brokers=tuple(dict.fromkeys(str(c.params["broker"]) for c in callspecs if "broker" in c.params)),
+            cases=len(group),
         ))
     return scenarios
 
