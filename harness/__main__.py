@@ -8,6 +8,8 @@
                              damage an image on purpose (no checksum fix-up)
   board run --image FILE [--broker URL] [--device-id ID] [--flash FILE]
                              run a virtual ESP32 in the foreground until Ctrl-C
+  catalog [--write FILE | --check FILE]
+                             the README's scenario table, made from tests_hil's docstrings and markers
 """
 
 from __future__ import annotations
@@ -109,6 +111,12 @@ def cmd_board_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_catalog(args: argparse.Namespace) -> int:
+    from harness import catalog
+
+    return catalog.command(write=args.write, check=args.check)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m harness", description="OTA HIL harness tools.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -144,6 +152,17 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--device-id", help="device id in the MQTT topics (default: derived from the MAC)")
     run.add_argument("--flash", help="flash file to use and keep (created if missing)")
     run.set_defaults(func=cmd_board_run)
+    cat = sub.add_parser(
+        "catalog", help="print the README's scenario catalog table, made from tests_hil",
+        description="Collects tests_hil with pytest (--collect-only) and prints the scenario catalog as a "
+                    "markdown table: one row per test function, with the ID and the first paragraph of its "
+                    "docstring, its parametrize ids, and the targets its markers allow; grouped by file under "
+                    "the first line of the file's docstring. Every scenario needs a docstring.")
+    where = cat.add_mutually_exclusive_group()
+    where.add_argument("--write", metavar="FILE", help="replace the table between the catalog:start and "
+                       "catalog:end marker comments in FILE (README.md) instead of printing it")
+    where.add_argument("--check", metavar="FILE", help="exit 1 if the table in FILE differs from the generated one")
+    cat.set_defaults(func=cmd_catalog)
     return p
 
 

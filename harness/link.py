@@ -1,4 +1,4 @@
-"""Device link: the harness side of the MQTT protocol (DESIGN.md section 3), on paho-mqtt 2.x.
+"""Device link: the harness side of the MQTT protocol (docs/protocol.md), on paho-mqtt 2.x.
 
 `DeviceLink` subscribes to `<prefix>/#`, records every message in order, sends commands, and lets the test
 thread wait for messages with a deadline. paho callbacks only record and notify: an assertion there would
@@ -135,7 +135,7 @@ def _is_int(value: Any) -> bool:
 
 
 class ProtocolChecker:
-    """Checks device messages against DESIGN.md section 3; returns problems, never raises.
+    """Checks device messages against the protocol contract (docs/protocol.md); returns problems, never raises.
 
     `seq` must increase per device, except that a drop to 1 or less means the device rebooted (a boot
     restarts the sequence).

@@ -1,7 +1,7 @@
 """Regexes for what an ESP32 prints on its UART, shared by tests on real and virtual boards.
 
 From a real ESP32 with ESP-IDF v5.5 (ROM banner, 2nd-stage bootloader, app start-up, panic
-handler and task watchdog; shared/reference/idf_ota.md section 6). A test that matches these
+handler and task watchdog; docs/architecture.md, section 4). A test that matches these
 passes on both targets; the virtual board is held to them by tests_hil/test_virtual_board_resets.py.
 """
 

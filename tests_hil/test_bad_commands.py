@@ -1,4 +1,7 @@
-"""B11: malformed commands get a rejected/bad_command event, never a crash or a reboot."""
+"""Malformed input.
+
+B11: malformed commands get a rejected/bad_command event, never a crash or a reboot.
+"""
 
 import json
 import random
@@ -56,7 +59,8 @@ def _is_answer(device_id: str) -> Callable[[Message], bool]:
 
 @pytest.mark.parametrize("name", sorted(MALFORMED))
 def test_malformed_command_is_rejected(ota, link: DeviceLink, board, name: str) -> None:
-    """Each one is answered with rejected/bad_command and a detail; nothing else changes."""
+    """B11: malformed commands (bad JSON, types, ranges, over 4 KB, nested 2000 deep, not UTF-8 ...):
+    each is answered `rejected`/`bad_command` with a detail, and nothing else changes."""
     since = ota.mark()
     _publish(link, board.device_id, MALFORMED[name])
     event = link.wait_for(_is_answer(board.device_id), timeout=10, since=since,
@@ -100,8 +104,8 @@ IN_FLIGHT = 4
 
 def test_hundreds_of_bad_payloads_leave_the_device_healthy(ota, link: DeviceLink, board, fw_server,
                                                            firmware) -> None:
-    """Every payload is answered with bad_command, in one boot (seq never restarts), and the device
-    still answers and updates afterwards."""
+    """B11: a seeded run of over 300 malformed payloads, every one answered with `bad_command`, in one
+    boot (seq never restarts); the device still answers and updates afterwards."""
     payloads = _fuzz_payloads(random.Random(1234))
     since = ota.mark()
     uptime_before = ota.status_before["uptime_s"] if ota.status_before else 0

@@ -1,9 +1,14 @@
-"""The serial console (provisioning) and the status reports."""
+"""Console and status.
+
+The serial console (provisioning) and the status reports.
+"""
 
 from harness.link import DeviceLink
 
 
 def test_config_show_masks_secrets_and_values_survive_a_reboot(board, link: DeviceLink) -> None:
+    """Provisioned values persist in NVS across a reboot; secrets show as `********` and never appear on
+    the console."""
     board.console("config set broker_password s3cr3t-value")
     board.write("reboot")
     board.expect(r"app: ready", timeout=15)
@@ -17,6 +22,8 @@ def test_config_show_masks_secrets_and_values_survive_a_reboot(board, link: Devi
 
 
 def test_console_errors_are_lines_not_crashes(board, link: DeviceLink) -> None:
+    """Unknown commands, keys, bad values and a 5000-character line get error lines: no reboot, nothing
+    published."""
     since = link.cursor()
     board.serial.skip_to_end()
     mark = board.serial.mark()
@@ -35,6 +42,7 @@ def test_console_errors_are_lines_not_crashes(board, link: DeviceLink) -> None:
 
 
 def test_status_heartbeat(board_factory, link: DeviceLink) -> None:
+    """The status carries every contract field and repeats every `heartbeat_s`."""
     board = board_factory(heartbeat_s=1)
     since = link.cursor()
     first = link.wait_status(board.device_id, since=since, timeout=5, description="a heartbeat status")
@@ -46,5 +54,6 @@ def test_status_heartbeat(board_factory, link: DeviceLink) -> None:
 
 
 def test_online_flag_is_retained(board, link: DeviceLink) -> None:
+    """The device publishes `online` on `<prefix>/<id>/online` once connected."""
     assert any(m.device_id == board.device_id and m.kind == "online" and m.payload == b"online"
                for m in link.messages)

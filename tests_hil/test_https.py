@@ -1,4 +1,7 @@
-"""HTTPS downloads: the right CA installs, a wrong CA is refused as tls_failed."""
+"""Transport.
+
+HTTPS downloads: the right CA installs, a wrong CA is refused as tls_failed.
+"""
 
 import pytest
 
@@ -16,6 +19,7 @@ def tls_server(request):
 
 
 def test_https_with_the_right_ca_installs(board_factory, link: DeviceLink, tls_server, firmware) -> None:
+    """C8: HTTPS against the provisioned CA (`ota_ca_cert`) installs."""
     board = board_factory(ota_ca_cert=ca_cert_value(tls_server.ca_pem))
     artifact = tls_server.add(firmware.image(version="2.0.0"))
     assert artifact.url.startswith("https://")
@@ -25,6 +29,7 @@ def test_https_with_the_right_ca_installs(board_factory, link: DeviceLink, tls_s
 
 
 def test_https_with_a_wrong_ca_is_refused(board_factory, link: DeviceLink, tls_server, firmware) -> None:
+    """C8: a server certificate from another CA is `failed`/`tls_failed`; v1 keeps running."""
     board = board_factory(ota_ca_cert=ca_cert_value(tls_server.wrong_ca_pem))
     artifact = tls_server.add(firmware.image(version="2.0.0"))
     since = link.cursor()

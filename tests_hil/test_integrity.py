@@ -1,4 +1,6 @@
-"""Integrity (B5-B10): bad images are refused with the right reason; the device stays on v1, up.
+"""Integrity.
+
+B5-B10: bad images are refused with the right reason; the device stays on v1, up.
 
 Every refusal is checked the same way: the outcome event names the reason, there is no reboot (no
 ROM banner on the serial console), and the device still answers a status command from 1.0.0 in ota_0.
@@ -36,7 +38,8 @@ def _bad_image(kind: str, good: bytes) -> bytes:
 @pytest.mark.parametrize("kind", ["truncated", "truncated_by_one", "truncated_header", "random", "one_byte",
                                   "not_an_image", "corrupt_middle"])
 def test_bad_image_is_refused(ota, fw_server, firmware, kind: str) -> None:
-    """B5-B8: esp_ota_end (or the header check before it) refuses the image: failed/invalid_image."""
+    """B5-B8: a truncated, random, one-byte, non-image or corrupted download is refused by esp_ota_end
+    (or the header check before it): `failed`/`invalid_image`, v1 kept."""
     artifact = fw_server.add(_bad_image(kind, firmware.image(version="2.0.0")))
     since = ota.start(f"bad-{kind}", artifact.url)
     ota.expect_outcome(f"bad-{kind}", "failed", "invalid_image", since)
@@ -48,7 +51,8 @@ def _running_chip_id(firmware) -> int:
 
 
 def test_wrong_chip_is_refused(ota, fw_server, firmware) -> None:
-    """B9: an image built for a real ESP32 on the virtual board (and the reverse on a chip)."""
+    """B9: an image for another chip id is `failed`/`wrong_chip`: an ESP32 image on the virtual board,
+    a virtual one on a chip."""
     running = _running_chip_id(firmware)
     other = images.CHIP_ID_VIRTUAL if running == images.CHIP_ID_ESP32 else images.CHIP_ID_ESP32
     artifact = fw_server.add(images.set_chip_id(firmware.image(version="2.0.0"), other))
@@ -63,8 +67,11 @@ def test_wrong_chip_is_refused(ota, fw_server, firmware) -> None:
     ("chunked", "failed"),  # nothing tells the length: refused once the slot is full
 ])
 def test_image_larger_than_the_slot_is_refused(ota, fw_server, firmware, delivery: str, state: str) -> None:
-    """B10: a well-formed image for this chip, newer, but 4 KB over the slot. Where its length is known
-    it is rejected before esp_ota_begin erases anything; otherwise it fails when the slot is full."""
+    """B10: `too_large`: rejected before any erase when the length is known (Content-Length or the
+    command's size), failed when the slot fills otherwise.
+
+    The image is well-formed, for this chip and newer, but 4 KB over the slot. Where its length is known
+    it is rejected before esp_ota_begin erases anything."""
     payload = random.Random(10).randbytes(SLOT_SIZE + 4096)
     big = images.set_chip_id(images.build_virtual_image(payload, version="9.0.0", project_name="oversized"),
                              _running_chip_id(firmware))
@@ -82,7 +89,11 @@ def _tampered(good: bytes) -> bytes:
 
 @pytest.mark.parametrize("case", ["other_data", "tampered_valid_image", "corrupted_in_transit"])
 def test_sha256_mismatch_is_refused(ota, fw_server, firmware, case: str) -> None:
-    """The command's sha256 is checked before esp_ota_end and before the boot partition is switched."""
+    """The command's SHA-256 is checked before the boot partition is switched, even for a well-formed
+    image: `failed`/`sha256_mismatch`.
+
+    The hash is checked before esp_ota_end: the data may be other bytes, a valid image resealed after a
+    change, or the right image corrupted on the way."""
     good = firmware.image(version="2.0.0")
     if case == "other_data":
         artifact, sha = fw_server.add(good), hashlib.sha256(b"something else").hexdigest()
@@ -97,7 +108,8 @@ def test_sha256_mismatch_is_refused(ota, fw_server, firmware, case: str) -> None
 
 
 def test_matching_sha256_and_size_install(ota, fw_server, firmware) -> None:
-    """The positive control for the sha256 and size checks (upper-case hex is hex too)."""
+    """The positive control for the SHA-256 and size checks: the command's `sha256` (in upper-case hex)
+    and `size` match, and the image installs."""
     artifact = fw_server.add(firmware.image(version="2.0.0"))
     status = ota.install("sha-ok", artifact.url, "2.0.0", sha256=artifact.sha256.upper(), size=artifact.size)
     assert status["partition"] == "ota_1"
@@ -105,7 +117,8 @@ def test_matching_sha256_and_size_install(ota, fw_server, firmware) -> None:
 
 @pytest.mark.parametrize("delta", [1, -1])
 def test_size_mismatch_is_refused(ota, fw_server, firmware, delta: int) -> None:
-    """The command's size differs from what was downloaded: failed/size_mismatch."""
+    """The command's `size` is enforced: a download one byte longer or shorter than it is
+    `failed`/`size_mismatch`."""
     artifact = fw_server.add(firmware.image(version="2.0.0"))
     since = ota.start("size", artifact.url, size=artifact.size + delta)
     ota.expect_outcome("size", "failed", "size_mismatch", since)

@@ -1,4 +1,7 @@
-"""Job control (D1, D5): cancel, busy, and the order of events of a successful update."""
+"""Job control.
+
+D1, D5: cancel, busy, and the order of events of a successful update; streams and bursts of commands.
+"""
 
 import itertools
 import time
@@ -18,7 +21,7 @@ def _slow(fw_server, image: bytes):
 
 def test_cancel_during_download_then_a_new_update_succeeds(ota, link: DeviceLink, board, fw_server,
                                                            firmware) -> None:
-    """D1: cancelled mid-download: the device stops reading, reports cancelled, switches nothing and
+    """D1: `cancel` mid-download: the device stops reading, reports `cancelled`, switches nothing and
     stays up; the next request installs."""
     slow = _slow(fw_server, firmware.image(version="2.0.0"))
     since = ota.start("d1", slow.url)
@@ -39,8 +42,8 @@ def test_cancel_during_download_then_a_new_update_succeeds(ota, link: DeviceLink
 
 
 def test_commands_while_an_update_runs(ota, link: DeviceLink, board, fw_server, firmware) -> None:
-    """A second update and a reboot are rejected/busy, a cancel for another id is refused, and none
-    of them disturbs the running update; a cancel without an id then stops it."""
+    """A second update and a reboot are `rejected`/`busy`, a cancel for another id is refused, none of
+    them disturbs the running update (one request); a cancel without an id then stops it."""
     slow = _slow(fw_server, firmware.image(version="2.0.0"))
     since = ota.start("first", slow.url)
     link.wait_ota(board.device_id, "first", "downloading", timeout=10, since=since, fail_on={"failed", "rejected"})
@@ -59,8 +62,9 @@ def test_commands_while_an_update_runs(ota, link: DeviceLink, board, fw_server, 
 
 
 def test_events_arrive_in_protocol_order(ota, link: DeviceLink, board, fw_server, firmware) -> None:
-    """D5: accepted, downloading..., verifying, rebooting from the old firmware with consecutive seq,
-    then succeeded from the new one with its seq restarted; progress climbs to exactly the image size."""
+    """D5: `accepted`, `downloading`..., `verifying`, `rebooting` from the old firmware with consecutive
+    `seq`, then `succeeded` from the new one with its seq restarted; progress climbs to exactly the image
+    size."""
     image = firmware.image(version="2.0.0")
     since = link.cursor()
     ota.install("d5", fw_server.add(image).url, "2.0.0")
@@ -82,9 +86,13 @@ def test_events_arrive_in_protocol_order(ota, link: DeviceLink, board, fw_server
 
 def test_update_while_the_new_firmware_verifies_itself_is_busy(ota, link: DeviceLink, board, fw_server,
                                                                 firmware) -> None:
-    """An update sent while a new image is still pending verification (its self-test running) is
-    rejected as busy before any download: esp_ota_begin() would refuse to write then. Once the image
-    confirmed itself, the same update installs."""
+    """An update sent during a new image's self-test (still `pending_verify`) is `busy` with no download;
+    after `succeeded` it installs.
+
+    esp_ota_begin() would refuse to write while the running image is unconfirmed, so the firmware says
+    `busy` before downloading anything.
+
+    Needs: slow_selftest build."""
     first = fw_server.add(firmware.image("slow_selftest", version="2.0.0"))
     since = ota.start("r1", first.url)
     link.wait_ota(board.device_id, "r1", "rebooting", timeout=20, since=since, fail_on={"failed", "rejected"})
@@ -131,8 +139,8 @@ def _wait_answers(link: DeviceLink, device_id: str, ids: list[str], since: int,
 
 
 def test_a_stream_of_one_command_per_millisecond_is_answered_without_busy(ota, link: DeviceLink, board) -> None:
-    """500 commands, one per millisecond: each gets its own answer (here `bad_command`: an update with no
-    url), none finds the device's command queue full, and the device carries on."""
+    """500 commands at one per millisecond: each gets its own answer (here `bad_command`: an update with
+    no url), none is `busy` (the device's command queue never fills), and the device carries on."""
     since = ota.mark()
     ids = [f"paced-{i}" for i in range(500)]
     start = time.monotonic()
@@ -147,9 +155,10 @@ def test_a_stream_of_one_command_per_millisecond_is_answered_without_busy(ota, l
 
 @pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)  # amqtt forwards slower than the device answers
 def test_a_burst_of_commands_is_answered_in_full(ota, link: DeviceLink, board, broker) -> None:
-    """1,000 commands in flight at once, through mosquitto, which forwards them faster than the device
-    handles them: the command queue fills. Every command is answered once, with its own answer or with
-    `busy` "command queue full" under its id; nothing is dropped in silence, and the device carries on."""
+    """1,000 commands in flight at once through mosquitto: each is answered once, with its own answer or
+    `busy` "command queue full"; none is dropped, and the device carries on.
+
+    mosquitto forwards them faster than the device handles them, so the command queue fills."""
     since = ota.mark()
     ids = [f"burst-{i}" for i in range(1000)]
     link.send_burst(board.device_id, [{"type": "ota", "id": request_id} for request_id in ids])

@@ -1,4 +1,6 @@
-"""Manifest mode: the device fetches {version, url, sha256} and updates only to a newer version.
+"""Manifest mode.
+
+The device fetches {version, url, sha256} and updates only to a newer version.
 
 Updates started from a manifest report under the request id "manifest". A board made with
 manifest_delay_s=0 checks at start-up; with 3600 it checks only when sent {"type": "check"}.
@@ -45,7 +47,7 @@ def test_newer_manifest_version_installs_after_the_start_up_delay(board_factory,
 
 
 def test_check_command_installs_a_newer_version(board_factory, link: DeviceLink, fw_server, firmware) -> None:
-    """{"type": "check"} fetches the manifest now: accepted under id "manifest", then installed."""
+    """`{"type": "check"}` fetches the manifest now and installs it under id `manifest`."""
     artifact = fw_server.add(firmware.image(version="2.0.0"))
     board = board_factory(manifest_url=_manifest(fw_server, "2.0.0", artifact).url, manifest_delay_s=NO_AUTO_CHECK)
     assert fw_server.requests_for(artifact) == []
@@ -61,8 +63,8 @@ def test_check_command_installs_a_newer_version(board_factory, link: DeviceLink,
 @pytest.mark.parametrize(("offered", "reason"), [("same", "same_version"), ("0.9.0", "downgrade")])
 def test_check_without_a_newer_version_downloads_nothing(board_factory, ota_for, link: DeviceLink, fw_server,
                                                          firmware, offered: str, reason: str) -> None:
-    """The manifest names the running or an older version: rejected with the reason, the image is
-    never requested, and the device stays on 1.0.0."""
+    """A3/A4: the manifest names the running or an older version: `rejected` with the reason
+    (`same_version`, `downgrade`), the image is never requested, and the device stays on 1.0.0."""
     version = firmware.base_version if offered == "same" else offered
     artifact = fw_server.add(firmware.image(version=version))
     manifest = _manifest(fw_server, version, artifact)
@@ -77,10 +79,14 @@ def test_check_without_a_newer_version_downloads_nothing(board_factory, ota_for,
 
 def test_unconfirmed_firmware_checks_the_manifest_only_after_its_self_test(
         board_factory, ota_for, broker, link: DeviceLink, fw_server, firmware) -> None:
-    """The manifest moved on to 3.0.0 while the device was updated to 2.0.0 by command. 2.0.0 boots
+    """A PENDING_VERIFY app does not start the manifest's update; once confirmed it installs it.
+
+    The manifest moved on to 3.0.0 while the device was updated to 2.0.0 by command. 2.0.0 boots
     unconfirmed (the broker is down, so its self-test waits) and must not start the manifest's update
     then: esp_ota_begin refuses while the running app is PENDING_VERIFY, and the failed attempt would
-    not be retried. Once confirmed, it checks and installs 3.0.0."""
+    not be retried. Once confirmed, it checks and installs 3.0.0.
+
+    Needs: embedded broker."""
     if isinstance(broker, ExternalBroker):
         pytest.skip("needs to stop the broker while 2.0.0 boots; an external broker (--broker) cannot be stopped")
     v3 = fw_server.add(firmware.image(version="3.0.0"))
@@ -111,7 +117,8 @@ def test_unconfirmed_firmware_checks_the_manifest_only_after_its_self_test(
 
 
 def test_manifest_sha256_is_enforced(board_factory, ota_for, link: DeviceLink, fw_server, firmware) -> None:
-    """The manifest's sha256 is the image's: a manifest whose hash does not match is not installed."""
+    """A manifest whose `sha256` does not match the image is not installed: `failed`/`sha256_mismatch`,
+    v1 still up."""
     artifact = fw_server.add(firmware.image(version="2.0.0"))
     wrong = _manifest(fw_server, "2.0.0", artifact, sha256=fw_server.add(b"other").sha256)
     board = board_factory(manifest_url=wrong.url, manifest_delay_s=NO_AUTO_CHECK)
@@ -132,7 +139,8 @@ MALFORMED_MANIFESTS = {
 
 @pytest.mark.parametrize("name", sorted(MALFORMED_MANIFESTS))
 def test_malformed_manifest_is_refused(board_factory, ota_for, link: DeviceLink, fw_server, name: str) -> None:
-    """B11 for manifests: rejected/bad_command under id "manifest", nothing downloaded, v1 still up."""
+    """B11: bad manifests (not JSON, no version, no url, a bad sha256, nested too deep) are
+    `rejected`/`bad_command` under id `manifest`; nothing is downloaded, v1 still up."""
     manifest = fw_server.add(MALFORMED_MANIFESTS[name], name="manifest.json")
     board = board_factory(manifest_url=manifest.url, manifest_delay_s=NO_AUTO_CHECK)
     ota = ota_for(board)
@@ -142,7 +150,7 @@ def test_malformed_manifest_is_refused(board_factory, ota_for, link: DeviceLink,
 
 
 def test_manifest_not_found_is_reported(board_factory, ota_for, link: DeviceLink, fw_server) -> None:
-    """A 404 for the manifest: failed/http_status with the code; v1 still up."""
+    """A 404 for the manifest is `failed`/`http_status` 404; v1 still up."""
     board = board_factory(manifest_url=f"{fw_server.base_url}/no/such/manifest.json", manifest_delay_s=NO_AUTO_CHECK)
     ota = ota_for(board)
     since = ota.send(commands.check())
@@ -151,6 +159,7 @@ def test_manifest_not_found_is_reported(board_factory, ota_for, link: DeviceLink
 
 
 def test_check_without_a_manifest_url_is_refused(board, link: DeviceLink) -> None:
+    """A `check` without a `manifest_url` provisioned is `rejected`/`bad_command`."""
     since = link.cursor()
     link.send(board.device_id, {"type": "check"})
     assert link.wait_ota(board.device_id, "manifest", "rejected", timeout=10, since=since)["reason"] == "bad_command"

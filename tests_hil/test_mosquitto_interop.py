@@ -1,4 +1,6 @@
-"""The firmware against a real mosquitto, not only the embedded amqtt broker.
+"""Transport.
+
+The firmware against a real mosquitto, not only the embedded amqtt broker.
 
 amqtt differs from mainstream brokers (QoS upgrade, no keepalive, MQTT 3.1.1 only), so an update that
 works through amqtt alone proves less than it seems. Here the same board and the same OTA run through
@@ -17,6 +19,8 @@ FINAL = {"failed", "rejected", "rolled_back", "cancelled"}
 
 
 def test_update_through_mosquitto_end_to_end(broker, board, link: DeviceLink, fw_server, firmware) -> None:
+    """The A1 update through a real mosquitto instead of amqtt; the retained status and `online` are seen
+    by a late client."""
     assert broker.url.startswith("mqtt://") and type(broker).__name__ == "MosquittoBroker"
     before = link.latest_status(board.device_id)
     assert (before["version"], before["partition"]) == (firmware.base_version, "ota_0")

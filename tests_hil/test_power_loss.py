@@ -1,4 +1,6 @@
-"""E6: power lost inside a flash write or erase of an update (virtual board only).
+"""Power loss.
+
+E6: power lost inside a flash write or erase of an update (virtual board only).
 
 The host port counts the app's flash writes and erases (`board.flash_ops()`), and the board can make
 power fail half-way through a chosen one: a torn write or a partial erase, then a power-on boot. The
@@ -142,6 +144,11 @@ def _cut_and_recover(board_factory, ota_for, link: DeviceLink, v2: Artifact, v3:
 @pytest.mark.slow
 def test_power_cut_at_flash_operations_of_an_ota(board_factory, ota_for, link: DeviceLink, fw_server,
                                                  firmware) -> None:
+    """E6: power cut inside up to 150 evenly spaced of the ~310 flash writes/erases of an update (every
+    3rd), each of its last 10 (NVS record, otadata switch) and each of the new firmware's confirmation: a
+    valid image always boots, the status matches its slot, the outcome fits the phase (download: v1,
+    nothing to report; record and otadata switch: v1, `failed`; the confirmation's otadata rewrite: v1,
+    `failed`; after it: v2 confirmed), and v3 installs afterwards."""
     measured = _measure(board_factory, ota_for, fw_server, firmware)
     assert measured.update_ops > 100, f"an update of ~600 KB takes hundreds of flash operations, counted {measured}"
     assert measured.confirm_ops >= 2, f"a confirmation rewrites otadata at least, counted {measured}"
@@ -172,8 +179,8 @@ def test_power_cut_at_flash_operations_of_an_ota(board_factory, ota_for, link: D
 
 def test_power_cut_in_the_otadata_switch_keeps_v1(board_factory, ota_for, link: DeviceLink, fw_server,
                                                   firmware) -> None:
-    """The sweep's key point, in the quick run too: power fails inside the update's last flash operation
-    (the otadata entry for the new slot). v1 boots, reports the update failed, and takes it again."""
+    """E6: the sweep's key point, in the quick run too: a cut inside the otadata write (the update's last
+    flash operation) keeps v1, which reports `failed`/`flash_error` and updates again."""
     measured = _measure(board_factory, ota_for, fw_server, firmware)
     v2 = fw_server.add(firmware.image(version="2.0.0"))
     v3 = fw_server.add(firmware.image(version="3.0.0"))

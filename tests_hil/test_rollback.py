@@ -1,4 +1,6 @@
-"""Boot, confirm and rollback (E1, E2, E3, E7) and a reset in the middle of a download (C4).
+"""Boot, confirm, rollback.
+
+Boot, confirm and rollback (E1, E2, E3, E7) and a reset in the middle of a download (C4).
 
 E2 and E3 stop the broker while v2 boots, so they need one the harness runs (not `--broker URL`).
 """
@@ -26,7 +28,8 @@ def _last_ota_after_broker_restart(board, link: DeviceLink, since: int) -> dict:
 
 
 def test_confirmed_image_stays_after_resets(ota, board, link: DeviceLink, fw_server, firmware) -> None:
-    """E1: once v2 confirmed itself, resets (EN pin) boot ota_1 again and again: no rollback."""
+    """E1: after confirmation, two EN-pin resets boot ota_1 again: 2.0.0, valid, reset reason `poweron`,
+    `succeeded` persisted; no rollback."""
     ota.install("e1", fw_server.add(firmware.image(version="2.0.0")).url, "2.0.0")
     for _ in range(2):
         since = link.cursor()
@@ -42,8 +45,11 @@ def test_confirmed_image_stays_after_resets(ota, board, link: DeviceLink, fw_ser
 
 def test_new_firmware_that_cannot_reach_the_broker_rolls_back(board_factory, ota_for, broker, link: DeviceLink,
                                                               fw_server, firmware) -> None:
-    """E3: the broker is down while v2 boots; its self-test times out (selftest_timeout_s), it marks
-    itself invalid and reboots into v1, which reports rolled_back/selftest_failed once the broker is back."""
+    """E3: broker down while v2 boots: its self-test times out (`selftest_timeout_s`), it marks itself
+    invalid (`Rollback to previously worked partition.`) and reboots into v1, which reports
+    `rolled_back`/`selftest_failed` once the broker is back.
+
+    Needs: embedded broker."""
     _stoppable(broker)
     board = board_factory(selftest_timeout_s=1)
     ota = ota_for(board)
@@ -65,8 +71,10 @@ def test_new_firmware_that_cannot_reach_the_broker_rolls_back(board_factory, ota
 
 def test_reset_before_confirmation_rolls_back(board_factory, ota_for, broker, link: DeviceLink, fw_server,
                                               firmware) -> None:
-    """E2: v2 is reset while it waits for its self-test (the broker is down, so it cannot confirm);
-    the bootloader turns PENDING_VERIFY into ABORTED and boots v1, which reports rolled_back/boot_failed."""
+    """E2: v2 reset while PENDING_VERIFY (broker down, so it cannot confirm): the bootloader turns it
+    into ABORTED and boots v1 from ota_0, which reports `rolled_back`/`boot_failed`.
+
+    Needs: embedded broker."""
     _stoppable(broker)
     board = board_factory(selftest_timeout_s=30)
     ota = ota_for(board)
@@ -96,7 +104,8 @@ FAILURES = {  # a first update that fails -> its FaultPlan (or None: a truncated
 
 @pytest.mark.parametrize("failure", sorted(FAILURES))
 def test_failed_update_then_a_valid_one(ota, fw_server, firmware, failure: str) -> None:
-    """E7: the first update fails (v1 keeps running, no reboot), and the next one installs."""
+    """E7: a failed update (404; part of the slot written; all of it written with a bad hash) leaves v1
+    running without a reboot, and the next update installs."""
     faults, reason = FAILURES[failure]
     image = firmware.image(version="2.0.0")
     bad = fw_server.add(image[:100_000] if faults is None else image, faults=faults)
@@ -109,8 +118,8 @@ def test_failed_update_then_a_valid_one(ota, fw_server, firmware, failure: str) 
 
 def test_reset_during_download_keeps_v1_and_a_retry_succeeds(ota, board, link: DeviceLink, fw_server,
                                                              firmware) -> None:
-    """C4: a reset (EN pin) half way through the download: v1 boots from ota_0 with no outcome recorded
-    for the interrupted request, and a new request installs."""
+    """C4: EN-pin reset at 20 % of a download: v1 boots from ota_0 with no outcome recorded for the
+    interrupted request, and a new request installs."""
     slow = fw_server.add(firmware.image(version="2.0.0"), faults=FaultPlan(throttle_bps=200_000))
     since = ota.start("c4", slow.url)
     link.wait_for(lambda m: m.device_id == board.device_id and m.kind == "ota" and m.data.get("state") ==

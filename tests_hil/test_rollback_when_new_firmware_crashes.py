@@ -1,4 +1,6 @@
-"""A v2 that crashes on its first boot, before confirming: the bootloader rolls back to v1.
+"""Boot, confirm, rollback.
+
+A v2 that crashes on its first boot, before confirming: the bootloader rolls back to v1.
 
 The new image boots once in PENDING_VERIFY; the bootloader turns that into ABORTED at the next
 boot and loads the previous slot. The old firmware then reports the request as rolled_back.
@@ -8,6 +10,10 @@ from harness.link import DeviceLink
 
 
 def test_rollback_when_new_firmware_crashes(ota, board, link: DeviceLink, fw_server, firmware) -> None:
+    """A crash before confirming: the bootloader rolls back (`rolled_back`/`boot_failed`, reset reason
+    `panic`), v1 runs from ota_0.
+
+    Needs: crash_on_boot build."""
     since = ota.start_until_reboot("r3", fw_server.add(firmware.image("crash_on_boot", version="2.0.0")).url)
     assert board.expect_loaded_app(timeout=10) == "ota_1"
     board.expect(r"abort\(\) was called at PC 0x[0-9a-f]+ on core 0", timeout=10)

@@ -1,9 +1,16 @@
-"""E5: a v2 whose self-test fails marks itself invalid; the board comes back on v1 in ota_0."""
+"""Boot, confirm, rollback.
+
+E5: a v2 whose self-test fails marks itself invalid; the board comes back on v1 in ota_0.
+"""
 
 from harness.link import DeviceLink
 
 
 def test_rollback_when_selftest_fails(ota, board, link: DeviceLink, fw_server, firmware) -> None:
+    """E5: an application self-test failure marks v2 invalid and rolls back to v1 in ota_0
+    (`rolled_back`/`selftest_failed`).
+
+    Needs: selftest_fail build."""
     since = ota.start_until_reboot("r2", fw_server.add(firmware.image("selftest_fail", version="2.0.0")).url)
     assert board.expect_loaded_app(timeout=10) == "ota_1"  # v2 gets its one boot
     board.expect(r"esp_ota_ops: Rollback to previously worked partition\.", timeout=15)

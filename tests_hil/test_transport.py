@@ -1,4 +1,6 @@
-"""Transport faults (C1, C2, C5, C6 and friends): the firmware retries, resumes and times out by itself.
+"""Transport.
+
+Transport faults (C1, C2, C5, C6 and friends): the firmware retries, resumes and times out by itself.
 
 Every failure leaves the device on v1 without a reboot, still answering (Ota.assert_healthy_on_base).
 What the device asked for is read from the firmware server's request log.
@@ -22,8 +24,8 @@ def _event_time(link: DeviceLink, device_id: str, request_id: str, state: str) -
 
 
 def test_chunked_without_content_length_installs(ota, board, link: DeviceLink, fw_server, firmware) -> None:
-    """C1: chunked transfer, no Content-Length and no size in the command: progress has no total
-    (-1), and the image still verifies and installs."""
+    """C1: chunked, no length anywhere (no Content-Length, no size in the command): progress reports
+    total -1, ends at the image size, and the image installs."""
     image = firmware.image(version="2.0.0")
     artifact = fw_server.add(image, faults=FaultPlan(chunked=True))
     ota.install("c1", artifact.url, "2.0.0")
@@ -33,15 +35,17 @@ def test_chunked_without_content_length_installs(ota, board, link: DeviceLink, f
 
 
 def test_redirect_chain_installs(ota, fw_server, firmware) -> None:
-    """C2: three 302 hops before the image; each is followed, the image is fetched once."""
+    """C2: three 302 hops are followed (request log: 302, 302, 302, 200); the image is fetched once."""
     artifact = fw_server.add(firmware.image(version="2.0.0"), faults=FaultPlan(redirects=3))
     ota.install("c2", artifact.url, "2.0.0")
     assert [r.status for r in fw_server.requests_for(artifact)] == [302, 302, 302, 200]
 
 
 def test_dropped_connection_resumes_with_range(ota, board, link: DeviceLink, fw_server, firmware) -> None:
-    """C5: the server drops the connection after 100 KB, once. The retry asks for the rest with
-    `Range: bytes=<received>-`, gets 206, and the image assembled from both parts installs."""
+    """C5: connection dropped after 100 KB: the retry sends `Range: bytes=100000-`, gets 206 and only the
+    rest; progress never goes back.
+
+    The server drops the connection once; the image assembled from both parts installs."""
     image = firmware.image(version="2.0.0")
     artifact = fw_server.add(image, faults=FaultPlan(close_after_bytes=CUT_AT, close_first_requests=1))
     ota.install("c5", artifact.url, "2.0.0")
@@ -55,8 +59,8 @@ def test_dropped_connection_resumes_with_range(ota, board, link: DeviceLink, fw_
 
 def test_dropped_connection_restarts_where_range_is_ignored(ota, board, link: DeviceLink, fw_server,
                                                             firmware) -> None:
-    """C5 against a server without Range support: the retry asks for the rest, gets 200 and the whole
-    body, and the firmware starts the image over from zero instead of appending it."""
+    """C5: a server that ignores Range answers the retry with 200 and the whole body; the firmware starts
+    the image over from zero instead of appending it, and installs."""
     image = firmware.image(version="2.0.0")
     artifact = fw_server.add(image, faults=FaultPlan(close_after_bytes=CUT_AT, close_first_requests=1,
                                                      ranges_honoured=False))
@@ -69,14 +73,14 @@ def test_dropped_connection_restarts_where_range_is_ignored(ota, board, link: De
 
 
 def test_503_a_few_times_then_success(ota, fw_server, firmware) -> None:
-    """A 5xx is retried (with backoff): two 503s, then the image installs."""
+    """A 5xx is retried with backoff: 503, 503, 200, installed."""
     artifact = fw_server.add(firmware.image(version="2.0.0"), faults=FaultPlan(status=503, status_first_requests=2))
     ota.install("c503", artifact.url, "2.0.0", retries=3)
     assert [r.status for r in fw_server.requests_for(artifact)] == [503, 503, 200]
 
 
 def test_retries_exhausted(ota, fw_server, firmware) -> None:
-    """C6: 503 every time: retries + 1 requests, then failed/http_status with the status."""
+    """C6: 503 every time with `retries` 2: exactly 3 requests, then `failed`/`http_status` 503."""
     artifact = fw_server.add(firmware.image(version="2.0.0"), faults=FaultPlan(status=503))
     since = ota.start("c6", artifact.url, retries=2)
     event = ota.expect_outcome("c6", "failed", "http_status", since)
@@ -86,8 +90,8 @@ def test_retries_exhausted(ota, fw_server, firmware) -> None:
 
 
 def test_stalled_server_gives_idle_timeout(ota, board, link: DeviceLink, fw_server, firmware) -> None:
-    """The server sends 50 KB and then nothing, for ever: the firmware's own no-data deadline
-    (`idle_timeout_s`) ends the download, not a socket default; it hangs up, and stays on v1."""
+    """The server stalls for ever after 50 KB: the firmware's own no-data deadline (`idle_timeout_s` 1)
+    ends it, not earlier and not a socket default; it hangs up; one request; v1 stays."""
     artifact = fw_server.add(firmware.image(version="2.0.0"), faults=FaultPlan(stall_after_bytes=50_000))
     since = ota.start("stall", artifact.url, idle_timeout_s=1, retries=0)
     ota.expect_outcome("stall", "failed", "idle_timeout", since, timeout=15)
@@ -100,8 +104,8 @@ def test_stalled_server_gives_idle_timeout(ota, board, link: DeviceLink, fw_serv
 
 
 def test_slow_server_gives_overall_timeout(ota, board, link: DeviceLink, fw_server, firmware) -> None:
-    """Data keeps coming, too slowly (50 KB/s for a 600 KB image): the overall deadline (`timeout_s`)
-    fires although the no-data deadline never does."""
+    """Data keeps trickling (50 KB/s for a 600 KB image): the overall deadline (`timeout_s` 1) fires
+    although the no-data one never does."""
     image = firmware.image(version="2.0.0")
     artifact = fw_server.add(image, faults=FaultPlan(throttle_bps=50_000))
     since = ota.start("slow", artifact.url, timeout_s=1, idle_timeout_s=30)
@@ -115,7 +119,7 @@ def test_slow_server_gives_overall_timeout(ota, board, link: DeviceLink, fw_serv
 
 
 def test_404_fails_without_retrying(ota, fw_server, firmware) -> None:
-    """A 4xx is final: one request, failed/http_status 404, although retries were allowed."""
+    """A 4xx is final: one request, `failed`/`http_status` 404, although retries were allowed."""
     artifact = fw_server.add(firmware.image(version="2.0.0"), faults=FaultPlan(status=404))
     since = ota.start("c404", artifact.url, retries=3)
     assert ota.expect_outcome("c404", "failed", "http_status", since)["http_status"] == 404
@@ -124,8 +128,7 @@ def test_404_fails_without_retrying(ota, fw_server, firmware) -> None:
 
 
 def test_unreachable_host_gives_connect_failed(ota, fw_server) -> None:
-    """C6, host down: nothing listens on the port (of the host the board downloads from); after the
-    retries, failed/connect_failed."""
+    """C6: host down, a closed port on the server's host: `failed`/`connect_failed` after the retries."""
     with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
         s.bind((fw_server.host, 0))
         port = s.getsockname()[1]
@@ -135,7 +138,8 @@ def test_unreachable_host_gives_connect_failed(ota, fw_server) -> None:
 
 
 def test_plain_http_refused_when_https_is_required(board_factory, ota_for, fw_server, firmware) -> None:
-    """C8: with `require_https` provisioned, an http:// URL is rejected/bad_command before any request."""
+    """C8: with `require_https` provisioned, an `http://` URL is `rejected`/`bad_command` and never
+    requested."""
     ota = ota_for(board_factory(require_https=True))
     artifact = fw_server.add(firmware.image(version="2.0.0"))
     since = ota.start("plain", artifact.url)

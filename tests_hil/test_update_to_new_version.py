@@ -1,4 +1,7 @@
-"""A1: the board runs v1 from ota_0, updates to v2 over HTTP, reboots into ota_1 and confirms it."""
+"""Version and happy path.
+
+A1: the board runs v1 from ota_0, updates to v2 over HTTP, reboots into ota_1 and confirms it.
+"""
 
 import itertools
 
@@ -6,6 +9,8 @@ from harness.link import DeviceLink
 
 
 def test_update_to_new_version(board, link: DeviceLink, fw_server, firmware) -> None:
+    """A1: v1 → v2 over HTTP: progress strictly increasing to the image size, at most one event per 5 %,
+    reboot into ota_1, self-test, confirmation."""
     before = link.latest_status(board.device_id)
     assert before["version"] == firmware.base_version
     assert before["partition"] == "ota_0"
@@ -41,9 +46,12 @@ def test_update_to_new_version(board, link: DeviceLink, fw_server, firmware) -> 
 
 def test_timeline_of_an_update_is_in_causal_order(board, ota, link: DeviceLink, fw_server, firmware,
                                                    hil_record) -> None:
-    """The report's OTA chart is drawn from the test's timeline: its marks must come in the order things
-    happened. The device says `accepted` before it requests the image, says `rebooting` (and waits for the
-    broker's PUBACK) before it restarts, and the new firmware says `succeeded` after that boot."""
+    """The report's chart marks come in the order they happened: `accepted` < image request < `rebooting`
+    < reset line < `succeeded`.
+
+    The report's OTA chart is drawn from the test's timeline. The device says `accepted` before it requests
+    the image, says `rebooting` (and waits for the broker's PUBACK) before it restarts, and the new firmware
+    says `succeeded` after that boot."""
     artifact = fw_server.add(firmware.image(version="2.0.0"))
     ota.install("order", artifact.url, "2.0.0")
     entries = hil_record.timeline()

@@ -1,4 +1,7 @@
-"""Version policy and the happy path (A1-A4, broadcast)."""
+"""Version and happy path.
+
+The version policy (A1-A4), and one update broadcast to every board.
+"""
 
 from typing import Any
 
@@ -31,8 +34,11 @@ def _status_after_reboot(board, link: DeviceLink, how: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("how", sorted(REBOOTS))
 def test_new_version_survives_a_further_reboot(ota, board, link: DeviceLink, fw_server, firmware, how: str) -> None:
-    """A1: 1.0.0 -> 2.0.0 installs into ota_1, confirms itself, and is still there (valid, no rollback)
-    after another reboot: the confirmation and the outcome persisted."""
+    """A1: after confirmation, a `reboot` command or the EN pin boots v2 again (valid, the right reset
+    reason, `succeeded` persisted), with no new OTA events.
+
+    1.0.0 -> 2.0.0 installs into ota_1, confirms itself, and is still there (valid, no rollback) after
+    another reboot: the confirmation and the outcome persisted."""
     ota.install("a1", fw_server.add(firmware.image(version="2.0.0")).url, "2.0.0")
     since = link.cursor()
     status = _status_after_reboot(board, link, how)
@@ -44,8 +50,8 @@ def test_new_version_survives_a_further_reboot(ota, board, link: DeviceLink, fw_
 
 
 def test_back_to_back_updates_alternate_slots(ota, fw_server, firmware) -> None:
-    """A2: v1 -> v2 -> v3 -> v4, each into the slot the device is not running from; the second and
-    later updates run in firmware that was itself installed over the air."""
+    """A2: v1 → v2 → v3 → v4, each into the slot not running (ota_1, ota_0, ota_1); the second and later
+    updates run in firmware that was itself installed over the air."""
     slots = [ota.install(f"a2-{v}", fw_server.add(firmware.image(version=f"{v}.0.0")).url, f"{v}.0.0")["partition"]
              for v in (2, 3, 4)]
     assert slots == ["ota_1", "ota_0", "ota_1"]
@@ -53,7 +59,8 @@ def test_back_to_back_updates_alternate_slots(ota, fw_server, firmware) -> None:
 
 
 def test_same_version_is_refused(ota, link: DeviceLink, board, fw_server, firmware) -> None:
-    """A3: the running version is offered again: rejected/same_version, nothing verified, no reboot."""
+    """A3: the running version is offered again: `rejected`/`same_version` before anything is verified,
+    no reboot."""
     since = ota.start("a3", fw_server.add(firmware.image()).url)
     ota.expect_outcome("a3", "rejected", "same_version", since)
     ota.assert_healthy_on_base(since)
@@ -61,8 +68,8 @@ def test_same_version_is_refused(ota, link: DeviceLink, board, fw_server, firmwa
 
 
 def test_downgrade_is_refused_unless_forced(ota, link: DeviceLink, board, fw_server, firmware) -> None:
-    """A4: on 2.0.0, 1.5.0 is rejected/downgrade (still 2.0.0 from ota_1, no reboot), and installs
-    with "force": true."""
+    """A4: on 2.0.0, 1.5.0 is `rejected`/`downgrade` (still 2.0.0 from ota_1, no reboot); with `force`
+    it installs."""
     ota.install("a4-up", fw_server.add(firmware.image(version="2.0.0")).url, "2.0.0")
     old = fw_server.add(firmware.image(version="1.5.0"))
     since = ota.start("a4-down", old.url)
@@ -74,7 +81,8 @@ def test_downgrade_is_refused_unless_forced(ota, link: DeviceLink, board, fw_ser
 
 @pytest.mark.boards(2)
 def test_broadcast_updates_every_board(board_factory, link: DeviceLink, fw_server, firmware) -> None:
-    """One command on <prefix>/all/cmd: every board installs it and reports under its own id."""
+    """One command on `<prefix>/all/cmd` updates every board, each reporting under its own id; the
+    image is downloaded once per board."""
     boards = [board_factory(), board_factory()]
     artifact = fw_server.add(firmware.image(version="2.0.0"))
     since = link.cursor()

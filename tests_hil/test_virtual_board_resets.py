@@ -1,4 +1,6 @@
-"""The virtual ESP32's resets, held to what a real ESP32 prints and reports.
+"""The virtual board itself.
+
+The virtual ESP32's resets, held to what a real ESP32 prints and reports.
 
 Each way a chip restarts (power-on, EN pin, esp_restart, abort, a bad pointer, the task
 watchdog, a power cut, nothing bootable) must give the ROM reset line, the panic or watchdog
@@ -65,6 +67,8 @@ def next_boot(board: VirtualBoard) -> tuple[str, int]:
 
 
 def test_power_on_boot_prints_what_a_real_esp32_prints(make_board, check_image: bytes) -> None:
+    """A power-on boot prints the ROM and bootloader lines, the app version and ESP-IDF's log format,
+    with the app's clock continuing from the bootloader's, as a real ESP32 does."""
     board = make_board(check_image)
     assert board.expect(P.ROM_RESET, timeout=10).group(1) == "POWERON_RESET"
     assert board.expect(P.BOOTLOADER_BANNER, timeout=5).group(1) == "v5.5.4"
@@ -90,6 +94,8 @@ def test_power_on_boot_prints_what_a_real_esp32_prints(make_board, check_image: 
 def test_software_resets_give_sw_cpu_reset_and_the_reason(
     make_board, check_image: bytes, command: str, expected_lines: list[str], reason: int
 ) -> None:
+    """Each software reset (esp_restart, abort, a bad pointer, the task watchdog) prints the chip's
+    panic/watchdog lines, `rst:0xc (SW_CPU_RESET)` and the matching `esp_reset_reason()`."""
     board = make_board(check_image)
     assert next_boot(board) == ("POWERON_RESET", ESP_RST_POWERON)
     board.write(command)
@@ -100,6 +106,8 @@ def test_software_resets_give_sw_cpu_reset_and_the_reason(
 
 
 def test_segv_names_the_exception_like_the_xtensa_panic_handler(make_board, check_image: bytes) -> None:
+    """A bad pointer's `Guru Meditation Error` names the exception as the Xtensa panic handler does
+    (`LoadProhibited`)."""
     board = make_board(check_image)
     next_boot(board)
     board.write("segv")
@@ -107,6 +115,8 @@ def test_segv_names_the_exception_like_the_xtensa_panic_handler(make_board, chec
 
 
 def test_a_task_watchdog_without_panic_only_prints_and_goes_on(make_board, check_image: bytes) -> None:
+    """The task watchdog without panic warns and goes on: it fires again a period later, and the app
+    still answers."""
     board = make_board(check_image)
     next_boot(board)
     board.write("wdt 200 0")
@@ -117,6 +127,7 @@ def test_a_task_watchdog_without_panic_only_prints_and_goes_on(make_board, check
 
 
 def test_a_fed_task_watchdog_never_fires(make_board, check_image: bytes) -> None:
+    """A task watchdog that is fed stays quiet."""
     board = make_board(check_image)
     next_boot(board)
     board.serial.skip_to_end()
@@ -127,7 +138,8 @@ def test_a_fed_task_watchdog_never_fires(make_board, check_image: bytes) -> None
 
 @pytest.mark.parametrize("how", ["reset", "power_cut"])
 def test_en_pin_and_power_cut_are_power_on_resets(make_board, check_image: bytes, how: str) -> None:
-    """A classic ESP32 reports its EN pin as POWERON_RESET / ESP_RST_POWERON."""
+    """EN pin and power cut are `POWERON_RESET` / `ESP_RST_POWERON`, as a classic ESP32 reports its EN
+    pin."""
     board = make_board(check_image)
     next_boot(board)
     getattr(board, how)()
@@ -135,6 +147,8 @@ def test_en_pin_and_power_cut_are_power_on_resets(make_board, check_image: bytes
 
 
 def test_nothing_bootable_resets_in_a_loop_without_spinning(make_board) -> None:
+    """A flash with no app loops on `No bootable app partitions` with pauses, and a power cut there still
+    comes back as a power-on."""
     board = make_board(None)  # blank flash: a partition table and no app
     board.expect(P.NO_BOOTABLE_APP, timeout=10)
     assert board.expect(P.ROM_RESET, timeout=5).group(1) == "SW_RESET"  # bootloader_reset()

@@ -1,6 +1,6 @@
 /*
  * The HIL reference firmware: an MQTT-commanded OTA agent with rollback. See docs/protocol.md
- * for the topics, commands and events, and DESIGN.md for how the harness tests it.
+ * for the topics, commands and events, and docs/architecture.md for how the harness tests it.
  */
 #include "esp_app_desc.h"
 #include "esp_event.h"
