@@ -33,6 +33,16 @@
  *    ignored (calls block as in the default mode), use_global_ca_store fails like an unset store.
  *  - libcurl may transparently replace a keep-alive connection the server closed; the real client
  *    would fail that request instead.
+ *
+ * Not implemented (apps of this kind, an OTA agent over esp_http_client or esp_https_ota, do not
+ * call them; they are not declared in include/esp_http_client.h, so a caller fails to build):
+ * esp_http_client_cancel_request, esp_http_client_get_username / set_username,
+ * esp_http_client_get_password / set_password, esp_http_client_set_authtype,
+ * esp_http_client_get_user_data / set_user_data, esp_http_client_delete_all_headers,
+ * esp_http_client_reset_redirect_counter, esp_http_client_set_auth_data,
+ * esp_http_client_read_response, esp_http_client_flush_response, esp_http_client_get_url,
+ * esp_http_client_get_socket, esp_http_client_get_chunk_length (libcurl does not expose chunk
+ * sizes). The config fields behind them (username, password, auth_type, user_data) still work.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -1207,106 +1217,6 @@ esp_err_t esp_http_client_delete_header(esp_http_client_handle_t client, const c
     return http_header_delete(client, key);
 }
 
-esp_err_t esp_http_client_delete_all_headers(esp_http_client_handle_t client)
-{
-    if (client == NULL) {
-        return ESP_FAIL;
-    }
-    http_header_clean(client);
-    return ESP_OK;
-}
-
-esp_err_t esp_http_client_get_username(esp_http_client_handle_t client, char **value)
-{
-    if (client == NULL || value == NULL) {
-        ESP_LOGE(TAG, "client or value must not be NULL");
-        return ESP_ERR_INVALID_ARG;
-    }
-    *value = client->username;
-    return ESP_OK;
-}
-
-esp_err_t esp_http_client_set_username(esp_http_client_handle_t client, const char *username)
-{
-    if (client == NULL) {
-        ESP_LOGE(TAG, "client must not be NULL");
-        return ESP_ERR_INVALID_ARG;
-    }
-    free(client->username);
-    client->username = username ? strdup(username) : NULL;
-    return ESP_OK;
-}
-
-esp_err_t esp_http_client_get_password(esp_http_client_handle_t client, char **value)
-{
-    if (client == NULL || value == NULL) {
-        ESP_LOGE(TAG, "client or value must not be NULL");
-        return ESP_ERR_INVALID_ARG;
-    }
-    *value = client->password;
-    return ESP_OK;
-}
-
-esp_err_t esp_http_client_set_password(esp_http_client_handle_t client, const char *password)
-{
-    if (client == NULL) {
-        ESP_LOGE(TAG, "client must not be NULL");
-        return ESP_ERR_INVALID_ARG;
-    }
-    if (client->password) {
-        memset(client->password, 0, strlen(client->password));
-        free(client->password);
-    }
-    client->password = password ? strdup(password) : NULL;
-    return ESP_OK;
-}
-
-esp_err_t esp_http_client_set_authtype(esp_http_client_handle_t client, esp_http_client_auth_type_t auth_type)
-{
-    if (client == NULL) {
-        ESP_LOGE(TAG, "client must not be NULL");
-        return ESP_ERR_INVALID_ARG;
-    }
-    client->auth_type = auth_type;
-    return ESP_OK;
-}
-
-esp_err_t esp_http_client_get_user_data(esp_http_client_handle_t client, void **data)
-{
-    if (client == NULL || data == NULL) {
-        ESP_LOGE(TAG, "client or data must not be NULL");
-        return ESP_ERR_INVALID_ARG;
-    }
-    *data = client->user_data;
-    return ESP_OK;
-}
-
-esp_err_t esp_http_client_set_user_data(esp_http_client_handle_t client, void *data)
-{
-    if (client == NULL) {
-        ESP_LOGE(TAG, "client must not be NULL");
-        return ESP_ERR_INVALID_ARG;
-    }
-    client->user_data = data;
-    return ESP_OK;
-}
-
-esp_err_t esp_http_client_cancel_request(esp_http_client_handle_t client)
-{
-    if (client == NULL) {
-        ESP_LOGD(TAG, "Client handle is NULL");
-        return ESP_ERR_INVALID_ARG;
-    }
-    if (client->state < HTTP_STATE_CONNECTED) {
-        ESP_LOGD(TAG, "Invalid State: %d", client->state);
-        return ESP_ERR_INVALID_STATE;
-    }
-    /* The device closes the socket and marks the body as consumed. */
-    http_close_connections(client);
-    client->data_process = client->content_length;
-    return ESP_OK;
-}
-
 static esp_err_t _clear_connection_info(esp_http_client_handle_t client)
 {
     free(client->path);
@@ -1545,15 +1455,6 @@ esp_err_t esp_http_client_set_redirection(esp_http_client_handle_t client)
         client->process_again = 1;  // used only in the blocking mode (when esp_http_client_perform() is called)
     }
     return err;
-}
-
-esp_err_t esp_http_client_reset_redirect_counter(esp_http_client_handle_t client)
-{
-    if (client == NULL) {
-        return ESP_ERR_INVALID_ARG;
-    }
-    client->redirect_counter = 0;
-    return ESP_OK;
 }
 
 static esp_err_t esp_http_check_response(esp_http_client_handle_t client)
@@ -2198,14 +2099,6 @@ esp_http_client_transport_t esp_http_client_get_transport_type(esp_http_client_h
     return HTTP_TRANSPORT_UNKNOWN;
 }
 
-esp_err_t esp_http_client_set_auth_data(esp_http_client_handle_t client, const char *auth_data, int len)
-{
-    if (client == NULL || auth_data == NULL || len <= 0) {
-        return ESP_ERR_INVALID_ARG;
-    }
-    return http_append_string(&client->auth_header, auth_data, (size_t)len);
-}
-
 /* As built with the default Kconfig: ESP_HTTP_CLIENT_ENABLE_BASIC_AUTH and
  * ESP_HTTP_CLIENT_ENABLE_DIGEST_AUTH are both "n", so no challenge can be answered. */
 esp_err_t esp_http_client_add_auth(esp_http_client_handle_t client)
@@ -2236,71 +2129,10 @@ esp_err_t esp_http_client_add_auth(esp_http_client_handle_t client)
     return ESP_ERR_NOT_SUPPORTED;
 }
 
-int esp_http_client_read_response(esp_http_client_handle_t client, char *buffer, int len)
-{
-    int read_len = 0;
-    while (read_len < len) {
-        int data_read = esp_http_client_read(client, buffer + read_len, len - read_len);
-        if (data_read <= 0) {
-            return read_len;
-        }
-        read_len += data_read;
-    }
-    return read_len;
-}
-
-esp_err_t esp_http_client_flush_response(esp_http_client_handle_t client, int *len)
-{
-    if (client == NULL) {
-        ESP_LOGE(TAG, "client must not be NULL");
-        return ESP_ERR_INVALID_ARG;
-    }
-    char buf[512];
-    int read_len = 0;
-    /* Like ESP-IDF, a read timeout (0) just loops: only errors end the flush early. */
-    while (!esp_http_client_is_complete_data_received(client)) {
-        int data_read = esp_http_client_get_data(client, buf, sizeof(buf));
-        if (data_read < 0) {
-            return ESP_FAIL;
-        }
-        read_len += data_read;
-    }
-    if (len) {
-        *len = read_len;
-    }
-    return ESP_OK;
-}
-
-esp_err_t esp_http_client_get_url(esp_http_client_handle_t client, char *url, const int len)
-{
-    if (client == NULL || url == NULL) {
-        return ESP_ERR_INVALID_ARG;
-    }
-    if (client->host && client->scheme && client->path) {
-        snprintf(url, (size_t)len, "%s://%s:%d%s", client->scheme, client->host, client->port, client->path);
-        return ESP_OK;
-    }
-    ESP_LOGE(TAG, "Failed to get URL");
-    return ESP_FAIL;
-}
-
 bool esp_http_client_is_persistent_connection(esp_http_client_handle_t client)
 {
     if (client == NULL) {
         return false;
     }
     return client->keep_alive;
-}
-
-int esp_http_client_get_socket(esp_http_client_handle_t client)
-{
-    if (client == NULL || client->easy == NULL) {
-        return -1;
-    }
-    curl_socket_t sock = CURL_SOCKET_BAD;
-    if (client->in_multi && curl_easy_getinfo(client->easy, CURLINFO_ACTIVESOCKET, &sock) == CURLE_OK &&
-            sock != CURL_SOCKET_BAD) {
-        return (int)sock;
-    }
-    return client->state >= HTTP_STATE_CONNECTED ? client->last_sock : -1;
 }
