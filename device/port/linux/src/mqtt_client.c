@@ -51,6 +51,13 @@
  *  - Pending SUBSCRIBE/UNSUBSCRIBE requests are dropped when the connection ends.
  *  - Keep-alive PINGREQs are sent by libmosquitto after keepalive seconds of silence, not at
  *    keepalive/2; the broker-side timeout (1.5 x keepalive) is the same.
+ *
+ * Not implemented (an OTA agent's MQTT link does not call them; they are not declared in
+ * include/mqtt_client.h, so a caller fails to build): esp_mqtt_client_reconnect(),
+ * esp_mqtt_client_disconnect(), esp_mqtt_client_unregister_event(),
+ * esp_mqtt_dispatch_custom_event() (so no MQTT_USER_EVENT). With
+ * network.disable_auto_reconnect the client therefore stays disconnected once the connection
+ * ends, until esp_mqtt_client_stop() and esp_mqtt_client_start().
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -95,7 +102,6 @@ static const char *TAG_MBEDTLS = "esp-tls-mbedtls";
 #define MQTT_WSS_DEFAULT_PORT               443
 #define OUTBOX_EXPIRED_TIMEOUT_MS           (30 * 1000)
 #define MQTT_DEFAULT_RETRANSMIT_TIMEOUT_MS  1000
-#define MQTT_EVENT_QUEUE_SIZE               1
 
 /* How long the task waits in libmosquitto's select() before checking its own state. */
 #define MQTT_LOOP_SLICE_MS                  50
@@ -221,8 +227,6 @@ struct esp_mqtt_client {
     bool run;
     mqtt_client_state_t state;
     bool connecting;
-    bool disconnect_requested;
-    bool reconnect_requested;
     int wait_timeout_ms;
     int64_t reconnect_tick;
     int64_t refresh_connection_tick;
@@ -254,8 +258,6 @@ struct esp_mqtt_client {
     esp_mqtt_error_codes_t error_codes;
     char *in_buffer;
     int in_buffer_length;
-    esp_mqtt_event_t user_events[MQTT_EVENT_QUEUE_SIZE];
-    int user_event_count;
 };
 
 static pthread_once_t s_mosq_once = PTHREAD_ONCE_INIT;
@@ -1434,23 +1436,6 @@ static void send_disconnect_msg(esp_mqtt_client_handle_t client)
     }
 }
 
-static void run_user_events(esp_mqtt_client_handle_t client)
-{
-    pthread_mutex_lock(&client->lock);
-    int count = client->user_event_count;
-    esp_mqtt_event_t events[MQTT_EVENT_QUEUE_SIZE];
-    memcpy(events, client->user_events, sizeof(events[0]) * (size_t)count);
-    client->user_event_count = 0;
-    pthread_mutex_unlock(&client->lock);
-    for (int i = 0; i < count; i++) {
-        esp_mqtt_event_t saved = client->event;
-        client->event = events[i];
-        client->event.event_id = MQTT_USER_EVENT;
-        esp_mqtt_dispatch_event(client);
-        client->event = saved;
-    }
-}
-
 static void mqtt_step_connecting(esp_mqtt_client_handle_t client)
 {
     int fd = mosquitto_socket(client->mosq);
@@ -1533,15 +1518,6 @@ static void mqtt_step_connecting(esp_mqtt_client_handle_t client)
 
 static void mqtt_step_connected(esp_mqtt_client_handle_t client)
 {
-    pthread_mutex_lock(&client->lock);
-    bool disconnect = client->disconnect_requested;
-    client->disconnect_requested = false;
-    pthread_mutex_unlock(&client->lock);
-    if (disconnect) {
-        send_disconnect_msg(client);    // ignore error, if clean disconnect fails, just abort the connection
-        esp_mqtt_abort_connection(client);
-        return;
-    }
     mqtt_send_queued(client);
     int rc = mosquitto_loop(client->mosq, MQTT_LOOP_SLICE_MS, 1);
     if (client->abort_requested) {
@@ -1575,16 +1551,11 @@ static void mqtt_step_wait_reconnect(esp_mqtt_client_handle_t client)
 {
     pthread_mutex_lock(&client->lock);
     int64_t now = platform_tick_get_ms();
-    if (!client->config->auto_reconnect && client->reconnect_requested) {
-        client->reconnect_requested = false;
-        client->state = MQTT_STATE_INIT;
-        client->wait_timeout_ms = MQTT_RECON_DEFAULT_MS;
-        ESP_LOGD(TAG, "Reconnecting per user request...");
-    } else if (client->config->auto_reconnect && now - client->reconnect_tick >= client->wait_timeout_ms) {
+    if (client->config->auto_reconnect && now - client->reconnect_tick >= client->wait_timeout_ms) {
         client->state = MQTT_STATE_INIT;
         client->reconnect_tick = now;
         ESP_LOGD(TAG, "Reconnecting...");
-    } else if (client->run && client->user_event_count == 0) {
+    } else if (client->run) {
         int64_t wait_ms = client->config->auto_reconnect ? client->wait_timeout_ms - (now - client->reconnect_tick) : 1000;
         if (wait_ms > 1000) {
             wait_ms = 1000;     /* keep expiring the outbox while waiting */
@@ -1617,7 +1588,6 @@ static void *esp_mqtt_task(void *pv)
         if (!run) {
             break;
         }
-        run_user_events(client);
         // delete long pending messages
         mqtt_delete_expired_messages(client);
         pthread_mutex_lock(&client->lock);
@@ -1633,10 +1603,6 @@ static void *esp_mqtt_task(void *pv)
                 mqtt_step_connecting(client);
                 break;
             }
-            pthread_mutex_lock(&client->lock);
-            client->disconnect_requested = false;
-            client->reconnect_requested = false;
-            pthread_mutex_unlock(&client->lock);
             client->event.event_id = MQTT_EVENT_BEFORE_CONNECT;
             client->event.msg_id = 0;
             esp_mqtt_dispatch_event(client);
@@ -1767,40 +1733,6 @@ esp_err_t esp_mqtt_client_start(esp_mqtt_client_handle_t client)
     }
     pthread_mutex_unlock(&client->lock);
     return err;
-}
-
-esp_err_t esp_mqtt_client_disconnect(esp_mqtt_client_handle_t client)
-{
-    if (!client) {
-        ESP_LOGE(TAG, "Client was not initialized");
-        return ESP_ERR_INVALID_ARG;
-    }
-    ESP_LOGI(TAG, "Client asked to disconnect");
-    pthread_mutex_lock(&client->lock);
-    client->disconnect_requested = true;
-    pthread_cond_signal(&client->wake);
-    pthread_mutex_unlock(&client->lock);
-    return ESP_OK;
-}
-
-esp_err_t esp_mqtt_client_reconnect(esp_mqtt_client_handle_t client)
-{
-    if (!client) {
-        ESP_LOGE(TAG, "Client was not initialized");
-        return ESP_ERR_INVALID_ARG;
-    }
-    ESP_LOGI(TAG, "Client force reconnect requested");
-    pthread_mutex_lock(&client->lock);
-    if (client->state != MQTT_STATE_WAIT_RECONNECT) {
-        pthread_mutex_unlock(&client->lock);
-        ESP_LOGD(TAG, "The client is not waiting for reconnection. Ignore the request");
-        return ESP_FAIL;
-    }
-    client->wait_timeout_ms = 0;
-    client->reconnect_requested = true;
-    pthread_cond_signal(&client->wake);
-    pthread_mutex_unlock(&client->lock);
-    return ESP_OK;
 }
 
 esp_err_t esp_mqtt_client_stop(esp_mqtt_client_handle_t client)
@@ -2064,24 +1996,6 @@ esp_err_t esp_mqtt_client_register_event(esp_mqtt_client_handle_t client, esp_mq
     return ESP_OK;
 }
 
-esp_err_t esp_mqtt_client_unregister_event(esp_mqtt_client_handle_t client, esp_mqtt_event_id_t event, esp_event_handler_t event_handler)
-{
-    if (client == NULL) {
-        return ESP_ERR_INVALID_ARG;
-    }
-    pthread_mutex_lock(&client->lock);
-    for (handler_entry_t **link = &client->handlers; *link; link = &(*link)->next) {
-        handler_entry_t *h = *link;
-        if (h->event_id == (int32_t)event && h->handler == event_handler) {
-            *link = h->next;
-            free(h);
-            break;
-        }
-    }
-    pthread_mutex_unlock(&client->lock);
-    return ESP_OK;
-}
-
 int esp_mqtt_client_get_outbox_size(esp_mqtt_client_handle_t client)
 {
     if (client == NULL) {
@@ -2091,22 +2005,6 @@ int esp_mqtt_client_get_outbox_size(esp_mqtt_client_handle_t client)
     int size = outbox_get_size_locked(client);
     pthread_mutex_unlock(&client->lock);
     return size;
-}
-
-esp_err_t esp_mqtt_dispatch_custom_event(esp_mqtt_client_handle_t client, esp_mqtt_event_t *event)
-{
-    if (client == NULL || event == NULL) {
-        return ESP_ERR_INVALID_ARG;
-    }
-    pthread_mutex_lock(&client->lock);
-    if (client->user_event_count >= MQTT_EVENT_QUEUE_SIZE) {
-        pthread_mutex_unlock(&client->lock);
-        return ESP_ERR_TIMEOUT;
-    }
-    client->user_events[client->user_event_count++] = *event;
-    pthread_cond_signal(&client->wake);
-    pthread_mutex_unlock(&client->lock);
-    return ESP_OK;
 }
 
 esp_transport_handle_t esp_mqtt_client_get_transport(esp_mqtt_client_handle_t client, char *transport_scheme)
