@@ -1,6 +1,6 @@
 /*
  * Host port of ESP-IDF's esp_http_client.h (components/esp_http_client/include, v5.5.4),
- * implemented over libcurl in src/esp_http_client.c.
+ * implemented over libcurl in src/esp_http_client.c and the src/http_*.c files beside it.
  *
  * Types, enum values, error codes, config field names/types/order and function signatures are
  * those of v5.5.4. Config fields that only exist under a Kconfig option left at its default "n"

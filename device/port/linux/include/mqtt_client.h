@@ -1,6 +1,7 @@
 /*
  * Host port of esp-mqtt's mqtt_client.h as shipped in ESP-IDF v5.5.4 (components/mqtt/esp-mqtt,
- * submodule commit 6af4446a48ea), implemented over libmosquitto in src/mqtt_client.c.
+ * submodule commit 6af4446a48ea), implemented over libmosquitto in src/mqtt_client.c and the
+ * src/mqtt_*.c files beside it.
  *
  * Types, enum values, struct field names/types/order and function signatures are those of that
  * commit, built without CONFIG_MQTT_PROTOCOL_5 (the ESP-IDF default), so the MQTT 5 members and
