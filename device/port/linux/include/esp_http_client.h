@@ -1,6 +1,6 @@
 /*
  * Host port of ESP-IDF's esp_http_client.h (components/esp_http_client/include, v5.5.4),
- * implemented over libcurl in src/esp_http_client.c.
+ * implemented over libcurl in src/esp_http_client.c and the src/http_*.c files beside it.
  *
  * Types, enum values, error codes, config field names/types/order and function signatures are
  * those of v5.5.4. Config fields that only exist under a Kconfig option left at its default "n"
@@ -9,8 +9,12 @@
  * because CONFIG_ESP_HTTP_CLIENT_ENABLE_HTTPS defaults to y. Like the real header it includes
  * "sdkconfig.h" (when the build provides one).
  *
- * esp_http_client_get_chunk_length() is not provided: libcurl decodes chunked bodies itself and
- * does not expose chunk sizes, so a caller gets a link error rather than a made-up value.
+ * Functions an OTA agent (esp_http_client directly or through esp_https_ota) does not call are
+ * not declared, so a caller fails to build rather than getting a stand-in:
+ * esp_http_client_cancel_request, get_username / set_username, get_password / set_password,
+ * set_authtype, get_user_data / set_user_data, delete_all_headers, reset_redirect_counter,
+ * set_auth_data, read_response, flush_response, get_url, get_socket, and get_chunk_length
+ * (libcurl decodes chunked bodies itself and does not expose chunk sizes).
  */
 #ifndef _ESP_HTTP_CLIENT_H
 #define _ESP_HTTP_CLIENT_H
@@ -285,12 +289,6 @@ esp_err_t esp_http_client_prepare(esp_http_client_handle_t client);
 esp_err_t esp_http_client_request_send(esp_http_client_handle_t client, int write_len);
 
 /**
- * @brief Cancel an ongoing HTTP request: the connection is closed, the handle stays usable.
- * @return ESP_OK, ESP_ERR_INVALID_ARG
- */
-esp_err_t esp_http_client_cancel_request(esp_http_client_handle_t client);
-
-/**
  * @brief Set URL for client; the options in the URL replace the old ones.
  * @return ESP_OK, ESP_ERR_INVALID_ARG, ESP_ERR_NO_MEM
  */
@@ -316,14 +314,6 @@ esp_err_t esp_http_client_set_header(esp_http_client_handle_t client, const char
  */
 esp_err_t esp_http_client_get_header(esp_http_client_handle_t client, const char *key, char **value);
 
-esp_err_t esp_http_client_get_username(esp_http_client_handle_t client, char **value);
-esp_err_t esp_http_client_set_username(esp_http_client_handle_t client, const char *username);
-esp_err_t esp_http_client_get_password(esp_http_client_handle_t client, char **value);
-esp_err_t esp_http_client_set_password(esp_http_client_handle_t client, const char *password);
-esp_err_t esp_http_client_set_authtype(esp_http_client_handle_t client, esp_http_client_auth_type_t auth_type);
-esp_err_t esp_http_client_get_user_data(esp_http_client_handle_t client, void **data);
-esp_err_t esp_http_client_set_user_data(esp_http_client_handle_t client, void *data);
-
 /**
  * @brief Get HTTP client session errno (the socket errno of the last transport error).
  * @return -1 if invalid argument, else errno
@@ -339,7 +329,6 @@ esp_err_t esp_http_client_get_and_clear_last_tls_error(esp_http_client_handle_t 
 esp_err_t esp_http_client_set_method(esp_http_client_handle_t client, esp_http_client_method_t method);
 esp_err_t esp_http_client_set_timeout_ms(esp_http_client_handle_t client, int timeout_ms);
 esp_err_t esp_http_client_delete_header(esp_http_client_handle_t client, const char *key);
-esp_err_t esp_http_client_delete_all_headers(esp_http_client_handle_t client);
 
 /**
  * @brief Open the connection, write all header strings and return.
@@ -393,15 +382,9 @@ esp_http_client_transport_t esp_http_client_get_transport_type(esp_http_client_h
  */
 esp_err_t esp_http_client_set_redirection(esp_http_client_handle_t client);
 
-esp_err_t esp_http_client_reset_redirect_counter(esp_http_client_handle_t client);
-esp_err_t esp_http_client_set_auth_data(esp_http_client_handle_t client, const char *auth_data, int len);
 esp_err_t esp_http_client_add_auth(esp_http_client_handle_t client);
 bool esp_http_client_is_complete_data_received(esp_http_client_handle_t client);
-int esp_http_client_read_response(esp_http_client_handle_t client, char *buffer, int len);
-esp_err_t esp_http_client_flush_response(esp_http_client_handle_t client, int *len);
-esp_err_t esp_http_client_get_url(esp_http_client_handle_t client, char *url, const int len);
 bool esp_http_client_is_persistent_connection(esp_http_client_handle_t client);
-int esp_http_client_get_socket(esp_http_client_handle_t client);
 
 #ifdef __cplusplus
 }

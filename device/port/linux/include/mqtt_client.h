@@ -1,6 +1,7 @@
 /*
  * Host port of esp-mqtt's mqtt_client.h as shipped in ESP-IDF v5.5.4 (components/mqtt/esp-mqtt,
- * submodule commit 6af4446a48ea), implemented over libmosquitto in src/mqtt_client.c.
+ * submodule commit 6af4446a48ea), implemented over libmosquitto in src/mqtt_client.c and the
+ * src/mqtt_*.c files beside it.
  *
  * Types, enum values, struct field names/types/order and function signatures are those of that
  * commit, built without CONFIG_MQTT_PROTOCOL_5 (the ESP-IDF default), so the MQTT 5 members and
@@ -12,6 +13,10 @@
  *    must declare it itself (ESP_EVENT_DECLARE_BASE(MQTT_EVENTS)) to build for the chip.
  *  - esp_transport.h is the host port's (include/esp_transport.h): the types and
  *    esp_transport_get_socket() only.
+ *  - Functions an app of this kind (an OTA agent's MQTT link) does not call are not declared,
+ *    so a caller fails to build: esp_mqtt_client_reconnect(), esp_mqtt_client_disconnect(),
+ *    esp_mqtt_client_unregister_event() and esp_mqtt_dispatch_custom_event() (MQTT_USER_EVENT
+ *    stays in the enum, which mirrors esp-mqtt's, but nothing posts it).
  */
 #ifndef _MQTT_CLIENT_H_
 #define _MQTT_CLIENT_H_
@@ -294,18 +299,6 @@ esp_err_t esp_mqtt_client_set_uri(esp_mqtt_client_handle_t client, const char *u
 esp_err_t esp_mqtt_client_start(esp_mqtt_client_handle_t client);
 
 /**
- * @brief Forces reconnection (only while the client waits to reconnect)
- * @return ESP_OK on success, ESP_ERR_INVALID_ARG on wrong initialization, ESP_FAIL if client is in invalid state
- */
-esp_err_t esp_mqtt_client_reconnect(esp_mqtt_client_handle_t client);
-
-/**
- * @brief Forces disconnection from the broker
- * @return ESP_OK on success, ESP_ERR_INVALID_ARG on wrong initialization
- */
-esp_err_t esp_mqtt_client_disconnect(esp_mqtt_client_handle_t client);
-
-/**
  * @brief Stops *MQTT* client tasks (cannot be called from the *MQTT* event handler)
  * @return ESP_OK on success, ESP_ERR_INVALID_ARG on wrong initialization, ESP_FAIL if client is in invalid state
  */
@@ -390,22 +383,10 @@ esp_err_t esp_mqtt_set_config(esp_mqtt_client_handle_t client, const esp_mqtt_cl
 esp_err_t esp_mqtt_client_register_event(esp_mqtt_client_handle_t client, esp_mqtt_event_id_t event, esp_event_handler_t event_handler, void *event_handler_arg);
 
 /**
- * @brief Unregisters mqtt event
- * @return ESP_ERR_NO_MEM if failed to allocate, ESP_ERR_INVALID_ARG on invalid event ID, ESP_OK on success
- */
-esp_err_t esp_mqtt_client_unregister_event(esp_mqtt_client_handle_t client, esp_mqtt_event_id_t event, esp_event_handler_t event_handler);
-
-/**
  * @brief Get outbox size
  * @return outbox size, 0 on wrong initialization
  */
 int esp_mqtt_client_get_outbox_size(esp_mqtt_client_handle_t client);
-
-/**
- * @brief Dispatch user event to the mqtt internal event loop
- * @return ESP_OK on success, ESP_ERR_TIMEOUT if the event couldn't be queued
- */
-esp_err_t esp_mqtt_dispatch_custom_event(esp_mqtt_client_handle_t client, esp_mqtt_event_t *event);
 
 /**
  * @brief Get a transport from the scheme ("mqtt" or "mqtts"; NULL: the custom transport, never set on the

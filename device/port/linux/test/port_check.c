@@ -1,7 +1,7 @@
 /*
  * port_check: a small app over the host port, for the harness's tests of the port itself
- * (tests_unit/test_flash.py, tests_hil/test_virtual_board_resets.py). It is never part of the
- * firmware. It prints its reset reason, then runs one command per stdin line:
+ * (tests_unit/test_flash.py, tests_unit/test_host_port*.py, tests_hil/test_virtual_board_resets.py).
+ * It is never part of the firmware. It prints its reset reason, then runs one command per stdin line:
  *
  *   restart | abort | segv              esp_restart(), abort(), a NULL pointer store
  *   wdt <ms> <panic 0|1>                a task subscribes to the task watchdog and stops feeding it
@@ -9,6 +9,7 @@
  *   nor                                 esp_partition NOR checks on the nvs partition
  *   writes <n>                          n 4-byte writes to nvs (for power-cut tests)
  *   erase_sector                        erases the first sector of nvs (for power-cut tests)
+ *   http_* | mqtt_*                     esp_http_client and esp-mqtt against local servers (net_check.c)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include "esp_task_wdt.h"
 #include "freertos/FreeRTOS.h"
 #include "freertos/task.h"
+#include "net_check.h"
 #include "spi_flash_mmap.h"
 
 static const char *TAG = "port_check";
@@ -105,7 +107,7 @@ static void start_wdt(int timeout_ms, bool panic, int feeds)
 void app_main(void)
 {
     ESP_LOGI(TAG, "reset reason %d", (int)esp_reset_reason());
-    char line[128];
+    char line[512];
     printf("port_check>\n");
     fflush(stdout);
     while (fgets(line, sizeof(line), stdin) != NULL) {
@@ -128,7 +130,7 @@ void app_main(void)
             const esp_partition_t *p =
                 esp_partition_find_first(ESP_PARTITION_TYPE_DATA, ESP_PARTITION_SUBTYPE_ANY, "nvs");
             report("erase_sector", esp_partition_erase_range(p, 0, SPI_FLASH_SEC_SIZE));
-        } else {
+        } else if (!net_check_command(line)) {
             printf("unknown command\n");
         }
         printf("port_check>\n");
