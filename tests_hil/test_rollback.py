@@ -5,6 +5,9 @@ Boot, confirm and rollback (E1, E2, E3, E7) and a reset in the middle of a downl
 E2 and E3 stop the broker while v2 boots, so they need one the harness runs (not `--broker URL`).
 """
 
+import contextlib
+from collections.abc import Iterator
+
 import pytest
 
 from harness.broker import ExternalBroker
@@ -12,9 +15,24 @@ from harness.fwserver import FaultPlan
 from harness.link import DeviceLink
 
 
-def _stoppable(broker) -> None:
+@contextlib.contextmanager
+def _broker_down(broker) -> Iterator[None]:
+    """The broker stopped while v2 boots, started again afterwards whatever happened meanwhile."""
+    broker.stop()
+    try:
+        yield
+    finally:
+        broker.start()
+
+
+def _v2_booting_without_broker(board_factory, ota_for, broker, fw_server, firmware, request_id: str,
+                               **settings: object):
+    """A board updated to v2 that reboots into it while the broker is away; (board, cursor before the update)."""
     if isinstance(broker, ExternalBroker):
         pytest.skip("stops the broker while v2 boots: needs the embedded broker, not --broker URL")
+    board = board_factory(**settings)
+    since = ota_for(board).start_until_reboot(request_id, fw_server.add(firmware.image(version="2.0.0")).url)
+    return board, since
 
 
 def _last_ota_after_broker_restart(board, link: DeviceLink, since: int) -> dict:
@@ -50,19 +68,14 @@ def test_new_firmware_that_cannot_reach_the_broker_rolls_back(board_factory, ota
     `rolled_back`/`selftest_failed` once the broker is back.
 
     Needs: embedded broker."""
-    _stoppable(broker)
-    board = board_factory(selftest_timeout_s=1)
-    ota = ota_for(board)
-    since = ota.start_until_reboot("e3", fw_server.add(firmware.image(version="2.0.0")).url)
-    broker.stop()
-    try:
+    board, since = _v2_booting_without_broker(board_factory, ota_for, broker, fw_server, firmware, "e3",
+                                              selftest_timeout_s=1)
+    with _broker_down(broker):
         assert board.expect_loaded_app(timeout=10) == "ota_1"
         board.expect(r"boot_check: self-test failed \(broker not reachable\)", timeout=15)
         board.expect(r"esp_ota_ops: Rollback to previously worked partition\.", timeout=5)
         board.expect(r"^rst:0xc \(SW_CPU_RESET\)", timeout=10)
         assert board.expect_loaded_app(timeout=10) == "ota_0"
-    finally:
-        broker.start()
     status = _last_ota_after_broker_restart(board, link, since)
     assert status["last_ota"] == {"id": "e3", "state": "rolled_back", "reason": "selftest_failed", "version": "2.0.0"}
     assert (status["version"], status["partition"], status["ota_state"]) == (firmware.base_version, "ota_0", "valid")
@@ -75,19 +88,14 @@ def test_reset_before_confirmation_rolls_back(board_factory, ota_for, broker, li
     into ABORTED and boots v1 from ota_0, which reports `rolled_back`/`boot_failed`.
 
     Needs: embedded broker."""
-    _stoppable(broker)
-    board = board_factory(selftest_timeout_s=30)
-    ota = ota_for(board)
-    since = ota.start_until_reboot("e2", fw_server.add(firmware.image(version="2.0.0")).url)
-    broker.stop()
-    try:
+    board, since = _v2_booting_without_broker(board_factory, ota_for, broker, fw_server, firmware, "e2",
+                                              selftest_timeout_s=30)
+    with _broker_down(broker):
         assert board.expect_loaded_app(timeout=10) == "ota_1"
         board.expect(r"boot_check: new image pending verification", timeout=15)
         board.reset()
         board.expect(r"^rst:0x1 \(POWERON_RESET\)", timeout=10)
         assert board.expect_loaded_app(timeout=10) == "ota_0"
-    finally:
-        broker.start()
     status = _last_ota_after_broker_restart(board, link, since)
     assert status["last_ota"] == {"id": "e2", "state": "rolled_back", "reason": "boot_failed", "version": "2.0.0"}
     assert (status["version"], status["partition"], status["reset_reason"]) == (firmware.base_version, "ota_0",
