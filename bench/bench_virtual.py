@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from harness.broker import EmbeddedBroker
+from harness.formats.app_image import build_virtual_image, virtual_payload
 from harness.fwserver import FirmwareServer
-from harness.images import build_virtual_image, virtual_payload
 from harness.link import DeviceLink
 from harness.provision import provision
 from harness.virtual import firmware

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from harness import log_patterns as P
-from harness.images import build_virtual_image
+from harness.formats.app_image import build_virtual_image
 from harness.virtual import firmware
 from harness.virtual.board import VirtualBoard, create_flash
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.images import CHIP_ID_ESP32, build_virtual_image, set_chip_id
+from harness.formats.app_image import CHIP_ID_ESP32, build_virtual_image, set_chip_id
+from harness.formats.otadata import SECTOR_SIZE, OtaEntry, OtaState, read_entries
 from harness.virtual.bootloader import Bootloader
 from harness.virtual.flash import Flash
-from harness.virtual.otadata import SECTOR_SIZE, OtaEntry, OtaState, read_entries
 
 CSV = (Path(__file__).parents[1] / "device" / "partitions.csv").read_text()
 N, P, V, I, A, U = (OtaState.NEW, OtaState.PENDING_VERIFY, OtaState.VALID, OtaState.INVALID,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import images
+from harness.formats import app_image
 
 SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "acme_sensor"
 
@@ -48,7 +48,7 @@ def test_release_gate_of_another_project_runs_on_its_own_settings(sample: Path) 
 
     # Built from the sample's app directory, into the sample's own build directory.
     image = (sample / "build" / "virtual" / "default" / "hil_ota_agent.bin").read_bytes()
-    descriptor = images.read_descriptor(image)
+    descriptor = app_image.read_descriptor(image)
     assert (descriptor.project_name, descriptor.version) == ("acme_sensor", "2.4.0")
     assert (sample / "build" / "virtual" / "broken_selftest").is_dir()
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from harness.boards.base import Board
-from harness.images import virtual_payload
+from harness.formats.app_image import virtual_payload
 from harness.serial_log import SerialLine, SerialLog
 from harness.virtual import rom
 from harness.virtual.bootloader import Bootloader

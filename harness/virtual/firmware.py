@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.images import build_virtual_image, patch_version
+from harness.formats.app_image import build_virtual_image, patch_version
 from harness.project import DEFAULT_VARIANT, REFERENCE_APP_DIR, HilProject, reference
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
