@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from harness import clock, live_progress, report, targets, timeline
+from harness import clock, live_progress, masking, report, targets, timeline
 from harness import project as project_mod
 from harness import report as report_mod
 from harness.broker import (
@@ -120,13 +120,13 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             "broker.")) from None
 
 
-_CONFIG_MASKER_KEY = pytest.StashKey[timeline.Masker]()
+_CONFIG_MASKER_KEY = pytest.StashKey[masking.Masker]()
 
 
-def _config_masker(config: pytest.Config) -> timeline.Masker:
+def _config_masker(config: pytest.Config) -> masking.Masker:
     """Secrets known for the whole run: passwords given on the command line or in the environment."""
     if _CONFIG_MASKER_KEY not in config.stash:
-        masker = timeline.Masker()
+        masker = masking.Masker()
         url = config.getoption("--broker", default=None)
         if url:
             with contextlib.suppress(ValueError):
@@ -202,7 +202,7 @@ class TestRecord:
     boards: list[VirtualBoard] = field(default_factory=list)
     links: list[DeviceLink] = field(default_factory=list)
     servers: list[FirmwareServer] = field(default_factory=list)
-    masker: timeline.Masker = field(default_factory=timeline.Masker, repr=False)
+    masker: masking.Masker = field(default_factory=masking.Masker, repr=False)
     # set at the end of the test (hil_record's teardown), for the HTML report
     properties: dict[str, Any] | None = None
     entries: list[timeline.Entry] | None = None
@@ -210,9 +210,9 @@ class TestRecord:
     def timeline(self) -> list[timeline.Entry]:
         return timeline.collect(self.t0, self.boards, self.links, self.servers, self.masker)
 
-    def full_masker(self) -> timeline.Masker:
+    def full_masker(self) -> masking.Masker:
         """The masker plus the secrets real boards learnt on their own (typed on their console)."""
-        masker = timeline.Masker(set(self.masker.secrets))
+        masker = masking.Masker(set(self.masker.secrets))
         for board in self.boards:
             masker.add(*getattr(board, "secrets", ()))
         return masker
@@ -225,7 +225,7 @@ def _timeline_path(config: pytest.Config, nodeid: str) -> Path:
 
 @pytest.fixture
 def hil_record(request: pytest.FixtureRequest) -> Iterator[TestRecord]:
-    record = TestRecord(masker=timeline.Masker(set(_config_masker(request.config).secrets)))
+    record = TestRecord(masker=masking.Masker(set(_config_masker(request.config).secrets)))
     request.node.stash[_RECORD_KEY] = record
     yield record
     entries = record.timeline()
@@ -397,7 +397,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
-def _mask_report(report: pytest.TestReport, masker: timeline.Masker) -> None:
+def _mask_report(report: pytest.TestReport, masker: masking.Masker) -> None:
     """Secrets out of what pytest shows and writes (terminal, JUnit XML): the traceback and captured output.
 
     The traceback's parts are masked in place, so pytest still renders it (colours, short summary line);
@@ -417,7 +417,7 @@ def _mask_report(report: pytest.TestReport, masker: timeline.Masker) -> None:
         report.longrepr = masker.text(text)
 
 
-def _mask_in_place(value: object, masker: timeline.Masker, seen: set[int]) -> object:
+def _mask_in_place(value: object, masker: masking.Masker, seen: set[int]) -> object:
     """`value` with every string masked: strings and sequences are rebuilt, dataclasses (pytest's Repr*
     objects) changed in place."""
     if isinstance(value, str):

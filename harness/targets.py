@@ -30,7 +30,8 @@ from harness.boards import inventory
 from harness.boards.esp32 import LOADED_APP, Esp32Board, Esp32Error, PortLostError
 from harness.boards.power import parse_power
 from harness.idf_build import FirmwareMissingError, IdfFirmware
-from harness.provision import SECRET_KEYS, provision
+from harness.masking import Secret, is_secret_key
+from harness.provision import provision
 
 VIRTUAL_TARGET = "linux"
 REAL_TARGETS = tuple(sorted(CHIP_DEFS))  # every chip esptool knows; esp32 is the one the firmware CI builds
@@ -222,14 +223,6 @@ def _answers(url: str | None) -> bool:
 
 
 # --- session state of a real target ---
-
-
-class Secret(str):
-    """A password: the value itself where it is used, ``********`` wherever it is shown (reprs,
-    ``--showlocals`` tracebacks, assertion messages)."""
-
-    def __repr__(self) -> str:
-        return "'********'"
 
 
 @dataclass(frozen=True)
@@ -445,7 +438,7 @@ class Esp32BoardFactory:
         board.device_id = device_id
         values: dict[str, object] = {"device_id": device_id, "broker_url": self.broker_url,
                                      "topic_prefix": self.topic_prefix, **self.bench.wifi.settings(), **settings}
-        board.add_secrets(str(v) for k, v in values.items() if k in SECRET_KEYS)
+        board.add_secrets(str(v) for k, v in values.items() if is_secret_key(k))
         self.bench.restore_baseline(lease, board, image)
         cursor = self.link.cursor()
         provision(board, values, timeout=CONSOLE_TIMEOUT_S)

@@ -24,12 +24,13 @@ import pytest
 from esp32_mock_bootloader import mock_bootloader
 from esptool.cmds import write_flash
 
-from harness.boards.esp32 import Esp32Board, LineAssembler, PortLostError, mask_secrets
+from harness.boards.esp32 import Esp32Board, LineAssembler, PortLostError
 from harness.boards.inventory import BoardPool, BoardSpec, InventoryError, load_inventory, specs_from_ports
 from harness.boards.power import CommandPower, UhubctlPower, parse_power
 from harness.formats import app_image
 from harness.formats.otadata import OtaEntry, OtaState
 from harness.idf_build import FirmwareMissingError, IdfFirmware, load_build
+from harness.masking import mask_secrets
 from harness.targets import WifiCredentials, udp_source_address
 from harness.virtual import firmware as virtual_firmware
 from tests_unit.esp32_emulator import Esp32Emulator, FlashOp, write_idf_build
