@@ -31,6 +31,7 @@ from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
 
 from harness.broker_receipts import ReceiptLog, ReceiptStreamReader
+from harness.net import PortInUseError
 
 try:
     from uvloop import new_event_loop as _fast_event_loop  # see EmbeddedBroker: amqtt's loop runs on libuv
@@ -45,10 +46,6 @@ _STREAM_LIMIT = 2**16  # asyncio.start_server's default buffer limit
 
 class BrokerError(RuntimeError):
     """A broker could not be started, stopped or reached."""
-
-
-class PortInUseError(BrokerError):
-    """The requested listen port is already taken by another socket."""
 
 
 class BrokerUnreachableError(BrokerError):
