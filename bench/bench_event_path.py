@@ -51,7 +51,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from harness.broker import EmbeddedBroker, MosquittoBroker
-from harness.link import DeviceLink, LinkTimeout, Message
+from harness.link import DeviceLink, LinkTimeout
+from harness.protocol import Message
 from harness.provision import provision
 from harness.virtual import firmware
 from harness.virtual.board import VirtualBoard, create_flash

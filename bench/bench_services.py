@@ -43,7 +43,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from harness.broker import EmbeddedBroker, MosquittoBroker
 from harness.fwserver import FirmwareServer
-from harness.link import DeviceLink, Message
+from harness.link import DeviceLink
+from harness.protocol import Message
 
 DOWNLOAD_TIMEOUT_S = 120.0
 STATIC_SERVER = """

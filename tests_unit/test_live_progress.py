@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from harness.link import Message
 from harness.live_progress import ERASE_LINE, LiveProgress, ProgressView
+from harness.protocol import Message
 
 ROOT = Path(__file__).resolve().parents[1]
 KB = 1024
