@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import logging
 import socket
 import threading
 import time
@@ -17,16 +16,9 @@ from harness.broker import AccessPolicy, EmbeddedBroker
 from harness.link import CallbackError, DeviceLink, LinkError, LinkTimeout, OtaFailed
 from harness.protocol import Message, ProtocolChecker, ProtocolViolation, parse_json, parse_topic
 
+pytestmark = pytest.mark.usefixtures("no_warnings_logged")
+
 WAIT = 5.0
-
-
-@pytest.fixture(autouse=True)
-def no_warnings_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    caplog.set_level(logging.WARNING)
-    yield
-    records = caplog.get_records("setup") + caplog.get_records("call")  # caplog.records is this phase only
-    noisy = [f"{r.name}: {r.getMessage()}" for r in records if r.levelno >= logging.WARNING]
-    assert not noisy, "warnings or errors were logged:\n" + "\n".join(noisy)
 
 
 @pytest.fixture

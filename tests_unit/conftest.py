@@ -1,0 +1,19 @@
+"""Fixtures the unit tests of the harness's services share."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+
+@pytest.fixture
+def no_warnings_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Fails a test during which anything logged a warning or an error (in its set-up or call): a service
+    that logs a traceback from one of its threads is broken even when the test's own checks pass."""
+    caplog.set_level(logging.WARNING)
+    yield
+    records = caplog.get_records("setup") + caplog.get_records("call")  # caplog.records is this phase only
+    noisy = [f"{r.name}: {r.getMessage()}" for r in records if r.levelno >= logging.WARNING]
+    assert not noisy, "warnings or errors were logged:\n" + "\n".join(noisy)
