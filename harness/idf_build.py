@@ -42,7 +42,8 @@ def idf_build_command(device_dir: Path, target: str, variant: str,
     where device/'s defaults are at the repository root.
     """
     device_dir = Path(device_dir).resolve()
-    defaults = list(sdkconfig_defaults) if sdkconfig_defaults is not None else [device_dir.parent / "sdkconfig.defaults"]
+    defaults = (list(sdkconfig_defaults) if sdkconfig_defaults is not None
+                else [device_dir.parent / "sdkconfig.defaults"])
     if variant != DEFAULT_VARIANT:
         defaults.append(device_dir / f"sdkconfig.ci.{variant}")
     name = build_dir_name(target, variant)
@@ -154,7 +155,8 @@ def load_build(device_dir: Path, target: str, variant: str = DEFAULT_VARIANT,
     try:
         partitions = tuple(pt.from_binary(files["partition-table"].data))
     except ValueError as err:
-        raise FirmwareMissingError(f"{files['partition-table'].path}: not a valid partition table ({err}). {how}") from None
+        raise FirmwareMissingError(
+            f"{files['partition-table'].path}: not a valid partition table ({err}). {how}") from None
     app = files["app"]
     try:
         version = app_image.read_descriptor(app.data).version

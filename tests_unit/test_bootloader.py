@@ -93,7 +93,8 @@ def test_boot_selection(tmp_path: Path, row: Row) -> None:
     with _make_flash(tmp_path, row) as flash:
         outcome = Bootloader(flash, lambda level, msg: lines.append(f"{level} {msg}")).boot()
         otadata = next(p for p in flash.partitions() if p.label == "otadata")
-        after = read_entries(flash.read(otadata.offset, SECTOR_SIZE), flash.read(otadata.offset + SECTOR_SIZE, SECTOR_SIZE))
+        after = read_entries(flash.read(otadata.offset, SECTOR_SIZE),
+                             flash.read(otadata.offset + SECTOR_SIZE, SECTOR_SIZE))
     assert (outcome.partition.label if outcome.partition else None) == row.boots, "\n".join(lines)
     for i, expected in enumerate(row.after):
         data = _entry_bytes(expected)

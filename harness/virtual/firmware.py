@@ -49,7 +49,8 @@ def _run(cmd: list[str], what: str) -> None:
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise FirmwareBuildError(
-            f"{what} failed (exit {result.returncode}): {' '.join(cmd)}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+            f"{what} failed (exit {result.returncode}): {' '.join(cmd)}\n"
+            f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
         )
 
 
