@@ -14,13 +14,11 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Collection
-from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import paho.mqtt.client as mqtt
 
 from harness import clock
-from harness.broker_receipts import ReceiptLog
 from harness.mqtt_client import LinkError, new_client, publish_all
 from harness.net import parse_mqtt_url
 from harness.protocol import (
@@ -32,6 +30,10 @@ from harness.protocol import (
     parse_json,
     parse_topic,
 )
+from harness.service import undone_on_failure
+
+if TYPE_CHECKING:
+    from harness.broker.receipts import ReceiptLog  # the link only reads it: no broker needed to run
 
 SHOWN_ON_TIMEOUT = 20
 
@@ -120,11 +122,8 @@ class DeviceLink:
             raise LinkError(f"cannot connect to MQTT broker {self.url}: {exc}") from exc
         self._client = client
         client.loop_start()
-        try:
+        with undone_on_failure(self.close):
             self._wait_subscribed()
-        except BaseException:
-            self.close()
-            raise
         return self
 
     def close(self) -> None:
@@ -141,9 +140,7 @@ class DeviceLink:
     def __enter__(self) -> Self:
         return self.connect()
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     @property

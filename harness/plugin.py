@@ -46,10 +46,10 @@ from harness.broker import (
     ExternalBroker,
     MosquittoBroker,
     MqttBroker,
-    parse_broker_url,
 )
 from harness.fwserver import FirmwareServer
 from harness.link import DeviceLink
+from harness.net import parse_mqtt_url
 from harness.provision import provision
 from harness.virtual import firmware as fw_build
 from harness.virtual.board import VirtualBoard, create_flash
@@ -86,7 +86,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if url:
         masked = _config_masker(config).text
         try:
-            parse_broker_url(url)
+            parse_mqtt_url(url)
         except ValueError as err:
             raise pytest.UsageError(masked(f"--broker: {err}")) from err
         if "@" in urlsplit(url).netloc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -17,3 +18,12 @@ def no_warnings_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     records = caplog.get_records("setup") + caplog.get_records("call")  # caplog.records is this phase only
     noisy = [f"{r.name}: {r.getMessage()}" for r in records if r.levelno >= logging.WARNING]
     assert not noisy, "warnings or errors were logged:\n" + "\n".join(noisy)
+
+
+@pytest.fixture
+def squatter() -> Iterator[int]:
+    """A port on 127.0.0.1 another socket listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import queue
 import socket
@@ -26,9 +25,10 @@ from harness.broker import (
     MosquittoBroker,
     PortInUseError,
     mqtt_probe,
-    parse_broker_url,
 )
 from harness.fwserver import FirmwareServer
+
+pytestmark = pytest.mark.usefixtures("no_warnings_logged")
 
 WAIT = 5.0
 
@@ -78,15 +78,6 @@ class Client:
         self.paho.loop_stop()
         # break the callback cycle so paho's socketpair is closed now (paho closes it only in __del__)
         self.paho.on_connect = self.paho.on_subscribe = self.paho.on_message = self.paho.on_disconnect = None
-
-
-@pytest.fixture(autouse=True)
-def no_warnings_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    caplog.set_level(logging.WARNING)
-    yield
-    records = caplog.get_records("setup") + caplog.get_records("call")  # caplog.records is this phase only
-    noisy = [f"{r.name}: {r.getMessage()}" for r in records if r.levelno >= logging.WARNING]
-    assert not noisy, "the broker logged warnings or errors:\n" + "\n".join(noisy)
 
 
 @pytest.fixture
@@ -178,13 +169,9 @@ def test_clients_connecting_while_others_come_and_go_keep_their_sessions(clients
         assert not failures, failures
 
 
-def test_port_in_use_error_names_the_port() -> None:
-    with socket.socket() as squatter:
-        squatter.bind(("127.0.0.1", 0))
-        squatter.listen()
-        port = squatter.getsockname()[1]
-        with pytest.raises(PortInUseError, match=rf"port {port} on 127\.0\.0\.1 is already in use.*port=0"):
-            EmbeddedBroker(port=port).start()
+def test_port_in_use_error_names_the_port(squatter: int) -> None:
+    with pytest.raises(PortInUseError, match=rf"port {squatter} on 127\.0\.0\.1 is already in use.*port=0"):
+        EmbeddedBroker(port=squatter).start()
 
 
 def test_restart_fails_clearly_when_the_port_was_taken_meanwhile() -> None:
@@ -339,21 +326,6 @@ def test_external_broker_that_is_not_mqtt_is_reported() -> None:
         port = silent.getsockname()[1]
         with pytest.raises(BrokerUnreachableError, match="unreachable"):
             ExternalBroker(f"mqtt://127.0.0.1:{port}", timeout=0.3).start()
-
-
-@pytest.mark.parametrize(("url", "expected"), [
-    ("mqtt://h:1234", ("mqtt", "h", 1234)),
-    ("mqtt://h", ("mqtt", "h", 1883)),
-    ("mqtts://10.0.0.2", ("mqtts", "10.0.0.2", 8883)),
-])
-def test_parse_broker_url(url: str, expected: tuple[str, str, int]) -> None:
-    assert parse_broker_url(url) == expected
-
-
-@pytest.mark.parametrize("url", ["http://h:1", "h:1883", "mqtt://"])
-def test_parse_broker_url_rejects_garbage(url: str) -> None:
-    with pytest.raises(ValueError, match="mqtt://host:port"):
-        parse_broker_url(url)
 
 
 # --- MosquittoBroker ----------------------------------------------------------------------------------------

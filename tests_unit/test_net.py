@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from harness.net import (
@@ -47,12 +45,7 @@ def test_urls_and_addresses() -> None:
                                                                              "10.0.0.2"]
 
 
-def test_a_port_someone_listens_on_is_named_and_a_free_one_is_free() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        taken = sock.getsockname()[1]
-        with pytest.raises(PortInUseError, match=rf"Svc: port {taken} on 127\.0\.0\.1 is already in use"):
-            check_port_free("127.0.0.1", taken, "Svc")
-    port = free_port()
-    check_port_free("127.0.0.1", port, "Svc")
+def test_a_port_someone_listens_on_is_named_and_a_free_one_is_free(squatter: int) -> None:
+    with pytest.raises(PortInUseError, match=rf"Svc: port {squatter} on 127\.0\.0\.1 is already in use"):
+        check_port_free("127.0.0.1", squatter, "Svc")
+    check_port_free("127.0.0.1", free_port(), "Svc")

@@ -8,7 +8,6 @@ import itertools
 import threading
 import time
 from dataclasses import dataclass
-from typing import Self
 
 from aiohttp import web
 
@@ -130,18 +129,6 @@ class FirmwareServer(ListeningService):
 
     # --- lifecycle -----------------------------------------------------------------------------------
 
-    def start(self) -> Self:
-        if self._runner is not None:
-            return self
-        self._check_port_free()
-        self._loop.start()
-        try:
-            self._runner = self._loop.run(self._start_site(), timeout=10.0)
-        except BaseException:
-            self._loop.stop()
-            raise
-        return self
-
     def stop(self) -> None:
         """Stop serving; in-flight responses (stalled ones too) are abandoned at once."""
         runner, self._runner = self._runner, None
@@ -194,6 +181,13 @@ class FirmwareServer(ListeningService):
         return self.log.wait_for(index, timeout, artifact, completed)
 
     # --- internals: setup ----------------------------------------------------------------------------
+
+    def _is_started(self) -> bool:
+        return self._runner is not None
+
+    def _start(self) -> None:
+        self._loop.start()
+        self._runner = self._loop.run(self._start_site(), timeout=10.0)
 
     async def _start_site(self) -> web.ServerRunner:
         self._stopping = asyncio.Event()
