@@ -28,7 +28,7 @@ from pathlib import Path
 
 import bench_event_path as bench
 
-import harness.broker as broker_module
+import harness.broker.embedded as broker_module
 from harness.broker import EmbeddedBroker
 from harness.link import DeviceLink
 from harness.virtual import firmware
