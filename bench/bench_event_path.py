@@ -52,7 +52,8 @@ from bench_common import Result, report, rss_kb, start_board, verdict
 from paho.mqtt.enums import CallbackAPIVersion
 
 from harness.broker import EmbeddedBroker, MosquittoBroker
-from harness.link import DeviceLink, LinkTimeout, Message
+from harness.link import DeviceLink, LinkTimeout
+from harness.protocol import Message
 from harness.virtual import firmware
 from harness.virtual.board import VirtualBoard
 

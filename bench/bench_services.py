@@ -14,7 +14,8 @@ docs/performance.md ("Harness services") records them with this command.
   server's GIL). The baseline is 100 parallel `curl` processes fetching the same file from a static
   server (http.server's ThreadingHTTPServer, in its own process, listen backlog raised from 5 to 256:
   `python -m http.server` keeps 5, which drops SYNs under 100 clients and would flatter us), and from
-  our server too. Both clocks start once the clients' processes are up. Target: our 100 plain downloads at no less than half of curl from the static server.
+  our server too. Both clocks start once the clients' processes are up. Target: our 100 plain downloads
+  at no less than half of curl from the static server.
   The static-server pair is measured in `--rounds` interleaved rounds and the median taken.
 """
 
@@ -43,7 +44,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from harness.broker import EmbeddedBroker, MosquittoBroker
 from harness.fwserver import FirmwareServer
-from harness.link import DeviceLink, Message
+from harness.link import DeviceLink
+from harness.protocol import Message
 
 DOWNLOAD_TIMEOUT_S = 120.0
 STATIC_SERVER = """
@@ -85,7 +87,8 @@ def startup(cycles: int) -> None:
         broker_stop.append(ms(t3 - t2))
         server_stop.append(ms(t4 - t3))
     med = statistics.median
-    report(Result(f"broker start / stop (median of {cycles})", f"{med(broker_start):.1f} ms / {med(broker_stop):.1f} ms"))
+    report(Result(f"broker start / stop (median of {cycles})",
+                  f"{med(broker_start):.1f} ms / {med(broker_stop):.1f} ms"))
     report(Result(f"firmware server start / stop (median of {cycles})",
                   f"{med(server_start):.1f} ms / {med(server_stop):.1f} ms"))
     report(Result("broker + firmware server ready", f"median {med(ready):.1f} ms, max {max(ready):.1f} ms",

@@ -16,8 +16,8 @@ from pathlib import Path
 from bench_common import rss_kb, start_board
 
 from harness.broker import EmbeddedBroker
+from harness.formats.app_image import build_virtual_image, virtual_payload
 from harness.fwserver import FirmwareServer
-from harness.images import build_virtual_image, virtual_payload
 from harness.link import DeviceLink
 from harness.virtual import firmware
 
@@ -40,10 +40,12 @@ def main() -> None:
                           timeout=20, since=since, description="online after reset")
             times.append((time.monotonic() - t0) * 1000)
         q = statistics.quantiles(times, n=20)
-        print(f"reset -> MQTT connected: p50 {statistics.median(times):.0f} ms, p95 {q[18]:.0f} ms over {len(times)} boots")
+        print(f"reset -> MQTT connected: p50 {statistics.median(times):.0f} ms, p95 {q[18]:.0f} ms "
+              f"over {len(times)} boots")
 
         payload = virtual_payload(image)
-        big = build_virtual_image(payload + bytes(1024 * 1024 - len(image)), version="2.0.0", project_name="hil_ota_agent")
+        big = build_virtual_image(payload + bytes(1024 * 1024 - len(image)), version="2.0.0",
+                                  project_name="hil_ota_agent")
         artifact = server.add(big)
         since = link.cursor()
         t0 = time.monotonic()

@@ -21,7 +21,8 @@ import tempfile
 import threading
 from pathlib import Path
 
-from harness import images, project
+from harness import project
+from harness.formats import app_image
 from harness.virtual import firmware
 
 VARIANTS = project.reference().variants
@@ -37,11 +38,11 @@ def cmd_build(args: argparse.Namespace) -> int:
 def cmd_image_info(args: argparse.Namespace) -> int:
     data = Path(args.file).read_bytes()
     try:
-        info = images.verify_image(data, None)
-    except images.ImageError as err:
+        info = app_image.verify_image(data, None)
+    except app_image.ImageError as err:
         print(f"{args.file}: not a valid app image ({err.reason}): {err}", file=sys.stderr)
         return 1
-    chip = {images.CHIP_ID_ESP32: "esp32", images.CHIP_ID_VIRTUAL: "virtual"}.get(info.chip_id, str(info.chip_id))
+    chip = {app_image.CHIP_ID_ESP32: "esp32", app_image.CHIP_ID_VIRTUAL: "virtual"}.get(info.chip_id, str(info.chip_id))
     desc = info.descriptor
     print(f"file:      {args.file}")
     print(f"chip:      {chip} (id {info.chip_id:#06x})")
@@ -58,8 +59,8 @@ def cmd_image_info(args: argparse.Namespace) -> int:
 def cmd_image_patch_version(args: argparse.Namespace) -> int:
     data = Path(args.file).read_bytes()
     try:
-        patched = images.patch_version(data, args.version)
-    except (images.ImageError, ValueError) as err:
+        patched = app_image.patch_version(data, args.version)
+    except (app_image.ImageError, ValueError) as err:
         print(f"{args.file}: cannot patch: {err}", file=sys.stderr)
         return 1
     Path(args.output).write_bytes(patched)
@@ -73,9 +74,9 @@ def cmd_image_corrupt(args: argparse.Namespace) -> int:
     if bad:
         print(f"{args.file}: offsets {bad} are outside the {len(data)}-byte image", file=sys.stderr)
         return 1
-    data = images.corrupt(data, args.flip) if args.flip else data
+    data = app_image.corrupt(data, args.flip) if args.flip else data
     if args.truncate is not None:
-        data = images.truncate(data, args.truncate)
+        data = app_image.truncate(data, args.truncate)
     Path(args.output).write_bytes(data)
     print(f"{args.output}: {len(data)} bytes")
     return 0

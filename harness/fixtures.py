@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import live_progress, report, targets, timeline
+from harness import live_progress, masking, report, targets, timeline
 from harness import project as project_mod
 from harness.boards import esp32_bench
 from harness.boards.base import Board
@@ -52,7 +52,7 @@ def firmware(request: pytest.FixtureRequest) -> FirmwareSource:
 
 @pytest.fixture
 def hil_record(request: pytest.FixtureRequest) -> Iterator[TestRecord]:
-    record = TestRecord(masker=timeline.Masker(set(run_masker(request.config).secrets)))
+    record = TestRecord(masker=masking.Masker(set(run_masker(request.config).secrets)))
     request.node.stash[RECORD_KEY] = record
     yield record
     entries = record.timeline()

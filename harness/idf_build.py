@@ -5,7 +5,7 @@ The builds follow ESP-IDF's ``build_<target>_<variant>`` convention under ``devi
 listed in ``flasher_args.json``: the bootloader, the partition table, the app and ota_data_initial.
 
 Other versions of the firmware are not built: they are the app image of one build with a patched
-``esp_app_desc_t.version`` (``harness.images.patch_version``), so a release gate needs exactly one
+``esp_app_desc_t.version`` (``harness.app_image.patch_version``), so a release gate needs exactly one
 build per variant.
 """
 
@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import images
-from harness.virtual import partition_table as pt
+from harness.formats import app_image
+from harness.formats import partition_table as pt
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEVICE_DIR = REPO_ROOT / "device"
@@ -42,7 +42,8 @@ def idf_build_command(device_dir: Path, target: str, variant: str,
     where device/'s defaults are at the repository root.
     """
     device_dir = Path(device_dir).resolve()
-    defaults = list(sdkconfig_defaults) if sdkconfig_defaults is not None else [device_dir.parent / "sdkconfig.defaults"]
+    defaults = (list(sdkconfig_defaults) if sdkconfig_defaults is not None
+                else [device_dir.parent / "sdkconfig.defaults"])
     if variant != DEFAULT_VARIANT:
         defaults.append(device_dir / f"sdkconfig.ci.{variant}")
     name = build_dir_name(target, variant)
@@ -86,7 +87,7 @@ class IdfBuild:
 
     def image_with_version(self, version: str) -> bytes:
         """The same app reporting another version (a patched app descriptor, resealed)."""
-        return images.patch_version(self.image, version)
+        return app_image.patch_version(self.image, version)
 
     def partition(self, label: str) -> pt.Partition:
         try:
@@ -154,11 +155,12 @@ def load_build(device_dir: Path, target: str, variant: str = DEFAULT_VARIANT,
     try:
         partitions = tuple(pt.from_binary(files["partition-table"].data))
     except ValueError as err:
-        raise FirmwareMissingError(f"{files['partition-table'].path}: not a valid partition table ({err}). {how}") from None
+        raise FirmwareMissingError(
+            f"{files['partition-table'].path}: not a valid partition table ({err}). {how}") from None
     app = files["app"]
     try:
-        version = images.read_descriptor(app.data).version
-    except images.ImageError as err:
+        version = app_image.read_descriptor(app.data).version
+    except app_image.ImageError as err:
         raise FirmwareMissingError(f"{app.path}: not an app image ({err}). {how}") from None
     settings = args.get("flash_settings", {})
     build = IdfBuild(

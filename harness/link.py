@@ -1,4 +1,4 @@
-"""Device link: the harness side of the MQTT protocol (docs/protocol.md), on paho-mqtt 2.x.
+"""Device link: the harness side of the MQTT protocol (docs/protocol.md; harness.protocol), on paho-mqtt 2.x.
 
 `DeviceLink` subscribes to `<prefix>/#`, records every message in order, sends commands, and lets the test
 thread wait for messages with a deadline. paho callbacks only record and notify: an assertion there would
@@ -9,49 +9,33 @@ from the next wait in the test thread.
 from __future__ import annotations
 
 import json
-import socket
 import ssl
 import threading
 import time
 import uuid
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
-from urllib.parse import unquote, urlsplit
+from typing import TYPE_CHECKING, Any, Self
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from harness import clock
-from harness.broker_receipts import ReceiptLog
+from harness.mqtt_client import LinkError, new_client, publish_all
+from harness.net import parse_mqtt_url
+from harness.protocol import (
+    OTA_STATES,
+    Message,
+    ProtocolChecker,
+    ProtocolViolation,
+    format_messages,
+    parse_json,
+    parse_topic,
+)
+from harness.service import undone_on_failure
 
-OTA_STATES = frozenset({
-    "accepted", "downloading", "verifying", "rebooting", "succeeded",
-    "failed", "rejected", "cancelled", "rolled_back",
-})
-FAILURE_REASONS = frozenset({
-    "bad_command", "busy", "same_version", "downgrade", "http_status", "connect_failed", "tls_failed",
-    "idle_timeout", "timeout", "too_large", "invalid_image", "wrong_chip", "sha256_mismatch",
-    "size_mismatch", "flash_error", "cancelled", "selftest_failed", "boot_failed",
-})
-STATES_WITH_REASON = frozenset({"failed", "rejected"})
-ONLINE_PAYLOADS = frozenset({b"online", b"offline"})
-DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
+if TYPE_CHECKING:
+    from harness.broker.receipts import ReceiptLog  # the link only reads it: no broker needed to run
+
 SHOWN_ON_TIMEOUT = 20
-PAHO_INFLIGHT = 20  # paho's default number of QoS 1 messages in flight
-
-
-def _disable_nagle(_client: mqtt.Client, _userdata: Any, sock: Any) -> None:
-    """paho leaves Nagle's algorithm on: a command sent right after the PUBACK of a device's message would wait
-    for the broker's delayed ACK (~40 ms) before it leaves, and so would every back-to-back command."""
-    raw = sock if isinstance(sock, socket.socket) else getattr(sock, "socket", None)  # ssl.SSLSocket is a socket
-    if isinstance(raw, socket.socket) and raw.family in (socket.AF_INET, socket.AF_INET6):
-        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-class LinkError(RuntimeError):
-    """The link could not connect, subscribe or publish."""
 
 
 class LinkTimeout(AssertionError, TimeoutError):
@@ -63,159 +47,12 @@ class BrokerLost(LinkError):
     instead of running to its own deadline (the broker stopped or crashed; nothing can arrive)."""
 
 
-class ProtocolViolation(AssertionError):
-    """A device message broke the protocol contract."""
-
-    def __init__(self, problem: str, message: Message) -> None:
-        super().__init__(f"protocol violation: {problem}\n  in #{message.index} {message.describe()}")
-        self.problem = problem
-        self.message = message
-
-
 class OtaFailed(AssertionError):
     """wait_ota saw a state listed in `fail_on` before the awaited one."""
 
 
 class CallbackError(RuntimeError):
     """An exception raised inside a paho callback or a listener, re-raised in the test thread."""
-
-
-@dataclass(frozen=True)
-class Message:
-    """One received MQTT message. `data` is the parsed JSON payload, or None if it is not JSON."""
-
-    index: int
-    topic: str
-    payload: bytes
-    data: Any
-    retain: bool
-    t: float  # clock.now() at reception by this link
-    device_id: str | None
-    kind: str | None  # "ota", "status", "online", "cmd", ... (the topic after the device id)
-    t_published: float = 0.0  # when the embedded broker read it from its publisher (clock.now()), else t
-
-    @property
-    def text(self) -> str:
-        return self.payload.decode("utf-8", errors="replace")
-
-    def describe(self, now: float | None = None, limit: int = 200) -> str:
-        when = f"t{self.t - now:+.3f}s " if now is not None else ""
-        retained = " (retained)" if self.retain else ""
-        text = self.text if len(self.text) <= limit else self.text[:limit] + "..."
-        return f"{when}{self.topic}{retained} {text}"
-
-
-def parse_topic(topic: str, prefix: str) -> tuple[str | None, str | None]:
-    """`<prefix>/<id>/<kind>` -> (id, kind); (None, None) for topics outside the prefix."""
-    head = prefix + "/"
-    if not topic.startswith(head):
-        return None, None
-    device_id, _, kind = topic[len(head):].partition("/")
-    return device_id or None, kind or None
-
-
-def parse_json(payload: bytes) -> Any:
-    """The payload as JSON, or None: not UTF-8, not JSON, or nested too deeply for Python's parser."""
-    try:
-        return json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return None
-
-
-def format_messages(messages: list[Message], now: float | None = None) -> str:
-    return "\n".join(f"  #{m.index} {m.describe(now)}" for m in messages) or "  (no messages)"
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Protocol contract
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-class ProtocolChecker:
-    """Checks device messages against the protocol contract (docs/protocol.md); returns problems, never raises.
-
-    `seq` must increase per device, except that a drop to 1 or less means the device rebooted (a boot
-    restarts the sequence).
-    """
-
-    def __init__(self) -> None:
-        self._last_seq: dict[str, int] = {}
-
-    def check(self, message: Message) -> list[str]:
-        if message.device_id is None or message.device_id == "all":
-            return []
-        if message.kind == "ota":
-            return self._check_ota(message)
-        if message.kind == "status" and message.payload and not isinstance(message.data, dict):
-            return ["status payload is not a JSON object"]
-        if message.kind == "online" and message.payload and message.payload not in ONLINE_PAYLOADS:
-            return [f"online payload must be 'online' or 'offline', got {message.text!r}"]
-        return []
-
-    def _check_ota(self, message: Message) -> list[str]:
-        event = message.data
-        if not isinstance(event, dict):
-            return ["OTA event is not a JSON object"]
-        problems = self._check_fields(event)
-        seq = event.get("seq")
-        if _is_int(seq):
-            problems += self._check_seq(message.device_id or "", seq)
-        return problems
-
-    @staticmethod
-    def _check_fields(event: dict[str, Any]) -> list[str]:
-        problems = []
-        # A command may come without an id (only url is required), so "" is a valid request id.
-        if not isinstance(event.get("id"), str):
-            problems.append("OTA event needs a string 'id'")
-        if not _is_int(event.get("seq")):
-            problems.append("OTA event needs an integer 'seq'")
-        state = event.get("state")
-        if state not in OTA_STATES:
-            problems.append(f"OTA state {state!r} is not one of {sorted(OTA_STATES)}")
-        if state == "downloading":
-            missing = [k for k in ("bytes", "total", "percent") if not _is_int(event.get(k))]
-            if missing:
-                problems.append(f"'downloading' event needs integer {', '.join(missing)}")
-        if state in STATES_WITH_REASON:
-            reason = event.get("reason")
-            if reason not in FAILURE_REASONS:
-                problems.append(f"{state!r} event needs a 'reason' from the contract, got {reason!r}")
-            elif reason == "http_status" and not _is_int(event.get("http_status")):
-                problems.append("reason 'http_status' needs an integer 'http_status'")
-        return problems
-
-    def _check_seq(self, device_id: str, seq: int) -> list[str]:
-        last = self._last_seq.get(device_id)
-        self._last_seq[device_id] = seq
-        if last is not None and seq <= last and seq > 1:
-            return [f"seq went from {last} to {seq} (must increase within a boot)"]
-        return []
-
-
-# ---------------------------------------------------------------------------------------------------------
-# The link
-
-
-@dataclass(frozen=True)
-class _Endpoint:
-    scheme: str
-    host: str
-    port: int
-    username: str | None
-    password: str | None
-
-
-def _parse_url(url: str) -> _Endpoint:
-    parts = urlsplit(url)
-    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
-        raise ValueError(f"broker URL {url!r} must look like mqtt://host:port or mqtts://host:port")
-    user = unquote(parts.username) if parts.username else None
-    password = unquote(parts.password) if parts.password else None
-    return _Endpoint(parts.scheme, parts.hostname, parts.port or DEFAULT_PORTS[parts.scheme], user, password)
 
 
 class DeviceLink:
@@ -242,7 +79,7 @@ class DeviceLink:
         """`lost_after`: a wait fails with BrokerLost once the link has been disconnected that long during
         the wait (None: waits run to their deadline whatever the connection does). `receipts`: the embedded
         broker's, so each message also carries when the broker read it (`Message.t_published`)."""
-        endpoint = _parse_url(url)
+        endpoint = parse_mqtt_url(url)
         self.url = url
         self.prefix = prefix.rstrip("/")
         self.strict = strict
@@ -285,11 +122,8 @@ class DeviceLink:
             raise LinkError(f"cannot connect to MQTT broker {self.url}: {exc}") from exc
         self._client = client
         client.loop_start()
-        try:
+        with undone_on_failure(self.close):
             self._wait_subscribed()
-        except BaseException:
-            self.close()
-            raise
         return self
 
     def close(self) -> None:
@@ -306,9 +140,7 @@ class DeviceLink:
     def __enter__(self) -> Self:
         return self.connect()
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     @property
@@ -334,31 +166,9 @@ class DeviceLink:
         returns once the broker acknowledged every one. They go out through a second client of the link's
         own (paho fixes the number of messages in flight, 20 by default, when it connects); the link
         records the device's answers as usual."""
-        topic = f"{self.prefix}/{device_id}/cmd"
-        sender = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{self._client_id}-burst", protocol=mqtt.MQTTv311)
-        sender.max_inflight_messages_set(max(PAHO_INFLIGHT, len(commands)))
-        sender.max_queued_messages_set(0)
-        if self._username is not None:
-            sender.username_pw_set(self._username, self._password)
-        if self._endpoint.scheme == "mqtts":
-            sender.tls_set_context(ssl.create_default_context(cadata=self._ca_pem))
-        sender.on_socket_open = _disable_nagle
-        try:
-            sender.connect(self._endpoint.host, self._endpoint.port, keepalive=30)
-        except (OSError, ssl.SSLError) as exc:
-            raise LinkError(f"cannot connect a burst sender to {self.url}: {exc}") from exc
-        sender.loop_start()
-        try:
-            infos = [sender.publish(topic, json.dumps(command).encode(), qos=1) for command in commands]
-            deadline = time.monotonic() + timeout
-            for info in infos:
-                info.wait_for_publish(max(0.0, deadline - time.monotonic()))
-            unacked = sum(not info.is_published() for info in infos)
-            if unacked:
-                raise LinkError(f"{unacked} of {len(infos)} commands to {topic} not acknowledged within {timeout} s")
-        finally:
-            sender.disconnect()
-            sender.loop_stop()
+        payloads = [json.dumps(command).encode() for command in commands]
+        sender = new_client(self._endpoint, f"{self._client_id}-burst", self._username, self._password, self._ca_pem)
+        publish_all(sender, self.url, f"{self.prefix}/{device_id}/cmd", payloads, timeout)
 
     def broadcast(self, command: dict[str, Any], timeout: float = 5.0) -> None:
         """Publish a command to every device (`<prefix>/all/cmd`)."""
@@ -563,18 +373,12 @@ class DeviceLink:
         return self._client
 
     def _make_client(self) -> mqtt.Client:
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self._client_id, protocol=mqtt.MQTTv311,
-                             clean_session=True)
-        if self._username is not None:
-            client.username_pw_set(self._username, self._password)
-        if self._endpoint.scheme == "mqtts":
-            client.tls_set_context(ssl.create_default_context(cadata=self._ca_pem))
+        client = new_client(self._endpoint, self._client_id, self._username, self._password, self._ca_pem)
         client.reconnect_delay_set(*self._reconnect_delay)
         client.on_connect = self._guarded(self._on_connect)
         client.on_subscribe = self._guarded(self._on_subscribe)
         client.on_message = self._guarded(self._on_message)
         client.on_disconnect = self._guarded(self._on_disconnect)
-        client.on_socket_open = _disable_nagle
         return client
 
     def _guarded(self, callback: Callable[..., None]) -> Callable[..., None]:

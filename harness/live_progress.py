@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from harness.link import Message
+from harness.protocol import Message
 from harness.report import FINAL_STATES
 
 TTY_INTERVAL_S = 0.2  # redraw at most ~5 times a second, plus at every state change

@@ -24,12 +24,13 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from harness import live_progress, targets, timeline
+from harness import live_progress, masking, targets, timeline
 from harness import project as project_mod
 from harness import report as report_mod
 from harness.boards.esp32 import PortLostError
-from harness.broker import BrokerError, ExternalBroker, parse_broker_url
+from harness.broker import BrokerError, ExternalBroker
 from harness.idf_build import FirmwareMissingError
+from harness.net import parse_mqtt_url
 from harness.session.record import RECORD_KEY, run_masker, timeline_path
 
 pytest_plugins = ["harness.fixtures"]
@@ -64,7 +65,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if url:
         masked = run_masker(config).text
         try:
-            parse_broker_url(url)
+            parse_mqtt_url(url)
         except ValueError as err:
             raise pytest.UsageError(masked(f"--broker: {err}")) from err
         if "@" in urlsplit(url).netloc:
@@ -201,7 +202,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
-def _mask_report(report: pytest.TestReport, masker: timeline.Masker) -> None:
+def _mask_report(report: pytest.TestReport, masker: masking.Masker) -> None:
     """Secrets out of what pytest shows and writes (terminal, JUnit XML): the traceback and captured output.
 
     The traceback's parts are masked in place, so pytest still renders it (colours, short summary line);
@@ -221,7 +222,7 @@ def _mask_report(report: pytest.TestReport, masker: timeline.Masker) -> None:
         report.longrepr = masker.text(text)
 
 
-def _mask_in_place(value: object, masker: timeline.Masker, seen: set[int]) -> object:
+def _mask_in_place(value: object, masker: masking.Masker, seen: set[int]) -> object:
     """`value` with every string masked: strings and sequences are rebuilt, dataclasses (pytest's Repr*
     objects) changed in place."""
     if isinstance(value, str):

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from harness.boards.base import Board
+from harness.masking import MASK, is_secret_key
 
 CONSOLE_READY = r"^hil>$"
-SECRET_KEYS = frozenset({"wifi_password", "broker_password"})
 
 
 def provision(board: Board, settings: Mapping[str, str | int | bool], timeout: float = 10.0) -> None:
@@ -24,7 +24,7 @@ def provision(board: Board, settings: Mapping[str, str | int | bool], timeout: f
         board.write(f"config set {key} {text}")
         reply = board.expect(r"^(OK|ERROR)\b.*", timeout)
         if reply.group(1) == "ERROR":
-            shown = "<masked>" if key in SECRET_KEYS else text
+            shown = MASK if is_secret_key(key) else text
             raise AssertionError(f"{board.name}: 'config set {key} {shown}' failed: {reply.group(0)}")
     board.write("reboot")
 

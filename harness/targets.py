@@ -22,6 +22,7 @@ from harness import project
 from harness.boards import inventory
 from harness.boards.power import parse_power
 from harness.idf_build import FirmwareMissingError, IdfFirmware
+from harness.masking import Secret
 
 VIRTUAL_TARGET = "linux"
 REAL_TARGETS = tuple(sorted(CHIP_DEFS))  # every chip esptool knows; esp32 is the one the firmware CI builds
@@ -209,14 +210,6 @@ def _answers(url: str | None) -> bool:
 
 
 # --- option values of a real target ---
-
-
-class Secret(str):
-    """A password: the value itself where it is used, ``********`` wherever it is shown (reprs,
-    ``--showlocals`` tracebacks, assertion messages)."""
-
-    def __repr__(self) -> str:
-        return "'********'"
 
 
 @dataclass(frozen=True)

@@ -4,82 +4,21 @@ Times are seconds from the test's start, all on `harness.clock`: a serial line w
 an MQTT message when a virtual board's firmware published it (its host port records that), else when the
 embedded broker read it from its publisher (before acknowledging it), else when the link received it; an
 HTTP request when the server started answering it. Kept as a JSON-lines file per test for later tools, and
-its tail is what a failure report shows. Secrets never appear: a `Masker` replaces the values of
-password-like keys (in JSON, `key=value`, `config set wifi_password ...`), the password in a URL's
-user info, and every known secret value (what a board was provisioned with) wherever it shows up.
+its tail is what a failure report shows. Secrets never appear: every entry goes through a
+`harness.masking.Masker`, which knows what the boards were provisioned with.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-MASK = "********"
+from harness.masking import Masker
+
 KINDS = ("serial", "mqtt", "http")
-SHORT_SECRET = 4  # shorter known secrets are masked only as whole words, or "1" would hide every digit
-
-_KEY = r"[\w-]*(?:password|passwd|secret|token)[\w-]*"
-_SECRET_KEY = re.compile(_KEY, re.IGNORECASE)
-_PATTERNS = (
-    # "wifi_password": "a b" (a JSON string, spaces and escapes included)
-    re.compile(rf"""(["']{_KEY}["']\s*:\s*")((?:[^"\\]|\\.)*)(")""", re.IGNORECASE),
-    # password=x, broker_password: x, ?token=x&, wifi_password='x'
-    re.compile(rf"""(\b{_KEY}["']?\s*[:=]\s*["']?)(?!\*{{8}})([^\s"',;&}}]+)()""", re.IGNORECASE),
-    # config set broker_password x, wifi_password x (a key with a prefix, then a space)
-    re.compile(r"""(\b\w+_(?:password|passwd|secret|token)\s+)(?!\*{8})([^\s"',;&}]+)()""", re.IGNORECASE),
-    # mqtt://user:pass@host
-    re.compile(r"""(\b[a-z][a-z0-9+.-]*://[^/\s:@]*:)([^@\s/]+)(@)""", re.IGNORECASE),
-)
-
-
-@dataclass
-class Masker:
-    """Hides secrets in text and data. `secrets` are known values (e.g. the provisioned passwords)."""
-
-    secrets: set[str] = field(default_factory=set)
-
-    def add(self, *values: object) -> None:
-        self.secrets.update(str(v) for v in values if v is not None and str(v) and str(v) != MASK)
-
-    def add_from_settings(self, settings: dict[str, object]) -> None:
-        """Registers the values of password-like keys (`wifi_password`, `broker_password`, ...)."""
-        self.add(*(v for k, v in settings.items() if is_secret_key(k)))
-
-    def text(self, text: str) -> str:
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            if secret in text:
-                if len(secret) >= SHORT_SECRET:
-                    text = text.replace(secret, MASK)
-                else:
-                    text = re.sub(rf"(?<!\w){re.escape(secret)}(?!\w)", MASK, text)
-        for pattern in _PATTERNS:
-            text = pattern.sub(lambda m: m.group(1) + MASK + m.group(3), text)
-        return text
-
-    def data(self, data: Any) -> Any:
-        if isinstance(data, dict):
-            return {k: MASK if is_secret_key(k) else self.data(v) for k, v in data.items()}
-        if isinstance(data, list):
-            return [self.data(v) for v in data]
-        if isinstance(data, str):
-            return self.text(data)
-        return data
-
-
-def is_secret_key(key: object) -> bool:
-    return bool(_SECRET_KEY.fullmatch(str(key)))
-
-
-def mask_text(text: str, secrets: Iterable[str] = ()) -> str:
-    return Masker(set(secrets)).text(text)
-
-
-def mask_data(data: Any, secrets: Iterable[str] = ()) -> Any:
-    return Masker(set(secrets)).data(data)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ from collections.abc import Callable
 
 import pytest
 
-from harness.link import DeviceLink, Message
+from harness.link import DeviceLink
+from harness.protocol import Message
 
 URL = "http://127.0.0.1/fw.bin"  # never fetched: every command below is refused before a download
 

@@ -11,7 +11,7 @@ import random
 
 import pytest
 
-from harness import images
+from harness.formats import app_image
 from harness.fwserver import FaultPlan
 
 SLOT_SIZE = 0x1B0000  # ota_0 / ota_1 in device/partitions.csv
@@ -19,11 +19,11 @@ SLOT_SIZE = 0x1B0000  # ota_0 / ota_1 in device/partitions.csv
 
 def _bad_image(kind: str, good: bytes) -> bytes:
     if kind == "truncated":  # B5: the first 64 KB only
-        return images.truncate(good, 64 * 1024)
+        return app_image.truncate(good, 64 * 1024)
     if kind == "truncated_by_one":  # the appended SHA-256 is one byte short
-        return images.truncate(good, len(good) - 1)
+        return app_image.truncate(good, len(good) - 1)
     if kind == "truncated_header":  # B6: under the 288 bytes of header + descriptor
-        return images.truncate(good, 180)
+        return app_image.truncate(good, 180)
     if kind == "random":  # B7: random bytes (first byte not the 0xE9 magic, so never a "valid" header)
         return b"\x5a" + random.Random(7).randbytes(64 * 1024)
     if kind == "one_byte":  # B8
@@ -31,7 +31,7 @@ def _bad_image(kind: str, good: bytes) -> bytes:
     if kind == "not_an_image":
         return b"<html>404</html>" * 100
     if kind == "corrupt_middle":  # one byte flipped: checksum and hash no longer match
-        return images.corrupt(good, [len(good) // 2])
+        return app_image.corrupt(good, [len(good) // 2])
     raise ValueError(kind)
 
 
@@ -47,15 +47,15 @@ def test_bad_image_is_refused(ota, fw_server, firmware, kind: str) -> None:
 
 
 def _running_chip_id(firmware) -> int:
-    return images.verify_image(firmware.image(), None).chip_id
+    return app_image.verify_image(firmware.image(), None).chip_id
 
 
 def test_wrong_chip_is_refused(ota, fw_server, firmware) -> None:
     """B9: an image for another chip id is `failed`/`wrong_chip`: an ESP32 image on the virtual board,
     a virtual one on a chip."""
     running = _running_chip_id(firmware)
-    other = images.CHIP_ID_VIRTUAL if running == images.CHIP_ID_ESP32 else images.CHIP_ID_ESP32
-    artifact = fw_server.add(images.set_chip_id(firmware.image(version="2.0.0"), other))
+    other = app_image.CHIP_ID_VIRTUAL if running == app_image.CHIP_ID_ESP32 else app_image.CHIP_ID_ESP32
+    artifact = fw_server.add(app_image.set_chip_id(firmware.image(version="2.0.0"), other))
     since = ota.start("chip", artifact.url)
     ota.expect_outcome("chip", "failed", "wrong_chip", since)
     ota.assert_healthy_on_base(since)
@@ -73,7 +73,7 @@ def test_image_larger_than_the_slot_is_refused(ota, fw_server, firmware, deliver
     The image is well-formed, for this chip and newer, but 4 KB over the slot. Where its length is known
     it is rejected before esp_ota_begin erases anything."""
     payload = random.Random(10).randbytes(SLOT_SIZE + 4096)
-    big = images.set_chip_id(images.build_virtual_image(payload, version="9.0.0", project_name="oversized"),
+    big = app_image.set_chip_id(app_image.build_virtual_image(payload, version="9.0.0", project_name="oversized"),
                              _running_chip_id(firmware))
     artifact = fw_server.add(big, faults=FaultPlan(chunked=delivery != "content_length"))
     fields = {"size": len(big)} if delivery == "chunked_with_size" else {}
@@ -84,7 +84,7 @@ def test_image_larger_than_the_slot_is_refused(ota, fw_server, firmware, deliver
 
 def _tampered(good: bytes) -> bytes:
     """A different image that is itself well-formed (resealed): only the command's SHA-256 can tell."""
-    return images.reseal(images.corrupt(good, [len(good) // 2]))
+    return app_image.reseal(app_image.corrupt(good, [len(good) // 2]))
 
 
 @pytest.mark.parametrize("case", ["other_data", "tampered_valid_image", "corrupted_in_transit"])

@@ -103,7 +103,8 @@ def test_unconfirmed_firmware_checks_the_manifest_only_after_its_self_test(
     try:
         board.expect(r"app_init: App version:\s+2\.0\.0", timeout=20)
         # the self-test (app_main) and the manifest task start together: their first lines come in either order
-        pending, manifest = r"boot_check: new image pending verification", r"manifest: (checking|waiting for the self-test)"
+        pending = r"boot_check: new image pending verification"
+        manifest = r"manifest: (checking|waiting for the self-test)"
         first = board.expect(f"{pending}|{manifest}", timeout=10)
         board.expect(manifest if re.search(pending, first.string) else pending, timeout=10)
     finally:

@@ -79,7 +79,8 @@ def _outcomes(base: str) -> dict[tuple[Any, ...], str]:
     """(version, partition, last_ota state, reason) after a cut -> what it means. Nothing else is consistent."""
     return {
         (base, "ota_0", None, None): "v1 kept: cut before the update was recorded",
-        (base, "ota_0", "failed", "flash_error"): "v1 kept, the update reported failed: cut while otadata was rewritten",
+        (base, "ota_0", "failed", "flash_error"):
+            "v1 kept, the update reported failed: cut while otadata was rewritten",
         (base, "ota_0", "rolled_back", "boot_failed"): "v1 back, v2 rolled back: cut before v2 confirmed",
         ("2.0.0", "ota_1", "succeeded", None): "v2 confirmed",
     }

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from harness import log_patterns as P
-from harness.images import build_virtual_image
+from harness.formats.app_image import build_virtual_image
 from harness.virtual import firmware
 from harness.virtual.board import VirtualBoard, create_flash
 
@@ -77,7 +77,8 @@ def test_power_on_boot_prints_what_a_real_esp32_prints(make_board, check_image: 
     board.expect(P.CALLING_APP_MAIN, timeout=5)
     assert int(board.expect(RESET_REASON, timeout=5).group(1)) == ESP_RST_POWERON
 
-    log_lines = [(line, re.match(P.LOG_LINE, line)) for line in board.serial.tail(200) if re.match(r"^[EWIDV] \(", line)]
+    log_lines = [(line, re.match(P.LOG_LINE, line)) for line in board.serial.tail(200)
+                 if re.match(r"^[EWIDV] \(", line)]
     assert all(m for _, m in log_lines), [line for line, m in log_lines if not m]
     times = {m.group(3): int(m.group(2)) for _, m in log_lines if m}
     # the app's clock runs on from the bootloader's, as the chip's timer does

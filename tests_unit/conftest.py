@@ -1,8 +1,9 @@
-"""Fixtures the unit tests share."""
+"""Fixtures the unit tests of the harness's services share."""
 
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -10,10 +11,19 @@ import pytest
 
 @pytest.fixture
 def no_warnings_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    """Fails the test if anything (a broker, a server, a link) logged a warning or an error during it: a
-    service that works must work quietly, and a warning in a log is how a real problem first shows."""
+    """Fails a test during which anything logged a warning or an error (in its set-up or call): a service
+    that logs a traceback from one of its threads is broken even when the test's own checks pass."""
     caplog.set_level(logging.WARNING)
     yield
     records = caplog.get_records("setup") + caplog.get_records("call")  # caplog.records is this phase only
     noisy = [f"{r.name}: {r.getMessage()}" for r in records if r.levelno >= logging.WARNING]
     assert not noisy, "warnings or errors were logged:\n" + "\n".join(noisy)
+
+
+@pytest.fixture
+def squatter() -> Iterator[int]:
+    """A port on 127.0.0.1 another socket listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]

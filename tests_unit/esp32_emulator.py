@@ -34,8 +34,8 @@ from esp32_mock_bootloader.server import BootloaderConnection, FlashImage, handl
 from esp_rfc2217_server.esp_port_manager import EspPortManager
 from esptool.reset import DEFAULT_RESET_DELAY, ClassicReset
 
-from harness import images
-from harness.virtual import partition_table as pt
+from harness.formats import app_image
+from harness.formats import partition_table as pt
 from harness.virtual.board import VirtualBoard, VirtualBoardError
 from harness.virtual.flash import FLASH_SIZE
 
@@ -393,8 +393,8 @@ PARTITIONS_CSV = Path(__file__).resolve().parents[1] / "device" / "partitions.cs
 
 def esp32_bootloader_image() -> bytes:
     """A stand-in for bootloader/bootloader.bin: an ESP32 image (esptool checks the chip id at 0x1000)."""
-    return images.AppImage(chip_id=images.CHIP_ID_ESP32, entry_addr=0x40080400,
-                           segments=[images.Segment(0x3FFF0000, bytes(range(256)) * 16)]).to_bytes()
+    return app_image.AppImage(chip_id=app_image.CHIP_ID_ESP32, entry_addr=0x40080400,
+                           segments=[app_image.Segment(0x3FFF0000, bytes(range(256)) * 16)]).to_bytes()
 
 
 def write_idf_build(device_dir: Path, app: bytes, target: str = "esp32", variant: str = "default",

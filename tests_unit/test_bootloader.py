@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.images import CHIP_ID_ESP32, build_virtual_image, set_chip_id
+from harness.formats.app_image import CHIP_ID_ESP32, build_virtual_image, set_chip_id
+from harness.formats.otadata import SECTOR_SIZE, OtaEntry, OtaState, read_entries
 from harness.virtual.bootloader import Bootloader
 from harness.virtual.flash import Flash
-from harness.virtual.otadata import SECTOR_SIZE, OtaEntry, OtaState, read_entries
 
 CSV = (Path(__file__).parents[1] / "device" / "partitions.csv").read_text()
 N, P, V, I, A, U = (OtaState.NEW, OtaState.PENDING_VERIFY, OtaState.VALID, OtaState.INVALID,
@@ -93,7 +93,8 @@ def test_boot_selection(tmp_path: Path, row: Row) -> None:
     with _make_flash(tmp_path, row) as flash:
         outcome = Bootloader(flash, lambda level, msg: lines.append(f"{level} {msg}")).boot()
         otadata = next(p for p in flash.partitions() if p.label == "otadata")
-        after = read_entries(flash.read(otadata.offset, SECTOR_SIZE), flash.read(otadata.offset + SECTOR_SIZE, SECTOR_SIZE))
+        after = read_entries(flash.read(otadata.offset, SECTOR_SIZE),
+                             flash.read(otadata.offset + SECTOR_SIZE, SECTOR_SIZE))
     assert (outcome.partition.label if outcome.partition else None) == row.boots, "\n".join(lines)
     for i, expected in enumerate(row.after):
         data = _entry_bytes(expected)

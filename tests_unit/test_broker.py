@@ -25,7 +25,6 @@ from harness.broker import (
     MosquittoBroker,
     PortInUseError,
     mqtt_probe,
-    parse_broker_url,
 )
 from harness.fwserver import FirmwareServer
 
@@ -170,13 +169,9 @@ def test_clients_connecting_while_others_come_and_go_keep_their_sessions(clients
         assert not failures, failures
 
 
-def test_port_in_use_error_names_the_port() -> None:
-    with socket.socket() as squatter:
-        squatter.bind(("127.0.0.1", 0))
-        squatter.listen()
-        port = squatter.getsockname()[1]
-        with pytest.raises(PortInUseError, match=rf"port {port} on 127\.0\.0\.1 is already in use.*port=0"):
-            EmbeddedBroker(port=port).start()
+def test_port_in_use_error_names_the_port(squatter: int) -> None:
+    with pytest.raises(PortInUseError, match=rf"port {squatter} on 127\.0\.0\.1 is already in use.*port=0"):
+        EmbeddedBroker(port=squatter).start()
 
 
 def test_restart_fails_clearly_when_the_port_was_taken_meanwhile() -> None:
@@ -331,21 +326,6 @@ def test_external_broker_that_is_not_mqtt_is_reported() -> None:
         port = silent.getsockname()[1]
         with pytest.raises(BrokerUnreachableError, match="unreachable"):
             ExternalBroker(f"mqtt://127.0.0.1:{port}", timeout=0.3).start()
-
-
-@pytest.mark.parametrize(("url", "expected"), [
-    ("mqtt://h:1234", ("mqtt", "h", 1234)),
-    ("mqtt://h", ("mqtt", "h", 1883)),
-    ("mqtts://10.0.0.2", ("mqtts", "10.0.0.2", 8883)),
-])
-def test_parse_broker_url(url: str, expected: tuple[str, str, int]) -> None:
-    assert parse_broker_url(url) == expected
-
-
-@pytest.mark.parametrize("url", ["http://h:1", "h:1883", "mqtt://"])
-def test_parse_broker_url_rejects_garbage(url: str) -> None:
-    with pytest.raises(ValueError, match="mqtt://host:port"):
-        parse_broker_url(url)
 
 
 # --- MosquittoBroker ----------------------------------------------------------------------------------------

@@ -13,8 +13,9 @@ import pytest
 from amqtt.mqtt.publish import PublishPacket
 from paho.mqtt.enums import CallbackAPIVersion
 
-from harness.broker import EmbeddedBroker, _connect_packet
-from harness.broker_receipts import PublishFramer, ReceiptLog
+from harness.broker import EmbeddedBroker
+from harness.broker.probe import _connect_packet
+from harness.broker.receipts import PublishFramer, ReceiptLog
 
 WAIT = 5.0
 CONNECT = _connect_packet("framer-test")

@@ -137,7 +137,8 @@ def test_rows_follow_the_docstrings_and_markers(tmp_path: Path) -> None:
         "|---|---|---|",
         "| **Sample group** (`test_third.py`, `test_first.py`) | | |",
         "| A0 `test_power` | sorts this file first in its group | virtual, esp32 (power control) |",
-        "| A1 `test_plain[a, b]` | the first paragraph, over two lines \\| with a bar | virtual, esp32 (special build) |",
+        ("| A1 `test_plain[a, b]` | the first paragraph, over two lines \\| with a bar "
+         "| virtual, esp32 (special build) |"),
         "| B5-B8 `test_virtual` (slow) | only on the virtual board | virtual only |",
         ("| `test_two_boards` | HTTPS stays as it is; two boards and mosquitto | virtual, esp32 (2 boards; "
          "mosquitto installed) |"),

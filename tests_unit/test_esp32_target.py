@@ -24,15 +24,16 @@ import pytest
 from esp32_mock_bootloader import mock_bootloader
 from esptool.cmds import write_flash
 
-from harness import images
-from harness.boards.esp32 import Esp32Board, LineAssembler, PortLostError, mask_secrets
+from harness.boards.esp32 import Esp32Board, LineAssembler, PortLostError
 from harness.boards.esp32_bench import udp_source_address
 from harness.boards.inventory import BoardPool, BoardSpec, InventoryError, load_inventory, specs_from_ports
 from harness.boards.power import CommandPower, UhubctlPower, parse_power
+from harness.formats import app_image
+from harness.formats.otadata import OtaEntry, OtaState
 from harness.idf_build import FirmwareMissingError, IdfFirmware, load_build
+from harness.masking import mask_secrets
 from harness.targets import WifiCredentials
 from harness.virtual import firmware as virtual_firmware
-from harness.virtual.otadata import OtaEntry, OtaState
 from tests_unit.esp32_emulator import Esp32Emulator, FlashOp, write_idf_build
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,8 +43,8 @@ QUIET = ["-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning"]
 
 def _app(version: str = "1.0.0", size: int = 48_000) -> bytes:
     """A small ESP32 app image (chip id 0) with an app descriptor: enough for the flashing path."""
-    image = images.build_virtual_image(os.urandom(size), version=version, project_name="hil_ota_agent")
-    return images.set_chip_id(image, images.CHIP_ID_ESP32)
+    image = app_image.build_virtual_image(os.urandom(size), version=version, project_name="hil_ota_agent")
+    return app_image.set_chip_id(image, app_image.CHIP_ID_ESP32)
 
 
 def _md5(data: bytes) -> str:
@@ -84,8 +85,8 @@ def test_build_layout_and_versions_are_patched_images_of_one_build(tmp_path: Pat
     assert (build.otadata.offset, build.otadata.size, build.nvs.offset) == (OTADATA, 0x2000, NVS)
     assert firmware.base_version == "1.0.0"
     v2 = firmware.image(version="2.0.0")
-    assert images.read_descriptor(v2).version == "2.0.0"
-    assert images.verify_image(v2, images.CHIP_ID_ESP32).length == len(build.image)
+    assert app_image.read_descriptor(v2).version == "2.0.0"
+    assert app_image.verify_image(v2, app_image.CHIP_ID_ESP32).length == len(build.image)
 
 
 # --- flashing and restoring, against esp32-mock-bootloader ---

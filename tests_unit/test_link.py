@@ -13,18 +13,10 @@ from typing import Any
 import pytest
 
 from harness.broker import AccessPolicy, EmbeddedBroker
-from harness.link import (
-    CallbackError,
-    DeviceLink,
-    LinkError,
-    LinkTimeout,
-    Message,
-    OtaFailed,
-    ProtocolChecker,
-    ProtocolViolation,
-    parse_json,
-    parse_topic,
-)
+from harness.link import CallbackError, DeviceLink, LinkError, LinkTimeout, OtaFailed
+from harness.protocol import Message, ProtocolChecker, ProtocolViolation, parse_json, parse_topic
+
+pytestmark = pytest.mark.usefixtures("no_warnings_logged")
 
 pytestmark = pytest.mark.usefixtures("no_warnings_logged")
 

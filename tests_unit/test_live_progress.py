@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from harness.link import Message
 from harness.live_progress import ERASE_LINE, LiveProgress, ProgressView
+from harness.protocol import Message
 
 ROOT = Path(__file__).resolve().parents[1]
 KB = 1024
@@ -125,7 +125,8 @@ def test_plain_prints_one_line_per_outcome_with_the_download_size_and_rate() -> 
 
 def test_plain_outcome_of_a_download_stopped_early_shows_how_far_it_got() -> None:
     view = ProgressView(tty=False)
-    events = [ota(0.0, state="accepted"), downloading(2.0, 100 * KB, 1000 * KB), ota(9.0, state="failed", reason="timeout")]
+    events = [ota(0.0, state="accepted"), downloading(2.0, 100 * KB, 1000 * KB),
+              ota(9.0, state="failed", reason="timeout")]
     assert feed(view, events) == ["  OTA vb1a2b3c r1 failed (timeout)  100/1000 KB  50.0 KB/s"]
 
 
@@ -248,7 +249,8 @@ OUTCOME_LINE = re.compile(r"^  OTA vb[0-9a-f]{6} r1 succeeded 2\.0\.0  \d+ KB  [
 @pytest.fixture
 def session_dir(tmp_path: Path) -> Path:
     """A rootdir of its own (its pytest.ini, not the repository's) that reuses the repository's firmware build."""
-    (tmp_path / "pytest.ini").write_text("[pytest]\nfilterwarnings =\n    ignore::pytest.PytestExperimentalApiWarning\n")
+    (tmp_path / "pytest.ini").write_text(
+        "[pytest]\nfilterwarnings =\n    ignore::pytest.PytestExperimentalApiWarning\n")
     (tmp_path / "test_live_ota.py").write_text(textwrap.dedent(SESSION_TESTS))
     # The plugin builds into <rootdir>/build/virtual or the repository's build/: either way the same build.
     (tmp_path / "build").mkdir()

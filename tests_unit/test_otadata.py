@@ -6,8 +6,8 @@ import struct
 
 import pytest
 
-from harness.virtual import otadata as od
-from harness.virtual.otadata import OtaEntry, OtaState
+from harness.formats import otadata as od
+from harness.formats.otadata import OtaEntry, OtaState
 
 
 def _rom_crc32_le(crc: int, data: bytes) -> int:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.virtual import partition_table as pt
-from harness.virtual.partition_table import Partition
+from harness.formats import partition_table as pt
+from harness.formats.partition_table import Partition
 
 PROJECT_CSV = Path(__file__).resolve().parents[1] / "device" / "partitions.csv"
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import images
+from harness.formats import app_image
 
 SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "acme_sensor"
 
@@ -48,7 +48,7 @@ def test_release_gate_of_another_project_runs_on_its_own_settings(sample: Path) 
 
     # Built from the sample's app directory, into the sample's own build directory.
     image = (sample / "build" / "virtual" / "default" / "hil_ota_agent.bin").read_bytes()
-    descriptor = images.read_descriptor(image)
+    descriptor = app_image.read_descriptor(image)
     assert (descriptor.project_name, descriptor.version) == ("acme_sensor", "2.4.0")
     assert (sample / "build" / "virtual" / "broken_selftest").is_dir()
 
@@ -72,21 +72,18 @@ def test_release_gate_of_another_project_runs_on_its_own_settings(sample: Path) 
     assert "test_release_installs_and_confirms" in (sample / "report.html").read_text()
 
 
-def test_a_missing_variant_file_stops_the_run_with_what_to_fix(sample: Path) -> None:
+@pytest.mark.parametrize(("setting", "changed", "said"), [
+    ("broken_selftest", "broken_selftest slow_flash", ["missing {s}/firmware/sdkconfig.ci.slow_flash", "pytest.ini"]),
+    ("hil_app_dir = firmware", "hil_app_dir = tests", ["hil_app_dir {s}/tests: missing {s}/tests/main"]),
+], ids=["a_missing_variant_file", "an_app_dir_that_is_no_esp_idf_project"])
+def test_a_wrong_setting_stops_the_run_with_what_to_fix(sample: Path, setting: str, changed: str,
+                                                         said: list[str]) -> None:
     ini = sample / "pytest.ini"
-    ini.write_text(ini.read_text().replace("broken_selftest", "broken_selftest slow_flash"))
+    ini.write_text(ini.read_text().replace(setting, changed))
     result = run_pytest(sample)
     assert result.returncode == pytest.ExitCode.USAGE_ERROR, result.stdout + result.stderr
-    assert f"missing {sample / 'firmware' / 'sdkconfig.ci.slow_flash'}" in result.stderr
-    assert "pytest.ini" in result.stderr
-
-
-def test_an_app_dir_that_is_no_esp_idf_project_stops_the_run(sample: Path) -> None:
-    ini = sample / "pytest.ini"
-    ini.write_text(ini.read_text().replace("hil_app_dir = firmware", "hil_app_dir = tests"))
-    result = run_pytest(sample)
-    assert result.returncode == pytest.ExitCode.USAGE_ERROR, result.stdout + result.stderr
-    assert f"hil_app_dir {sample / 'tests'}: missing {sample / 'tests' / 'main'}" in result.stderr
+    for text in said:
+        assert text.format(s=sample) in result.stderr
 
 
 def test_a_variant_left_out_of_the_settings_fails_the_test_that_asks_for_it(sample: Path) -> None:

@@ -26,7 +26,8 @@ SCENARIOS = textwrap.dedent("""
 
 
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one_process", "xdist"])
-def test_report_shows_both_scenarios_with_timelines_and_junit_has_properties(tmp_path: Path, workers: list[str]) -> None:
+def test_report_shows_both_scenarios_with_timelines_and_junit_has_properties(
+        tmp_path: Path, workers: list[str]) -> None:
     (tmp_path / "test_two.py").write_text(SCENARIOS)
     html_path, junit_path = tmp_path / "report.html", tmp_path / "junit.xml"
     result = subprocess.run(
@@ -39,10 +40,11 @@ def test_report_shows_both_scenarios_with_timelines_and_junit_has_properties(tmp
     page = html_path.read_text()
     assert "1 of 2 passed" in page
     failed_list = re.search(r"<p class='failed' id='failed'>(.*?)</p>", page)  # above the table, linked
-    assert failed_list and re.fullmatch(r"<b>Failed:</b> <a href='#(t\d)'>test_two.py::test_update_fails_deliberately</a>",
-                                        failed_list.group(1)), failed_list
+    failed_link = r"<b>Failed:</b> <a href='#(t\d)'>test_two.py::test_update_fails_deliberately</a>"
+    assert failed_list and re.fullmatch(failed_link, failed_list.group(1)), failed_list
     for name, outcome in (("test_update_passes", "passed"), ("test_update_fails_deliberately", "failed")):
-        section = re.search(rf"<section id='t\d'><h2 class='{outcome}'>test_two.py::{name}.*?</section>", page, re.DOTALL)
+        section = re.search(rf"<section id='t\d'><h2 class='{outcome}'>test_two.py::{name}.*?</section>", page,
+                            re.DOTALL)
         assert section, f"no {outcome} section for {name}"
         assert "<svg" in section.group(0), f"no timeline chart for {name}"
         assert "boot: Loaded app from partition" in section.group(0)
@@ -53,7 +55,8 @@ def test_report_shows_both_scenarios_with_timelines_and_junit_has_properties(tmp
     for case in ET.parse(junit_path).getroot().iter("testcase"):
         props[case.get("name")] = {p.get("name"): p.get("value") for p in case.iter("property")}
     ok = props["test_update_passes"]
-    assert (ok["target"], ok["version_before"], ok["version_after"], ok["rollback"]) == ("linux", "1.0.0", "2.0.0", "none")
+    assert (ok["target"], ok["version_before"], ok["version_after"], ok["rollback"]) == \
+        ("linux", "1.0.0", "2.0.0", "none")
     assert float(ok["ota_duration_s"]) > 0 and float(ok["ota_throughput_kBps"]) > 0
     assert ok["reboots"] == "1" and len(ok["image_sha256"]) == 64
     assert props["test_update_fails_deliberately"]["ota_result"] == "failed (invalid_image)"

@@ -10,7 +10,6 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -26,15 +25,6 @@ from harness.link import BrokerLost, DeviceLink, LinkTimeout
 
 LOST_AFTER = 1.0  # the link's grace period in these tests (3 s by default)
 FAST = 1.5  # seconds: what "at once" means for a failure that needs no waiting
-
-
-@pytest.fixture
-def squatter() -> Iterator[int]:
-    """A port another socket listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        yield sock.getsockname()[1]
 
 
 def _fails_fast(call: object, error: type[BaseException], match: str) -> BaseException:

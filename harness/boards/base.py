@@ -10,8 +10,8 @@ import re
 from abc import ABC, abstractmethod
 
 from harness import log_patterns
+from harness.formats import partition_table as pt
 from harness.serial_log import SerialLog
-from harness.virtual import partition_table as pt
 
 
 class Board(ABC):

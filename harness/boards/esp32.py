@@ -33,23 +33,21 @@ from esptool.util import FatalError
 
 from harness.boards.base import Board
 from harness.boards.power import PowerControl
+from harness.formats import partition_table as pt
 from harness.idf_build import IdfBuild
-from harness.provision import SECRET_KEYS
+from harness.masking import TYPED_SECRET, mask_secrets
 from harness.serial_log import ExpectTimeout, SerialLog
-from harness.virtual import partition_table as pt
 
 CONSOLE_BAUD = 115200
 FLASH_BAUD = 460800
 CONNECT_ATTEMPTS = 4
 PROMPT = "hil>"
-MASK = "********"
 READ_TIMEOUT_S = 0.05
 IDLE_FLUSH_S = 0.3  # a partial line with no more bytes for this long is shown as a line
 WRITE_CHUNK = 64  # bytes per write while the console echoes them back
 POWER_OFF_S = 1.0
 PORT_RETURN_TIMEOUT_S = 15.0
 LOADED_APP = re.compile(r"boot: Loaded app from partition at offset (0x[0-9a-fA-F]+)")
-_TYPED_SECRET = re.compile(rf"^\s*config\s+set\s+(?:{'|'.join(sorted(SECRET_KEYS))})\s+(\S+)")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 
 
@@ -92,12 +90,6 @@ def open_serial(url: str) -> serial.SerialBase:
         ser.port = url
         return ser
     return serial.serial_for_url(url, do_not_open=True, exclusive=True)
-
-
-def mask_secrets(text: str, secrets: Iterable[str]) -> str:
-    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
-        text = text.replace(secret, MASK)
-    return text
 
 
 def is_local_device(url: str) -> bool:
@@ -302,7 +294,7 @@ class Esp32Board(Board):
 
     def write(self, line: str) -> None:
         # The console echoes what is typed: a secret set by hand must be masked in that echo too.
-        typed_secret = _TYPED_SECRET.match(line)
+        typed_secret = TYPED_SECRET.match(line)
         if typed_secret:
             self.add_secrets([typed_secret.group(1)])
         data = (line + "\n").encode()

@@ -22,7 +22,8 @@ from harness.boards import inventory
 from harness.boards.esp32 import LOADED_APP, Esp32Board, Esp32Error, PortLostError
 from harness.boards.power import parse_power
 from harness.idf_build import IdfFirmware
-from harness.provision import SECRET_KEYS, provision
+from harness.masking import is_secret_key
+from harness.provision import provision
 from harness.session.baseline import bring_up
 from harness.targets import (
     CONSOLE_TIMEOUT_S,
@@ -203,7 +204,7 @@ class Esp32BoardFactory:
         board.device_id = device_id
         values: dict[str, object] = {"device_id": device_id, "broker_url": self.broker_url,
                                      "topic_prefix": self.topic_prefix, **self.bench.wifi.settings(), **settings}
-        board.add_secrets(str(v) for k, v in values.items() if k in SECRET_KEYS)
+        board.add_secrets(str(v) for k, v in values.items() if is_secret_key(k))
         self.bench.restore_baseline(lease, board, image)
         bring_up(board, self.link, values, boot_timeout=REAL_BOOT_TIMEOUT_S, console_timeout=CONSOLE_TIMEOUT_S,
                  base=(self.bench.firmware.base_version, "ota_0") if image is None else None)

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from harness import clock, timeline
+from harness import clock, masking, timeline
 
 
 @dataclass
@@ -29,7 +29,7 @@ class TestRecord:
     boards: list[Any] = field(default_factory=list)
     links: list[Any] = field(default_factory=list)
     servers: list[Any] = field(default_factory=list)
-    masker: timeline.Masker = field(default_factory=timeline.Masker, repr=False)
+    masker: masking.Masker = field(default_factory=masking.Masker, repr=False)
     # set at the end of the test (hil_record's teardown), for the HTML report
     properties: dict[str, Any] | None = None
     entries: list[timeline.Entry] | None = None
@@ -37,16 +37,16 @@ class TestRecord:
     def timeline(self) -> list[timeline.Entry]:
         return timeline.collect(self.t0, self.boards, self.links, self.servers, self.masker)
 
-    def full_masker(self) -> timeline.Masker:
+    def full_masker(self) -> masking.Masker:
         """The masker plus the secrets real boards learnt on their own (typed on their console)."""
-        masker = timeline.Masker(set(self.masker.secrets))
+        masker = masking.Masker(set(self.masker.secrets))
         for board in self.boards:
             masker.add(*getattr(board, "secrets", ()))
         return masker
 
 
 RECORD_KEY = pytest.StashKey[TestRecord]()
-_RUN_MASKER_KEY = pytest.StashKey[timeline.Masker]()
+_RUN_MASKER_KEY = pytest.StashKey[masking.Masker]()
 
 
 def timeline_path(config: pytest.Config, nodeid: str) -> Path:
@@ -54,10 +54,10 @@ def timeline_path(config: pytest.Config, nodeid: str) -> Path:
     return base / (re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid) + ".jsonl")
 
 
-def run_masker(config: pytest.Config) -> timeline.Masker:
+def run_masker(config: pytest.Config) -> masking.Masker:
     """Secrets known for the whole run: passwords given on the command line or in the environment."""
     if _RUN_MASKER_KEY not in config.stash:
-        masker = timeline.Masker()
+        masker = masking.Masker()
         url = config.getoption("--broker", default=None)
         if url:
             with contextlib.suppress(ValueError):

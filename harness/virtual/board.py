@@ -20,10 +20,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from harness.boards.base import Board
-from harness.images import virtual_payload
+from harness.formats import partition_table as pt
+from harness.formats.app_image import virtual_payload
 from harness.serial_log import SerialLine, SerialLog
 from harness.virtual import host_abi as abi
-from harness.virtual import partition_table as pt
 from harness.virtual import rom
 from harness.virtual.bootloader import Bootloader
 from harness.virtual.flash import SECTOR_SIZE, Flash

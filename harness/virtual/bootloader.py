@@ -20,10 +20,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from harness.images import CHIP_ID_VIRTUAL, ImageError, ImageInfo, verify_image
+from harness.formats.app_image import CHIP_ID_VIRTUAL, ImageError, ImageInfo, verify_image
+from harness.formats.otadata import SECTOR_SIZE, OtaEntry, OtaState, active_index, read_entries
+from harness.formats.partition_table import Partition
 from harness.virtual.flash import Flash
-from harness.virtual.otadata import SECTOR_SIZE, OtaEntry, OtaState, active_index, read_entries
-from harness.virtual.partition_table import Partition
 
 FACTORY_INDEX = -1
 

@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.images import build_virtual_image, patch_version
+from harness.formats.app_image import build_virtual_image, patch_version
 from harness.project import DEFAULT_VARIANT, REFERENCE_APP_DIR, HilProject, reference
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -49,7 +49,8 @@ def _run(cmd: list[str], what: str) -> None:
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise FirmwareBuildError(
-            f"{what} failed (exit {result.returncode}): {' '.join(cmd)}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+            f"{what} failed (exit {result.returncode}): {' '.join(cmd)}\n"
+            f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
         )
 
 

@@ -13,8 +13,8 @@ import os
 from pathlib import Path
 from typing import Self
 
-from harness.virtual import partition_table
-from harness.virtual.partition_table import Partition
+from harness.formats import partition_table
+from harness.formats.partition_table import Partition
 
 FLASH_SIZE = 0x400000  # 4 MB, a common ESP32 module
 SECTOR_SIZE = 0x1000

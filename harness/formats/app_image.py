@@ -103,22 +103,11 @@ class AppDescriptor:
         if len(self.app_elf_sha256) != 32:
             raise ValueError("app_elf_sha256 must be 32 bytes")
         return struct.pack(
-            _DESC_FMT,
-            APP_DESC_MAGIC,
-            self.secure_version,
-            self.payload_len,
-            0,
-            _encode_cstr(self.version, 32, "version"),
-            _encode_cstr(self.project_name, 32, "project_name"),
-            _encode_cstr(self.time, 16, "time"),
-            _encode_cstr(self.date, 16, "date"),
-            _encode_cstr(self.idf_ver, 32, "idf_ver"),
-            self.app_elf_sha256,
-            self.min_efuse_blk_rev_full,
-            self.max_efuse_blk_rev_full,
-            self.mmu_page_size,
-            b"\0" * 3,
-            b"\0" * 72,
+            _DESC_FMT, APP_DESC_MAGIC, self.secure_version, self.payload_len, 0,
+            _encode_cstr(self.version, 32, "version"), _encode_cstr(self.project_name, 32, "project_name"),
+            _encode_cstr(self.time, 16, "time"), _encode_cstr(self.date, 16, "date"),
+            _encode_cstr(self.idf_ver, 32, "idf_ver"), self.app_elf_sha256,
+            self.min_efuse_blk_rev_full, self.max_efuse_blk_rev_full, self.mmu_page_size, b"\0" * 3, b"\0" * 72,
         )
 
     @classmethod
@@ -130,19 +119,9 @@ class AppDescriptor:
          min_blk, max_blk, mmu_page_size, _, _) = fields
         if magic != APP_DESC_MAGIC:
             raise ImageError("no_app_desc", "Failed to fetch app description header!")
-        return cls(
-            version=_decode_cstr(version),
-            project_name=_decode_cstr(project),
-            time=_decode_cstr(time),
-            date=_decode_cstr(date),
-            idf_ver=_decode_cstr(idf_ver),
-            secure_version=secure_version,
-            app_elf_sha256=elf_sha,
-            min_efuse_blk_rev_full=min_blk,
-            max_efuse_blk_rev_full=max_blk,
-            mmu_page_size=mmu_page_size,
-            payload_len=payload_len,
-        )
+        version, project, time, date, idf_ver = map(_decode_cstr, (version, project, time, date, idf_ver))
+        return cls(version, project, time, date, idf_ver, secure_version, elf_sha, min_blk, max_blk, mmu_page_size,
+                   payload_len)
 
 
 @dataclass
@@ -285,19 +264,9 @@ class AppImage:
         if len(self.segments) > MAX_SEGMENTS:
             raise ValueError(f"at most {MAX_SEGMENTS} segments, got {len(self.segments)}")
         return struct.pack(
-            _HEADER_FMT,
-            ESP_IMAGE_MAGIC,
-            len(self.segments),
-            self.spi_mode,
-            (self.spi_size << 4) | (self.spi_speed & 0xF),
-            self.entry_addr,
-            self.wp_pin,
-            self.spi_pin_drv,
-            self.chip_id,
-            self.min_chip_rev,
-            self.min_chip_rev_full,
-            self.max_chip_rev_full,
-            b"\0" * 4,
+            _HEADER_FMT, ESP_IMAGE_MAGIC, len(self.segments), self.spi_mode,
+            (self.spi_size << 4) | (self.spi_speed & 0xF), self.entry_addr, self.wp_pin, self.spi_pin_drv,
+            self.chip_id, self.min_chip_rev, self.min_chip_rev_full, self.max_chip_rev_full, b"\0" * 4,
             1 if self.hash_appended else 0,
         )
 
@@ -420,16 +389,9 @@ def build_virtual_image(
     ``time`` and ``date`` default to fixed values so the same inputs give the same bytes.
     ``app_elf_sha256`` defaults to the SHA-256 of the executable, so the payload is identifiable.
     """
-    descriptor = AppDescriptor(
-        version=version,
-        project_name=project_name,
-        time=time,
-        date=date,
-        idf_ver=idf_ver,
-        secure_version=secure_version,
-        app_elf_sha256=app_elf_sha256 or hashlib.sha256(executable).digest(),
-        payload_len=len(executable),
-    )
+    elf_sha256 = app_elf_sha256 or hashlib.sha256(executable).digest()
+    descriptor = AppDescriptor(version, project_name, time, date, idf_ver, secure_version, elf_sha256,
+                               payload_len=len(executable))
     image = AppImage(
         chip_id=CHIP_ID_VIRTUAL,
         entry_addr=VIRTUAL_IROM_ADDR,

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from esptool.bin_image import ELFSection, ESP32FirmwareImage, LoadFirmwareImage
 
-from harness import images
-from harness.images import (
+from harness.formats import app_image
+from harness.formats.app_image import (
     APP_DESC_MAGIC,
     CHIP_ID_ESP32,
     CHIP_ID_VIRTUAL,
@@ -29,12 +29,12 @@ ODD_EXE = EXE + b"xyz"  # needs 1 byte of alignment padding
 
 @pytest.fixture
 def image() -> bytes:
-    return images.build_virtual_image(EXE, "1.2.3", "ota-demo")
+    return app_image.build_virtual_image(EXE, "1.2.3", "ota-demo")
 
 
 def _reason(data: bytes, chip: int | None = CHIP_ID_VIRTUAL, **kw: int) -> str:
     with pytest.raises(ImageError) as err:
-        images.verify_image(data, chip, **kw)
+        app_image.verify_image(data, chip, **kw)
     return err.value.reason
 
 
@@ -114,7 +114,7 @@ def test_image_error_reason_is_checked() -> None:
 def test_build_parse_round_trip(image: bytes) -> None:
     parsed = AppImage.parse(image)
     assert parsed.chip_id == CHIP_ID_VIRTUAL
-    assert parsed.entry_addr == images.VIRTUAL_IROM_ADDR
+    assert parsed.entry_addr == app_image.VIRTUAL_IROM_ADDR
     assert [s.load_addr for s in parsed.segments] == [0x3F400020, 0x400D0020]
     assert parsed.descriptor.version == "1.2.3"
     assert parsed.descriptor.project_name == "ota-demo"
@@ -127,11 +127,11 @@ def test_app_image_with_descriptor_and_no_hash() -> None:
     app2 = app.with_descriptor(AppDescriptor("b", "b"))
     assert app2.descriptor.version == "b"
     unhashed = AppImage(CHIP_ID_ESP32, 0x40080400, app.segments, hash_appended=False).to_bytes()
-    info = images.verify_image(unhashed, CHIP_ID_ESP32)
+    info = app_image.verify_image(unhashed, CHIP_ID_ESP32)
     assert info.sha256 is None and info.length == len(unhashed)
     # Without the hash only segment data is protected: a header change goes unnoticed, as in IDF.
-    images.verify_image(images.corrupt(unhashed, [4]), CHIP_ID_ESP32)
-    assert _reason(images.corrupt(unhashed, [0x40]), CHIP_ID_ESP32) == "checksum"
+    app_image.verify_image(app_image.corrupt(unhashed, [4]), CHIP_ID_ESP32)
+    assert _reason(app_image.corrupt(unhashed, [0x40]), CHIP_ID_ESP32) == "checksum"
 
 
 def test_segment_data_is_padded_to_four_bytes() -> None:
@@ -143,19 +143,19 @@ def test_segment_data_is_padded_to_four_bytes() -> None:
 @pytest.mark.parametrize("extra", range(5))
 def test_virtual_payload_round_trip(extra: int) -> None:
     exe = EXE + b"\0" * extra  # trailing zeros must survive the 4-byte padding
-    assert images.virtual_payload(images.build_virtual_image(exe, "1", "p")) == exe
+    assert app_image.virtual_payload(app_image.build_virtual_image(exe, "1", "p")) == exe
 
 
 def test_verify_returns_info_and_ignores_slot_tail(image: bytes) -> None:
     slot = image + b"\xff" * 0x3000
-    info = images.verify_image(slot, CHIP_ID_VIRTUAL)
+    info = app_image.verify_image(slot, CHIP_ID_VIRTUAL)
     assert info.length == len(image)
     assert info.chip_id == CHIP_ID_VIRTUAL
     assert info.segment_offsets == [0x20, 0x128]
     assert info.segments[1].data == EXE
     assert info.descriptor is not None and info.descriptor.version == "1.2.3"
     assert info.sha256 == image[-32:]
-    images.verify_image(slot, None)  # no chip check asked for
+    app_image.verify_image(slot, None)  # no chip check asked for
 
 
 # ------------------------------------------------------------------------------ bad images
@@ -163,7 +163,7 @@ def test_verify_returns_info_and_ignores_slot_tail(image: bytes) -> None:
 
 def test_flipped_segment_byte_fails_checksum(image: bytes) -> None:
     with pytest.raises(ImageError, match=r"^Checksum failed\. Calculated 0x[0-9a-f]+ read 0x[0-9a-f]+$") as err:
-        images.verify_image(images.corrupt(image, [0x200]), CHIP_ID_VIRTUAL)
+        app_image.verify_image(app_image.corrupt(image, [0x200]), CHIP_ID_VIRTUAL)
     assert err.value.reason == "checksum"
 
 
@@ -173,30 +173,30 @@ def test_flipped_segment_byte_fails_checksum(image: bytes) -> None:
     ids=["header-not-in-checksum", "xor-cancels-out", "hash-last-byte", "hash-first-byte"],
 )
 def test_changes_the_checksum_misses_fail_sha256(image: bytes, offsets: list[int]) -> None:
-    damaged = images.corrupt(image, [o % len(image) for o in offsets])
+    damaged = app_image.corrupt(image, [o % len(image) for o in offsets])
     with pytest.raises(ImageError, match="^Image hash failed - image is corrupt$") as err:
-        images.verify_image(damaged, CHIP_ID_VIRTUAL)
+        app_image.verify_image(damaged, CHIP_ID_VIRTUAL)
     assert err.value.reason == "sha256"
 
 
 @pytest.mark.parametrize("cut", [1, 16, 31, 0x60, 0x124, 0x300, -17, -1])
 def test_truncation_is_detected(image: bytes, cut: int) -> None:
     keep = cut if cut > 0 else len(image) + cut
-    assert _reason(images.truncate(image, keep)) == "truncated"
+    assert _reason(app_image.truncate(image, keep)) == "truncated"
 
 
 def test_truncated_download_in_an_erased_slot_fails(image: bytes) -> None:
     # In flash the missing tail reads as 0xFF, like on a chip after an interrupted OTA.
-    slot = images.truncate(image, len(image) - 200) + b"\xff" * 0x1000
+    slot = app_image.truncate(image, len(image) - 200) + b"\xff" * 0x1000
     assert _reason(slot) in {"checksum", "sha256"}
 
 
 def test_invalid_magic_uses_idf_wording(image: bytes) -> None:
     with pytest.raises(ImageError) as err:
-        images.verify_image(b"\xff" * 0x1000, CHIP_ID_VIRTUAL, offset=0x20000)
+        app_image.verify_image(b"\xff" * 0x1000, CHIP_ID_VIRTUAL, offset=0x20000)
     assert err.value.reason == "invalid_magic"
     assert str(err.value) == "image at 0x20000 has invalid magic byte (nothing flashed here?)"
-    assert _reason(images.corrupt(image, [0])) == "invalid_magic"
+    assert _reason(app_image.corrupt(image, [0])) == "invalid_magic"
     assert _reason(b"") == "invalid_magic"
 
 
@@ -204,32 +204,32 @@ def test_bad_segment_table(image: bytes) -> None:
     too_many = bytearray(image)
     too_many[1] = 17
     with pytest.raises(ImageError, match="segment count 17 exceeds max 16") as err:
-        images.verify_image(bytes(too_many), CHIP_ID_VIRTUAL)
+        app_image.verify_image(bytes(too_many), CHIP_ID_VIRTUAL)
     assert err.value.reason == "bad_segment"
     unaligned = bytearray(image)
     struct.pack_into("<I", unaligned, 28, 255)
     with pytest.raises(ImageError, match="^invalid segment length 0xff$"):
-        images.verify_image(bytes(unaligned), CHIP_ID_VIRTUAL)
+        app_image.verify_image(bytes(unaligned), CHIP_ID_VIRTUAL)
 
 
 def test_wrong_chip(image: bytes) -> None:
     with pytest.raises(ImageError, match="^mismatch chip ID, expected 0, found 61680$") as err:
-        images.verify_image(image, CHIP_ID_ESP32)
+        app_image.verify_image(image, CHIP_ID_ESP32)
     assert err.value.reason == "wrong_chip"
-    esp32 = images.set_chip_id(image, CHIP_ID_ESP32)
-    images.verify_image(esp32, CHIP_ID_ESP32)  # resealed: only the chip is wrong
+    esp32 = app_image.set_chip_id(image, CHIP_ID_ESP32)
+    app_image.verify_image(esp32, CHIP_ID_ESP32)  # resealed: only the chip is wrong
     with pytest.raises(ImageError, match="^mismatch chip ID, expected 61680, found 0$"):
-        images.verify_image(esp32, CHIP_ID_VIRTUAL)
+        app_image.verify_image(esp32, CHIP_ID_VIRTUAL)
     # The chip is checked before the segments, as in esp_image_verify.
-    assert _reason(images.corrupt(image, [0x200]), CHIP_ID_ESP32) == "wrong_chip"
+    assert _reason(app_image.corrupt(image, [0x200]), CHIP_ID_ESP32) == "wrong_chip"
 
 
 def test_helpers_validate_arguments(image: bytes) -> None:
     with pytest.raises(ValueError):
-        images.truncate(image, len(image) + 1)
+        app_image.truncate(image, len(image) + 1)
     with pytest.raises(ValueError):
-        images.set_chip_id(image, 0x10000)
-    assert images.corrupt(image, [5], mask=0x01)[5] == image[5] ^ 0x01
+        app_image.set_chip_id(image, 0x10000)
+    assert app_image.corrupt(image, [5], mask=0x01)[5] == image[5] ^ 0x01
 
 
 # --------------------------------------------------------------------------------- patching
@@ -237,37 +237,37 @@ def test_helpers_validate_arguments(image: bytes) -> None:
 
 def test_patch_version_round_trip(image: bytes) -> None:
     slot = image + b"\xff" * 64
-    patched = images.patch_version(slot, "2.0.0-test")
+    patched = app_image.patch_version(slot, "2.0.0-test")
     assert len(patched) == len(slot) and patched[len(image):] == slot[len(image):]
-    info = images.verify_image(patched, CHIP_ID_VIRTUAL)
+    info = app_image.verify_image(patched, CHIP_ID_VIRTUAL)
     assert info.descriptor is not None and info.descriptor.version == "2.0.0-test"
-    assert images.read_descriptor(patched).project_name == "ota-demo"
+    assert app_image.read_descriptor(patched).project_name == "ota-demo"
     changed = [i for i in range(len(image)) if patched[i] != image[i]]
     checksum_at = len(image) - 33
     assert all(0x30 <= i < 0x50 or i == checksum_at or i >= len(image) - 32 for i in changed)
-    assert images.virtual_payload(patched) == EXE
-    assert images.read_descriptor(images.patch_version(patched, "1.2.3")) == images.read_descriptor(image)
-    assert images.patch_version(patched, "1.2.3") == slot
+    assert app_image.virtual_payload(patched) == EXE
+    assert app_image.read_descriptor(app_image.patch_version(patched, "1.2.3")) == app_image.read_descriptor(image)
+    assert app_image.patch_version(patched, "1.2.3") == slot
 
 
 def test_patch_version_limits(image: bytes) -> None:
-    assert images.read_descriptor(images.patch_version(image, "v" * 31)).version == "v" * 31
+    assert app_image.read_descriptor(app_image.patch_version(image, "v" * 31)).version == "v" * 31
     with pytest.raises(ValueError):
-        images.patch_version(image, "v" * 32)
+        app_image.patch_version(image, "v" * 32)
     no_desc = AppImage(CHIP_ID_ESP32, 0, [Segment(0x3FFB0000, b"\0" * 300)]).to_bytes()
     with pytest.raises(ImageError) as err:
-        images.patch_version(no_desc, "2")
+        app_image.patch_version(no_desc, "2")
     assert err.value.reason == "no_app_desc"
     with pytest.raises(ImageError):
-        images.read_descriptor(b"\xff" * 0x1000)
+        app_image.read_descriptor(b"\xff" * 0x1000)
 
 
 def test_reseal_repairs_a_deliberate_edit(image: bytes) -> None:
     # The IDF anti-rollback example zeroes secure_version at file offset 36 without fixing anything.
-    bumped = images.corrupt(images.build_virtual_image(EXE, "1", "p", secure_version=2), [0x24], mask=0x02)
+    bumped = app_image.corrupt(app_image.build_virtual_image(EXE, "1", "p", secure_version=2), [0x24], mask=0x02)
     assert _reason(bumped) == "checksum"
-    assert images.read_descriptor(images.reseal(bumped)).secure_version == 0
-    images.verify_image(images.reseal(bumped), CHIP_ID_VIRTUAL)
+    assert app_image.read_descriptor(app_image.reseal(bumped)).secure_version == 0
+    app_image.verify_image(app_image.reseal(bumped), CHIP_ID_VIRTUAL)
 
 
 # ---------------------------------------------------------------------------- real esptool
@@ -284,7 +284,7 @@ def _esptool_image_info(path: Path) -> str:
 
 @pytest.mark.parametrize("patched", [False, True], ids=["built", "patched"])
 def test_esptool_image_info_accepts_our_image(tmp_path: Path, image: bytes, patched: bool) -> None:
-    data = images.patch_version(image, "2.0.0-test") if patched else image
+    data = app_image.patch_version(image, "2.0.0-test") if patched else image
     version = "2.0.0-test" if patched else "1.2.3"
     path = tmp_path / "app.bin"
     path.write_bytes(data)
@@ -301,21 +301,21 @@ def test_esptool_image_info_accepts_our_image(tmp_path: Path, image: bytes, patc
 
 def test_esptool_image_info_flags_our_corruption(tmp_path: Path, image: bytes) -> None:
     path = tmp_path / "bad.bin"
-    path.write_bytes(images.corrupt(image, [0x200]))
+    path.write_bytes(app_image.corrupt(image, [0x200]))
     out = _esptool_image_info(path)
     assert re.search(r"^Checksum: 0x[0-9a-f]{2} \(invalid - calculated 0x[0-9a-f]{2}\)$", out, re.MULTILINE), out
     assert re.search(r"^Validation hash: [0-9a-f]{64} \(invalid\)$", out, re.MULTILINE), out
 
 
 def test_esptool_parser_reads_our_image(tmp_path: Path) -> None:
-    data = images.build_virtual_image(ODD_EXE, "3.4.5", "ota-demo")
+    data = app_image.build_virtual_image(ODD_EXE, "3.4.5", "ota-demo")
     path = tmp_path / "app.bin"
     path.write_bytes(data)
     img = LoadFirmwareImage("esp32", str(path))
     assert [(s.addr, len(s.data)) for s in img.segments] == [(0x3F400020, 256), (0x400D0020, len(ODD_EXE) + 1)]
     assert img.segments[1].data[: len(ODD_EXE)] == ODD_EXE
     assert img.chip_id == CHIP_ID_VIRTUAL
-    assert img.entrypoint == images.VIRTUAL_IROM_ADDR
+    assert img.entrypoint == app_image.VIRTUAL_IROM_ADDR
     assert (img.flash_mode, img.flash_size_freq) == (2, 0x20)
     assert img.checksum == img.calculate_checksum()
     assert img.append_digest and img.stored_digest == img.calc_digest
@@ -324,13 +324,13 @@ def test_esptool_parser_reads_our_image(tmp_path: Path) -> None:
 
 def test_we_read_and_patch_an_image_esptool_wrote() -> None:
     original = _esptool_image(AppDescriptor("1.0.0", "from-esptool"))
-    info = images.verify_image(original, CHIP_ID_ESP32)
+    info = app_image.verify_image(original, CHIP_ID_ESP32)
     assert info.length == len(original)
     assert [s.load_addr for s in info.segments][-2:] == [0, 0x400D0020]  # esptool's MMU padding segment
     assert info.segment_offsets[-1] % 0x10000 == 0x20  # flash segment lands on its MMU page offset
     assert AppImage.parse(original).to_bytes() == original
-    patched = images.patch_version(original, "1.0.1")
+    patched = app_image.patch_version(original, "1.0.1")
     img = LoadFirmwareImage("esp32", patched)
     assert img.checksum == img.calculate_checksum()
     assert img.stored_digest == img.calc_digest
-    assert images.read_descriptor(patched).version == "1.0.1"
+    assert app_image.read_descriptor(patched).version == "1.0.1"

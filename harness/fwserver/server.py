@@ -1,179 +1,26 @@
-"""Firmware image server: aiohttp in its own thread and loop, with a fault plan per artifact.
-
-Each artifact gets a unique URL path. Its `FaultPlan` decides how it is served: throttled, stalled,
-cut, truncated, corrupted, with an error status, behind redirects, without Range support, chunked or
-with late headers. Every request is logged as a `RequestRecord`, and tests wait on that log with a
-deadline instead of sleeping. HTTPS uses a trustme CA whose PEM (`ca_pem`) is what a device is given.
-"""
+"""The firmware server itself: aiohttp in its own thread and loop, serving artifacts by their fault plans."""
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hashlib
 import itertools
-import ssl
 import threading
 import time
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Self
 
-import trustme
 from aiohttp import web
 
 from harness import clock
-from harness.broker import WILDCARD_HOSTS, LoopThread, check_port_free, format_url
+from harness.fwserver.faults import Artifact, FaultPlan, served_body
+from harness.fwserver.request_log import RequestLog, RequestRecord
+from harness.loop_thread import LoopThread
+from harness.net import format_url
+from harness.service import ListeningService
+from harness.test_ca import server_tls, unrelated_ca_pem
 
 CHUNK_SIZE = 16 * 1024
 SHUTDOWN_GRACE_S = 2.0  # handlers end at once on stop (stalls watch a stop event); this is a backstop
-
-
-@dataclass(frozen=True)
-class FaultPlan:
-    """How one artifact misbehaves. Every field is optional and they combine.
-
-    Byte counts (`stall_after_bytes`, `close_after_bytes`) count body bytes of one response, so a device
-    resuming with Range makes progress through a connection that keeps dropping. `truncate_to` and
-    `corrupt_offsets` change the served file itself (offsets into the file), while the Artifact keeps
-    the size and sha256 of the original, as a release manifest would.
-    """
-
-    throttle_bps: int | None = None
-    stall_after_bytes: int | None = None
-    stall_seconds: float | None = None  # None: stall until the client leaves or the server stops
-    close_after_bytes: int | None = None
-    close_first_requests: int | None = None  # None: every request is cut
-    truncate_to: int | None = None
-    corrupt_offsets: tuple[int, ...] = ()
-    status: int | None = None
-    status_first_requests: int | None = None  # first K requests get `status` (default 503), then 200
-    redirects: int = 0
-    ranges_honoured: bool = True
-    chunked: bool = False
-    header_delay_s: float = 0.0
-
-    def __post_init__(self) -> None:
-        for name in ("throttle_bps", "stall_after_bytes", "close_after_bytes", "close_first_requests",
-                     "truncate_to", "status_first_requests"):
-            value = getattr(self, name)
-            if value is not None and value < 0:
-                raise ValueError(f"FaultPlan.{name} must be >= 0, got {value}")
-        if self.throttle_bps == 0:
-            raise ValueError("FaultPlan.throttle_bps must be > 0 (use stall_after_bytes to stop sending)")
-        if self.redirects < 0 or self.header_delay_s < 0:
-            raise ValueError("FaultPlan.redirects and header_delay_s must be >= 0")
-        object.__setattr__(self, "corrupt_offsets", tuple(self.corrupt_offsets))
-
-    def status_for(self, request_number: int) -> int | None:
-        """The injected status for the n-th request (0-based) to the artifact, or None to serve it."""
-        if self.status_first_requests is None:
-            return self.status
-        return (self.status or 503) if request_number < self.status_first_requests else None
-
-    def cuts(self, request_number: int) -> bool:
-        return self.close_after_bytes is not None and (
-            self.close_first_requests is None or request_number < self.close_first_requests
-        )
-
-
-@dataclass(frozen=True)
-class Artifact:
-    """A registered image. `url` is what to hand to the device (the first redirect hop, if any)."""
-
-    url: str
-    path: str
-    size: int
-    sha256: str
-    name: str
-    faults: FaultPlan
-    data: bytes = dataclasses.field(repr=False, compare=False)
-
-
-@dataclass
-class RequestRecord:
-    """One HTTP request as the server saw it. `status` and `t_end` are None until they are known.
-
-    `bytes_sent` counts body bytes handed to the socket; `client_hung_up` is True when the client left
-    before the response ended. Loopback socket buffers hold megabytes, so a client that leaves after
-    the whole body was buffered is not seen leaving: stall or throttle to observe a hang-up reliably.
-    Times are harness.clock's, comparable with the link's Message.t.
-    """
-
-    method: str
-    path: str
-    range: str | None
-    client: str
-    t_start: float
-    artifact: str | None = None  # Artifact.path of the artifact this request belongs to (hops included)
-    status: int | None = None
-    bytes_sent: int = 0
-    t_end: float | None = None
-    client_hung_up: bool = False
-
-    @property
-    def completed(self) -> bool:
-        return self.t_end is not None
-
-    @property
-    def duration(self) -> float | None:
-        return None if self.t_end is None else self.t_end - self.t_start
-
-
-class RequestLog:
-    """Thread-safe request log: written on the server loop, read and awaited from the test thread."""
-
-    def __init__(self) -> None:
-        self._records: list[RequestRecord] = []
-        self._changed = threading.Condition()
-
-    def begin(self, record: RequestRecord) -> None:
-        with self._changed:
-            self._records.append(record)
-            self._changed.notify_all()
-
-    def update(self, record: RequestRecord, **changes: object) -> None:
-        with self._changed:
-            for key, value in changes.items():
-                setattr(record, key, value)
-            self._changed.notify_all()
-
-    def snapshot(self, artifact: Artifact | None = None) -> list[RequestRecord]:
-        """Copies, so a test never sees a record change under it."""
-        with self._changed:
-            return [dataclasses.replace(r) for r in self._records if _belongs(r, artifact)]
-
-    def wait_for(
-        self, index: int, timeout: float, artifact: Artifact | None = None, completed: bool = True
-    ) -> RequestRecord:
-        """Wait for request number `index` (0-based, counting only `artifact`'s requests if given)."""
-        deadline = time.monotonic() + timeout
-
-        def ready() -> bool:
-            matching = [r for r in self._records if _belongs(r, artifact)]
-            return len(matching) > index and (matching[index].completed or not completed)
-
-        with self._changed:
-            if not self._changed.wait_for(ready, max(0.0, deadline - time.monotonic())):
-                raise TimeoutError(self._timeout_message(index, timeout, artifact, completed))
-            matching = [r for r in self._records if _belongs(r, artifact)]
-            return dataclasses.replace(matching[index])
-
-    def _timeout_message(self, index: int, timeout: float, artifact: Artifact | None, completed: bool) -> str:
-        what = f"request #{index}" + (f" for {artifact.path}" if artifact else "")
-        lines = [f"  {_describe(r)}" for r in self._records] or ["  (no requests at all)"]
-        state = "completed " if completed else ""
-        return f"no {state}{what} within {timeout} s; requests seen:\n" + "\n".join(lines)
-
-
-def _belongs(record: RequestRecord, artifact: Artifact | None) -> bool:
-    return artifact is None or record.artifact == artifact.path
-
-
-def _describe(r: RequestRecord) -> str:
-    end = "in progress" if r.t_end is None else f"{r.t_end - r.t_start:.3f} s"
-    hung = " client hung up" if r.client_hung_up else ""
-    return f"{r.method} {r.path} range={r.range} -> {r.status} {r.bytes_sent} B {end} from {r.client}{hung}"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -222,7 +69,7 @@ class _Stopped(Exception):
     """The server is stopping: abandon the response quietly."""
 
 
-class FirmwareServer:
+class FirmwareServer(ListeningService):
     """aiohttp firmware server in its own thread and loop; HTTP by default, HTTPS with `tls=True`.
 
     `host` is the bind address; `advertise_host` (default: host) goes into URLs and the certificate, for a
@@ -249,37 +96,28 @@ class FirmwareServer:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self.log = RequestLog()
-        self._ca, self._wrong_ca, self._ssl = self._make_tls() if tls else (None, None, None)
+        self._tls = server_tls(self._advertise, host) if tls else None
+        self._wrong_ca_pem = unrelated_ca_pem() if tls else None
 
     # --- properties ----------------------------------------------------------------------------------
 
     @property
-    def host(self) -> str:
-        return self._advertise
-
-    @property
-    def port(self) -> int:
-        if self._port == 0:
-            raise RuntimeError("FirmwareServer: the port is known only after start()")
-        return self._port
-
-    @property
     def base_url(self) -> str:
-        return format_url("https" if self._ssl else "http", self._advertise, self.port)
+        return format_url("https" if self._tls else "http", self._advertise, self.port)
 
     @property
     def ca_pem(self) -> str:
         """PEM of the CA that signed the server certificate: what the device must trust."""
-        if self._ca is None:
+        if self._tls is None:
             raise RuntimeError("FirmwareServer: ca_pem exists only with tls=True")
-        return self._ca.cert_pem.bytes().decode()
+        return self._tls.ca_pem
 
     @property
     def wrong_ca_pem(self) -> str:
         """PEM of an unrelated CA: a device trusting only this must refuse the server (tls_failed)."""
-        if self._wrong_ca is None:
+        if self._wrong_ca_pem is None:
             raise RuntimeError("FirmwareServer: wrong_ca_pem exists only with tls=True")
-        return self._wrong_ca.cert_pem.bytes().decode()
+        return self._wrong_ca_pem
 
     @property
     def requests(self) -> list[RequestRecord]:
@@ -291,19 +129,6 @@ class FirmwareServer:
 
     # --- lifecycle -----------------------------------------------------------------------------------
 
-    def start(self) -> Self:
-        if self._runner is not None:
-            return self
-        if self._port:
-            check_port_free(self._host, self._port, "FirmwareServer")
-        self._loop.start()
-        try:
-            self._runner = self._loop.run(self._start_site(), timeout=10.0)
-        except BaseException:
-            self._loop.stop()
-            raise
-        return self
-
     def stop(self) -> None:
         """Stop serving; in-flight responses (stalled ones too) are abandoned at once."""
         runner, self._runner = self._runner, None
@@ -312,14 +137,6 @@ class FirmwareServer:
                 self._loop.run(self._stop_site(runner), timeout=SHUTDOWN_GRACE_S + 5.0)
         finally:
             self._loop.stop()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         where = self.base_url if self._port else f"{self._host}:?"
@@ -338,7 +155,7 @@ class FirmwareServer:
         entry = hops[0] if hops else path
         artifact = Artifact(url=self.base_url + entry, path=entry, size=len(data),
                             sha256=hashlib.sha256(data).hexdigest(), name=name, faults=plan, data=bytes(data))
-        body = _served_body(data, plan)
+        body = served_body(data, plan)
         with self._lock:
             for hop, target in itertools.pairwise([*hops, path]):
                 self._routes[hop] = _Route(artifact, body, next_url=self.base_url + target)
@@ -365,13 +182,12 @@ class FirmwareServer:
 
     # --- internals: setup ----------------------------------------------------------------------------
 
-    def _make_tls(self) -> tuple[trustme.CA, trustme.CA, ssl.SSLContext]:
-        ca, wrong_ca = trustme.CA(), trustme.CA()
-        names = dict.fromkeys([self._advertise, self._host, "localhost", "127.0.0.1"])
-        leaf = ca.issue_cert(*(n for n in names if n not in WILDCARD_HOSTS))
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        leaf.configure_cert(context)
-        return ca, wrong_ca, context
+    def _is_started(self) -> bool:
+        return self._runner is not None
+
+    def _start(self) -> None:
+        self._loop.start()
+        self._runner = self._loop.run(self._start_site(), timeout=10.0)
 
     async def _start_site(self) -> web.ServerRunner:
         self._stopping = asyncio.Event()
@@ -380,7 +196,8 @@ class FirmwareServer:
         server = web.Server(self._handle, handler_cancellation=True, access_log=None)
         runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE_S)
         await runner.setup()
-        site = web.TCPSite(runner, self._host, self._port, ssl_context=self._ssl, reuse_address=True)
+        ssl_context = self._tls.context if self._tls else None
+        site = web.TCPSite(runner, self._host, self._port, ssl_context=ssl_context, reuse_address=True)
         await site.start()
         self._port = runner.addresses[0][1]
         return runner
@@ -509,14 +326,6 @@ class FirmwareServer:
 
     def _is_stopping(self) -> bool:
         return self._stopping is not None and self._stopping.is_set()
-
-
-def _served_body(data: bytes, plan: FaultPlan) -> bytes:
-    body = bytearray(data if plan.truncate_to is None else data[:plan.truncate_to])
-    for offset in plan.corrupt_offsets:
-        if offset < len(body):
-            body[offset] ^= 0xFF
-    return bytes(body)
 
 
 def _peer(request: web.BaseRequest) -> str:
