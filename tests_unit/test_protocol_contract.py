@@ -1,7 +1,7 @@
 """The failure reasons of the protocol, held to one set in its three sources.
 
 - docs/protocol.md: the reason table (the contract), parsed as markdown;
-- harness.link.FAILURE_REASONS: what the harness's ProtocolChecker accepts;
+- harness.protocol.FAILURE_REASONS: what the harness's ProtocolChecker accepts;
 - the firmware's name table in device/main/ota_reason.c, read without compiling: a regex takes the
   designated initialisers ``[OTA_REASON_X] = "x",`` and their string literals. The enum in ota_reason.h is
   read the same way, so a value added to the enum without a name (which would send "") fails too.
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.link import FAILURE_REASONS, OTA_STATES
+from harness.protocol import FAILURE_REASONS, OTA_STATES
 
 ROOT = Path(__file__).resolve().parents[1]
 PROTOCOL_MD = ROOT / "docs" / "protocol.md"
@@ -81,7 +81,7 @@ def c_reasons(table: dict[str, str]) -> set[str]:
 
 def contract_problems(doc: set[str], link: set[str], firmware: set[str]) -> list[str]:
     """What differs between the three sources, one line per reason missing somewhere."""
-    sources = {"docs/protocol.md": doc, "harness.link.FAILURE_REASONS": link, "device/main/ota_reason.c": firmware}
+    sources = {"docs/protocol.md": doc, "harness.protocol.FAILURE_REASONS": link, "device/main/ota_reason.c": firmware}
     every = doc | link | firmware
     return [
         f"{reason!r} is missing from {', '.join(n for n, s in sources.items() if reason not in s)}"
