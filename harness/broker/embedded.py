@@ -18,7 +18,7 @@ from harness.broker.receipts import ReceiptLog, ReceiptStreamReader
 from harness.loop_thread import LoopThread
 from harness.net import PortInUseError, format_url, local_address
 from harness.service import ListeningService
-from harness.test_ca import server_tls
+from harness.tls_ca import server_tls
 
 try:
     from uvloop import new_event_loop as _fast_event_loop  # see EmbeddedBroker: amqtt's loop runs on libuv

@@ -17,7 +17,7 @@ from harness.fwserver.request_log import RequestLog, RequestRecord
 from harness.loop_thread import LoopThread
 from harness.net import format_url
 from harness.service import ListeningService
-from harness.test_ca import server_tls, unrelated_ca_pem
+from harness.tls_ca import server_tls, unrelated_ca_pem
 
 CHUNK_SIZE = 16 * 1024
 SHUTDOWN_GRACE_S = 2.0  # handlers end at once on stop (stalls watch a stop event); this is a backstop
