@@ -40,23 +40,6 @@ void esp_mqtt_client_dispatch_transport_error(esp_mqtt_client_handle_t client, e
     esp_mqtt_dispatch_event(client);
 }
 
-/* The lines esp-tls prints when it cannot set up the TLS context from the client's options. */
-void mqtt_report_tls_setup_error(mqtt_tls_setup_error_t what)
-{
-    switch (what) {
-    case MQTT_TLS_NO_GLOBAL_CA:
-        ESP_LOGE(TAG_MBEDTLS, "global_cacert is NULL");
-        break;
-    case MQTT_TLS_CA_UNPARSABLE:
-        ESP_LOGE(TAG_MBEDTLS, "mbedtls_x509_crt_parse of CA cert returned -0x%04X", 0x2180);
-        break;
-    case MQTT_TLS_NO_VERIFICATION:
-        ESP_LOGE(TAG_MBEDTLS, "No server verification option set in esp_tls_cfg_t structure. Check esp_tls API reference");
-        ESP_LOGE(TAG_TLS, "create_ssl_handle failed");
-        break;
-    }
-}
-
 static void mqtt_log_transport_connect_failed(esp_mqtt_client_handle_t client, esp_err_t tls_err)
 {
     if (mqtt_is_ssl(client->config)) {
