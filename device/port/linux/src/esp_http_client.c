@@ -227,10 +227,7 @@ esp_err_t esp_http_client_cleanup(esp_http_client_handle_t client)
     free(client->curl_url);
     http_header_clean(client);
     http_clear_connection_info(client);
-    if (client->client_key_password) {
-        memset(client->client_key_password, 0, strlen(client->client_key_password));
-        free(client->client_key_password);
-    }
+    host_free_secret(client->client_key_password);
     free(client->if_name);
     free(client->location);
     free(client->auth_header);

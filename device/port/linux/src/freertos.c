@@ -45,11 +45,12 @@ struct host_event_group {
     EventBits_t bits;
 };
 
-/* Absolute CLOCK_MONOTONIC deadline for a wait of `ticks`; pthread conds use this clock below. */
-static struct timespec deadline_after(TickType_t ticks)
+/* Absolute deadline on `clock` for a wait of `ticks`: CLOCK_MONOTONIC for the pthread conds below,
+   CLOCK_REALTIME for pthread_mutex_timedlock (the only clock it takes). */
+static struct timespec deadline_on(clockid_t clock, TickType_t ticks)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(clock, &ts);
     uint64_t ms = pdTICKS_TO_MS(ticks);
     ts.tv_sec += (time_t)(ms / 1000);
     ts.tv_nsec += (long)((ms % 1000) * 1000000);
@@ -192,7 +193,7 @@ QueueHandle_t xQueueCreate(UBaseType_t uxQueueLength, UBaseType_t uxItemSize)
 
 BaseType_t xQueueSend(QueueHandle_t q, const void *pvItemToQueue, TickType_t xTicksToWait)
 {
-    struct timespec deadline = deadline_after(xTicksToWait);
+    struct timespec deadline = deadline_on(CLOCK_MONOTONIC, xTicksToWait);
     pthread_mutex_lock(&q->lock);
     while (q->count == q->length) {
         if (xTicksToWait == 0 || !wait_cond(&q->changed, &q->lock, xTicksToWait, &deadline)) {
@@ -210,7 +211,7 @@ BaseType_t xQueueSend(QueueHandle_t q, const void *pvItemToQueue, TickType_t xTi
 
 BaseType_t xQueueReceive(QueueHandle_t q, void *pvBuffer, TickType_t xTicksToWait)
 {
-    struct timespec deadline = deadline_after(xTicksToWait);
+    struct timespec deadline = deadline_on(CLOCK_MONOTONIC, xTicksToWait);
     pthread_mutex_lock(&q->lock);
     while (q->count == 0) {
         if (xTicksToWait == 0 || !wait_cond(&q->changed, &q->lock, xTicksToWait, &deadline)) {
@@ -256,15 +257,7 @@ BaseType_t xSemaphoreTake(SemaphoreHandle_t s, TickType_t xBlockTime)
     if (xBlockTime == portMAX_DELAY) {
         return pthread_mutex_lock(&s->lock) == 0 ? pdTRUE : pdFALSE;
     }
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline); /* pthread_mutex_timedlock only takes REALTIME */
-    uint64_t ms = pdTICKS_TO_MS(xBlockTime);
-    deadline.tv_sec += (time_t)(ms / 1000);
-    deadline.tv_nsec += (long)((ms % 1000) * 1000000);
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    struct timespec deadline = deadline_on(CLOCK_REALTIME, xBlockTime); /* timedlock only takes REALTIME */
     return pthread_mutex_timedlock(&s->lock, &deadline) == 0 ? pdTRUE : pdFALSE;
 }
 
@@ -325,7 +318,7 @@ EventBits_t xEventGroupWaitBits(EventGroupHandle_t g, const EventBits_t uxBitsTo
                                 const BaseType_t xClearOnExit, const BaseType_t xWaitForAllBits,
                                 TickType_t xTicksToWait)
 {
-    struct timespec deadline = deadline_after(xTicksToWait);
+    struct timespec deadline = deadline_on(CLOCK_MONOTONIC, xTicksToWait);
     pthread_mutex_lock(&g->lock);
     while (!bits_satisfied(g->bits, uxBitsToWaitFor, xWaitForAllBits)) {
         if (xTicksToWait == 0 || !wait_cond(&g->changed, &g->lock, xTicksToWait, &deadline)) {

@@ -8,6 +8,7 @@
  *                       sending the request, waiting for body bytes
  *   http_buffers.c      the bounded receive ring, the request header list, strings, base64 / PEM
  *   http_errors.c       esp-tls / tcp_transport error codes and the log lines the chip prints
+ *   (host_client_common.c, shared with the MQTT client: config strings, esp-tls setup lines)
  *
  * Known differences from the chip are listed at the top of esp_http_client.c.
  */
@@ -22,6 +23,7 @@
 
 #include "esp_err.h"
 #include "esp_http_client.h"
+#include "host_client_common.h"
 
 #define HTTP_CLIENT_TAG "HTTP_CLIENT"
 
@@ -224,12 +226,7 @@ bool http_is_pem(const char *data, size_t len);
 char *http_cert_to_pem(const char *data, size_t len);
 
 /* ---- http_errors.c: what esp-tls and tcp_transport report on the chip */
-typedef enum {
-    HTTP_TLS_NO_GLOBAL_CA,          /* use_global_ca_store with no global store */
-    HTTP_TLS_CA_UNPARSABLE,         /* cert_pem is not a certificate */
-    HTTP_TLS_NO_VERIFICATION,       /* https with no server verification option */
-} http_tls_setup_error_t;
-void http_report_tls_setup_error(http_tls_setup_error_t what);
+/* (the TLS-context setup lines: host_report_tls_setup_error(), host_client_common.h) */
 /* The TLS configuration could not be used: esp_transport_connect() fails on the chip. */
 void http_report_tls_connect_refused(void);
 void http_report_connect_failure(esp_http_client_t *client, CURLcode res, long os_errno);

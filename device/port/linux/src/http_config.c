@@ -28,10 +28,7 @@ void http_clear_connection_info(esp_http_client_t *client)
     free(client->host);
     free(client->query);
     free(client->username);
-    if (client->password) {
-        memset(client->password, 0, strlen(client->password));
-        free(client->password);
-    }
+    host_free_secret(client->password);
     free(client->scheme);
     client->path = client->host = client->query = client->username = client->password = client->scheme = NULL;
     client->port = 0;
@@ -71,10 +68,10 @@ static esp_err_t http_set_config(esp_http_client_handle_t client, const esp_http
         ESP_LOGE(TAG, "Memory exhausted");
         return ESP_ERR_NO_MEM;
     }
-    if ((config->host && http_assign_string(&client->host, config->host, -1) != ESP_OK) ||
-            (config->query && http_assign_string(&client->query, config->query, -1) != ESP_OK) ||
-            (config->username && http_assign_string(&client->username, config->username, -1) != ESP_OK) ||
-            (config->password && http_assign_string(&client->password, config->password, -1) != ESP_OK) ||
+    if (!host_set_string_if_given(&client->host, config->host) ||
+            !host_set_string_if_given(&client->query, config->query) ||
+            !host_set_string_if_given(&client->username, config->username) ||
+            !host_set_string_if_given(&client->password, config->password) ||
             http_assign_string(&client->scheme, config->transport_type == HTTP_TRANSPORT_OVER_SSL ? "https" : "http", -1) != ESP_OK) {
         ESP_LOGE(TAG, "Memory exhausted");
         http_clear_connection_info(client);

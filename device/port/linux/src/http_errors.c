@@ -34,23 +34,6 @@ static const char *TAG_MBEDTLS = "esp-tls-mbedtls";
 #define HOST_MBEDTLS_X509_BADCERT_NOT_TRUSTED           0x08
 #define HOST_MBEDTLS_X509_BADCERT_FUTURE                0x0200
 
-/* The lines esp-tls prints when it cannot set up the TLS context from the client's options. */
-void http_report_tls_setup_error(http_tls_setup_error_t what)
-{
-    switch (what) {
-    case HTTP_TLS_NO_GLOBAL_CA:
-        ESP_LOGE(TAG_MBEDTLS, "global_cacert is NULL");
-        break;
-    case HTTP_TLS_CA_UNPARSABLE:
-        ESP_LOGE(TAG_MBEDTLS, "mbedtls_x509_crt_parse of CA cert returned -0x%04X", 0x2180);
-        break;
-    case HTTP_TLS_NO_VERIFICATION:
-        ESP_LOGE(TAG_MBEDTLS, "No server verification option set in esp_tls_cfg_t structure. Check esp_tls API reference");
-        ESP_LOGE(TAG_TLS, "create_ssl_handle failed");
-        break;
-    }
-}
-
 void http_report_tls_connect_refused(void)
 {
     /* TLS configuration problems surface from esp_transport_connect() on the device. */

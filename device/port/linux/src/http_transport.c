@@ -332,7 +332,7 @@ static esp_err_t http_setup_tls(esp_http_client_t *client)
     if (client->use_crt_bundle) {
         /* The host stands in the system CA store for the ESP x509 certificate bundle. */
     } else if (client->use_global_ca_store) {
-        http_report_tls_setup_error(HTTP_TLS_NO_GLOBAL_CA);
+        host_report_tls_setup_error(HOST_TLS_NO_GLOBAL_CA);
         return ESP_FAIL;
     } else if (client->cert) {
         char *pem = http_cert_to_pem(client->cert, client->cert_len);
@@ -346,11 +346,11 @@ static esp_err_t http_setup_tls(esp_http_client_t *client)
         CURLcode rc = curl_easy_setopt(easy, CURLOPT_CAINFO_BLOB, &blob);
         free(pem);
         if (rc != CURLE_OK) {
-            http_report_tls_setup_error(HTTP_TLS_CA_UNPARSABLE);
+            host_report_tls_setup_error(HOST_TLS_CA_UNPARSABLE);
             return ESP_FAIL;
         }
     } else {
-        http_report_tls_setup_error(HTTP_TLS_NO_VERIFICATION);
+        host_report_tls_setup_error(HOST_TLS_NO_VERIFICATION);
         return ESP_FAIL;
     }
 

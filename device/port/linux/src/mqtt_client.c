@@ -127,6 +127,53 @@ void esp_mqtt_dispatch_simple(esp_mqtt_client_handle_t client, esp_mqtt_event_id
 
 /* ---------------------------------------------------------------- public API */
 
+/* The check every API call starts with, and esp-mqtt's line when it fails. */
+static bool client_initialized(esp_mqtt_client_handle_t client)
+{
+    if (!client) {
+        ESP_LOGE(TAG, "Client was not initialized");
+        return false;
+    }
+    return true;
+}
+
+/* How esp_mqtt_client_publish() and esp_mqtt_client_enqueue() both start: the argument checks,
+ * the payload length, the trace record and the outbox limit (`limited`: publish applies it to
+ * QoS > 0 only, enqueue to every message). 0 with client->lock held, or the call's result
+ * (-1 bad arguments, -2 outbox full) with it released.
+ *
+ * Acceptable publish messages:
+ *   data == NULL, len == 0: publish null message
+ *   data valid,   len == 0: publish all data, payload len is determined from string length
+ *   data valid,   len >  0: publish data with defined length
+ */
+static int publish_begin(esp_mqtt_client_handle_t client, const char *topic, const char *data, int *len,
+                         int qos, bool limited)
+{
+    if (!client_initialized(client)) {
+        return -1;
+    }
+    if (topic == NULL || qos < 0 || qos > 2) {
+        ESP_LOGE(TAG, "Publish message cannot be created");
+        return -1;
+    }
+    if (*len <= 0 && data != NULL) {
+        *len = (int)strlen(data);
+    }
+    if (data == NULL) {
+        *len = 0;
+    }
+    host_trace_mqtt_publish(topic, data, *len);
+    pthread_mutex_lock(&client->lock);
+    if (client->config->outbox_limit > 0 && limited) {
+        if ((uint64_t)(*len + outbox_get_size_locked(client)) > client->config->outbox_limit) {
+            pthread_mutex_unlock(&client->lock);
+            return -2;
+        }
+    }
+    return 0;
+}
+
 esp_mqtt_client_handle_t esp_mqtt_client_init(const esp_mqtt_client_config_t *config)
 {
     pthread_once(&s_mosq_once, mqtt_lib_init);
@@ -193,8 +240,7 @@ esp_err_t esp_mqtt_client_destroy(esp_mqtt_client_handle_t client)
 
 esp_err_t esp_mqtt_client_start(esp_mqtt_client_handle_t client)
 {
-    if (!client) {
-        ESP_LOGE(TAG, "Client was not initialized");
+    if (!client_initialized(client)) {
         return ESP_ERR_INVALID_ARG;
     }
     pthread_mutex_lock(&client->lock);
@@ -221,8 +267,7 @@ esp_err_t esp_mqtt_client_start(esp_mqtt_client_handle_t client)
 
 esp_err_t esp_mqtt_client_stop(esp_mqtt_client_handle_t client)
 {
-    if (!client) {
-        ESP_LOGE(TAG, "Client was not initialized");
+    if (!client_initialized(client)) {
         return ESP_ERR_INVALID_ARG;
     }
     pthread_mutex_lock(&client->lock);
@@ -250,8 +295,7 @@ esp_err_t esp_mqtt_client_stop(esp_mqtt_client_handle_t client)
 
 int esp_mqtt_client_subscribe_multiple(esp_mqtt_client_handle_t client, const esp_mqtt_topic_t *topic_list, int size)
 {
-    if (!client) {
-        ESP_LOGE(TAG, "Client was not initialized");
+    if (!client_initialized(client)) {
         return -1;
     }
     if (topic_list == NULL || size <= 0) {
@@ -313,8 +357,7 @@ int esp_mqtt_client_subscribe_single(esp_mqtt_client_handle_t client, const char
 
 int esp_mqtt_client_unsubscribe(esp_mqtt_client_handle_t client, const char *topic)
 {
-    if (!client) {
-        ESP_LOGE(TAG, "Client was not initialized");
+    if (!client_initialized(client)) {
         return -1;
     }
     pthread_mutex_lock(&client->lock);
@@ -340,32 +383,9 @@ int esp_mqtt_client_unsubscribe(esp_mqtt_client_handle_t client, const char *top
 
 int esp_mqtt_client_publish(esp_mqtt_client_handle_t client, const char *topic, const char *data, int len, int qos, int retain)
 {
-    if (!client) {
-        ESP_LOGE(TAG, "Client was not initialized");
-        return -1;
-    }
-    if (topic == NULL || qos < 0 || qos > 2) {
-        ESP_LOGE(TAG, "Publish message cannot be created");
-        return -1;
-    }
-    /* Acceptable publish messages:
-        data == NULL, len == 0: publish null message
-        data valid,   len == 0: publish all data, payload len is determined from string length
-        data valid,   len >  0: publish data with defined length
-     */
-    if (len <= 0 && data != NULL) {
-        len = (int)strlen(data);
-    }
-    if (data == NULL) {
-        len = 0;
-    }
-    host_trace_mqtt_publish(topic, data, len);
-    pthread_mutex_lock(&client->lock);
-    if (client->config->outbox_limit > 0 && qos > 0) {
-        if ((uint64_t)(len + outbox_get_size_locked(client)) > client->config->outbox_limit) {
-            pthread_mutex_unlock(&client->lock);
-            return -2;
-        }
+    int err = publish_begin(client, topic, data, &len, qos, qos > 0);
+    if (err != 0) {
+        return err;
     }
     int ret;
     if (client->state != MQTT_STATE_CONNECTED || client->mosq == NULL) {
@@ -409,27 +429,9 @@ int esp_mqtt_client_publish(esp_mqtt_client_handle_t client, const char *topic, 
 
 int esp_mqtt_client_enqueue(esp_mqtt_client_handle_t client, const char *topic, const char *data, int len, int qos, int retain, bool store)
 {
-    if (!client) {
-        ESP_LOGE(TAG, "Client was not initialized");
-        return -1;
-    }
-    if (topic == NULL || qos < 0 || qos > 2) {
-        ESP_LOGE(TAG, "Publish message cannot be created");
-        return -1;
-    }
-    if (len <= 0 && data != NULL) {
-        len = (int)strlen(data);
-    }
-    if (data == NULL) {
-        len = 0;
-    }
-    host_trace_mqtt_publish(topic, data, len);
-    pthread_mutex_lock(&client->lock);
-    if (client->config->outbox_limit > 0) {
-        if ((uint64_t)(len + outbox_get_size_locked(client)) > client->config->outbox_limit) {
-            pthread_mutex_unlock(&client->lock);
-            return -2;
-        }
+    int err = publish_begin(client, topic, data, &len, qos, true);
+    if (err != 0) {
+        return err;
     }
     int ret = -1;
     if (qos > 0 || store) {

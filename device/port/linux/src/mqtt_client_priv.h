@@ -9,6 +9,7 @@
  *                      callbacks, TLS material, reconnect timing
  *   mqtt_outbox.c      the outbox of unacknowledged publishes, message ids, pending (UN)SUBSCRIBEs
  *   mqtt_errors.c      esp-tls / tcp_transport error codes, ERROR events and the chip's log lines
+ *   (host_client_common.c, shared with the HTTP client: config strings, esp-tls setup lines)
  *
  * Known differences from the chip are listed at the top of mqtt_client.c.
  */
@@ -24,6 +25,7 @@
 
 #include "esp_err.h"
 #include "mqtt_client.h"
+#include "host_client_common.h"
 
 #define MQTT_CLIENT_TAG "mqtt_client"
 
@@ -232,12 +234,7 @@ int take_pending(esp_mqtt_client_handle_t client, int mid, bool subscribe);
 /* ---- mqtt_errors.c: what esp-tls, tcp_transport and esp-mqtt report on the chip */
 void esp_mqtt_client_dispatch_transport_error(esp_mqtt_client_handle_t client, esp_err_t tls_err,
                                               int stack_err, int verify_flags, int sock_errno);
-typedef enum {
-    MQTT_TLS_NO_GLOBAL_CA,          /* use_global_ca_store with no global store */
-    MQTT_TLS_CA_UNPARSABLE,         /* the CA (or client certificate / key) cannot be loaded */
-    MQTT_TLS_NO_VERIFICATION,       /* mqtts with no server verification option */
-} mqtt_tls_setup_error_t;
-void mqtt_report_tls_setup_error(mqtt_tls_setup_error_t what);
+/* (the TLS-context setup lines: host_report_tls_setup_error(), host_client_common.h) */
 /* The TLS configuration could not be used: lines, ERROR event (the caller aborts the connection). */
 void mqtt_report_tls_config_failed(esp_mqtt_client_handle_t client);
 /* The broker's host name did not resolve: lines, ERROR event (the caller aborts the connection). */

@@ -30,18 +30,6 @@ static char *create_string(const char *ptr, int len)
     return ret;
 }
 
-static bool esp_mqtt_set_if_config(char const *const new_config, char **old_config)
-{
-    if (new_config) {
-        free(*old_config);
-        *old_config = strdup(new_config);
-        if (*old_config == NULL) {
-            return false;
-        }
-    }
-    return true;
-}
-
 /* ESP32_%02x%02X%02X from the last three bytes of the Wi-Fi station MAC, as
  * platform_create_id_string() builds it, so each virtual board has its own id. */
 static char *platform_create_id_string(void)
@@ -72,18 +60,12 @@ void esp_mqtt_destroy_config(esp_mqtt_client_handle_t client)
     free(cfg->path);
     free(cfg->uri);
     free(cfg->username);
-    if (cfg->password) {
-        memset(cfg->password, 0, strlen(cfg->password));
-        free(cfg->password);
-    }
+    host_free_secret(cfg->password);
     free(cfg->client_id);
     free(cfg->will_topic);
     free(cfg->will_message);
     free(cfg->alpn);
-    if (cfg->clientkey_password) {
-        memset(cfg->clientkey_password, 0, strlen(cfg->clientkey_password));
-        free(cfg->clientkey_password);
-    }
+    host_free_secret(cfg->clientkey_password);
     free(cfg);
     client->config = NULL;
 }
@@ -244,16 +226,16 @@ esp_err_t esp_mqtt_set_config(esp_mqtt_client_handle_t client, const esp_mqtt_cl
     }
 
     err = ESP_ERR_NO_MEM;
-    if (!esp_mqtt_set_if_config(config->broker.address.hostname, &cfg->host) ||
-            !esp_mqtt_set_if_config(config->broker.address.path, &cfg->path) ||
-            !esp_mqtt_set_if_config(config->credentials.username, &cfg->username) ||
-            !esp_mqtt_set_if_config(config->credentials.authentication.password, &cfg->password)) {
+    if (!host_set_string_if_given(&cfg->host, config->broker.address.hostname) ||
+            !host_set_string_if_given(&cfg->path, config->broker.address.path) ||
+            !host_set_string_if_given(&cfg->username, config->credentials.username) ||
+            !host_set_string_if_given(&cfg->password, config->credentials.authentication.password)) {
         goto _mqtt_set_config_failed;
     }
     cfg->null_client_id = config->credentials.set_null_client_id;
     if (!config->credentials.set_null_client_id) {
         if (config->credentials.client_id) {
-            if (!esp_mqtt_set_if_config(config->credentials.client_id, &cfg->client_id)) {
+            if (!host_set_string_if_given(&cfg->client_id, config->credentials.client_id)) {
                 goto _mqtt_set_config_failed;
             }
         } else if (cfg->client_id == NULL) {
@@ -264,8 +246,8 @@ esp_err_t esp_mqtt_set_config(esp_mqtt_client_handle_t client, const esp_mqtt_cl
         }
         ESP_LOGD(TAG, "MQTT client_id=%s", cfg->client_id);
     }
-    if (!esp_mqtt_set_if_config(config->broker.address.uri, &cfg->uri) ||
-            !esp_mqtt_set_if_config(config->session.last_will.topic, &cfg->will_topic)) {
+    if (!host_set_string_if_given(&cfg->uri, config->broker.address.uri) ||
+            !host_set_string_if_given(&cfg->will_topic, config->session.last_will.topic)) {
         goto _mqtt_set_config_failed;
     }
     if (config->session.last_will.msg_len && config->session.last_will.msg) {

@@ -26,35 +26,26 @@ static const char *TAG_MBEDTLS = "esp-tls-mbedtls";
 #define HOST_MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE        0x7780
 #define HOST_MBEDTLS_X509_BADCERT_NOT_TRUSTED           0x08
 
-void esp_mqtt_client_dispatch_transport_error(esp_mqtt_client_handle_t client, esp_err_t tls_err,
-                                              int stack_err, int verify_flags, int sock_errno)
+/* The MQTT_EVENT_ERROR with its error_handle filled in (esp_transport_sock_errno is the caller's). */
+static void dispatch_error(esp_mqtt_client_handle_t client, esp_mqtt_error_type_t type,
+                           esp_mqtt_connect_return_code_t connect_rc, esp_err_t tls_err, int stack_err,
+                           int verify_flags)
 {
     client->event.event_id = MQTT_EVENT_ERROR;
-    client->error_codes.error_type = MQTT_ERROR_TYPE_TCP_TRANSPORT;
-    client->error_codes.connect_return_code = 0;
+    client->event.msg_id = 0;
+    client->error_codes.error_type = type;
+    client->error_codes.connect_return_code = connect_rc;
     client->error_codes.esp_tls_last_esp_err = tls_err;
     client->error_codes.esp_tls_stack_err = stack_err;
     client->error_codes.esp_tls_cert_verify_flags = verify_flags;
-    client->error_codes.esp_transport_sock_errno = sock_errno;
-    client->event.msg_id = 0;
     esp_mqtt_dispatch_event(client);
 }
 
-/* The lines esp-tls prints when it cannot set up the TLS context from the client's options. */
-void mqtt_report_tls_setup_error(mqtt_tls_setup_error_t what)
+void esp_mqtt_client_dispatch_transport_error(esp_mqtt_client_handle_t client, esp_err_t tls_err,
+                                              int stack_err, int verify_flags, int sock_errno)
 {
-    switch (what) {
-    case MQTT_TLS_NO_GLOBAL_CA:
-        ESP_LOGE(TAG_MBEDTLS, "global_cacert is NULL");
-        break;
-    case MQTT_TLS_CA_UNPARSABLE:
-        ESP_LOGE(TAG_MBEDTLS, "mbedtls_x509_crt_parse of CA cert returned -0x%04X", 0x2180);
-        break;
-    case MQTT_TLS_NO_VERIFICATION:
-        ESP_LOGE(TAG_MBEDTLS, "No server verification option set in esp_tls_cfg_t structure. Check esp_tls API reference");
-        ESP_LOGE(TAG_TLS, "create_ssl_handle failed");
-        break;
-    }
+    client->error_codes.esp_transport_sock_errno = sock_errno;
+    dispatch_error(client, MQTT_ERROR_TYPE_TCP_TRANSPORT, 0, tls_err, stack_err, verify_flags);
 }
 
 static void mqtt_log_transport_connect_failed(esp_mqtt_client_handle_t client, esp_err_t tls_err)
@@ -83,34 +74,29 @@ void mqtt_report_resolve_failed(esp_mqtt_client_handle_t client)
 }
 
 /* The CONNACK refused the connection: esp_mqtt_connect()'s lines and the ERROR event. */
+/* The reason in esp_mqtt_connect()'s "Connection refused, ..." line (esp-mqtt's spelling). */
+static const char *connection_refused_reason(int connack_rc)
+{
+    switch (connack_rc) {
+    case MQTT_CONNECTION_REFUSE_PROTOCOL:
+        return "bad protocol";
+    case MQTT_CONNECTION_REFUSE_SERVER_UNAVAILABLE:
+        return "server unavailable";
+    case MQTT_CONNECTION_REFUSE_BAD_USERNAME:
+        return "bad username or password";
+    case MQTT_CONNECTION_REFUSE_NOT_AUTHORIZED:
+        return "not authorized";
+    default:
+        return "Unknow reason";
+    }
+}
+
 void mqtt_report_connection_refused(esp_mqtt_client_handle_t client)
 {
-    switch (client->connack_rc) {
-    case MQTT_CONNECTION_REFUSE_PROTOCOL:
-        ESP_LOGW(TAG, "Connection refused, bad protocol");
-        break;
-    case MQTT_CONNECTION_REFUSE_SERVER_UNAVAILABLE:
-        ESP_LOGW(TAG, "Connection refused, server unavailable");
-        break;
-    case MQTT_CONNECTION_REFUSE_BAD_USERNAME:
-        ESP_LOGW(TAG, "Connection refused, bad username or password");
-        break;
-    case MQTT_CONNECTION_REFUSE_NOT_AUTHORIZED:
-        ESP_LOGW(TAG, "Connection refused, not authorized");
-        break;
-    default:
-        ESP_LOGW(TAG, "Connection refused, Unknow reason");
-        break;
-    }
+    ESP_LOGW(TAG, "Connection refused, %s", connection_refused_reason(client->connack_rc));
     /* propagate event with connection refused error */
-    client->event.event_id = MQTT_EVENT_ERROR;
-    client->event.msg_id = 0;
-    client->error_codes.error_type = MQTT_ERROR_TYPE_CONNECTION_REFUSED;
-    client->error_codes.connect_return_code = (esp_mqtt_connect_return_code_t)client->connack_rc;
-    client->error_codes.esp_tls_stack_err = 0;
-    client->error_codes.esp_tls_last_esp_err = 0;
-    client->error_codes.esp_tls_cert_verify_flags = 0;
-    esp_mqtt_dispatch_event(client);
+    dispatch_error(client, MQTT_ERROR_TYPE_CONNECTION_REFUSED,
+                   (esp_mqtt_connect_return_code_t)client->connack_rc, 0, 0, 0);
     ESP_LOGE(TAG, "MQTT connect failed");
 }
 

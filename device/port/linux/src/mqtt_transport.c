@@ -304,7 +304,7 @@ static esp_err_t mqtt_setup_tls(esp_mqtt_client_handle_t client, struct mosquitt
         capath = "/etc/ssl/certs";  /* the system store stands in for the ESP x509 bundle */
         mosquitto_int_option(mosq, MOSQ_OPT_TLS_USE_OS_CERTS, 1);
     } else if (cfg->use_global_ca_store) {
-        mqtt_report_tls_setup_error(MQTT_TLS_NO_GLOBAL_CA);
+        host_report_tls_setup_error(HOST_TLS_NO_GLOBAL_CA);
         return ESP_FAIL;
     } else if (cfg->cacert_buf) {
         if (cfg->ca_file == NULL) {
@@ -314,7 +314,7 @@ static esp_err_t mqtt_setup_tls(esp_mqtt_client_handle_t client, struct mosquitt
             }
         }
     } else {
-        mqtt_report_tls_setup_error(MQTT_TLS_NO_VERIFICATION);
+        host_report_tls_setup_error(HOST_TLS_NO_VERIFICATION);
         return ESP_FAIL;
     }
     if (cfg->clientcert_buf && cfg->clientkey_buf) {
@@ -331,7 +331,7 @@ static esp_err_t mqtt_setup_tls(esp_mqtt_client_handle_t client, struct mosquitt
     int rc = mosquitto_tls_set(mosq, cfg->ca_file, capath, cfg->cert_file, cfg->key_file,
                                cfg->clientkey_password ? on_key_password : NULL);
     if (rc != MOSQ_ERR_SUCCESS) {
-        mqtt_report_tls_setup_error(MQTT_TLS_CA_UNPARSABLE);
+        host_report_tls_setup_error(HOST_TLS_CA_UNPARSABLE);
         return ESP_FAIL;
     }
     mosquitto_tls_opts_set(mosq, 1 /* SSL_VERIFY_PEER */, NULL, NULL);

@@ -118,25 +118,30 @@ static esp_err_t http_handler(esp_http_client_event_t *evt)
     return ESP_OK;
 }
 
-static esp_http_client_handle_t http_new(const char *url, int timeout_ms, body_t *body)
+/* A client over `body` (started here); NULL after printing "<what>=init_failed". */
+static esp_http_client_handle_t http_new(const char *url, int timeout_ms, body_t *body, bool hash_events,
+                                         const char *what)
 {
     ensure_event_loop();
+    body_start(body, hash_events);
     const esp_http_client_config_t config = {
         .url = url,
         .timeout_ms = timeout_ms,
         .event_handler = http_handler,
         .user_data = body,
     };
-    return esp_http_client_init(&config);
+    esp_http_client_handle_t http = esp_http_client_init(&config);
+    if (http == NULL) {
+        printf("%s=init_failed\n", what);
+    }
+    return http;
 }
 
 static void http_perform(const char *url, int timeout_ms)
 {
     body_t body;
-    body_start(&body, true);
-    esp_http_client_handle_t http = http_new(url, timeout_ms, &body);
+    esp_http_client_handle_t http = http_new(url, timeout_ms, &body, true, "perform");
     if (http == NULL) {
-        printf("perform=init_failed\n");
         return;
     }
     esp_err_t err = esp_http_client_perform(http);
@@ -150,10 +155,8 @@ static void http_stream(const char *url, int timeout_ms, long range_from, int ma
 {
     static char buf[READ_CHUNK];
     body_t body;
-    body_start(&body, false);
-    esp_http_client_handle_t http = http_new(url, timeout_ms, &body);
+    esp_http_client_handle_t http = http_new(url, timeout_ms, &body, false, "stream");
     if (http == NULL) {
-        printf("stream=init_failed\n");
         return;
     }
     if (range_from >= 0) {
