@@ -61,10 +61,14 @@ class SerialLog:
                     self._cursor += 1
                     if match:
                         return match
+                self._check_alive(regex)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise ExpectTimeout(self._timeout_message(regex, timeout))
                 self._changed.wait(remaining)
+
+    def _check_alive(self, regex: re.Pattern[str]) -> None:
+        """Called under the lock while expect() waits: raise to end the wait at once (a lost port)."""
 
     def _timeout_message(self, regex: re.Pattern[str], timeout: float) -> str:
         tail = "\n".join(f"    {line.text}" for line in self.lines[-15:])

@@ -36,7 +36,7 @@ from harness.boards.power import PowerControl
 from harness.formats import partition_table as pt
 from harness.idf_build import IdfBuild
 from harness.masking import TYPED_SECRET, mask_secrets
-from harness.serial_log import ExpectTimeout, SerialLog
+from harness.serial_log import SerialLog
 
 CONSOLE_BAUD = 115200
 FLASH_BAUD = 460800
@@ -112,23 +112,9 @@ class ConsoleLog(SerialLog):
         with self._changed:
             self.lost = None
 
-    def expect(self, pattern: str | re.Pattern[str], timeout: float = 10.0) -> re.Match[str]:
-        # SerialLog.expect, plus the lost-port check (uses SerialLog's condition and cursor).
-        regex = re.compile(pattern) if isinstance(pattern, str) else pattern
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                while self._cursor < len(self.lines):
-                    match = regex.search(self.lines[self._cursor].text)
-                    self._cursor += 1
-                    if match:
-                        return match
-                if self.lost is not None:
-                    raise PortLostError(f"{self.name}: {self.lost} (while waiting for {regex.pattern!r})")
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise ExpectTimeout(self._timeout_message(regex, timeout))
-                self._changed.wait(remaining)
+    def _check_alive(self, regex: re.Pattern[str]) -> None:
+        if self.lost is not None:
+            raise PortLostError(f"{self.name}: {self.lost} (while waiting for {regex.pattern!r})")
 
 
 class LineAssembler:
