@@ -28,6 +28,7 @@ import struct
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import serial
 from esp32_mock_bootloader.server import BootloaderConnection, FlashImage, handle_client
@@ -126,6 +127,19 @@ class _PortManager(EspPortManager):
         ClassicReset(self.serial, DEFAULT_RESET_DELAY)()
 
 
+
+def _control_line(name: str) -> property:
+    """A modem control line (DTR or RTS) of the fake port: setting it tells the emulator both lines' state."""
+
+    def get(port: Any) -> bool:
+        return getattr(port, f"_{name}")
+
+    def set_(port: Any, value: bool) -> None:
+        setattr(port, f"_{name}", bool(value))
+        port._emulator.control_lines_changed(port._dtr, port._rts)
+
+    return property(get, set_)
+
 class _Lines:
     """The serial-port object the port manager drives: settings are stored, DTR and RTS go to the circuit."""
 
@@ -143,23 +157,8 @@ class _Lines:
         self._dtr = False
         self._rts = False
 
-    @property
-    def dtr(self) -> bool:
-        return self._dtr
-
-    @dtr.setter
-    def dtr(self, value: bool) -> None:
-        self._dtr = bool(value)
-        self._emulator.control_lines_changed(self._dtr, self._rts)
-
-    @property
-    def rts(self) -> bool:
-        return self._rts
-
-    @rts.setter
-    def rts(self, value: bool) -> None:
-        self._rts = bool(value)
-        self._emulator.control_lines_changed(self._dtr, self._rts)
+    dtr = _control_line("dtr")  # pyserial's attributes; each change reaches the emulated chip's EN/IO0
+    rts = _control_line("rts")
 
     def setDTR(self, value: bool) -> None:  # pyserial's names, used by esptool's reset code
         self.dtr = value

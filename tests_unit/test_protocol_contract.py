@@ -144,28 +144,33 @@ def _problems(markdown: str, link: set[str], c_source: str) -> list[str]:
     return contract_problems(doc_reasons(markdown), link, c_reasons(c_name_table(c_source)))
 
 
-def _drop_doc_row(markdown: str, reason: str) -> str:
-    out = re.sub(rf"^\| `{reason}` \|.*\n", "", markdown, count=1, flags=re.MULTILINE)
-    assert out != markdown
+def _without(text: str, line_pattern: str) -> str:
+    """`text` less its first line matching `line_pattern` (which must be there)."""
+    out = re.sub(rf"^{line_pattern}.*\n", "", text, count=1, flags=re.MULTILINE)
+    assert out != text, line_pattern
     return out
+
+
+def _with_before(text: str, anchor: str, line: str) -> str:
+    """`text` with `line` inserted before `anchor` (which must be there)."""
+    assert anchor in text, anchor
+    return text.replace(anchor, f"{line}\n{anchor}", 1)
+
+
+def _drop_doc_row(markdown: str, reason: str) -> str:
+    return _without(markdown, rf"\| `{reason}` \|")
 
 
 def _add_doc_row(markdown: str, reason: str) -> str:
-    anchor = "| `boot_failed` |"
-    assert anchor in markdown
-    return markdown.replace(anchor, f"| `{reason}` | failed | new |\n{anchor}", 1)
+    return _with_before(markdown, "| `boot_failed` |", f"| `{reason}` | failed | new |")
 
 
 def _drop_c_entry(source: str, reason: str) -> str:
-    out = re.sub(rf'^\s*\[OTA_REASON_{reason.upper()}\] = "{reason}",\n', "", source, count=1, flags=re.MULTILINE)
-    assert out != source
-    return out
+    return _without(source, rf'\s*\[OTA_REASON_{reason.upper()}\] = "{reason}",')
 
 
 def _add_c_entry(source: str, reason: str) -> str:
-    anchor = "    [OTA_REASON_BOOT_FAILED]"
-    assert anchor in source
-    return source.replace(anchor, f'    [OTA_REASON_{reason.upper()}] = "{reason}",\n{anchor}', 1)
+    return _with_before(source, "    [OTA_REASON_BOOT_FAILED]", f'    [OTA_REASON_{reason.upper()}] = "{reason}",')
 
 
 @pytest.mark.parametrize("change", [

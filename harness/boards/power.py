@@ -30,6 +30,19 @@ class PowerControl(Protocol):
     def on(self) -> None: ...
 
 
+class _Switch:
+    """off() and on() through one _switch(action) a back-end provides."""
+
+    def _switch(self, action: str) -> None:
+        raise NotImplementedError
+
+    def off(self) -> None:
+        self._switch("off")
+
+    def on(self) -> None:
+        self._switch("on")
+
+
 def _run(argv: list[str], what: str) -> None:
     try:
         result = subprocess.run(argv, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S, check=False)
@@ -44,7 +57,7 @@ def _run(argv: list[str], what: str) -> None:
 
 
 @dataclass(frozen=True)
-class UhubctlPower:
+class UhubctlPower(_Switch):
     """A board powered from a hub port with per-port power switching (uhubctl -l LOCATION -p PORT)."""
 
     location: str
@@ -53,18 +66,12 @@ class UhubctlPower:
     def _switch(self, action: str) -> None:
         _run(["uhubctl", "-l", self.location, "-p", self.port, "-a", action], f"power {action} ({self})")
 
-    def off(self) -> None:
-        self._switch("off")
-
-    def on(self) -> None:
-        self._switch("on")
-
     def __str__(self) -> str:
         return f"uhubctl:{self.location}:{self.port}"
 
 
 @dataclass(frozen=True)
-class CommandPower:
+class CommandPower(_Switch):
     """A relay (or anything else) switched by a command template with {action} or {state}."""
 
     template: str
@@ -72,12 +79,6 @@ class CommandPower:
     def _switch(self, action: str) -> None:
         argv = [part.format(action=action, state="1" if action == "on" else "0") for part in shlex.split(self.template)]
         _run(argv, f"power {action} ({self})")
-
-    def off(self) -> None:
-        self._switch("off")
-
-    def on(self) -> None:
-        self._switch("on")
 
     def __str__(self) -> str:
         return f"command:{self.template}"
