@@ -55,13 +55,29 @@ def _statuses(entries: list[Entry]) -> list[dict[str, Any]]:
     return out
 
 
+def _version_after(entries: list[Entry]) -> str | None:
+    """The version the device runs at the end: its last status's, or that of a later `succeeded` (the new
+    firmware confirms itself, then publishes its status, which a test that ends at `succeeded` may not see)."""
+    version = None
+    for e in entries:
+        if e.kind != "mqtt" or not e.source.endswith(("/status", "/ota")):
+            continue
+        try:
+            data = json.loads(e.text)
+        except (ValueError, TypeError):
+            continue
+        if isinstance(data, dict) and (e.source.endswith("/status") or data.get("state") == "succeeded"):
+            version = data.get("version", version)
+    return version
+
+
 def ota_properties(entries: list[Entry], target: str, image_sha256: list[str]) -> dict[str, Any]:
     props: dict[str, Any] = {"target": target}
     statuses = [s for s in _statuses(entries) if isinstance(s, dict)]
     if statuses:
         props["board"] = ",".join(sorted({str(s.get("device_id")) for s in statuses}))
         props["version_before"] = statuses[0].get("version")
-        props["version_after"] = statuses[-1].get("version")
+        props["version_after"] = _version_after(entries)
     if image_sha256:
         props["image_sha256"] = ",".join(image_sha256)
     events = _ota_events(entries)
