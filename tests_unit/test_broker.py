@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import queue
 import socket
 import ssl
+import struct
 import threading
 import time
 import urllib.request
@@ -25,6 +27,7 @@ from harness.broker import (
     ExternalBroker,
     MosquittoBroker,
     PortInUseError,
+    _connect_packet,
     mqtt_probe,
     parse_broker_url,
 )
@@ -216,6 +219,51 @@ def test_tls_broker_serves_mqtts_with_its_ca(clients: list[Client]) -> None:
         assert not sub.subscribe("devices/d1/ota")[0].is_failure
         connected(clients, broker, ca_pem=broker.ca_pem).publish("devices/d1/ota", b"tls")
         assert sub.receive().payload == b"tls"
+
+
+def silent_subscriber(broker: EmbeddedBroker, name: str) -> socket.socket:
+    """A raw client subscribed to devices/x/# at QoS 1 that never reads what it is sent."""
+    sock = socket.create_connection((broker.host, broker.port), timeout=WAIT)
+    sock.sendall(_connect_packet(name))
+    assert sock.recv(4)[:1] == b"\x20"
+    topic = b"devices/x/#"
+    body = struct.pack("!HH", 1, len(topic)) + topic + b"\x01"
+    sock.sendall(bytes([0x82, len(body)]) + body)
+    assert sock.recv(5)[:1] == b"\x90"
+    return sock
+
+
+def flood(publisher: Client, flooding: threading.Event) -> None:
+    while flooding.is_set():
+        for _ in range(50):
+            publisher.paho.publish("devices/x/ota", b"y" * 100, qos=1)
+        time.sleep(0.001)
+
+
+def test_forwarding_to_clients_that_vanish_and_stopping_mid_stream_log_nothing(clients: list[Client]) -> None:
+    """A write to a connection that is gone is dropped, on uvloop as on asyncio's loop (where uvloop raised
+    RuntimeError, which amqtt logged as errors and which killed the forwarding task)."""
+    for attempt in range(2):
+        broker = EmbeddedBroker().start()
+        publisher = connected(clients, broker)
+        subscribers = [silent_subscriber(broker, f"silent-{attempt}-{i}") for i in range(3)]
+        flooding = threading.Event()
+        flooding.set()
+        thread = threading.Thread(target=flood, args=(publisher, flooding))
+        thread.start()
+        try:
+            time.sleep(0.2)
+            subscribers[0].setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            subscribers[0].close()  # a reset while messages are forwarded to it
+            subscribers[1].close()  # a close that never read its messages
+            time.sleep(0.1)
+            broker.stop()  # with the flood still going, and one subscriber still there
+        finally:
+            flooding.clear()
+            thread.join()
+            subscribers[2].close()
+            broker.stop()
+    gc.collect()  # "Task exception was never retrieved" is logged when the task is collected
 
 
 def test_start_stop_cycles_leave_no_threads_or_fds(clients: list[Client]) -> None:
