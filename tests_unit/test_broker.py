@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import queue
 import socket
 import ssl
+import struct
 import threading
 import time
 import urllib.request
@@ -26,6 +28,7 @@ from harness.broker import (
     PortInUseError,
     mqtt_probe,
 )
+from harness.broker.probe import _connect_packet
 from harness.fwserver import FirmwareServer
 
 pytestmark = pytest.mark.usefixtures("no_warnings_logged")
@@ -147,7 +150,8 @@ def test_clients_connecting_while_others_come_and_go_keep_their_sessions(clients
     """amqtt 0.12 walks its subscription table with an await per entry (retained messages for a starting
     session); others subscribing or leaving meanwhile killed the session just after its CONNACK."""
     with EmbeddedBroker() as broker:
-        connected(clients, broker).subscribe("devices/#")  # every retained message matches it
+        watcher = connected(clients, broker)
+        watcher.subscribe("devices/#")  # every retained message matches it
         failures: list[BaseException] = []
 
         def device(n: int) -> None:
@@ -167,6 +171,9 @@ def test_clients_connecting_while_others_come_and_go_keep_their_sessions(clients
             for client in clients[-12::2]:  # half of this wave leaves again
                 client.close()
         assert not failures, failures
+        # every "online" forwarded before the broker stops: a PUBACK comes before the forward, and a stop with
+        # messages still queued logs "N messages not broadcasted"
+        assert sorted(watcher.receive().topic for _ in range(36)) == sorted(f"devices/d{n}/online" for n in range(36))
 
 
 def test_port_in_use_error_names_the_port(squatter: int) -> None:
@@ -203,6 +210,51 @@ def test_tls_broker_serves_mqtts_with_its_ca(clients: list[Client]) -> None:
         assert not sub.subscribe("devices/d1/ota")[0].is_failure
         connected(clients, broker, ca_pem=broker.ca_pem).publish("devices/d1/ota", b"tls")
         assert sub.receive().payload == b"tls"
+
+
+def silent_subscriber(broker: EmbeddedBroker, name: str) -> socket.socket:
+    """A raw client subscribed to devices/x/# at QoS 1 that never reads what it is sent."""
+    sock = socket.create_connection((broker.host, broker.port), timeout=WAIT)
+    sock.sendall(_connect_packet(name))
+    assert sock.recv(4)[:1] == b"\x20"
+    topic = b"devices/x/#"
+    body = struct.pack("!HH", 1, len(topic)) + topic + b"\x01"
+    sock.sendall(bytes([0x82, len(body)]) + body)
+    assert sock.recv(5)[:1] == b"\x90"
+    return sock
+
+
+def flood(publisher: Client, flooding: threading.Event) -> None:
+    while flooding.is_set():
+        for _ in range(50):
+            publisher.paho.publish("devices/x/ota", b"y" * 100, qos=1)
+        time.sleep(0.001)
+
+
+def test_forwarding_to_clients_that_vanish_and_stopping_mid_stream_log_nothing(clients: list[Client]) -> None:
+    """A write to a connection that is gone is dropped, on uvloop as on asyncio's loop (where uvloop raised
+    RuntimeError, which amqtt logged as errors and which killed the forwarding task)."""
+    for attempt in range(2):
+        broker = EmbeddedBroker().start()
+        publisher = connected(clients, broker)
+        subscribers = [silent_subscriber(broker, f"silent-{attempt}-{i}") for i in range(3)]
+        flooding = threading.Event()
+        flooding.set()
+        thread = threading.Thread(target=flood, args=(publisher, flooding))
+        thread.start()
+        try:
+            time.sleep(0.2)
+            subscribers[0].setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            subscribers[0].close()  # a reset while messages are forwarded to it
+            subscribers[1].close()  # a close that never read its messages
+            time.sleep(0.1)
+            broker.stop()  # with the flood still going, and one subscriber still there
+        finally:
+            flooding.clear()
+            thread.join()
+            subscribers[2].close()
+            broker.stop()
+    gc.collect()  # "Task exception was never retrieved" is logged when the task is collected
 
 
 def test_start_stop_cycles_leave_no_threads_or_fds(clients: list[Client]) -> None:

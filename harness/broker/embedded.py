@@ -50,6 +50,30 @@ class _SubscriptionTable(dict):
         return list(dict.items(self))
 
 
+
+class _WriterAdapter(StreamWriterAdapter):
+    """amqtt's writer adapter, dropping what is written to a connection already gone, as asyncio's own loop does.
+
+    uvloop's transports raise RuntimeError on a write once the connection is closed (the client reset it, or
+    stop() aborted it), where asyncio's drop the data; amqtt logs that as an unhandled exception, and the task
+    forwarding a message to a client that just left, or answering it, dies with it ("Task exception was never
+    retrieved", "Task failed during broadcast shutdown").
+    """
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        super().__init__(writer)
+        self._transport = writer.transport
+
+    def write(self, data: bytes) -> None:
+        if not self._transport.is_closing():
+            super().write(data)
+
+    async def close(self) -> None:
+        if self._transport.is_closing():  # nothing to flush or half-close any more
+            self.is_closed = True
+            return
+        await super().close()
+
 class EmbeddedBroker(ListeningService):
     """amqtt broker in its own thread and event loop.
 
@@ -179,7 +203,7 @@ class EmbeddedBroker(ListeningService):
         assert task is not None
         self._connections[task] = writer
         try:
-            await broker.external_connected(StreamReaderAdapter(reader), StreamWriterAdapter(writer), "default")
+            await broker.external_connected(StreamReaderAdapter(reader), _WriterAdapter(writer), "default")
         except ConnectionError:
             pass  # a client vanishing mid-handshake is routine for a test broker, not an error to log
         finally:
