@@ -1,7 +1,7 @@
 /*
  * The checks of ESP-IDF's esp_image_verify() (bootloader_support/src/esp_image_format.c):
  * header magic, segment count and bounds, XOR checksum, appended SHA-256, chip id. The same
- * rules run in the virtual bootloader (harness/images.py); both follow the IDF source.
+ * rules run in the virtual bootloader (harness/formats/app_image.py); both follow the IDF source.
  */
 #include <inttypes.h>
 #include <openssl/sha.h>
