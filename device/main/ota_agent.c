@@ -133,8 +133,12 @@ static void run_request(const ota_request_t *req)
     if (outcome.detail[0] != '\0') {
         cJSON_AddStringToObject(event, "detail", outcome.detail);
     }
-    ota_event_send(event);
     save_result(req, state, outcome.reason);
+    /* Ready for the next update before anyone hears that this one ended: a client that sends its next
+     * request as soon as it sees the outcome must not find the agent still busy. A request taken now
+     * waits in s_requests until this task has published the outcome and the status. */
+    atomic_store(&s_busy, false);
+    ota_event_send(event);
     status_publish();
 }
 
@@ -144,8 +148,7 @@ static void ota_task(void *arg)
     static ota_request_t req;
     for (;;) {
         if (xQueueReceive(s_requests, &req, portMAX_DELAY) == pdPASS) {
-            run_request(&req);
-            atomic_store(&s_busy, false);
+            run_request(&req); /* returns only when the update ended without a reboot, no longer busy */
         }
     }
 }
