@@ -60,6 +60,7 @@ class VirtualBoard(Board):
         self._uart: PtyUart | None = None
         self.power_cut_at: int | None = None  # lose power at this flash write/erase of the next boot
         self.boot_count = 0
+        self.flash_ops_at_boot: list[int] = []  # flash_ops() as each boot began: what each run of the app did
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
         self._next_reset = rom.POWERON
@@ -191,6 +192,7 @@ class VirtualBoard(Board):
 
     def _boot_once(self, reset: rom.RomReset) -> rom.RomReset:
         self.boot_count += 1
+        self.flash_ops_at_boot.append(self.flash_ops())
         self._boot_start = time.monotonic()
         self._running_offset = None
         for line in rom.rom_banner(reset):
