@@ -85,6 +85,7 @@ def test_retries_exhausted(ota, fw_server, firmware) -> None:
     since = ota.start("c6", artifact.url, retries=2)
     event = ota.expect_outcome("c6", "failed", "http_status", since)
     assert event["http_status"] == 503
+    fw_server.wait_for_request(2, artifact=artifact)  # the device may give up before the server logged the 503
     assert [r.status for r in fw_server.requests_for(artifact)] == [503, 503, 503]
     ota.assert_healthy_on_base(since)
 
