@@ -44,13 +44,13 @@ def test_console_errors_are_lines_not_crashes(board, link: DeviceLink) -> None:
 def test_status_heartbeat(board_factory, link: DeviceLink) -> None:
     """The status carries every contract field and repeats every `heartbeat_s`."""
     board = board_factory(heartbeat_s=1)
-    since = link.cursor()
-    first = link.wait_status(board.device_id, since=since, timeout=5, description="a heartbeat status")
-    cursor = link.cursor()
-    second = link.wait_status(board.device_id, since=cursor, timeout=5, description="the next heartbeat")
-    assert second["uptime_s"] >= first["uptime_s"]
-    assert set(second) >= {"device_id", "version", "project", "partition", "ota_state", "reset_reason",
-                           "uptime_s", "free_heap", "rssi", "last_ota"}
+    boot = [m for m in link.messages if m.device_id == board.device_id and m.kind == "status"][-1]  # at connect
+    beat = link.wait_for(lambda m: m.device_id == board.device_id and m.kind == "status", since=boot.index + 1,
+                         timeout=5, description="the first heartbeat after the status at connect")
+    assert beat.t - boot.t >= 0.9, f"a heartbeat {beat.t - boot.t:.2f} s after the last status, heartbeat_s is 1"
+    assert beat.data["uptime_s"] >= boot.data["uptime_s"]
+    assert set(beat.data) >= {"device_id", "version", "project", "partition", "ota_state", "reset_reason",
+                              "uptime_s", "free_heap", "rssi", "last_ota"}
 
 
 def test_online_flag_is_retained(board, link: DeviceLink) -> None:
