@@ -33,7 +33,7 @@ from harness.protocol import (
 from harness.service import undone_on_failure
 
 if TYPE_CHECKING:
-    from harness.broker.receipts import ReceiptLog  # the link only reads it: no broker needed to run
+    from harness.publish_log import PublishLog  # the link only reads it: no broker needed to run
 
 SHOWN_ON_TIMEOUT = 20
 
@@ -74,7 +74,7 @@ class DeviceLink:
         connect_timeout: float = 5.0,
         reconnect_delay: tuple[float, float] = (0.1, 0.5),  # short: close() waits out a pending backoff
         lost_after: float | None = 3.0,
-        receipts: ReceiptLog | None = None,
+        receipts: PublishLog | None = None,
     ) -> None:
         """`lost_after`: a wait fails with BrokerLost once the link has been disconnected that long during
         the wait (None: waits run to their deadline whatever the connection does). `receipts`: the embedded

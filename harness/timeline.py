@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.masking import Masker
+from harness.publish_log import PublishLog
 
 KINDS = ("serial", "mqtt", "http")
 
@@ -46,7 +47,7 @@ def collect(
                     for line in list(board.serial.lines) if line.t >= t0]  # a reused board printed before
     said = _device_publishes(boards)
     for link in links:
-        when_said = _PublishMatcher(said)
+        when_said = said.reader()
         for m in link.messages:
             text = json.dumps(masker.data(m.data)) if m.data is not None else masker.text(m.text)
             t = when_said.time_of(m.topic, m.payload)
@@ -59,31 +60,13 @@ def collect(
     return sorted(entries, key=lambda e: e.t)
 
 
-def _device_publishes(boards: list[Any]) -> dict[str, list[tuple[float, bytes]]]:
-    """By topic, in order: what virtual boards' firmware published and when (real boards cannot tell)."""
-    said: dict[str, list[tuple[float, bytes]]] = {}
-    for board in boards:
-        for p in getattr(board, "mqtt_publishes", list)():
-            said.setdefault(p.topic, []).append((p.t, p.payload))
-    for publishes in said.values():
-        publishes.sort(key=lambda item: item[0])
-    return said
-
-
-class _PublishMatcher:
-    """One link's messages, matched per topic and in order to the device publishes they came from."""
-
-    def __init__(self, said: dict[str, list[tuple[float, bytes]]]) -> None:
-        self._said = said
-        self._next: dict[str, int] = {}
-
-    def time_of(self, topic: str, payload: bytes) -> float | None:
-        publishes = self._said.get(topic, ())
-        for index in range(self._next.get(topic, 0), len(publishes)):
-            if publishes[index][1] == payload:
-                self._next[topic] = index + 1
-                return publishes[index][0]
-        return None
+def _device_publishes(boards: list[Any]) -> PublishLog:
+    """What virtual boards' firmware published and when (real boards cannot tell), in time order."""
+    said = sorted((p for board in boards for p in getattr(board, "mqtt_publishes", list)()), key=lambda p: p.t)
+    log = PublishLog()
+    for p in said:
+        log.record(p.topic, p.payload, p.t)
+    return log
 
 
 def write_jsonl(entries: list[Entry], path: Path) -> None:

@@ -15,7 +15,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from harness.broker import EmbeddedBroker
 from harness.broker.probe import _connect_packet
-from harness.broker.receipts import PublishFramer, ReceiptLog
+from harness.broker.receipts import PublishFramer
+from harness.publish_log import PublishLog
 
 WAIT = 5.0
 CONNECT = _connect_packet("framer-test")
@@ -35,7 +36,7 @@ def raw_publish(topic: bytes, payload: bytes) -> bytes:
     return bytes([0x30, len(body)]) + body
 
 
-class Recorder(ReceiptLog):
+class Recorder(PublishLog):
     def __init__(self) -> None:
         super().__init__()
         self.records: list[tuple[str, bytes, float]] = []

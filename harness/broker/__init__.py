@@ -16,11 +16,11 @@ from harness.broker.external import ExternalBroker
 from harness.broker.interface import BrokerError, BrokerUnreachableError, MqttBroker
 from harness.broker.mosquitto import MosquittoBroker, find_mosquitto
 from harness.broker.probe import mqtt_probe
-from harness.broker.receipts import ReceiptLog
 from harness.net import PortInUseError
+from harness.publish_log import PublishLog
 
 __all__ = [
     "AccessPolicy", "BrokerError", "BrokerUnreachableError", "DeviceAuthPlugin", "DeviceTopicPlugin",
-    "EmbeddedBroker", "ExternalBroker", "MosquittoBroker", "MqttBroker", "PortInUseError", "ReceiptLog",
+    "EmbeddedBroker", "ExternalBroker", "MosquittoBroker", "MqttBroker", "PortInUseError", "PublishLog",
     "find_mosquitto", "mqtt_probe",
 ]

@@ -14,9 +14,10 @@ from amqtt.broker import Broker
 from harness.broker.access import AccessPolicy, DeviceAuthPlugin, DeviceTopicPlugin
 from harness.broker.interface import BrokerError
 from harness.broker.probe import mqtt_probe
-from harness.broker.receipts import ReceiptLog, ReceiptStreamReader
+from harness.broker.receipts import ReceiptStreamReader
 from harness.loop_thread import LoopThread
 from harness.net import PortInUseError, format_url, local_address
+from harness.publish_log import PublishLog
 from harness.service import ListeningService
 from harness.tls_ca import server_tls
 
@@ -114,12 +115,12 @@ class EmbeddedBroker(ListeningService):
         self._broker: Broker | None = None
         self._server: asyncio.Server | None = None
         self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
-        self._receipts = ReceiptLog()  # kept across restarts: one test's record
+        self._receipts = PublishLog()  # kept across restarts: one test's record
 
     # --- interface -----------------------------------------------------------------------------------
 
     @property
-    def receipts(self) -> ReceiptLog:
+    def receipts(self) -> PublishLog:
         return self._receipts
 
     @property

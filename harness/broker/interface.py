@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from harness.broker.receipts import ReceiptLog
+    from harness.publish_log import PublishLog
 
 
 class BrokerError(RuntimeError):
@@ -29,7 +29,7 @@ class MqttBroker(Protocol):
     def url(self) -> str: ...
 
     @property
-    def receipts(self) -> ReceiptLog | None:
+    def receipts(self) -> PublishLog | None:
         """When the broker read each PUBLISH (the embedded broker only), for the timeline's clock."""
         ...
 

@@ -6,9 +6,9 @@ its reset line before the test's link has the message. Stamped when the broker r
 the PUBACK goes out, a message sorts before everything the device did after sending it.
 
 `ReceiptStreamReader` is the StreamReader of each client connection the embedded broker accepts: as bytes
-arrive it frames them into MQTT packets and writes every complete PUBLISH into a `ReceiptLog`, before amqtt
+arrive it frames them into MQTT packets and writes every complete PUBLISH into a `PublishLog`, before amqtt
 reads the packet from the reader (so before its PUBACK). Each `DeviceLink` reads the log through its own
-`ReceiptReader`, which matches the messages it receives, per topic and in order, to their receipts.
+`PublishLog.reader()`, which matches the messages it receives, per topic and in order, to their receipts.
 
 It replaced an amqtt plugin on the `mqtt_packet_received` event: amqtt runs every plugin callback in a task
 of its own, for every packet of every client (PUBACKs too), which was a sixth of the broker's time per
@@ -18,53 +18,13 @@ status round trip (docs/performance.md, "Event path").
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Callable
 
 from harness import clock
+from harness.publish_log import PublishLog
 
 PUBLISH = 3
 CONNECT = 1
-
-
-class ReceiptLog:
-    """Receipt times of PUBLISH packets by topic, in the order the broker read them (thread-safe)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._by_topic: dict[str, list[tuple[float, bytes]]] = {}
-
-    def record(self, topic: str, payload: bytes, t: float) -> None:
-        with self._lock:
-            self._by_topic.setdefault(topic, []).append((t, payload))
-
-    def reader(self) -> ReceiptReader:
-        return ReceiptReader(self)
-
-    def _find(self, topic: str, payload: bytes, start: int) -> tuple[int, float] | None:
-        with self._lock:
-            receipts = self._by_topic.get(topic, [])
-            for index in range(start, len(receipts)):
-                if receipts[index][1] == payload:
-                    return index, receipts[index][0]
-        return None
-
-
-class ReceiptReader:
-    """One subscriber's view: each received message takes the first receipt after the previous one's."""
-
-    def __init__(self, log: ReceiptLog) -> None:
-        self._log = log
-        self._next: dict[str, int] = {}
-
-    def time_of(self, topic: str, payload: bytes) -> float | None:
-        """When the broker read this message; None if it has no receipt (another broker, a will)."""
-        found = self._log._find(topic, payload, self._next.get(topic, 0))
-        if found is None:
-            return None
-        index, t = found
-        self._next[topic] = index + 1
-        return t
 
 
 class PublishFramer:
@@ -75,7 +35,7 @@ class PublishFramer:
     that is not a CONNECT, a remaining length of more than 4 bytes).
     """
 
-    def __init__(self, log: ReceiptLog, now: Callable[[], float] = clock.now) -> None:
+    def __init__(self, log: PublishLog, now: Callable[[], float] = clock.now) -> None:
         self._log = log
         self._now = now
         self._pending = bytearray()  # the start of a packet whose end has not arrived yet
@@ -151,7 +111,7 @@ class PublishFramer:
 class ReceiptStreamReader(asyncio.StreamReader):
     """An asyncio StreamReader that shows every chunk to a PublishFramer before amqtt can read it."""
 
-    def __init__(self, log: ReceiptLog, limit: int, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, log: PublishLog, limit: int, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(limit=limit, loop=loop)
         self._framer = PublishFramer(log)
 
