@@ -1,8 +1,9 @@
-"""The reference firmware's module structure (device/main), read from its sources without compiling.
+"""The reference firmware's module structure, read from its sources without compiling.
 
-A module is a .c file and its .h; module A depends on B when A.c or A.h includes "B.h". The dependencies
-form no cycle (the command table in commands.c is what keeps the OTA agent and the manifest apart), and
-no C file outgrows 1,000 lines.
+The OTA agent is a component (device/components/ota_agent): a module is a .c file of its src/ and its .h;
+module A depends on B when A.c or A.h includes "B.h". The dependencies form no cycle (the command table in
+commands.c is what keeps the updater and the manifest apart), and no C file outgrows 1,000 lines. The app
+(device/main) uses the component through its public header only.
 """
 
 from __future__ import annotations
@@ -12,18 +13,22 @@ from pathlib import Path
 
 import pytest
 
-MAIN = Path(__file__).resolve().parents[1] / "device" / "main"
+DEVICE = Path(__file__).resolve().parents[1] / "device"
+MAIN = DEVICE / "main"
+AGENT = DEVICE / "components" / "ota_agent"
+AGENT_SRC = AGENT / "src"
 LOCAL_INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)\.h"', re.MULTILINE)
 MAX_C_LINES = 1000
 
 
 def module_graph(main: Path) -> dict[str, set[str]]:
-    """Module name -> the other modules of main/ it includes (headers outside main/ are left out)."""
+    """Module name -> the other modules of the directory it includes (headers from elsewhere are left out)."""
     modules = {p.stem for p in main.glob("*.[ch]")}
+    headers = {p.stem for p in main.glob("*.h")}  # a header from elsewhere (a public include/) is no edge
     graph: dict[str, set[str]] = {m: set() for m in modules}
     for path in main.glob("*.[ch]"):
         for name in LOCAL_INCLUDE.findall(path.read_text()):
-            if name in modules and name != path.stem:
+            if name in headers and name != path.stem:
                 graph[path.stem].add(name)
     return graph
 
@@ -52,16 +57,25 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 
 def test_firmware_modules_include_each_other_without_a_cycle() -> None:
-    graph = module_graph(MAIN)
-    assert {"commands", "ota_agent", "manifest"} <= graph.keys()
+    graph = module_graph(AGENT_SRC)
+    assert {"commands", "ota_updater", "manifest", "ota_agent"} <= graph.keys()
     cycle = find_cycle(graph)
-    assert cycle is None, "include cycle in device/main: " + " -> ".join(cycle or [])
+    assert cycle is None, "include cycle in the ota_agent component: " + " -> ".join(cycle or [])
 
 
-def test_the_agent_does_not_know_the_manifest() -> None:
-    graph = module_graph(MAIN)
-    assert "manifest" not in graph["ota_agent"]
-    assert {"ota_agent", "manifest", "status"} <= graph["commands"]
+def test_the_updater_does_not_know_the_manifest() -> None:
+    graph = module_graph(AGENT_SRC)
+    assert "manifest" not in graph["ota_updater"]
+    assert {"ota_updater", "manifest", "status"} <= graph["commands"]
+
+
+def test_the_app_uses_the_component_through_its_public_header_only() -> None:
+    """device/main includes ota_agent.h (include/) and none of the component's own headers (src/)."""
+    private = {p.stem for p in AGENT_SRC.glob("*.h")}
+    public = {p.stem for p in (AGENT / "include").glob("*.h")}
+    included = {name for path in MAIN.glob("*.[ch]") for name in LOCAL_INCLUDE.findall(path.read_text())}
+    assert "ota_agent" in public & included
+    assert included & private == set()
 
 
 @pytest.mark.parametrize(("graph", "expected"), [
@@ -83,5 +97,6 @@ def test_the_old_cycle_is_seen(tmp_path: Path) -> None:
 
 
 def test_no_c_file_is_over_1000_lines() -> None:
-    long = {p.name: n for p in MAIN.glob("*.c") if (n := len(p.read_text().splitlines())) > MAX_C_LINES}
+    sources = [*MAIN.glob("*.c"), *AGENT_SRC.glob("*.c")]
+    long = {p.name: n for p in sources if (n := len(p.read_text().splitlines())) > MAX_C_LINES}
     assert not long, f"C files over {MAX_C_LINES} lines: {long}"

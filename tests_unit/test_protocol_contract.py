@@ -2,7 +2,7 @@
 
 - docs/protocol.md: the reason table (the contract), parsed as markdown;
 - harness.protocol.FAILURE_REASONS: what the harness's ProtocolChecker accepts;
-- the firmware's name table in device/main/ota_reason.c, read without compiling: a regex takes the
+- the firmware's name table in the ota_agent component's ota_reason.c, read without compiling: a regex takes the
   designated initialisers ``[OTA_REASON_X] = "x",`` and their string literals. The enum in ota_reason.h is
   read the same way, so a value added to the enum without a name (which would send "") fails too.
 
@@ -21,10 +21,11 @@ from harness.protocol import FAILURE_REASONS, OTA_STATES
 
 ROOT = Path(__file__).resolve().parents[1]
 PROTOCOL_MD = ROOT / "docs" / "protocol.md"
-MAIN = ROOT / "device" / "main"
-REASON_C = MAIN / "ota_reason.c"
-REASON_H = MAIN / "ota_reason.h"
-COMMANDS_C = MAIN / "commands.c"
+AGENT_SRC = ROOT / "device" / "components" / "ota_agent" / "src"
+FIRMWARE_SOURCES = [*AGENT_SRC.glob("*.[ch]"), *(ROOT / "device" / "main").glob("*.[ch]")]
+REASON_C = AGENT_SRC / "ota_reason.c"
+REASON_H = AGENT_SRC / "ota_reason.h"
+COMMANDS_C = AGENT_SRC / "commands.c"
 
 NO_REASON = "OTA_REASON_NONE"  # success: in the enum and the table (as ""), not a protocol reason
 NOT_A_REASON = "OTA_REASON_COUNT"  # the enum's size
@@ -81,7 +82,7 @@ def c_reasons(table: dict[str, str]) -> set[str]:
 
 def contract_problems(doc: set[str], link: set[str], firmware: set[str]) -> list[str]:
     """What differs between the three sources, one line per reason missing somewhere."""
-    sources = {"docs/protocol.md": doc, "harness.protocol.FAILURE_REASONS": link, "device/main/ota_reason.c": firmware}
+    sources = {"docs/protocol.md": doc, "harness.protocol.FAILURE_REASONS": link, "ota_reason.c": firmware}
     every = doc | link | firmware
     return [
         f"{reason!r} is missing from {', '.join(n for n, s in sources.items() if reason not in s)}"
@@ -109,17 +110,18 @@ def test_every_enum_value_has_its_name_in_the_table() -> None:
 
 
 def test_firmware_writes_reasons_through_the_enum_only() -> None:
-    """No reason string is spelled out in device/main beyond ota_reason.c (states and the http_status field
+    """No reason string is spelled out in the firmware beyond ota_reason.c (states and the http_status field
     share some names, so those are left out)."""
     shared = OTA_STATES | {"http_status"}
     reasons = c_reasons(c_name_table(REASON_C.read_text())) - shared
     literals = {
         path.name: sorted(set(C_STRING.findall(C_COMMENT.sub(" ", path.read_text()))) & reasons)
-        for path in sorted(MAIN.glob("*.[ch]")) if path != REASON_C
+        for path in sorted(FIRMWARE_SOURCES) if path != REASON_C
     }
     assert {name: found for name, found in literals.items() if found} == {}
     # the "reason" field: OTA events get it from ota_event_add_reason(), the status from the stored record
-    writers = sorted(path.name for path in MAIN.glob("*.c") if '"reason"' in C_COMMENT.sub(" ", path.read_text()))
+    writers = sorted(path.name for path in FIRMWARE_SOURCES
+                     if path.suffix == ".c" and '"reason"' in C_COMMENT.sub(" ", path.read_text()))
     assert writers == ["ota_events.c", "status.c"]
 
 

@@ -1,5 +1,4 @@
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include "esp_app_desc.h"
 #include "esp_log.h"
@@ -7,13 +6,20 @@
 #include "freertos/FreeRTOS.h"
 #include "freertos/task.h"
 #include "sdkconfig.h"
-#include "app_config.h"
+#include "agent_callbacks.h"
+#include "agent_config.h"
 #include "boot_check.h"
 #include "mqtt_link.h"
 #include "ota_events.h"
 #include "ota_reason.h"
 #include "ota_record.h"
 #include "status.h"
+
+/* The self-test decides whether a new image stays: that needs the app to confirm it. ESP-IDF master's
+   default rollback mode confirms it before app_main (peers: BOOTLOADER_APP_ROLLBACK_CONFIRM_ON_STARTUP). */
+#if CONFIG_BOOTLOADER_APP_ROLLBACK_CONFIRM_ON_STARTUP
+#error "ota_agent confirms an update after its self-test: set CONFIG_BOOTLOADER_APP_ROLLBACK_CONFIRM_BY_APP=y"
+#endif
 
 static const char *TAG = "boot_check";
 
@@ -22,22 +28,6 @@ bool boot_check_pending_verify(void)
     esp_ota_img_states_t state;
     return esp_ota_get_state_partition(esp_ota_get_running_partition(), &state) == ESP_OK &&
            state == ESP_OTA_IMG_PENDING_VERIFY;
-}
-
-/* Application checks beyond "the broker is reachable". Products add theirs here. */
-static bool app_selftest_hook(void)
-{
-#if CONFIG_HIL_TEST_SELFTEST_DELAY_MS > 0
-    ESP_LOGI(TAG, "self-test: application checks take %d ms (test variant HIL_TEST_SELFTEST_DELAY_MS)",
-             CONFIG_HIL_TEST_SELFTEST_DELAY_MS);
-    vTaskDelay(pdMS_TO_TICKS(CONFIG_HIL_TEST_SELFTEST_DELAY_MS));
-#endif
-#ifdef CONFIG_HIL_TEST_SELFTEST_FAILS
-    ESP_LOGE(TAG, "self-test: application check failed (test variant HIL_TEST_SELFTEST_FAILS)");
-    return false;
-#else
-    return true;
-#endif
 }
 
 static void save_result(const char *id, const char *state, ota_reason_t reason, const char *version)
@@ -84,15 +74,11 @@ void boot_check_run_selftest(void)
 {
     ota_pending_t pending;
     bool have_pending = ota_record_load_pending(&pending);
-#ifdef CONFIG_HIL_TEST_CRASH_BEFORE_CONFIRM
-    ESP_LOGE(TAG, "crashing before confirmation (test variant HIL_TEST_CRASH_BEFORE_CONFIRM)");
-    abort();
-#endif
-    int timeout_s = app_config_get()->selftest_timeout_s;
+    int timeout_s = agent_config_get()->selftest_timeout_s;
     ESP_LOGI(TAG, "new image pending verification; self-test (broker within %d s)", timeout_s);
     if (!mqtt_link_wait_connected(timeout_s * 1000)) {
         roll_back(&pending, have_pending, "broker not reachable");
-    } else if (!app_selftest_hook()) {
+    } else if (!agent_cb_selftest()) {
         roll_back(&pending, have_pending, "application check");
     } else {
         confirm(&pending, have_pending);

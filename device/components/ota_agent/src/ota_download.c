@@ -12,7 +12,8 @@
 #include "freertos/task.h"
 #include "mbedtls/sha256.h"
 #include "sdkconfig.h"
-#include "app_config.h"
+#include "agent_callbacks.h"
+#include "agent_config.h"
 #include "ota_download.h"
 #include "ota_events.h"
 #include "ota_record.h"
@@ -93,6 +94,7 @@ static void send_progress(job_t *job, bool force)
     if (!force && !step && !interval) {
         return;
     }
+    agent_cb_progress(job->received, job->total);
     cJSON *event = ota_event_new(job->req->id, "downloading");
     cJSON_AddNumberToObject(event, "bytes", (double)job->received);
     cJSON_AddNumberToObject(event, "total", (double)job->total);
@@ -379,7 +381,7 @@ static attempt_t backoff(job_t *job)
 /* The configured CA (one line of base64 DER) as the PEM esp_http_client expects. */
 static bool make_ca_pem(char *pem, size_t pem_len)
 {
-    const char *b64 = app_config_get()->ota_ca_cert;
+    const char *b64 = agent_config_get()->ota_ca_cert;
     size_t len = strlen(b64);
     if (len == 0) {
         return false;
@@ -394,7 +396,7 @@ static bool make_ca_pem(char *pem, size_t pem_len)
 
 static attempt_t download(job_t *job)
 {
-    static char ca_pem[APP_CONFIG_CA_MAX + 128];
+    static char ca_pem[AGENT_CONFIG_CA_MAX + 128];
     bool https = strncmp(job->req->url, "https://", 8) == 0;
     if (https && !make_ca_pem(ca_pem, sizeof(ca_pem))) {
         return fatal(job, "failed", OTA_REASON_TLS_FAILED, "https URL but no CA configured (config set ota_ca_cert <base64 DER>)");

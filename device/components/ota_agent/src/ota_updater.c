@@ -6,10 +6,11 @@
 #include "freertos/FreeRTOS.h"
 #include "freertos/queue.h"
 #include "freertos/task.h"
-#include "app_config.h"
+#include "agent_config.h"
+#include "agent_callbacks.h"
 #include "boot_check.h"
 #include "mqtt_link.h"
-#include "ota_agent.h"
+#include "ota_updater.h"
 #include "ota_download.h"
 #include "ota_events.h"
 #include "ota_record.h"
@@ -28,7 +29,7 @@ static bool is_https(const char *url)
     return strncmp(url, "https://", 8) == 0;
 }
 
-void ota_agent_reject(const char *id, ota_reason_t reason, const char *detail)
+void ota_updater_reject(const char *id, ota_reason_t reason, const char *detail)
 {
     ESP_LOGW(TAG, "request %s rejected: %s (%s)", id, ota_reason_name(reason), detail);
     cJSON *event = ota_event_new(id, "rejected");
@@ -37,62 +38,72 @@ void ota_agent_reject(const char *id, ota_reason_t reason, const char *detail)
     ota_event_send(event);
 }
 
-void ota_agent_handle_ota(const cJSON *command)
+void ota_updater_handle_ota(const cJSON *command)
 {
     ota_request_t req;
     char error[96];
     if (!ota_request_parse(command, &req, error, sizeof(error))) {
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(command, "id");
         const char *req_id = cJSON_IsString(id) && strlen(id->valuestring) < 48 ? id->valuestring : "";
-        ota_agent_reject(req_id, OTA_REASON_BAD_COMMAND, error);
+        ota_updater_reject(req_id, OTA_REASON_BAD_COMMAND, error);
         return;
     }
-    ota_agent_submit(&req);
+    ota_updater_submit(&req);
 }
 
-void ota_agent_submit(const ota_request_t *req)
+/* A submitted request refused before it ran. One whose application callbacks already ran (a manifest
+   check) hears how it ended too, so that it resumes its tasks. */
+static void refuse(const ota_request_t *req, ota_reason_t reason, const char *detail)
 {
-    if (app_config_get()->require_https && !is_https(req->url)) {
-        ota_agent_reject(req->id, OTA_REASON_BAD_COMMAND, "plain http refused: require_https is set");
+    if (req->app_checked) {
+        agent_cb_ended(reason, detail);
+    }
+    ota_updater_reject(req->id, reason, detail);
+}
+
+void ota_updater_submit(const ota_request_t *req)
+{
+    if (agent_config_get()->require_https && !is_https(req->url)) {
+        refuse(req, OTA_REASON_BAD_COMMAND, "plain http refused: require_https is set");
         return;
     }
     if (boot_check_pending_verify()) {
         /* esp_ota_begin() refuses to write while the running image is unconfirmed
          * (ESP_ERR_OTA_ROLLBACK_INVALID_STATE): say so before downloading anything. */
-        ota_agent_reject(req->id, OTA_REASON_BUSY, "the running firmware is still verifying itself; retry after it confirms");
+        refuse(req, OTA_REASON_BUSY, "the running firmware is still verifying itself; retry after it confirms");
         return;
     }
     bool expected = false;
     if (!atomic_compare_exchange_strong(&s_busy, &expected, true)) {
-        ota_agent_reject(req->id, OTA_REASON_BUSY, "another update is running");
+        refuse(req, OTA_REASON_BUSY, "another update is running");
         return;
     }
     atomic_store(&s_cancel, false);
     snprintf(s_running_id, sizeof(s_running_id), "%s", req->id);
     if (xQueueSend(s_requests, req, 0) != pdPASS) {
         atomic_store(&s_busy, false);
-        ota_agent_reject(req->id, OTA_REASON_BUSY, "request queue full");
+        refuse(req, OTA_REASON_BUSY, "request queue full");
     }
 }
 
-void ota_agent_handle_cancel(const cJSON *command)
+void ota_updater_handle_cancel(const cJSON *command)
 {
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(command, "id");
     const char *wanted = cJSON_IsString(id) ? id->valuestring : "";
     if (!atomic_load(&s_busy) || (wanted[0] != '\0' && strcmp(wanted, s_running_id) != 0)) {
-        ota_agent_reject(wanted, OTA_REASON_BAD_COMMAND, "no such update is running");
+        ota_updater_reject(wanted, OTA_REASON_BAD_COMMAND, "no such update is running");
         return;
     }
     ESP_LOGI(TAG, "cancel requested for %s", s_running_id);
     atomic_store(&s_cancel, true);
 }
 
-void ota_agent_handle_reboot(const cJSON *command)
+void ota_updater_handle_reboot(const cJSON *command)
 {
     (void)command;
     ESP_LOGI(TAG, "reboot requested over MQTT");
     if (atomic_load(&s_busy)) {
-        ota_agent_reject("", OTA_REASON_BUSY, "an update is running; cancel it first");
+        ota_updater_reject("", OTA_REASON_BUSY, "an update is running; cancel it first");
         return;
     }
     mqtt_link_flush(1000);
@@ -114,12 +125,38 @@ static bool cancel_requested(void)
     return atomic_load(&s_cancel);
 }
 
+/* Asks the application (on_check_start, on_suspend_tasks) unless a manifest check already did;
+   false after answering the request `rejected`/`busy`. */
+static bool application_agrees(const ota_request_t *req)
+{
+    if (req->app_checked) {
+        return true;
+    }
+    const char *detail = NULL;
+    if (!agent_cb_check_start(req->id, req->url, req->version)) {
+        detail = "the application declined the update now (on_check_start); retry later";
+    } else if (!agent_cb_suspend_tasks()) {
+        agent_cb_resume_tasks();
+        detail = "the application could not suspend its tasks (on_suspend_tasks); retry later";
+    } else {
+        return true;
+    }
+    atomic_store(&s_busy, false); /* as after an outcome: free before anyone hears of it */
+    ota_updater_reject(req->id, OTA_REASON_BUSY, detail);
+    return false;
+}
+
 static void run_request(const ota_request_t *req)
 {
+    if (!application_agrees(req)) {
+        return;
+    }
     ota_event_send(ota_event_new(req->id, "accepted"));
+    agent_cb_started(req);
     ota_outcome_t outcome = ota_download_and_switch(req, cancel_requested);
     if (outcome.reason == OTA_REASON_NONE) {
         ESP_LOGI(TAG, "update %s written to %s; rebooting", req->id, outcome.target_label);
+        agent_cb_finished(req);
         ota_event_send(ota_event_new(req->id, "rebooting"));
         mqtt_link_flush(2000);
         esp_restart();
@@ -134,6 +171,7 @@ static void run_request(const ota_request_t *req)
         cJSON_AddStringToObject(event, "detail", outcome.detail);
     }
     save_result(req, state, outcome.reason);
+    agent_cb_ended(outcome.reason, outcome.detail);
     /* Ready for the next update before anyone hears that this one ended: a client that sends its next
      * request as soon as it sees the outcome must not find the agent still busy. A request taken now
      * waits in s_requests until this task has published the outcome and the status. */
@@ -153,7 +191,7 @@ static void ota_task(void *arg)
     }
 }
 
-esp_err_t ota_agent_start(void)
+esp_err_t ota_updater_start(void)
 {
     s_requests = xQueueCreate(1, sizeof(ota_request_t));
     if (s_requests == NULL) {

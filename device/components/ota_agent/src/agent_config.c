@@ -9,9 +9,9 @@
 #include "esp_mac.h"
 #include "nvs.h"
 #include "sdkconfig.h"
-#include "app_config.h"
+#include "agent_config.h"
 
-static const char *TAG = "app_config";
+static const char *TAG = "agent_config";
 static const char *NVS_NAMESPACE = "config";
 
 typedef enum { KEY_STR, KEY_INT, KEY_BOOL } key_kind_t;
@@ -26,11 +26,11 @@ typedef struct {
     int min, max; /* range for integers */
 } config_key_t;
 
-#define STR_KEY(field, secret) {#field, NULL, KEY_STR, offsetof(app_config_t, field), sizeof(((app_config_t *)0)->field), secret, 0, 0}
-#define INT_KEY(field, lo, hi) {#field, NULL, KEY_INT, offsetof(app_config_t, field), sizeof(int), false, lo, hi}
+#define STR_KEY(field, secret) {#field, NULL, KEY_STR, offsetof(agent_config_t, field), sizeof(((agent_config_t *)0)->field), secret, 0, 0}
+#define INT_KEY(field, lo, hi) {#field, NULL, KEY_INT, offsetof(agent_config_t, field), sizeof(int), false, lo, hi}
 /* For names longer than an NVS key may be: stored under nvs_key instead. */
-#define INT_KEY_AS(field, nvs_key, lo, hi) {#field, nvs_key, KEY_INT, offsetof(app_config_t, field), sizeof(int), false, lo, hi}
-#define BOOL_KEY(field) {#field, NULL, KEY_BOOL, offsetof(app_config_t, field), sizeof(bool), false, 0, 1}
+#define INT_KEY_AS(field, nvs_key, lo, hi) {#field, nvs_key, KEY_INT, offsetof(agent_config_t, field), sizeof(int), false, lo, hi}
+#define BOOL_KEY(field) {#field, NULL, KEY_BOOL, offsetof(agent_config_t, field), sizeof(bool), false, 0, 1}
 
 static const config_key_t s_keys[] = {
     STR_KEY(device_id, false),
@@ -50,7 +50,7 @@ static const config_key_t s_keys[] = {
 
 #define KEY_COUNT (sizeof(s_keys) / sizeof(s_keys[0]))
 
-static app_config_t s_config;
+static agent_config_t s_config;
 
 static const char *nvs_key(const config_key_t *key)
 {
@@ -67,7 +67,7 @@ static const config_key_t *find_key(const char *name)
     return NULL;
 }
 
-static void load_defaults(app_config_t *c)
+static void load_defaults(agent_config_t *c)
 {
     memset(c, 0, sizeof(*c));
     snprintf(c->device_id, sizeof(c->device_id), "%s", CONFIG_HIL_DEVICE_ID);
@@ -87,7 +87,7 @@ static void load_defaults(app_config_t *c)
 }
 
 /* An empty device id means "derive it from the MAC", so each chip has its own topics. */
-static void derive_device_id(app_config_t *c)
+static void derive_device_id(agent_config_t *c)
 {
     if (c->device_id[0] != '\0') {
         return;
@@ -101,7 +101,7 @@ static void derive_device_id(app_config_t *c)
 }
 
 /* Parses text into the field of a key; false when it does not fit or parse. */
-static bool parse_value(const config_key_t *key, const char *text, app_config_t *c)
+static bool parse_value(const config_key_t *key, const char *text, agent_config_t *c)
 {
     void *field = (char *)c + key->offset;
     if (key->kind == KEY_STR) {
@@ -128,7 +128,7 @@ static bool parse_value(const config_key_t *key, const char *text, app_config_t 
     return true;
 }
 
-static void format_value(const config_key_t *key, const app_config_t *c, char *out, size_t out_len)
+static void format_value(const config_key_t *key, const agent_config_t *c, char *out, size_t out_len)
 {
     const void *field = (const char *)c + key->offset;
     if (key->kind == KEY_STR) {
@@ -140,7 +140,7 @@ static void format_value(const config_key_t *key, const app_config_t *c, char *o
     }
 }
 
-esp_err_t app_config_load(void)
+esp_err_t agent_config_load(void)
 {
     load_defaults(&s_config);
     nvs_handle_t nvs;
@@ -154,7 +154,7 @@ esp_err_t app_config_load(void)
         return err;
     }
     for (size_t i = 0; i < KEY_COUNT; i++) {
-        static char text[APP_CONFIG_CA_MAX]; /* static: too large for the main task's stack */
+        static char text[AGENT_CONFIG_CA_MAX]; /* static: too large for the main task's stack */
         size_t len = sizeof(text);
         if (nvs_get_str(nvs, nvs_key(&s_keys[i]), text, &len) == ESP_OK && !parse_value(&s_keys[i], text, &s_config)) {
             ESP_LOGW(TAG, "ignoring stored %s: not a valid value", s_keys[i].name);
@@ -165,18 +165,18 @@ esp_err_t app_config_load(void)
     return ESP_OK;
 }
 
-const app_config_t *app_config_get(void)
+const agent_config_t *agent_config_get(void)
 {
     return &s_config;
 }
 
-esp_err_t app_config_set(const char *name, const char *value)
+esp_err_t agent_config_set(const char *name, const char *value)
 {
     const config_key_t *key = find_key(name);
     if (key == NULL) {
         return ESP_ERR_NOT_FOUND;
     }
-    static app_config_t scratch; /* static: ~1.6 KB; only the console task sets keys */
+    static agent_config_t scratch; /* static: ~1.6 KB; only the console task sets keys */
     scratch = s_config;
     if (!parse_value(key, value, &scratch)) {
         return ESP_ERR_INVALID_ARG;
@@ -194,7 +194,7 @@ esp_err_t app_config_set(const char *name, const char *value)
     return err;
 }
 
-esp_err_t app_config_get_value(const char *name, char *out, size_t out_len, bool mask)
+esp_err_t agent_config_get_value(const char *name, char *out, size_t out_len, bool mask)
 {
     const config_key_t *key = find_key(name);
     if (key == NULL) {
@@ -209,7 +209,7 @@ esp_err_t app_config_get_value(const char *name, char *out, size_t out_len, bool
     return ESP_OK;
 }
 
-esp_err_t app_config_reset(void)
+esp_err_t agent_config_reset(void)
 {
     nvs_handle_t nvs;
     esp_err_t err = nvs_open(NVS_NAMESPACE, NVS_READWRITE, &nvs);
@@ -224,7 +224,7 @@ esp_err_t app_config_reset(void)
     return err;
 }
 
-void app_config_for_each_key(void (*fn)(const char *key, void *ctx), void *ctx)
+void agent_config_for_each_key(void (*fn)(const char *key, void *ctx), void *ctx)
 {
     for (size_t i = 0; i < KEY_COUNT; i++) {
         fn(s_keys[i].name, ctx);

@@ -11,18 +11,18 @@
 #include "ota_reason.h"
 #include "ota_request.h"
 
-esp_err_t ota_agent_start(void);
+esp_err_t ota_updater_start(void);
 /* Queues an update (from a command or the manifest); rejects it when one is running. */
-void ota_agent_submit(const ota_request_t *req);
+void ota_updater_submit(const ota_request_t *req);
 
 /* Command handlers (commands.c's table), called on the link's command task with the parsed
    command object. */
 /* "ota" / "ota_trigger": parses the request and submits it, or rejects it as bad_command. */
-void ota_agent_handle_ota(const cJSON *command);
+void ota_updater_handle_ota(const cJSON *command);
 /* "cancel": stops the running update (the one named by "id", if given). */
-void ota_agent_handle_cancel(const cJSON *command);
+void ota_updater_handle_cancel(const cJSON *command);
 /* "reboot": restarts the device, or rejects it as busy while an update runs. */
-void ota_agent_handle_reboot(const cJSON *command);
+void ota_updater_handle_reboot(const cJSON *command);
 
 /* Logs and sends a `rejected` event for request id with a reason and a detail. */
-void ota_agent_reject(const char *id, ota_reason_t reason, const char *detail);
+void ota_updater_reject(const char *id, ota_reason_t reason, const char *detail);

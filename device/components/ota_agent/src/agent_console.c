@@ -10,8 +10,8 @@
 #include "esp_ota_ops.h"
 #include "esp_system.h"
 #include "sdkconfig.h"
-#include "app_config.h"
-#include "app_console.h"
+#include "agent_config.h"
+#include "agent_console.h"
 #include "mqtt_link.h"
 #include "status.h"
 
@@ -20,8 +20,8 @@ static const char *TAG = "console";
 static void print_key(const char *key, void *ctx)
 {
     (void)ctx;
-    char value[APP_CONFIG_CA_MAX];
-    app_config_get_value(key, value, sizeof(value), true);
+    char value[AGENT_CONFIG_CA_MAX];
+    agent_config_get_value(key, value, sizeof(value), true);
     printf("%s=%s\n", key, value);
 }
 
@@ -29,18 +29,18 @@ static int config_command(int argc, char **argv)
 {
     const char *sub = argc > 1 ? argv[1] : "";
     if (strcmp(sub, "show") == 0 && argc == 2) {
-        app_config_for_each_key(print_key, NULL);
+        agent_config_for_each_key(print_key, NULL);
         return 0;
     }
     if (strcmp(sub, "reset") == 0 && argc == 2) {
-        esp_err_t err = app_config_reset();
+        esp_err_t err = agent_config_reset();
         printf(err == ESP_OK ? "OK config reset; reboot to apply\n" : "ERROR config reset failed: %s\n",
                esp_err_to_name(err));
         return err == ESP_OK ? 0 : 1;
     }
     if (strcmp(sub, "get") == 0 && argc == 3) {
-        char value[APP_CONFIG_CA_MAX];
-        if (app_config_get_value(argv[2], value, sizeof(value), true) != ESP_OK) {
+        char value[AGENT_CONFIG_CA_MAX];
+        if (agent_config_get_value(argv[2], value, sizeof(value), true) != ESP_OK) {
             printf("ERROR unknown key '%s' (see 'config show')\n", argv[2]);
             return 1;
         }
@@ -48,7 +48,7 @@ static int config_command(int argc, char **argv)
         return 0;
     }
     if (strcmp(sub, "set") == 0 && argc == 4) {
-        esp_err_t err = app_config_set(argv[2], argv[3]);
+        esp_err_t err = agent_config_set(argv[2], argv[3]);
         if (err == ESP_ERR_NOT_FOUND) {
             printf("ERROR unknown key '%s' (see 'config show')\n", argv[2]);
         } else if (err == ESP_ERR_INVALID_ARG) {
@@ -83,7 +83,7 @@ static int reboot_command(int argc, char **argv)
     esp_restart();
 }
 
-esp_err_t app_console_start(void)
+esp_err_t agent_console_start(void)
 {
     const esp_console_cmd_t commands[] = {
         {.command = "config", .help = "Device configuration (persisted in NVS)",
@@ -106,7 +106,7 @@ esp_err_t app_console_start(void)
     esp_console_repl_t *repl = NULL;
     esp_console_repl_config_t repl_config = ESP_CONSOLE_REPL_CONFIG_DEFAULT();
     repl_config.prompt = "hil>";
-    repl_config.max_cmdline_length = APP_CONFIG_CA_MAX + 64; /* room for `config set ota_ca_cert <base64>` */
+    repl_config.max_cmdline_length = AGENT_CONFIG_CA_MAX + 64; /* room for `config set ota_ca_cert <base64>` */
     repl_config.task_stack_size = 8192; /* commands handle ~1 KB values; the default 4096 is tight */
     /* esp_console_new_repl_uart() exists only with the console on a UART (ESP_CONSOLE_UART_DEFAULT
        or _CUSTOM, the ESP32 default); other console choices have their own constructor. */

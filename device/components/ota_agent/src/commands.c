@@ -4,7 +4,7 @@
 #include "commands.h"
 #include "manifest.h"
 #include "mqtt_link.h"
-#include "ota_agent.h"
+#include "ota_updater.h"
 #include "ota_reason.h"
 #include "ota_request.h"
 #include "status.h"
@@ -27,11 +27,11 @@ static void handle_check(const cJSON *command)
 }
 
 static const command_entry_t COMMANDS[] = {
-    {"ota", ota_agent_handle_ota},
-    {"ota_trigger", ota_agent_handle_ota}, /* the seed systems' name for the same command */
-    {"cancel", ota_agent_handle_cancel},
+    {"ota", ota_updater_handle_ota},
+    {"ota_trigger", ota_updater_handle_ota}, /* the seed systems' name for the same command */
+    {"cancel", ota_updater_handle_cancel},
     {"status", handle_status},
-    {"reboot", ota_agent_handle_reboot},
+    {"reboot", ota_updater_handle_reboot},
     {"check", handle_check},
 };
 
@@ -48,27 +48,27 @@ static const command_entry_t *find(const char *type)
 void commands_handle(const mqtt_link_command_t *cmd)
 {
     if (cmd->kind == MQTT_LINK_COMMAND_QUEUE_FULL) {
-        ota_agent_reject(cmd->id, OTA_REASON_BUSY, "command queue full; send it again later");
+        ota_updater_reject(cmd->id, OTA_REASON_BUSY, "command queue full; send it again later");
         return;
     }
     if (cmd->kind == MQTT_LINK_COMMAND_TOO_LONG) {
-        ota_agent_reject("", OTA_REASON_BAD_COMMAND, "command longer than 4096 bytes");
+        ota_updater_reject("", OTA_REASON_BAD_COMMAND, "command longer than 4096 bytes");
         return;
     }
     if (!ota_json_depth_ok(cmd->payload, (size_t)cmd->len, OTA_JSON_MAX_DEPTH)) {
-        ota_agent_reject("", OTA_REASON_BAD_COMMAND, "JSON nested too deeply for a command");
+        ota_updater_reject("", OTA_REASON_BAD_COMMAND, "JSON nested too deeply for a command");
         return;
     }
     cJSON *command = cJSON_ParseWithLength(cmd->payload, (size_t)cmd->len);
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(command, "type");
     if (command == NULL || !cJSON_IsObject(command) || !cJSON_IsString(type)) {
-        ota_agent_reject("", OTA_REASON_BAD_COMMAND, "not a JSON object with a string \"type\"");
+        ota_updater_reject("", OTA_REASON_BAD_COMMAND, "not a JSON object with a string \"type\"");
     } else {
         const command_entry_t *entry = find(type->valuestring);
         if (entry != NULL) {
             entry->handle(command);
         } else {
-            ota_agent_reject("", OTA_REASON_BAD_COMMAND, "unknown command type");
+            ota_updater_reject("", OTA_REASON_BAD_COMMAND, "unknown command type");
         }
     }
     cJSON_Delete(command);

@@ -6,7 +6,7 @@
 #include "esp_wifi.h"
 #include "freertos/FreeRTOS.h"
 #include "freertos/event_groups.h"
-#include "app_config.h"
+#include "agent_config.h"
 #include "wifi_sta.h"
 
 static const char *TAG = "wifi_sta";
@@ -46,7 +46,7 @@ esp_err_t wifi_sta_start(void)
     ESP_ERROR_CHECK(esp_event_handler_instance_register(IP_EVENT, IP_EVENT_STA_GOT_IP, on_wifi_event, NULL, NULL));
 
     wifi_config_t config = {0};
-    const app_config_t *cfg = app_config_get();
+    const agent_config_t *cfg = agent_config_get();
     /* ssid[32] and password[64] need no terminating NUL when full. memcpy of the length (which
        app_config already bounds) instead of strncpy(dst, src, sizeof dst): GCC reports that as
        -Wstringop-truncation at -O2 (CONFIG_COMPILER_OPTIMIZATION_PERF), an error under -Werror=all. */

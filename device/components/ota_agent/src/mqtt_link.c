@@ -25,7 +25,7 @@
 #include "esp_transport.h"
 #include "mqtt_client.h"
 #include "sdkconfig.h"
-#include "app_config.h"
+#include "agent_config.h"
 #include "mqtt_link.h"
 #include "ota_request.h"
 
@@ -67,7 +67,7 @@ static int s_partial_len;
 
 static void make_topic(char *out, const char *device_id, const char *kind)
 {
-    snprintf(out, TOPIC_MAX, "%s/%s/%s", app_config_get()->topic_prefix, device_id, kind);
+    snprintf(out, TOPIC_MAX, "%s/%s/%s", agent_config_get()->topic_prefix, device_id, kind);
 }
 
 /* The "id" of a command, when it has a short string one ("" otherwise). */
@@ -165,7 +165,7 @@ static void disable_nagle(void)
 {
     char scheme[8];
     snprintf(scheme, sizeof(scheme), "%s",
-             strncmp(app_config_get()->broker_url, "mqtts:", 6) == 0 ? MQTT_OVER_SSL_SCHEME : MQTT_OVER_TCP_SCHEME);
+             strncmp(agent_config_get()->broker_url, "mqtts:", 6) == 0 ? MQTT_OVER_SSL_SCHEME : MQTT_OVER_TCP_SCHEME);
     int fd = esp_transport_get_socket(esp_mqtt_client_get_transport(s_client, scheme));
     int on = 1;
     if (fd < 0 || setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) != 0) {
@@ -265,7 +265,7 @@ static void command_task(void *arg)
 
 esp_err_t mqtt_link_start(mqtt_link_command_cb_t on_command)
 {
-    const app_config_t *cfg = app_config_get();
+    const agent_config_t *cfg = agent_config_get();
     s_on_command = on_command;
     s_events = xEventGroupCreate();
     s_commands = xQueueCreate(CONFIG_HIL_COMMAND_QUEUE_LEN, sizeof(command_t));
@@ -330,21 +330,27 @@ bool mqtt_link_is_connected(void)
     return s_events != NULL && (xEventGroupGetBits(s_events) & CONNECTED_BIT) != 0;
 }
 
-int mqtt_link_publish_json(const char *kind, const cJSON *json, bool retain)
+int mqtt_link_publish_text(const char *kind, const char *text, bool retain)
 {
     if (s_client == NULL) {
         return -1; /* no broker configured: nothing can be published */
     }
     char topic[TOPIC_MAX];
-    make_topic(topic, app_config_get()->device_id, kind);
-    char *text = cJSON_PrintUnformatted(json);
-    if (text == NULL) {
-        return -1;
-    }
+    make_topic(topic, agent_config_get()->device_id, kind);
     int msg_id = esp_mqtt_client_publish(s_client, topic, text, 0, 1, retain ? 1 : 0);
     if (msg_id < 0) {
         ESP_LOGW(TAG, "publish to %s failed (%d)", topic, msg_id);
     }
+    return msg_id;
+}
+
+int mqtt_link_publish_json(const char *kind, const cJSON *json, bool retain)
+{
+    char *text = cJSON_PrintUnformatted(json);
+    if (text == NULL) {
+        return -1;
+    }
+    int msg_id = mqtt_link_publish_text(kind, text, retain);
     cJSON_free(text);
     return msg_id;
 }

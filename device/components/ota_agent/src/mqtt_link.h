@@ -40,6 +40,9 @@ esp_err_t mqtt_link_start(mqtt_link_command_cb_t on_command);
 bool mqtt_link_wait_connected(int timeout_ms);
 bool mqtt_link_is_connected(void);
 /* Publishes JSON on <prefix>/<id>/<kind> at QoS 1. Returns the msg id, or -1. */
+/* Publishes text (QoS 1) to <prefix>/<device id>/<kind>; the message id, or -1 when the link was never
+   started or esp-mqtt refused it. While disconnected esp-mqtt keeps it in its outbox until it reconnects. */
+int mqtt_link_publish_text(const char *kind, const char *text, bool retain);
 int mqtt_link_publish_json(const char *kind, const cJSON *json, bool retain);
 /* Waits until the broker acknowledged everything published so far; false on timeout. */
 bool mqtt_link_flush(int timeout_ms);

@@ -8,36 +8,36 @@
 #include <stddef.h>
 #include "esp_err.h"
 
-#define APP_CONFIG_STR_MAX 129
+#define AGENT_CONFIG_STR_MAX 129
 /* A CA certificate as one line of base64 DER (the body of a PEM file), to fit on a console line. */
-#define APP_CONFIG_CA_MAX 1025
+#define AGENT_CONFIG_CA_MAX 1025
 
 typedef struct {
     char device_id[33];
     char topic_prefix[33];
     char wifi_ssid[33];
     char wifi_password[65];
-    char broker_url[APP_CONFIG_STR_MAX];
+    char broker_url[AGENT_CONFIG_STR_MAX];
     char broker_username[65];
     char broker_password[65];
-    char manifest_url[APP_CONFIG_STR_MAX];
-    char ota_ca_cert[APP_CONFIG_CA_MAX];
+    char manifest_url[AGENT_CONFIG_STR_MAX];
+    char ota_ca_cert[AGENT_CONFIG_CA_MAX];
     int manifest_delay_s;
     int selftest_timeout_s;
     int heartbeat_s;
     bool require_https;
-} app_config_t;
+} agent_config_t;
 
 /* Loads Kconfig defaults, then the NVS overrides. */
-esp_err_t app_config_load(void);
-/* The loaded configuration; valid after app_config_load(). */
-const app_config_t *app_config_get(void);
+esp_err_t agent_config_load(void);
+/* The loaded configuration; valid after agent_config_load(). */
+const agent_config_t *agent_config_get(void);
 /* Sets a key by name and persists it; ESP_ERR_NOT_FOUND for an unknown key,
    ESP_ERR_INVALID_ARG for a value that does not fit or parse. Takes effect after a reboot. */
-esp_err_t app_config_set(const char *key, const char *value);
+esp_err_t agent_config_set(const char *key, const char *value);
 /* Writes the value of a key into out (masked for secrets when mask is true). */
-esp_err_t app_config_get_value(const char *key, char *out, size_t out_len, bool mask);
+esp_err_t agent_config_get_value(const char *key, char *out, size_t out_len, bool mask);
 /* Erases every override, back to the Kconfig defaults (after a reboot). */
-esp_err_t app_config_reset(void);
+esp_err_t agent_config_reset(void);
 /* Calls fn for each key, in a stable order. */
-void app_config_for_each_key(void (*fn)(const char *key, void *ctx), void *ctx);
+void agent_config_for_each_key(void (*fn)(const char *key, void *ctx), void *ctx);

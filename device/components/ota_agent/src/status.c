@@ -7,7 +7,7 @@
 #include "esp_wifi.h"
 #include "freertos/FreeRTOS.h"
 #include "freertos/task.h"
-#include "app_config.h"
+#include "agent_config.h"
 #include "mqtt_link.h"
 #include "ota_record.h"
 #include "status.h"
@@ -67,7 +67,7 @@ cJSON *status_build(void)
     const esp_app_desc_t *app = esp_app_get_description();
     const esp_partition_t *running = esp_ota_get_running_partition();
     cJSON *status = cJSON_CreateObject();
-    cJSON_AddStringToObject(status, "device_id", app_config_get()->device_id);
+    cJSON_AddStringToObject(status, "device_id", agent_config_get()->device_id);
     cJSON_AddStringToObject(status, "version", app->version);
     cJSON_AddStringToObject(status, "project", app->project_name);
     cJSON_AddStringToObject(status, "partition", running != NULL ? running->label : "?");
@@ -100,7 +100,7 @@ static void heartbeat_task(void *arg)
     for (;;) {
         /* Seconds to ticks directly: pdMS_TO_TICKS(s * 1000) overflows its 32-bit TickType_t
            arithmetic for long periods (heartbeat_s goes up to 86400). */
-        vTaskDelay((TickType_t)app_config_get()->heartbeat_s * configTICK_RATE_HZ);
+        vTaskDelay((TickType_t)agent_config_get()->heartbeat_s * configTICK_RATE_HZ);
         if (mqtt_link_is_connected()) {
             status_publish();
         }
@@ -109,7 +109,7 @@ static void heartbeat_task(void *arg)
 
 esp_err_t status_start_heartbeat(void)
 {
-    if (app_config_get()->heartbeat_s == 0) {
+    if (agent_config_get()->heartbeat_s == 0) {
         ESP_LOGI(TAG, "status heartbeat off");
         return ESP_OK;
     }

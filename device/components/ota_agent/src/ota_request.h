@@ -22,6 +22,7 @@ typedef struct {
     int timeout_s;         /* overall deadline */
     int idle_timeout_s;    /* no-data deadline */
     int retries;           /* after a network error or 5xx */
+    bool app_checked;      /* on_check_start and on_suspend_tasks already said yes (a manifest check) */
 } ota_request_t;
 
 /* Fills req from an "ota"/"ota_trigger" command. On a bad field returns false and writes a

@@ -3,4 +3,4 @@
 
 #include "esp_err.h"
 
-esp_err_t app_console_start(void);
+esp_err_t agent_console_start(void);

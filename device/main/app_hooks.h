@@ -1,0 +1,14 @@
+/*
+ * The reference app's side of the OTA agent: its callbacks (logged, so the HIL catalog can check the
+ * order and arguments the component passes) and the self-test of a new image.
+ */
+#pragma once
+
+#include "esp_err.h"
+#include "ota_agent.h"
+
+/* Fills callbacks with the app's hooks. */
+void app_hooks_fill(ota_agent_callbacks_t *callbacks);
+/* Registers the app's console command `hold on|off`: while on, on_check_start refuses updates, as a
+   product would during a critical operation. */
+esp_err_t app_hooks_register_console(void);
