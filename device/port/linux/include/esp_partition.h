@@ -68,6 +68,9 @@ esp_err_t esp_partition_read(const esp_partition_t *partition, size_t src_offset
 esp_err_t esp_partition_write(const esp_partition_t *partition, size_t dst_offset, const void *src,
                               size_t size);
 esp_err_t esp_partition_erase_range(const esp_partition_t *partition, size_t offset, size_t size);
+const esp_partition_t *esp_partition_verify(const esp_partition_t *partition);
+esp_err_t esp_partition_copy(const esp_partition_t *dest_part, uint32_t dest_offset,
+                             const esp_partition_t *src_part, uint32_t src_offset, size_t size);
 
 #ifdef __cplusplus
 }

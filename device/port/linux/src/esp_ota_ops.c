@@ -2,7 +2,13 @@
  * esp_ota_ops for the virtual board. ESP-IDF does not build app_update for its linux target,
  * so this follows components/app_update/esp_ota_ops.c (v5.5.4) rule for rule: the otadata
  * format and CRC, the seq arithmetic of esp_rewrite_ota_data, the v5.5 invalidation of the
- * inactive otadata sector in esp_ota_begin, and the rollback checks.
+ * inactive otadata sector in esp_ota_begin, and the rollback checks. esp_ota_resume() and
+ * esp_ota_set_final_partition() (staging and final partitions, esp_https_ota's partition config)
+ * are there too.
+ *
+ * Known differences from the chip: only OTA app partitions can be updated (esp_ota_begin() and
+ * esp_ota_resume() refuse other partitions with ESP_ERR_INVALID_ARG, where ESP-IDF also takes
+ * bootloader, partition table and data partitions); no flash encryption, so no 16-byte buffering.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -22,9 +28,14 @@ static const char *TAG = "esp_ota_ops";
 
 typedef struct {
     esp_ota_handle_t handle;
-    const esp_partition_t *partition;
+    struct {
+        const esp_partition_t *staging; /* written by esp_ota_write() */
+        const esp_partition_t *final;   /* its type decides the checks; the copy's target */
+        bool finalize_with_copy;
+    } partition;
     uint32_t wrote_size;
     bool need_erase;
+    bool ota_resumption;
     bool in_use;
 } ota_ops_entry_t;
 
@@ -126,6 +137,22 @@ static void free_entry(ota_ops_entry_t *entry)
     memset(entry, 0, sizeof(*entry));
 }
 
+/* esp_ota_init_entry(): a free handle for `partition`, which is both staging and final. */
+static ota_ops_entry_t *init_entry(const esp_partition_t *partition)
+{
+    for (int i = 0; i < MAX_OTA_HANDLES; i++) {
+        if (!s_entries[i].in_use) {
+            s_entries[i] = (ota_ops_entry_t){
+                .handle = ++s_last_handle,
+                .partition = {.staging = partition, .final = partition},
+                .in_use = true,
+            };
+            return &s_entries[i];
+        }
+    }
+    return NULL;
+}
+
 /* --- public API --- */
 
 uint8_t esp_ota_get_app_partition_count(void)
@@ -179,6 +206,10 @@ esp_err_t esp_ota_begin(const esp_partition_t *partition, size_t image_size, esp
     if (partition == NULL || out_handle == NULL) {
         return ESP_ERR_INVALID_ARG;
     }
+    partition = esp_partition_verify(partition);
+    if (partition == NULL) {
+        return ESP_ERR_NOT_FOUND;
+    }
     if (!is_ota_partition(partition)) {
         return ESP_ERR_INVALID_ARG;
     }
@@ -194,21 +225,11 @@ esp_err_t esp_ota_begin(const esp_partition_t *partition, size_t image_size, esp
         return ESP_ERR_OTA_ROLLBACK_INVALID_STATE;
     }
 #endif
-    ota_ops_entry_t *entry = NULL;
-    for (int i = 0; i < MAX_OTA_HANDLES && entry == NULL; i++) {
-        if (!s_entries[i].in_use) {
-            entry = &s_entries[i];
-        }
-    }
+    ota_ops_entry_t *entry = init_entry(partition);
     if (entry == NULL) {
         return ESP_ERR_NO_MEM;
     }
-    *entry = (ota_ops_entry_t){
-        .handle = ++s_last_handle,
-        .partition = partition,
-        .need_erase = image_size == OTA_WITH_SEQUENTIAL_WRITES,
-        .in_use = true,
-    };
+    entry->need_erase = image_size == OTA_WITH_SEQUENTIAL_WRITES;
     *out_handle = entry->handle;
 
     if (image_size != OTA_WITH_SEQUENTIAL_WRITES) {
@@ -227,6 +248,63 @@ esp_err_t esp_ota_begin(const esp_partition_t *partition, size_t image_size, esp
     return ESP_OK;
 }
 
+/* Like esp_ota_begin() but nothing is erased: the first image_offset bytes are already written. */
+esp_err_t esp_ota_resume(const esp_partition_t *partition, const size_t erase_size, const size_t image_offset,
+                         esp_ota_handle_t *out_handle)
+{
+    if (partition == NULL || out_handle == NULL) {
+        return ESP_ERR_INVALID_ARG;
+    }
+    if (image_offset > partition->size) {
+        return ESP_ERR_INVALID_ARG;
+    }
+    partition = esp_partition_verify(partition);
+    if (partition == NULL) {
+        return ESP_ERR_NOT_FOUND;
+    }
+    if (!is_ota_partition(partition)) {
+        return ESP_ERR_INVALID_ARG;
+    }
+    if (partition == esp_ota_get_running_partition()) {
+        return ESP_ERR_OTA_PARTITION_CONFLICT;
+    }
+    ota_ops_entry_t *entry = init_entry(partition);
+    if (entry == NULL) {
+        return ESP_ERR_NO_MEM;
+    }
+    entry->ota_resumption = true;
+    entry->wrote_size = image_offset;
+    entry->need_erase = erase_size == OTA_WITH_SEQUENTIAL_WRITES;
+    *out_handle = entry->handle;
+    return ESP_OK;
+}
+
+esp_err_t esp_ota_set_final_partition(esp_ota_handle_t handle, const esp_partition_t *final, bool finalize_with_copy)
+{
+    ota_ops_entry_t *it = get_entry(handle);
+    if (final == NULL) {
+        return ESP_ERR_INVALID_ARG;
+    }
+    if (it == NULL) {
+        return ESP_ERR_NOT_FOUND;
+    }
+    /* Data already written (and not as a resumption): too late to change the destination. */
+    if (!it->ota_resumption && it->wrote_size != 0) {
+        return ESP_ERR_INVALID_STATE;
+    }
+    if (it->partition.staging != final) {
+        const esp_partition_t *final_partition = esp_partition_verify(final);
+        if (final_partition == NULL) {
+            return ESP_ERR_NOT_FOUND;
+        }
+        ESP_LOGI(TAG, "Staging partition - <%s>. Final partition - <%s>.", it->partition.staging->label,
+                 final_partition->label);
+        it->partition.final = final_partition;
+        it->partition.finalize_with_copy = finalize_with_copy;
+    }
+    return ESP_OK;
+}
+
 esp_err_t esp_ota_write(esp_ota_handle_t handle, const void *data, size_t size)
 {
     const uint8_t *bytes = data;
@@ -242,25 +320,28 @@ esp_err_t esp_ota_write(esp_ota_handle_t handle, const void *data, size_t size)
         ESP_LOGE(TAG, "not found the handle");
         return ESP_ERR_INVALID_ARG;
     }
-    uint32_t sector = it->partition->erase_size;
+    const esp_partition_t *staging = it->partition.staging;
+    uint32_t sector = staging->erase_size;
     if (it->need_erase) {
         uint32_t first = it->wrote_size / sector;
         uint32_t last = (it->wrote_size + size - 1) / sector;
         esp_err_t err = ESP_OK;
         if (it->wrote_size % sector == 0) {
-            err = esp_partition_erase_range(it->partition, it->wrote_size, (last - first + 1) * sector);
+            err = esp_partition_erase_range(staging, it->wrote_size, (last - first + 1) * sector);
         } else if (first != last) {
-            err = esp_partition_erase_range(it->partition, (first + 1) * sector, (last - first) * sector);
+            err = esp_partition_erase_range(staging, (first + 1) * sector, (last - first) * sector);
         }
         if (err != ESP_OK) {
             return err;
         }
     }
-    if (it->wrote_size == 0 && bytes[0] != ESP_IMAGE_HEADER_MAGIC) {
+    const esp_partition_type_t final_type = it->partition.final->type;
+    if (it->wrote_size == 0 && (final_type == ESP_PARTITION_TYPE_APP || final_type == ESP_PARTITION_TYPE_BOOTLOADER) &&
+        bytes[0] != ESP_IMAGE_HEADER_MAGIC) {
         ESP_LOGE(TAG, "OTA image has invalid magic byte (expected 0xE9, saw 0x%02x)", bytes[0]);
         return ESP_ERR_OTA_VALIDATE_FAILED;
     }
-    esp_err_t err = esp_partition_write(it->partition, it->wrote_size, bytes, size);
+    esp_err_t err = esp_partition_write(staging, it->wrote_size, bytes, size);
     if (err == ESP_OK) {
         it->wrote_size += size;
     }
@@ -276,9 +357,13 @@ esp_err_t esp_ota_end(esp_ota_handle_t handle)
     esp_err_t ret = ESP_OK;
     if (it->wrote_size == 0) {
         ret = ESP_ERR_INVALID_ARG;
-    } else if (host_image_verify(it->partition, false) != ESP_OK) {
+    } else if (host_image_verify(it->partition.staging, false) != ESP_OK) {
         ESP_LOGE(TAG, "New image failed verification");
         ret = ESP_ERR_OTA_VALIDATE_FAILED;
+    } else if (it->partition.finalize_with_copy) {
+        ESP_LOGI(TAG, "Copy from <%s> staging partition to <%s>...", it->partition.staging->label,
+                 it->partition.final->label);
+        ret = esp_partition_copy(it->partition.final, 0, it->partition.staging, 0, it->partition.final->size);
     }
     free_entry(it); /* the handle is always freed, as in IDF */
     return ret;

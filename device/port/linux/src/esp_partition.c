@@ -5,6 +5,7 @@
  */
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -291,4 +292,73 @@ esp_err_t esp_partition_erase_range(const esp_partition_t *p, size_t offset, siz
     memset(host_flash_data() + p->address + offset, 0xFF, done);
     host_flash_end_operation();
     return ESP_OK;
+}
+
+/* components/esp_partition/partition.c (v5.5.4): the table entry with the same type, subtype,
+ * label, chip, address, size and encryption flag, or NULL. */
+const esp_partition_t *esp_partition_verify(const esp_partition_t *partition)
+{
+    if (partition == NULL) {
+        abort(); /* assert(partition != NULL) in ESP-IDF */
+    }
+    const char *label = (strlen(partition->label) > 0) ? partition->label : NULL;
+    esp_partition_iterator_t it = esp_partition_find(partition->type, partition->subtype, label);
+    while (it != NULL) {
+        const esp_partition_t *p = esp_partition_get(it);
+        if (p->flash_chip == partition->flash_chip && p->address == partition->address &&
+            partition->size == p->size && partition->encrypted == p->encrypted) {
+            esp_partition_iterator_release(it);
+            return p;
+        }
+        it = esp_partition_next(it);
+    }
+    return NULL;
+}
+
+/* Copy chunk: ESP-IDF maps the source through free MMU pages (64 KB each) and writes what it
+ * mapped; one chunk of that size here gives a similar number of flash write operations. */
+#define COPY_CHUNK_SIZE (64 * 1024)
+
+esp_err_t esp_partition_copy(const esp_partition_t *dest_part, uint32_t dest_offset,
+                             const esp_partition_t *src_part, uint32_t src_offset, size_t size)
+{
+    if (src_part == NULL || dest_part == NULL || src_part == dest_part) {
+        return ESP_ERR_INVALID_ARG;
+    }
+    if (src_offset > src_part->size || dest_offset > dest_part->size) {
+        return ESP_ERR_INVALID_SIZE;
+    }
+    size_t dest_erase_size = size;
+    if (size == SIZE_MAX) {
+        size = src_part->size - src_offset;
+        dest_erase_size = dest_part->size - dest_offset; /* erase the whole destination partition */
+    }
+    uint32_t src_end_offset;
+    uint32_t dest_end_offset;
+    if ((__builtin_add_overflow(src_offset, size, &src_end_offset) || (src_end_offset > src_part->size)) ||
+        (__builtin_add_overflow(dest_offset, size, &dest_end_offset) || (dest_end_offset > dest_part->size))) {
+        return ESP_ERR_INVALID_SIZE;
+    }
+    size_t aligned = (dest_erase_size + SPI_FLASH_SEC_SIZE - 1) & ~(size_t)(SPI_FLASH_SEC_SIZE - 1);
+    esp_err_t error = esp_partition_erase_range(dest_part, dest_offset, aligned);
+    if (error) {
+        ESP_LOGE(TAG, "Erasing destination partition range failed (err=0x%x)", error);
+        return error;
+    }
+    uint8_t *chunk = malloc(COPY_CHUNK_SIZE);
+    if (chunk == NULL) {
+        return ESP_ERR_NO_MEM;
+    }
+    for (size_t done = 0; done < size && error == ESP_OK; done += COPY_CHUNK_SIZE) {
+        size_t n = size - done < COPY_CHUNK_SIZE ? size - done : COPY_CHUNK_SIZE;
+        error = esp_partition_read(src_part, src_offset + done, chunk, n);
+        if (error == ESP_OK) {
+            error = esp_partition_write(dest_part, dest_offset + done, chunk, n);
+            if (error != ESP_OK) {
+                ESP_LOGE(TAG, "Writing to destination partition failed (err=0x%x)", error);
+            }
+        }
+    }
+    free(chunk);
+    return error;
 }
