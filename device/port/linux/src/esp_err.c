@@ -8,6 +8,7 @@
 #include "esp_err.h"
 #include "esp_ota_ops.h"
 #include "esp_http_client.h"
+#include "esp_https_ota.h"
 #include "nvs.h"
 #include "spi_flash_mmap.h"
 
@@ -66,6 +67,7 @@ static const esp_err_msg_t esp_err_msg_table[] = {
     ERR_TBL_IT(ESP_ERR_HTTP_RANGE_NOT_SATISFIABLE),
     ERR_TBL_IT(ESP_ERR_HTTP_READ_TIMEOUT),
     ERR_TBL_IT(ESP_ERR_HTTP_INCOMPLETE_DATA),
+    ERR_TBL_IT(ESP_ERR_HTTPS_OTA_IN_PROGRESS),
     {0xe003, "ESP_ERR_TCP_TRANSPORT_CONNECTION_FAILED"},
 };
 
