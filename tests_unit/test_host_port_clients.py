@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import signal
-import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,93 +23,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from harness.broker import BrokerError, EmbeddedBroker, MosquittoBroker, find_mosquitto
 from harness.fwserver import FaultPlan, FirmwareServer
 from harness.virtual import firmware
-from harness.virtual.flash import Flash
+from tests_unit.port_check_app import WAIT, PortCheck, values
 
-CSV = (firmware.DEVICE_DIR / "partitions.csv").read_text()
 ESP_ERR_HTTP_EAGAIN = 0x7007  # ESP_ERR_HTTP_BASE + 7
-WAIT = 10.0
-
-
-class PortCheck:
-    """port_check with its stdin open: commands go in one line at a time, every output line is kept."""
-
-    def __init__(self, exe: Path, tmp_path: Path) -> None:
-        flash = tmp_path / "flash.bin"
-        Flash.create(flash, CSV).close()
-        self.proc = subprocess.Popen(
-            [str(exe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            errors="replace", env={"HIL_FLASH_FILE": str(flash), "HIL_APP_OFFSET": "0x20000"},
-        )
-        self.lines: list[str] = []
-        self.last_index = 0  # just after the line the last expect() matched
-        self._changed = threading.Condition()
-        self._reader = threading.Thread(target=self._read, daemon=True, name="port_check-stdout")
-        self._reader.start()
-        self.expect(r"^port_check>$")
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            with self._changed:
-                self.lines.append(line.rstrip("\n"))
-                self._changed.notify_all()
-        with self._changed:
-            self._changed.notify_all()
-
-    def send(self, command: str) -> int:
-        """Sends one command; returns the index of the next output line, for expect(since=...)."""
-        with self._changed:
-            cursor = len(self.lines)
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(command + "\n")
-        self.proc.stdin.flush()
-        return cursor
-
-    def expect(self, pattern: str, since: int = 0, timeout: float = WAIT) -> re.Match[str]:
-        """The first output line from index `since` on that matches `pattern`, waiting for it."""
-        regex = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            index = since
-            while True:
-                while index < len(self.lines):
-                    match = regex.search(self.lines[index])
-                    index += 1
-                    if match:
-                        self.last_index = index
-                        return match
-                left = deadline - time.monotonic()
-                if left <= 0 or self.proc.poll() is not None:
-                    tail = "\n".join(self.lines[since:][-60:])
-                    raise AssertionError(f"no line matching {pattern!r} within {timeout} s; output:\n{tail}")
-                self._changed.wait(left)
-
-    def run(self, command: str, timeout: float = WAIT) -> dict[str, str]:
-        """Runs a command to its prompt; returns the key=value pairs it printed (later ones win)."""
-        start = self.send(command)
-        self.expect(r"^port_check>$", since=start, timeout=timeout)
-        with self._changed:
-            lines = self.lines[start:self.last_index]
-        return values(lines)
-
-    def close(self) -> None:
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-        self._reader.join(5)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-
-
-def values(lines: list[str]) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for line in lines:
-        found.update(re.findall(r"(\w+)=(\S*)", line))
-    return found
 
 
 @pytest.fixture(scope="module")
