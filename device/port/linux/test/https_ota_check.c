@@ -16,6 +16,8 @@
  *       ota_image_bytes_written=n.
  *   Both then wait until the loop has dispatched every event posted so far (a marker event sent
  *   after them comes back), print boot=<esp_ota_get_boot_partition() label> and ota_done.
+ *   Built with CONFIG_ESP_HTTPS_OTA_DECRYPT_CB, the config has a pass-through decrypt_cb and
+ *   decrypt_calls=<n> is printed too.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,6 +87,21 @@ static void ota_event_handler(void *arg, esp_event_base_t base, int32_t id, void
         break;
     }
 }
+
+#if CONFIG_ESP_HTTPS_OTA_DECRYPT_CB
+/* A pass-through "decryption", so a build with the option runs the callback path on a plain image. */
+static esp_err_t identity_decrypt(decrypt_cb_arg_t *args, void *user_ctx)
+{
+    args->data_out = malloc(args->data_in_len);
+    if (args->data_out == NULL) {
+        return ESP_ERR_NO_MEM;
+    }
+    memcpy(args->data_out, args->data_in, args->data_in_len);
+    args->data_out_len = args->data_in_len;
+    (*(int *)user_ctx)++;
+    return ESP_OK;
+}
+#endif
 
 static void drain_handler(void *arg, esp_event_base_t base, int32_t id, void *data)
 {
@@ -201,7 +218,7 @@ static void run_https_ota(const ota_args_t *args)
         .buffer_size = args->buf,
         .keep_alive_enable = true,
     };
-    const esp_https_ota_config_t config = {
+    esp_https_ota_config_t config = {
         .http_config = &http_config,
         .bulk_flash_erase = args->bulk,
         .partial_http_download = args->partial,
@@ -209,12 +226,20 @@ static void run_https_ota(const ota_args_t *args)
         .ota_resumption = args->resume > 0,
         .ota_image_bytes_written = (size_t)args->resume,
     };
+#if CONFIG_ESP_HTTPS_OTA_DECRYPT_CB
+    int decrypt_calls = 0;
+    config.decrypt_cb = identity_decrypt;
+    config.decrypt_user_ctx = &decrypt_calls;
+#endif
     if (args->oneshot) {
         printf("ota=%s\n", esp_err_to_name(esp_https_ota(&config)));
     } else {
         run_steps(&config, args->abort_at_end);
     }
     wait_for_events();
+#if CONFIG_ESP_HTTPS_OTA_DECRYPT_CB
+    printf("decrypt_calls=%d\n", decrypt_calls);
+#endif
     const esp_partition_t *boot = esp_ota_get_boot_partition();
     printf("boot=%s\n", boot ? boot->label : "none");
     printf("ota_done\n");
