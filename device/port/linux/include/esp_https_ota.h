@@ -72,7 +72,7 @@ typedef esp_err_t(*decrypt_cb_t)(decrypt_cb_arg_t *args, void *user_ctx);
 typedef struct {
     const esp_http_client_config_t *http_config;   /*!< HTTP client configuration */
     http_client_init_cb_t http_client_init_cb;     /*!< Called once the HTTP client is initialised */
-    bool bulk_flash_erase;                         /*!< Erase the whole partition (or the image's size) at the start instead of sector by sector */
+    bool bulk_flash_erase;                         /*!< Erase up front (image size or whole partition), not sector by sector */
     bool partial_http_download;                    /*!< Download the image over several Range requests */
     int max_http_request_size;                     /*!< Bytes per request with partial_http_download (0: 64 KB) */
     uint32_t buffer_caps;                          /*!< Memory capabilities of the OTA buffer (0: MALLOC_CAP_DEFAULT) */
@@ -84,8 +84,8 @@ typedef struct {
     uint16_t enc_img_header_size;                  /*!< Size of the pre-encrypted image's header */
 #endif
     struct {
-        const esp_partition_t *staging;             /*!< Partition the image is downloaded into (NULL: the next OTA app partition) */
-        const esp_partition_t *final;               /*!< Partition the image is for (NULL: staging); its type decides the checks */
+        const esp_partition_t *staging;             /*!< Downloaded into (NULL: the next OTA app partition) */
+        const esp_partition_t *final;               /*!< Meant for (NULL: staging); its type decides the checks */
         bool finalize_with_copy;                    /*!< Copy staging to final at the end */
     } partition;                                    /*!< Staging and final partitions */
 } esp_https_ota_config_t;

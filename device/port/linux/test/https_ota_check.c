@@ -187,7 +187,8 @@ static void run_steps(const esp_https_ota_config_t *config, bool abort_at_end)
     err = esp_https_ota_get_img_desc(handle, &desc);
     printf("img_desc=%s version=%s project=%s\n", esp_err_to_name(err), err == ESP_OK ? desc.version : "-",
            err == ESP_OK ? desc.project_name : "-");
-    printf("image_size=%d status_code=%d\n", esp_https_ota_get_image_size(handle), esp_https_ota_get_status_code(handle));
+    printf("image_size=%d status_code=%d\n", esp_https_ota_get_image_size(handle),
+           esp_https_ota_get_status_code(handle));
     int calls = 0;
     do {
         err = esp_https_ota_perform(handle);
