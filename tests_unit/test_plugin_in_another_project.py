@@ -1,8 +1,9 @@
-"""The harness as a pytest plugin in another firmware project (examples/acme_sensor).
+"""The harness as a pytest plugin in other firmware projects: the sample apps of examples/.
 
-The sample project is copied as a firmware team would have it (its own app directory, partition
-table, version, variant and topic prefix, a conftest of at most ten lines) and its release gate is
-run with plain ``python -m pytest``: the plugin arrives through its pytest11 entry point.
+Each sample is copied as a firmware team would have it (its own app, partition table, version, variants
+and topic prefix, a conftest of at most ten lines) and its release gate is run with plain ``python -m
+pytest``: the plugin arrives through its pytest11 entry point. The copy keeps the samples' layout next to
+this repository's device/ (a link), where their idf_component.yml finds the ota_agent component by path.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import pytest
 
 from harness.formats import app_image
 
-SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "acme_sensor"
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "examples" / "acme_sensor"
+HTTPS_SAMPLE = ROOT / "examples" / "esp_https_ota_app"
 
 
 def run_pytest(project: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -28,12 +31,26 @@ def run_pytest(project: Path, *args: str, timeout: float = 180) -> subprocess.Co
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 
+def copy_sample(source: Path, tmp_path: Path) -> Path:
+    """A copy of a sample project, with nothing built yet, at examples/<name> beside a device/ link."""
+    (tmp_path / "device").symlink_to(ROOT / "device")
+    project = tmp_path / "examples" / source.name
+    shutil.copytree(source, project, ignore=shutil.ignore_patterns("build", "__pycache__"))
+    return project
+
+
+def passed_and_failed(junit: Path) -> tuple[int, int]:
+    suite = ET.parse(junit).getroot()
+    suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
+    assert suite is not None
+    failed = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+    return int(suite.get("tests", 0)) - failed - int(suite.get("skipped", 0)), failed
+
+
 @pytest.fixture
 def sample(tmp_path: Path) -> Path:
-    """A copy of the sample project (its main/ symlink resolved), with nothing built yet."""
-    project = tmp_path / "acme_sensor"
-    shutil.copytree(SAMPLE, project, ignore=shutil.ignore_patterns("build", "__pycache__"))
-    return project
+    """A copy of the BLE sensor sample."""
+    return copy_sample(SAMPLE, tmp_path)
 
 
 def test_sample_conftest_is_at_most_ten_lines() -> None:
@@ -93,3 +110,18 @@ def test_a_variant_left_out_of_the_settings_fails_the_test_that_asks_for_it(samp
     assert result.returncode == pytest.ExitCode.TESTS_FAILED, result.stdout + result.stderr
     assert "firmware variant 'crash_on_boot' is not among hil_variants ['default', 'broken_selftest']; " \
         "add it to hil_variants in the pytest configuration" in result.stdout
+
+
+def test_an_app_that_installs_with_esp_https_ota_passes_the_rows_that_apply(tmp_path: Path) -> None:
+    """The second sample installs its updates with esp_https_ota itself (the ota_agent's install hook): the
+    catalog's transport and integrity rows it imports, and its partial download, pass."""
+    project = copy_sample(HTTPS_SAMPLE, tmp_path)
+    result = run_pytest(project, "-v", "--junitxml", "junit.xml")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    passed, failed = passed_and_failed(project / "junit.xml")
+    assert (passed, failed) == (15, 0), result.stdout[-3000:]
+    for row in ("test_redirect_chain_installs", "test_bad_image_is_refused[corrupt_middle]",
+                "test_partial_download_fetches_the_image_in_range_requests"):
+        assert f"::{row} PASSED" in result.stdout
+    image = (project / "build" / "virtual" / "default" / "hil_ota_agent.bin").read_bytes()
+    assert app_image.read_descriptor(image).project_name == "https_ota_meter"

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.formats.app_image import build_virtual_image, patch_version
+from harness.formats.component_manifest import ManifestError, app_component_dirs
 from harness.project import DEFAULT_VARIANT, REFERENCE_APP_DIR, HilProject, reference
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -55,11 +56,16 @@ def _run(cmd: list[str], what: str) -> None:
 
 
 def _cmake_options(project: HilProject, variant: str) -> list[str]:
+    try:
+        components = app_component_dirs(project.app_dir)
+    except ManifestError as exc:
+        raise FirmwareBuildError(f"cannot build {project.app_dir} for the virtual board: {exc}") from exc
     return [
         f"-DPython3_EXECUTABLE={sys.executable}",
         f"-DHIL_APP_DIR={project.app_dir}",
         f"-DHIL_SDKCONFIG_DEFAULTS={';'.join(map(str, project.sdkconfig_defaults))}",
         f"-DHIL_VARIANT={'' if variant == DEFAULT_VARIANT else variant}",
+        f"-DHIL_EXTRA_COMPONENT_DIRS={';'.join(map(str, components))}",
     ]
 
 

@@ -31,6 +31,7 @@ typedef struct {
     const char *id;      /* the request id of the command ("manifest" for manifest mode) */
     const char *url;     /* where the image is downloaded from */
     const char *version; /* the version the request or manifest announced; "" when it gave none */
+    const char *ca_cert_pem; /* the provisioned CA for https downloads (`config set ota_ca_cert`), or NULL */
 } ota_agent_update_t;
 
 /*
@@ -45,6 +46,14 @@ typedef struct {
  * Refused (on_check_start false): nothing else; the request is answered `rejected`/`busy`.
  * After the reboot, the new image calls selftest (see below) before it confirms itself.
  */
+/* How an application's own installer failed (ota_agent_callbacks_t.install). */
+typedef struct {
+    const char *reason; /* the protocol reason ("http_status", "wrong_chip", "same_version", ... as in
+                           docs/protocol.md); NULL: the agent derives it from the returned error */
+    int http_status;    /* the server's status code for "http_status", else 0 */
+    const char *detail; /* a sentence for the event, or NULL for the error's name */
+} ota_agent_install_result_t;
+
 typedef struct {
     /* An update is about to start (a command arrived, or a manifest check is due). Return false to
        refuse it: the request is answered `rejected` with reason `busy`, and nothing else is called. */
@@ -70,6 +79,14 @@ typedef struct {
        reachable: return true to confirm the image (esp_ota_mark_app_valid_cancel_rollback), false to
        roll back to the previous one (esp_ota_mark_app_invalid_rollback_and_reboot). NULL: confirm. */
     bool (*selftest)(void *user_ctx);
+    /* Optional: the application installs the image itself (e.g. with esp_https_ota) instead of the
+       agent's downloader; the agent still answers the command, reports, reboots and runs the self-test.
+       Called on the update task after on_started. Write the image to esp_ota_get_next_update_partition()
+       and set it to boot (esp_https_ota_finish() does both), calling ota_agent_report_progress() as data
+       arrives and giving up when ota_agent_cancel_requested(); return ESP_OK, or the error with
+       result->reason set where the error alone does not say why (see ota_agent_install_result_t).
+       The agent's own checks (sha256, size, retries, deadlines) do not apply to such an install. */
+    esp_err_t (*install)(const ota_agent_update_t *update, ota_agent_install_result_t *result, void *user_ctx);
     void *user_ctx;
 } ota_agent_callbacks_t;
 
@@ -101,6 +118,13 @@ const char *ota_agent_device_id(void);
    for the application's own messages. While the link is down esp-mqtt keeps the message in its outbox
    and sends it on reconnection. ESP_ERR_INVALID_STATE before ota_agent_start() connected the link. */
 esp_err_t ota_agent_publish(const char *kind, const char *payload);
+
+/* For an application's installer: bytes written so far and the image size (0: unknown). Sends the
+   `downloading` events (throttled as the agent's own) and calls on_progress. */
+void ota_agent_report_progress(size_t current, size_t total);
+
+/* For an application's installer: true once a `cancel` command asked to stop the running update. */
+bool ota_agent_cancel_requested(void);
 
 #ifdef __cplusplus
 }

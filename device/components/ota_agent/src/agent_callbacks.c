@@ -90,3 +90,15 @@ bool agent_cb_selftest(void)
     }
     return pass;
 }
+
+bool agent_cb_has_install(void)
+{
+    return s_cb.install != NULL;
+}
+
+esp_err_t agent_cb_install(const ota_request_t *req, const char *ca_cert_pem, ota_agent_install_result_t *result)
+{
+    ota_agent_update_t update = update_of(req);
+    update.ca_cert_pem = ca_cert_pem;
+    return s_cb.install(&update, result, s_cb.user_ctx);
+}

@@ -23,3 +23,5 @@ void agent_cb_finished(const ota_request_t *req);
 void agent_cb_ended(ota_reason_t reason, const char *detail);
 void agent_cb_resume_tasks(void);
 bool agent_cb_selftest(void);
+bool agent_cb_has_install(void);
+esp_err_t agent_cb_install(const ota_request_t *req, const char *ca_cert_pem, ota_agent_install_result_t *result);

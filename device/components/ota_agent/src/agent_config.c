@@ -230,3 +230,18 @@ void agent_config_for_each_key(void (*fn)(const char *key, void *ctx), void *ctx
         fn(s_keys[i].name, ctx);
     }
 }
+
+bool agent_config_ca_pem(char *pem, size_t pem_len)
+{
+    const char *b64 = agent_config_get()->ota_ca_cert;
+    size_t len = strlen(b64);
+    if (len == 0) {
+        return false;
+    }
+    size_t pos = (size_t)snprintf(pem, pem_len, "-----BEGIN CERTIFICATE-----\n");
+    for (size_t i = 0; i < len && pos + 70 < pem_len; i += 64) {
+        pos += (size_t)snprintf(pem + pos, pem_len - pos, "%.64s\n", b64 + i);
+    }
+    snprintf(pem + pos, pem_len - pos, "-----END CERTIFICATE-----\n");
+    return true;
+}

@@ -41,3 +41,7 @@ esp_err_t agent_config_get_value(const char *key, char *out, size_t out_len, boo
 esp_err_t agent_config_reset(void);
 /* Calls fn for each key, in a stable order. */
 void agent_config_for_each_key(void (*fn)(const char *key, void *ctx), void *ctx);
+
+/* The configured CA (ota_ca_cert: one line of base64 DER) as the PEM esp_http_client expects; false
+   when none is configured. pem_len: AGENT_CONFIG_CA_MAX + 128 is always enough. */
+bool agent_config_ca_pem(char *pem, size_t pem_len);

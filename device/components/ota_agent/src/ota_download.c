@@ -12,10 +12,10 @@
 #include "freertos/task.h"
 #include "mbedtls/sha256.h"
 #include "sdkconfig.h"
-#include "agent_callbacks.h"
 #include "agent_config.h"
 #include "ota_download.h"
 #include "ota_events.h"
+#include "ota_progress.h"
 #include "ota_record.h"
 
 static const char *TAG = "ota_download";
@@ -31,8 +31,6 @@ static const char *TAG = "ota_download";
 #define MAX_REDIRECTS 10
 #define BACKOFF_FIRST_MS 250
 #define BACKOFF_MAX_MS 4000
-#define PROGRESS_STEP_PERCENT 5
-#define PROGRESS_MIN_INTERVAL_US 1000000
 
 typedef struct {
     const ota_request_t *req;
@@ -47,9 +45,7 @@ typedef struct {
     int64_t total;             /* full image size, -1 when unknown (chunked) */
     int64_t deadline_us;
     int64_t last_data_us;
-    int last_percent_sent;
-    int64_t last_bytes_sent;   /* bytes of the last progress event */
-    int64_t last_progress_us;
+    ota_progress_t progress;
     int attempt;
 } job_t;
 
@@ -83,26 +79,6 @@ static void reset_image(job_t *job)
     mbedtls_sha256_free(&job->sha);
     mbedtls_sha256_init(&job->sha);
     mbedtls_sha256_starts(&job->sha, 0);
-}
-
-static void send_progress(job_t *job, bool force)
-{
-    int percent = job->total > 0 ? (int)(job->received * 100 / job->total) : -1;
-    int64_t now = esp_timer_get_time();
-    bool step = percent >= job->last_percent_sent + PROGRESS_STEP_PERCENT;
-    bool interval = now - job->last_progress_us >= PROGRESS_MIN_INTERVAL_US;
-    if (!force && !step && !interval) {
-        return;
-    }
-    agent_cb_progress(job->received, job->total);
-    cJSON *event = ota_event_new(job->req->id, "downloading");
-    cJSON_AddNumberToObject(event, "bytes", (double)job->received);
-    cJSON_AddNumberToObject(event, "total", (double)job->total);
-    cJSON_AddNumberToObject(event, "percent", percent);
-    ota_event_send(event);
-    job->last_percent_sent = percent;
-    job->last_bytes_sent = job->received;
-    job->last_progress_us = now;
 }
 
 /* The app descriptor of the downloaded head, copied out: job->head is a byte buffer with no
@@ -219,12 +195,14 @@ static attempt_t read_body(job_t *job, esp_http_client_handle_t http)
             if (accept_bytes(job, buf, (size_t)n) == ATTEMPT_FATAL) {
                 return ATTEMPT_FATAL;
             }
-            send_progress(job, job->received == n || job->received == job->total);
+            ota_progress_report(&job->progress, job->received, job->total,
+                                job->received == n || job->received == job->total);
         } else if (n == -ESP_ERR_HTTP_EAGAIN) {
             continue; /* no data within POLL_MS: check deadlines again */
         } else if (esp_http_client_is_complete_data_received(http)) {
-            if (job->received != job->last_bytes_sent) {
-                send_progress(job, true); /* the last one, when no length said which read was last */
+            if (!ota_progress_reported(&job->progress, job->received)) {
+                /* the last one, when no length said which read was last */
+                ota_progress_report(&job->progress, job->received, job->total, true);
             }
             return ATTEMPT_DONE;
         } else {
@@ -378,27 +356,11 @@ static attempt_t backoff(job_t *job)
     return ATTEMPT_RETRY;
 }
 
-/* The configured CA (one line of base64 DER) as the PEM esp_http_client expects. */
-static bool make_ca_pem(char *pem, size_t pem_len)
-{
-    const char *b64 = agent_config_get()->ota_ca_cert;
-    size_t len = strlen(b64);
-    if (len == 0) {
-        return false;
-    }
-    size_t pos = (size_t)snprintf(pem, pem_len, "-----BEGIN CERTIFICATE-----\n");
-    for (size_t i = 0; i < len && pos + 70 < pem_len; i += 64) {
-        pos += (size_t)snprintf(pem + pos, pem_len - pos, "%.64s\n", b64 + i);
-    }
-    snprintf(pem + pos, pem_len - pos, "-----END CERTIFICATE-----\n");
-    return true;
-}
-
 static attempt_t download(job_t *job)
 {
     static char ca_pem[AGENT_CONFIG_CA_MAX + 128];
     bool https = strncmp(job->req->url, "https://", 8) == 0;
-    if (https && !make_ca_pem(ca_pem, sizeof(ca_pem))) {
+    if (https && !agent_config_ca_pem(ca_pem, sizeof(ca_pem))) {
         return fatal(job, "failed", OTA_REASON_TLS_FAILED, "https URL but no CA configured (config set ota_ca_cert <base64 DER>)");
     }
     esp_http_client_config_t config = {
@@ -491,7 +453,7 @@ ota_outcome_t ota_download_and_switch(const ota_request_t *req, bool (*cancelled
     job.req = req;
     job.cancelled = cancelled;
     job.total = req->size >= 0 ? req->size : -1;
-    job.last_percent_sent = -PROGRESS_STEP_PERCENT;
+    ota_progress_init(&job.progress, req->id);
     job.deadline_us = esp_timer_get_time() + (int64_t)req->timeout_s * 1000000;
     job.last_data_us = esp_timer_get_time();
     job.target = esp_ota_get_next_update_partition(NULL);

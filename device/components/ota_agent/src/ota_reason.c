@@ -1,4 +1,5 @@
 #include <stddef.h>
+#include <string.h>
 #include "ota_reason.h"
 
 /* One string per reason, exactly as docs/protocol.md spells it. */
@@ -30,4 +31,14 @@ const char *ota_reason_name(ota_reason_t reason)
         return ""; /* a value added to the enum but not to NAMES: the unit test catches that */
     }
     return NAMES[reason];
+}
+
+ota_reason_t ota_reason_from_name(const char *name)
+{
+    for (int reason = OTA_REASON_NONE + 1; reason < OTA_REASON_COUNT; reason++) {
+        if (name != NULL && NAMES[reason] != NULL && strcmp(NAMES[reason], name) == 0) {
+            return (ota_reason_t)reason;
+        }
+    }
+    return OTA_REASON_COUNT;
 }

@@ -32,3 +32,5 @@ typedef enum {
 
 /* The protocol name ("bad_command", ...); "" for OTA_REASON_NONE or a value out of range. */
 const char *ota_reason_name(ota_reason_t reason);
+/* The reason with that protocol name; OTA_REASON_COUNT when there is none (or name is NULL). */
+ota_reason_t ota_reason_from_name(const char *name);

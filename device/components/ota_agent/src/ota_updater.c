@@ -8,6 +8,7 @@
 #include "freertos/task.h"
 #include "agent_config.h"
 #include "agent_callbacks.h"
+#include "app_installer.h"
 #include "boot_check.h"
 #include "mqtt_link.h"
 #include "ota_updater.h"
@@ -153,7 +154,8 @@ static void run_request(const ota_request_t *req)
     }
     ota_event_send(ota_event_new(req->id, "accepted"));
     agent_cb_started(req);
-    ota_outcome_t outcome = ota_download_and_switch(req, cancel_requested);
+    ota_outcome_t outcome = app_installer_present() ? app_installer_run(req, cancel_requested)
+                                                    : ota_download_and_switch(req, cancel_requested);
     if (outcome.reason == OTA_REASON_NONE) {
         ESP_LOGI(TAG, "update %s written to %s; rebooting", req->id, outcome.target_label);
         agent_cb_finished(req);
