@@ -8,7 +8,7 @@ REQUEST_SIZE = 65536  # CONFIG_APP_OTA_HTTP_REQUEST_SIZE of sdkconfig.ci.partial
 def test_update_logs_esp_https_ota_events(ota, board, fw_server, firmware) -> None:
     """An update goes through esp_https_ota: its events (start, image description, boot partition
     updated) are on the console before the reboot, and the new image confirms itself."""
-    artifact = fw_server.add(firmware.image(version="3.2.0"))
+    artifact = fw_server.add(firmware.image(version="1.4.0"))
     ota.start_until_reboot("e1", artifact.url)
     board.expect(r"rst:0x", timeout=10)  # the old image has printed all it will
     printed = "\n".join(line.text for line in board.serial.lines[ota.serial_mark:])
@@ -16,7 +16,7 @@ def test_update_logs_esp_https_ota_events(ota, board, fw_server, firmware) -> No
     for line in ("https_installer: OTA started", "https_installer: Reading image description",
                  "https_installer: Boot partition updated", "https_installer: ESP_HTTPS_OTA upgrade successful"):
         assert line in printed, line
-    assert ota.link.wait_status(board.device_id, lambda s: s["version"] == "3.2.0" and s["ota_state"] == "valid",
+    assert ota.link.wait_status(board.device_id, lambda s: s["version"] == "1.4.0" and s["ota_state"] == "valid",
                                 timeout=30)["partition"] == "ota_1"
 
 
@@ -28,9 +28,9 @@ def test_partial_download_fetches_the_image_in_range_requests(board_factory, ota
     Needs: partial_download build (its base firmware runs on the board)."""
     board = board_factory(firmware.image("partial_download"))
     ota = ota_for(board)
-    image = firmware.image("partial_download", version="3.2.0")
+    image = firmware.image("partial_download", version="1.4.0")
     artifact = fw_server.add(image)
-    status = ota.install("p1", artifact.url, "3.2.0")
+    status = ota.install("p1", artifact.url, "1.4.0")
     assert status["partition"] == "ota_1"
     requests = fw_server.requests_for(artifact)
     ranges = [r.range for r in requests if r.method == "GET"]
