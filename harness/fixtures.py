@@ -1,7 +1,7 @@
 """The fixtures a scenario stages an OTA with (registered by harness.plugin, the pytest11 entry point).
 
 - ``firmware``: builds of the project's firmware, per variant (a `FirmwareSource`).
-- ``broker``: an embedded amqtt broker (or ``--broker URL`` for an external one, checked once at the
+- ``broker``: an embedded amqtt broker (or ``--hil-broker URL`` for an external one, checked once at the
   start of the session); a test can ask for a mosquitto subprocess with
   ``@pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)``.
 - ``fw_server``: an HTTP firmware server with fault injection.
@@ -66,13 +66,13 @@ def hil_record(request: pytest.FixtureRequest) -> Iterator[TestRecord]:
 
 @pytest.fixture
 def broker(request: pytest.FixtureRequest) -> Iterator[MqttBroker]:
-    """The MQTT broker of the test: `--broker URL` if given, else an embedded amqtt broker.
+    """The MQTT broker of the test: `--hil-broker URL` if given, else an embedded amqtt broker.
 
     A test asks for a given kind with `@pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)`
-    ("embedded" or "mosquitto"); that wins over --broker.
+    ("embedded" or "mosquitto"); that wins over --hil-broker.
     """
     kind = getattr(request, "param", None)
-    url = request.config.getoption("--broker")
+    url = request.config.getoption("--hil-broker")
     instance: MqttBroker
     if kind is None and url:
         instance = ExternalBroker(url)

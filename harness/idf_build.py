@@ -127,10 +127,11 @@ def _offset(text: str) -> int:
 
 
 def load_build(device_dir: Path, target: str, variant: str = DEFAULT_VARIANT,
-               sdkconfig_defaults: Sequence[Path] | None = None) -> IdfBuild:
-    """Read ``<device_dir>/build_<target>_<variant>``; FirmwareMissingError says how to make it."""
+               sdkconfig_defaults: Sequence[Path] | None = None, build_dir: Path | None = None) -> IdfBuild:
+    """Read ``<device_dir>/build_<target>_<variant>`` (or the given build_dir, pytest-embedded's
+    --build-dir); FirmwareMissingError says how to make it."""
     device_dir = Path(device_dir)
-    build_dir = device_dir / build_dir_name(target, variant)
+    build_dir = Path(build_dir) if build_dir is not None else device_dir / build_dir_name(target, variant)
     how = f"Build it with:\n    {idf_build_command(device_dir, target, variant, sdkconfig_defaults)}"
     if variant != DEFAULT_VARIANT and not (device_dir / f"sdkconfig.ci.{variant}").exists():
         raise FirmwareMissingError(f"unknown firmware variant {variant!r}: {device_dir}/sdkconfig.ci.{variant} "
@@ -187,15 +188,19 @@ def load_build(device_dir: Path, target: str, variant: str = DEFAULT_VARIANT,
 class IdfFirmware:
     """The ``firmware`` fixture for a real target: the same interface as the virtual builds."""
 
-    def __init__(self, device_dir: Path, target: str, sdkconfig_defaults: Sequence[Path] | None = None) -> None:
+    def __init__(self, device_dir: Path, target: str, sdkconfig_defaults: Sequence[Path] | None = None,
+                 default_build: Path | None = None) -> None:
         self.device_dir = Path(device_dir)
         self.target = target
         self.sdkconfig_defaults = sdkconfig_defaults
+        self.default_build = default_build  # the default variant's build dir, when not build_<target>_default
         self.builds: dict[str, IdfBuild] = {}
 
     def build(self, variant: str = DEFAULT_VARIANT) -> IdfBuild:
         if variant not in self.builds:
-            self.builds[variant] = load_build(self.device_dir, self.target, variant, self.sdkconfig_defaults)
+            build_dir = self.default_build if variant == DEFAULT_VARIANT else None
+            self.builds[variant] = load_build(self.device_dir, self.target, variant, self.sdkconfig_defaults,
+                                              build_dir)
         return self.builds[variant]
 
     def image(self, variant: str = DEFAULT_VARIANT, version: str | None = None) -> bytes:

@@ -39,7 +39,7 @@ pytest_plugins = ["harness.fixtures"]
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
     group = parser.getgroup("hil", "OTA hardware-in-the-loop harness")
     group.addoption(
-        "--broker",
+        "--hil-broker",
         default=None,
         metavar="URL",
         help="use an existing MQTT broker (mqtt://host:port or mqtts://host:port) instead of the embedded one",
@@ -61,16 +61,16 @@ def pytest_configure(config: pytest.Config) -> None:
     if project_mod.is_configured(config):
         project_mod.of(config)  # a wrong hil_* setting stops the run here, not at the first board
     targets.check_target_usable(config)
-    url = config.getoption("--broker", default=None)
+    url = config.getoption("--hil-broker", default=None)
     if url:
         masked = run_masker(config).text
         try:
             parse_mqtt_url(url)
         except ValueError as err:
-            raise pytest.UsageError(masked(f"--broker: {err}")) from err
+            raise pytest.UsageError(masked(f"--hil-broker: {err}")) from err
         if "@" in urlsplit(url).netloc:
             raise pytest.UsageError(masked(
-                f"--broker {url}: user names and passwords in the broker URL are not supported (the boards are "
+                f"--hil-broker {url}: user names and passwords in the broker URL are not supported (the boards are "
                 "provisioned with the URL only); give the harness a listener that accepts anonymous clients"))
     timeline_dir = config.getoption("--hil-timeline-dir", default=None)
     if timeline_dir and Path(timeline_dir).exists() and not Path(timeline_dir).is_dir():
@@ -88,14 +88,14 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_sessionstart(session: pytest.Session) -> None:
     """An external broker that does not answer stops the run before any test, instead of failing each one."""
     config = session.config
-    url = config.getoption("--broker", default=None)
+    url = config.getoption("--hil-broker", default=None)
     if not url or config.getoption("collectonly", default=False):
         return
     try:
         ExternalBroker(url).check()
     except BrokerError as err:
         raise pytest.UsageError(run_masker(config).text(
-            f"--broker: {err}. Start the broker, fix the URL, or leave --broker out to use the embedded "
+            f"--hil-broker: {err}. Start the broker, fix the URL, or leave --hil-broker out to use the embedded "
             "broker.")) from None
 
 

@@ -2,7 +2,7 @@
 
 `--target` and `--port` are pytest-embedded's own options; the harness registers them only when
 pytest-embedded is not installed. `linux` (the default) is the virtual ESP32. A real target
-(`esp32`) uses boards from `--port` or `--board-inventory` (harness/boards/esp32_bench.py runs them).
+(`esp32`) uses boards from `--port` or `--hil-board-inventory` (harness/boards/esp32_bench.py runs them).
 Scenarios a real board cannot do are deselected, each with its reason in the report. A real target
 never falls back to the virtual board: no board is a usage error, at once.
 """
@@ -40,7 +40,7 @@ class Requirement:
 
 # What a marker needs that a real board (without extra equipment) does not have.
 VIRTUAL_ONLY = Requirement("virtual_only", "needs the virtual board (flash access or emulation a real ESP32 lacks)")
-POWER = Requirement("needs_power_control", "needs power control (a relay or uhubctl), none configured: set --power "
+POWER = Requirement("needs_power_control", "needs power control (a relay or uhubctl), none configured: set --hil-power "
                                            "or 'power' in the board inventory")
 REAL_BOARD_LIMITS = (VIRTUAL_ONLY, POWER)
 
@@ -49,6 +49,10 @@ MARKERS = (
     "virtual_only: runs on the virtual board only (needs flash access or emulation a real board lacks)",
     "needs_power_control: needs a way to cut the board's power",
 )
+
+
+DEFAULT_BAUD = 460800  # esptool's flashing rate here (pytest-embedded's default is 921600; CP210x bridges
+# on long cables are not reliable there)
 
 
 def _embedded_registers_options(pluginmanager: pytest.PytestPluginManager | None) -> bool:
@@ -64,6 +68,9 @@ def _embedded_registers_options(pluginmanager: pytest.PytestPluginManager | None
 
 
 def add_target_option(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager | None = None) -> None:
+    """The real-board options. Those pytest-embedded also has keep its names and meaning (a runner's
+    command line works for both), registered here only when pytest-embedded is absent, since two plugins
+    registering one option is an error; the harness's own options carry the `--hil-` prefix."""
     group = parser.getgroup("hil")
     if not _embedded_registers_options(pluginmanager):
         group.addoption(
@@ -71,24 +78,42 @@ def add_target_option(parser: pytest.Parser, pluginmanager: pytest.PytestPluginM
             help=f"where the scenarios run: {VIRTUAL_TARGET} (virtual ESP32, default) or esp32 (a real board)",
         )
         group.addoption("--port", default=None,
-                        help="serial port of the real board: a device path, a glob, or rfc2217://host:port")
-    group.addoption("--board-inventory", default=None, metavar="FILE",
+                        help="serial port of the real board: a device path, a glob, or rfc2217://host:port "
+                             "(default: $ESPPORT)")
+        group.addoption("--port-serial-number", default=None, metavar="SERIALS",
+                        help="comma-separated USB serial numbers of the boards' serial bridges")
+        group.addoption("--port-mac", default=None, metavar="MACS",
+                        help="comma-separated MAC addresses of the boards (their ports are found by probing)")
+        group.addoption("--app-path", default=None, metavar="DIR",
+                        help="the ESP-IDF project whose idf.py builds are flashed, as build_<target>_<variant>/ "
+                             "(default: hil_app_dir)")
+        group.addoption("--build-dir", default=None, metavar="DIR",
+                        help="the build of the default variant, relative to --app-path or absolute "
+                             "(default: build_<target>_default)")
+        group.addoption("--esptool-baud", type=int, default=None, metavar="BAUD",
+                        help=f"esptool baud rate for flashing and erasing (default: $ESPBAUD, else {DEFAULT_BAUD})")
+    group.addoption("--hil-board-inventory", default=None, metavar="FILE",
                     help="TOML or YAML list of boards (port, serial_number or mac; target; capabilities; power)")
-    group.addoption("--firmware-dir", default=None, metavar="DIR",
-                    help="where the idf.py builds are, as build_<target>_<variant>/ (default: device/)")
-    group.addoption("--flash-baud", type=int, default=460800, metavar="BAUD",
-                    help="esptool baud rate for flashing and erasing (default: 460800)")
-    group.addoption("--wifi-ssid", default=None, metavar="SSID",
+    group.addoption("--hil-wifi-ssid", default=None, metavar="SSID",
                     help="Wi-Fi network the real board joins (default: $HIL_WIFI_SSID, else the firmware's Kconfig)")
-    group.addoption("--wifi-password", default=None, metavar="PASSWORD",
+    group.addoption("--hil-wifi-password", default=None, metavar="PASSWORD",
                     help="its password (default: $HIL_WIFI_PASSWORD; prefer the variable: it stays out of "
                          "process lists); never printed")
-    group.addoption("--host-ip", default=None, metavar="ADDR",
+    group.addoption("--hil-host-ip", default=None, metavar="ADDR",
                     help="address the board reaches this machine at, for the broker and firmware server "
                          "(default: found from the board's own address)")
-    group.addoption("--power", default=None, metavar="SPEC",
+    group.addoption("--hil-power", default=None, metavar="SPEC",
                     help="power control for --port boards: uhubctl:<hub location>:<port> or "
                          "command:<command with {action}>")
+
+
+def esptool_baud(config: pytest.Config) -> int:
+    """--esptool-baud, else $ESPBAUD (as pytest-embedded and idf.py read it), else DEFAULT_BAUD."""
+    value = config.getoption("--esptool-baud", default=None) or os.environ.get("ESPBAUD")
+    try:
+        return int(value) if value else DEFAULT_BAUD
+    except ValueError:
+        raise pytest.UsageError(f"ESPBAUD={value!r}: give the baud rate as a number, e.g. 460800") from None
 
 
 def target_of(config: pytest.Config) -> str:
@@ -107,21 +132,39 @@ def _configured_specs(config: pytest.Config) -> list[inventory.BoardSpec]:
     """Boards named by the options (no probing): inventory entries for the target, --port / ESPPORT
     entries (globs expanded), or USB serial bridges found on this machine."""
     target = target_of(config)
-    path = config.getoption("--board-inventory", default=None)
+    path = config.getoption("--hil-board-inventory", default=None)
     if path:
         try:
             return [s for s in inventory.load_inventory(Path(path)) if s.target == target]
         except inventory.InventoryError as err:
-            raise pytest.UsageError(f"--board-inventory: {err}") from None
-    power = config.getoption("--power", default=None)
+            raise pytest.UsageError(f"--hil-board-inventory: {err}") from None
+    power = config.getoption("--hil-power", default=None)
     try:
         parse_power(power)
     except ValueError as err:
-        raise pytest.UsageError(f"--power: {err}") from None
+        raise pytest.UsageError(f"--hil-power: {err}") from None
+    by_identity = _specs_by_identity(config, target, power)
     ports = config.getoption("--port", default=None) or os.environ.get("ESPPORT")
+    if by_identity and config.getoption("--port", default=None):
+        raise pytest.UsageError("give the boards by --port or by --port-serial-number / --port-mac, not both")
+    if by_identity:
+        return by_identity
     if ports:
         return inventory.specs_from_ports(ports, target, power)
     return inventory.autodetect_specs(target, power)
+
+
+def _specs_by_identity(config: pytest.Config, target: str, power: str | None) -> list[inventory.BoardSpec]:
+    """Boards named by pytest-embedded's --port-serial-number and --port-mac (comma-separated lists)."""
+    serials = [s for s in (config.getoption("--port-serial-number", default=None) or "").split(",") if s.strip()]
+    macs = [m for m in (config.getoption("--port-mac", default=None) or "").split(",") if m.strip()]
+    specs = [inventory.BoardSpec(f"serial-{s.strip()}", target, serial_number=s.strip(), power=power) for s in serials]
+    try:
+        specs += [inventory.BoardSpec(f"mac-{inventory.normalize_mac(m)}", target, mac=inventory.normalize_mac(m),
+                                      power=power) for m in macs]
+    except inventory.InventoryError as err:
+        raise pytest.UsageError(f"--port-mac: {err}") from None
+    return specs
 
 
 def boards_of(config: pytest.Config) -> list[inventory.BoardSpec]:
@@ -155,7 +198,7 @@ def deselect_for_target(config: pytest.Config, items: list[pytest.Item]) -> list
             reason = POWER.reason
         elif boards_needed(item) > count:
             reason = (f"needs {boards_needed(item)} boards at once; {len(specs)} {target} board(s) configured "
-                      "(list more with --port a,b or --board-inventory)")
+                      "(list more with --port a,b or --hil-board-inventory)")
         (dropped if reason else kept).append((item, reason))
     if dropped:
         config.hook.pytest_deselected(items=[item for item, _ in dropped])
@@ -193,7 +236,7 @@ def check_target_usable(config: pytest.Config) -> None:
         raise pytest.UsageError(f"--target {target}: {err}") from None
     ssid = wifi_credentials(config).ssid
     if ssid is not None and any(c.isspace() for c in ssid):
-        raise pytest.UsageError("--wifi-ssid: an SSID with spaces cannot be provisioned over the console yet")
+        raise pytest.UsageError("--hil-wifi-ssid: an SSID with spaces cannot be provisioned over the console yet")
 
 
 def _answers(url: str | None) -> bool:
@@ -231,16 +274,19 @@ class WifiCredentials:
 
 def wifi_credentials(config: pytest.Config) -> WifiCredentials:
     return WifiCredentials(
-        ssid=config.getoption("--wifi-ssid", default=None) or os.environ.get("HIL_WIFI_SSID"),
-        password=config.getoption("--wifi-password", default=None) or os.environ.get("HIL_WIFI_PASSWORD"),
+        ssid=config.getoption("--hil-wifi-ssid", default=None) or os.environ.get("HIL_WIFI_SSID"),
+        password=config.getoption("--hil-wifi-password", default=None) or os.environ.get("HIL_WIFI_PASSWORD"),
     )
 
 
 def idf_firmware(config: pytest.Config) -> IdfFirmware:
     if _FIRMWARE_KEY not in config.stash:
         app = project.of(config)
-        device_dir = Path(config.getoption("--firmware-dir", default=None) or app.app_dir)
-        config.stash[_FIRMWARE_KEY] = IdfFirmware(device_dir, target_of(config), app.sdkconfig_defaults)
+        device_dir = Path(config.getoption("--app-path", default=None) or app.app_dir)
+        build_dir = config.getoption("--build-dir", default=None)
+        default_build = (device_dir / build_dir) if build_dir else None  # an absolute build_dir stays absolute
+        config.stash[_FIRMWARE_KEY] = IdfFirmware(device_dir, target_of(config), app.sdkconfig_defaults,
+                                                  default_build=default_build)
     return config.stash[_FIRMWARE_KEY]
 
 

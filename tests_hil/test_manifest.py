@@ -88,7 +88,7 @@ def test_unconfirmed_firmware_checks_the_manifest_only_after_its_self_test(
 
     Needs: embedded broker."""
     if isinstance(broker, ExternalBroker):
-        pytest.skip("needs to stop the broker while 2.0.0 boots; an external broker (--broker) cannot be stopped")
+        pytest.skip("needs to stop the broker while 2.0.0 boots; an external broker (--hil-broker) cannot be stopped")
     v3 = fw_server.add(firmware.image(version="3.0.0"))
     body = json.dumps({"version": "3.0.0", "url": v3.url, "sha256": v3.sha256}).encode()
     manifest = fw_server.add(body, name="manifest.json", faults=FaultPlan(status=404, status_first_requests=1))

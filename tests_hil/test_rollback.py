@@ -2,7 +2,7 @@
 
 Boot, confirm and rollback (E1, E2, E3, E7) and a reset in the middle of a download (C4).
 
-E2 and E3 stop the broker while v2 boots, so they need one the harness runs (not `--broker URL`).
+E2 and E3 stop the broker while v2 boots, so they need one the harness runs (not `--hil-broker URL`).
 """
 
 import contextlib
@@ -29,7 +29,7 @@ def _v2_booting_without_broker(board_factory, ota_for, broker, fw_server, firmwa
                                **settings: object):
     """A board updated to v2 that reboots into it while the broker is away; (board, cursor before the update)."""
     if isinstance(broker, ExternalBroker):
-        pytest.skip("stops the broker while v2 boots: needs the embedded broker, not --broker URL")
+        pytest.skip("stops the broker while v2 boots: needs the embedded broker, not --hil-broker URL")
     board = board_factory(**settings)
     since = ota_for(board).start_until_reboot(request_id, fw_server.add(firmware.image(version="2.0.0")).url)
     return board, since

@@ -24,9 +24,17 @@ import pytest
 from esp32_mock_bootloader import mock_bootloader
 from esptool.cmds import write_flash
 
+from harness import targets
 from harness.boards.esp32 import Esp32Board, LineAssembler, PortLostError
 from harness.boards.esp32_bench import udp_source_address
-from harness.boards.inventory import BoardPool, BoardSpec, InventoryError, load_inventory, specs_from_ports
+from harness.boards.inventory import (
+    BoardPool,
+    BoardSpec,
+    InventoryError,
+    load_inventory,
+    normalize_mac,
+    specs_from_ports,
+)
 from harness.boards.power import CommandPower, UhubctlPower, parse_power
 from harness.formats import app_image
 from harness.formats.otadata import OtaEntry, OtaState
@@ -271,7 +279,7 @@ def test_session_flashes_once_and_restores_the_baseline_before_every_test(tmp_pa
     emulator = Esp32Emulator(tmp_path / "board")
     try:
         result = _pytest(str(tmp_path / "test_session.py"), "--target", "esp32", "--port", emulator.url,
-                         "--firmware-dir", str(device_dir), "--wifi-ssid", "lab", "--wifi-password", "hunter22",
+                         "--app-path", str(device_dir), "--hil-wifi-ssid", "lab", "--hil-wifi-password", "hunter22",
                          "-v", "-rA")
     finally:
         emulator.close()
@@ -303,7 +311,7 @@ def test_the_catalog_runs_on_the_real_board_path(tmp_path: Path, device_dir: Pat
     try:
         result = _pytest("tests_hil/test_update_to_new_version.py", "tests_hil/test_rollback_when_selftest_fails.py",
                          "tests_hil/test_console_and_status.py", "--target", "esp32", "--port", emulator.url,
-                         "--firmware-dir", str(device_dir))
+                         "--app-path", str(device_dir))
     finally:
         emulator.close()
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
@@ -317,7 +325,7 @@ def test_a_board_that_disappears_stops_the_session_cleanly(tmp_path: Path, devic
     start = time.monotonic()
     try:
         result = _pytest(str(tmp_path / "test_session.py"), "--target", "esp32", "--port", emulator.url,
-                         "--firmware-dir", str(device_dir), "--host-ip", "127.0.0.1", timeout=120)
+                         "--app-path", str(device_dir), "--hil-host-ip", "127.0.0.1", timeout=120)
     finally:
         emulator.close()
     output = result.stdout + result.stderr
@@ -346,7 +354,7 @@ def test_power_backend_keeps_power_scenarios_selected(tmp_path: Path) -> None:
     without = _pytest(str(tmp_path / "test_power.py"), "--target", "esp32", "--collect-only", "-q")
     assert "needs power control" in without.stdout
     with_power = _pytest(str(tmp_path / "test_power.py"), "--target", "esp32", "--collect-only", "-q",
-                         "--port", "/dev/ttyUSB0", "--power", "uhubctl:1-1:2")
+                         "--port", "/dev/ttyUSB0", "--hil-power", "uhubctl:1-1:2")
     assert "deselected" not in with_power.stdout and "test_cut" in with_power.stdout
 
 
@@ -387,6 +395,49 @@ def test_missing_build_is_a_clear_error(tmp_path: Path) -> None:
     emulator_port = tmp_path / "ttyUSB0"
     emulator_port.touch()  # a port that exists; the build does not
     result = _pytest("tests_hil/test_versions.py", "--target", "esp32", "--port", str(emulator_port),
-                     "--firmware-dir", str(tmp_path / "device"))
+                     "--app-path", str(tmp_path / "device"))
     assert result.returncode == 4
     assert "idf.py -B build_esp32_default" in result.stdout + result.stderr
+
+
+class _Options:
+    """The part of pytest.Config the option readers use."""
+
+    def __init__(self, **values: object) -> None:
+        self.values = values
+
+    def getoption(self, name: str, default: object = None) -> object:
+        return self.values.get(name, default)
+
+
+def test_boards_by_pytest_embedded_serial_numbers_and_macs() -> None:
+    config = _Options(**{"--port-serial-number": "0001, 0002", "--port-mac": "24:0A:C4:12:34:56"})
+    specs = targets._specs_by_identity(config, "esp32", None)  # type: ignore[arg-type]
+    assert [(s.serial_number, s.mac) for s in specs] == [("0001", None), ("0002", None),
+                                                          (None, normalize_mac("24:0a:c4:12:34:56"))]
+    with pytest.raises(pytest.UsageError, match="--port-mac: MAC '24:0a' does not have 12 hex digits"):
+        targets._specs_by_identity(_Options(**{"--port-mac": "24:0a"}), "esp32", None)  # type: ignore[arg-type]
+
+
+def test_esptool_baud_from_the_option_then_espbaud(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ESPBAUD", raising=False)
+    assert targets.esptool_baud(_Options()) == targets.DEFAULT_BAUD  # type: ignore[arg-type]
+    monkeypatch.setenv("ESPBAUD", "921600")
+    assert targets.esptool_baud(_Options()) == 921600  # type: ignore[arg-type]
+    assert targets.esptool_baud(_Options(**{"--esptool-baud": 115200})) == 115200  # type: ignore[arg-type]
+    monkeypatch.setenv("ESPBAUD", "fast")
+    with pytest.raises(pytest.UsageError, match="ESPBAUD='fast'"):
+        targets.esptool_baud(_Options())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("embedded", [True, False], ids=["with_pytest_embedded", "without_it"])
+def test_pytest_embedded_option_names_work_with_and_without_it(tmp_path: Path, embedded: bool) -> None:
+    """--app-path and --build-dir choose the build (the error names the build dir given), --esptool-baud
+    is accepted, whether pytest-embedded registered the options or the harness did."""
+    port = tmp_path / "ttyUSB0"
+    port.touch()
+    plugin = [] if embedded else ["-p", "no:pytest_embedded"]
+    result = _pytest("tests_hil/test_versions.py", *plugin, "--target", "esp32", "--port", str(port),
+                     "--app-path", str(tmp_path / "app"), "--build-dir", "my_build", "--esptool-baud", "115200")
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert f"{tmp_path / 'app' / 'my_build' / 'flasher_args.json'} is missing" in result.stdout + result.stderr

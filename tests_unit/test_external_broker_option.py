@@ -1,4 +1,4 @@
-"""--broker URL: the catalog runs against an external broker (a real mosquitto here); a wrong option or
+"""--hil-broker URL: the catalog runs against an external broker (a real mosquitto here); a wrong option or
 an unreachable broker stops the run before any test, once, with a message that says what to do; a
 broker that dies mid-session fails the waiting test within seconds and stops the session."""
 
@@ -29,7 +29,7 @@ def _pytest(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> 
 def test_an_update_runs_end_to_end_through_mosquitto() -> None:
     with MosquittoBroker() as broker:
         result = _pytest("tests_hil/test_update_to_new_version.py", "tests_hil/test_rollback_when_selftest_fails.py",
-                         "--broker", broker.url)
+                         "--hil-broker", broker.url)
     assert result.returncode == 0, result.stdout[-3000:]
     assert "3 passed" in result.stdout  # A1, its timeline order, and the self-test rollback
 
@@ -37,11 +37,11 @@ def test_an_update_runs_end_to_end_through_mosquitto() -> None:
 def test_unreachable_broker_stops_the_run_once_before_any_test() -> None:
     started = time.monotonic()
     result = _pytest("tests_hil/test_update_to_new_version.py", "tests_hil/test_versions.py",
-                     "--broker", "mqtt://127.0.0.1:9")
+                     "--hil-broker", "mqtt://127.0.0.1:9")
     assert time.monotonic() - started < 30
     assert result.returncode == USAGE_ERROR, result.stdout[-2000:]
     assert result.stderr.count("mqtt://127.0.0.1:9 is unreachable") == 1, result.stderr
-    assert "leave --broker out to use the embedded broker" in result.stderr
+    assert "leave --hil-broker out to use the embedded broker" in result.stderr
     assert " passed" not in result.stdout and "error" not in result.stdout  # no test started
 
 
@@ -52,7 +52,7 @@ def test_unreachable_broker_stops_the_run_once_before_any_test() -> None:
     ("mqtt://ci:hunter22@127.0.0.1:1883", "give the harness a listener that accepts anonymous clients"),
 ])
 def test_a_wrong_broker_option_is_a_usage_error(url: str, says: str) -> None:
-    result = _pytest("tests_hil/test_update_to_new_version.py", "--broker", url)
+    result = _pytest("tests_hil/test_update_to_new_version.py", "--hil-broker", url)
     assert result.returncode == USAGE_ERROR
     assert says in result.stderr, result.stderr
     assert "hunter22" not in result.stdout + result.stderr  # the password in the URL is masked
@@ -87,7 +87,7 @@ def test_an_external_broker_that_dies_mid_session_fails_fast_and_stops_the_sessi
     (tmp_path / "test_dies.py").write_text(BROKER_DIES)
     with MosquittoBroker() as broker:
         started = time.monotonic()
-        result = _pytest("test_dies.py", "--broker", broker.url, cwd=tmp_path,
+        result = _pytest("test_dies.py", "--hil-broker", broker.url, cwd=tmp_path,
                          env={"HIL_TEST_MOSQUITTO_PID": str(broker.pid)})
         took = time.monotonic() - started
     out = result.stdout

@@ -129,7 +129,7 @@ def test_a_refused_external_broker_fails_at_once() -> None:
         placeholder.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused
         url = f"mqtt://127.0.0.1:{placeholder.getsockname()[1]}"
         err = _fails_fast(ExternalBroker(url).start, BrokerUnreachableError, "unreachable")
-    assert url in str(err) and "check --broker" in str(err)
+    assert url in str(err) and "check --hil-broker" in str(err)
 
 
 def test_an_external_broker_that_never_answers_fails_at_its_timeout() -> None:

@@ -311,7 +311,7 @@ class Esp32Board(Board):
     def power_cut(self) -> None:
         """Switches the board's power off and on; the port is reopened when it is back."""
         if self.power is None:
-            raise Esp32Error(f"{self.name}: no power control back-end (set --power or 'power' in the board "
+            raise Esp32Error(f"{self.name}: no power control back-end (set --hil-power or 'power' in the board "
                              "inventory); tests that cut power are marked needs_power_control")
         self.close()
         self.power.off()

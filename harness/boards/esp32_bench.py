@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from harness import project
+from harness import project, targets
 from harness.boards import inventory
 from harness.boards.esp32 import LOADED_APP, Esp32Board, Esp32Error, PortLostError
 from harness.boards.power import parse_power
@@ -155,7 +155,7 @@ class Esp32Bench:
 def bench(config: pytest.Config) -> Esp32Bench:
     if _BENCH_KEY not in config.stash:
         worker = getattr(config, "workerinput", {}).get("workerid", "gw0")
-        host_ip = config.getoption("--host-ip", default=None)
+        host_ip = config.getoption("--hil-host-ip", default=None)
         config.stash[_BENCH_KEY] = Esp32Bench(
             config=config,
             target=target_of(config),
@@ -163,7 +163,7 @@ def bench(config: pytest.Config) -> Esp32Bench:
                                      worker_count=int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))),
             firmware=idf_firmware(config),
             wifi=wifi_credentials(config),
-            flash_baud=config.getoption("--flash-baud", default=460800),
+            flash_baud=targets.esptool_baud(config),
             run_id=os.environ.get("PYTEST_XDIST_TESTRUNUID") or uuid.uuid4().hex,
             host_ip=host_ip,
             host_ip_given=host_ip is not None,
@@ -218,7 +218,7 @@ class Esp32BoardFactory:
         if ips and udp_source_address(ips[-1]) != self.bench.host_ip:
             raise Esp32Error(f"{board.name} got {ips[-1]}, reached from this machine through "
                              f"{udp_source_address(ips[-1])}, but the servers were advertised at {self.bench.host_ip}: "
-                             "pass --host-ip")
+                             "pass --hil-host-ip")
 
     def stop_all(self) -> None:
         for board in self.boards:

@@ -51,7 +51,7 @@ Name the board's serial port:
   --port /dev/ttyUSB0                                  a device path
   --port '/dev/serial/by-id/usb-Silicon_Labs_CP2102*'  a glob (quoted), every match is a board
   --port 'rfc2217://HOST:4000?ign_set_control'         a board shared with esp_rfc2217_server
-  --board-inventory boards.toml                        several boards, by port, serial number or MAC
+  --hil-board-inventory boards.toml                        several boards, by port, serial number or MAC
 or set ESPPORT. Without --target (or with --target linux) the scenarios run on the virtual board.
 See docs/runner-setup.md."""
 

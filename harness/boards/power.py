@@ -1,6 +1,6 @@
 """Power control for real boards: a USB hub port switched by uhubctl, or any relay command.
 
-A back-end is named by a spec string, on the command line (``--power``) or per board in the board
+A back-end is named by a spec string, on the command line (``--hil-power``) or per board in the board
 inventory (``power = "..."``):
 
     uhubctl:<hub location>:<port>     e.g. ``uhubctl:1-1.4:2`` (``uhubctl`` lists hubs and ports)

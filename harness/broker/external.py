@@ -1,4 +1,4 @@
-"""A broker the harness does not run (`--broker mqtt://host:port`): only checked to answer MQTT."""
+"""A broker the harness does not run (`--hil-broker mqtt://host:port`): only checked to answer MQTT."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from harness.service import Service
 
 
 class ExternalBroker(Service):
-    """A broker the harness does not run (`--broker mqtt://host:port`); start() only checks it answers."""
+    """A broker the harness does not run (`--hil-broker mqtt://host:port`); start() only checks it answers."""
 
     def __init__(self, url: str, timeout: float = 3.0) -> None:
         parsed = parse_mqtt_url(url)
@@ -54,7 +54,7 @@ class ExternalBroker(Service):
             mqtt_probe(self._host, self._port, timeout=self._timeout, tls=tls)
         except (OSError, ssl.SSLError) as exc:
             raise BrokerUnreachableError(
-                f"external MQTT broker {self.url} is unreachable ({exc}); check --broker, that the broker runs "
+                f"external MQTT broker {self.url} is unreachable ({exc}); check --hil-broker, that the broker runs "
                 "and that a firewall lets this machine in"
             ) from exc
 

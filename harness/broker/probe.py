@@ -1,7 +1,7 @@
 """A minimal MQTT 3.1.1 CONNECT/CONNACK exchange: does a broker answer on host:port?
 
 A TCP connect alone only proves the kernel accepted the SYN (the listen backlog does that even when no loop
-serves the socket); a CONNACK proves a broker answers. Every broker's start() and the --broker check use it.
+serves the socket); a CONNACK proves a broker answers. Every broker's start() and the --hil-broker check use it.
 """
 
 from __future__ import annotations

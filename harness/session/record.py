@@ -58,10 +58,10 @@ def run_masker(config: pytest.Config) -> masking.Masker:
     """Secrets known for the whole run: passwords given on the command line or in the environment."""
     if _RUN_MASKER_KEY not in config.stash:
         masker = masking.Masker()
-        url = config.getoption("--broker", default=None)
+        url = config.getoption("--hil-broker", default=None)
         if url:
             with contextlib.suppress(ValueError):
                 masker.add(urlsplit(url).password)
-        masker.add(config.getoption("--wifi-password", default=None), os.environ.get("HIL_WIFI_PASSWORD"))
+        masker.add(config.getoption("--hil-wifi-password", default=None), os.environ.get("HIL_WIFI_PASSWORD"))
         config.stash[_RUN_MASKER_KEY] = masker
     return config.stash[_RUN_MASKER_KEY]
