@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import package_data
 from harness.formats.app_image import build_virtual_image, patch_version
 from harness.project import DEFAULT_VARIANT, REFERENCE_APP_DIR, HilProject, reference
 
@@ -63,19 +64,27 @@ def _cmake_options(project: HilProject, variant: str) -> list[str]:
     ]
 
 
+def _check_host_port() -> None:
+    if missing := package_data.missing_host_port_files():
+        raise FirmwareBuildError(f"the harness's host port in {package_data.HOST_PORT_DIR} lacks "
+                                 f"{', '.join(p.name for p in missing)}: this esp-ota-hil was installed without its "
+                                 "package data (harness/data); reinstall it from a wheel built from its repository")
+
+
 def _configure(build_dir: Path, options: list[str], variant: str) -> None:
     """Runs CMake's configure step when the build dir is new or was configured for another app."""
     stamp = build_dir / "hil-configure.json"
     if (build_dir / "CMakeCache.txt").exists() and stamp.exists() and json.loads(stamp.read_text()) == options:
         return
-    source = REFERENCE_APP_DIR / "port" / "linux"
-    _run(["cmake", "-S", str(source), "-B", str(build_dir), *options], f"configuring the {variant} firmware")
+    _run(["cmake", "-S", str(package_data.HOST_PORT_DIR), "-B", str(build_dir), *options],
+         f"configuring the {variant} firmware")
     stamp.write_text(json.dumps(options))
 
 
 def build(variant: str = DEFAULT_VARIANT, build_root: Path | None = None,
           project: HilProject | None = None) -> FirmwareBuild:
     """Builds (incrementally) the host firmware of a project's variant and wraps it as an app image."""
+    _check_host_port()
     project = project or reference()
     build_root = build_root or REPO_ROOT / "build" / "virtual"
     build_dir = build_root / variant
