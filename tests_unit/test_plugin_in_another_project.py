@@ -2,7 +2,9 @@
 
 The sample project is copied as a firmware team would have it (its own app directory, partition
 table, version, variant and topic prefix, a conftest of at most ten lines) and its release gate is
-run with plain ``python -m pytest``: the plugin arrives through its pytest11 entry point.
+run with plain ``python -m pytest``: the plugin arrives through its pytest11 entry point. Its app is
+outside the repository, so its builds go to the cache directory (harness.virtual.build_dirs), here
+one of the test's own.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ from pathlib import Path
 import pytest
 
 from harness.formats import app_image
+from harness.virtual.build_dirs import CACHE_ENV
 
 SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "acme_sensor"
 
 
 def run_pytest(project: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "HIL_"))}
+    env[CACHE_ENV] = str(project.parent / "cache")
     return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args], cwd=project, env=env,
                           capture_output=True, text=True, timeout=timeout, check=False)
 
@@ -46,11 +50,13 @@ def test_release_gate_of_another_project_runs_on_its_own_settings(sample: Path) 
     assert "tests/test_release.py::test_release_installs_and_confirms PASSED" in result.stdout
     assert "tests/test_release.py::test_release_with_failing_selftest_rolls_back PASSED" in result.stdout
 
-    # Built from the sample's app directory, into the sample's own build directory.
-    image = (sample / "build" / "virtual" / "default" / "hil_ota_agent.bin").read_bytes()
+    # Built from the sample's app directory, into the cache: one directory for the app, one per variant in it.
+    [builds] = (sample.parent / "cache" / "virtual").glob("acme_sensor-*")
+    image = (builds / "default" / "hil_ota_agent.bin").read_bytes()
     descriptor = app_image.read_descriptor(image)
     assert (descriptor.project_name, descriptor.version) == ("acme_sensor", "2.4.0")
-    assert (sample / "build" / "virtual" / "broken_selftest").is_dir()
+    assert (builds / "broken_selftest").is_dir()
+    assert not (sample / "build" / "virtual").exists()
 
     # The devices spoke under the configured topic prefix, and said which app they run.
     timeline = sample / "build" / "timelines" / "tests_test_release.py_test_release_installs_and_confirms.jsonl"
@@ -93,3 +99,4 @@ def test_a_variant_left_out_of_the_settings_fails_the_test_that_asks_for_it(samp
     assert result.returncode == pytest.ExitCode.TESTS_FAILED, result.stdout + result.stderr
     assert "firmware variant 'crash_on_boot' is not among hil_variants ['default', 'broken_selftest']; " \
         "add it to hil_variants in the pytest configuration" in result.stdout
+

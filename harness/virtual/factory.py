@@ -29,7 +29,7 @@ class VirtualFirmware:
     """Builds of the project's firmware for the virtual board, made on first use and cached for the session."""
 
     project: project_mod.HilProject = field(default_factory=project_mod.reference, repr=False)
-    build_root: Path | None = field(default=None, repr=False)  # default: build/virtual of the harness
+    build_root: Path | None = field(default=None, repr=False)  # default: harness.virtual.build_dirs.build_root
     builds: dict[str, fw_build.FirmwareBuild] = field(default_factory=dict)
 
     def build(self, variant: str = fw_build.DEFAULT_VARIANT) -> fw_build.FirmwareBuild:

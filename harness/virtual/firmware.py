@@ -1,9 +1,10 @@
 """Builds the firmware for the virtual board: the host build (CMake) wrapped in an app image.
 
-The app is a `HilProject` (harness.project; by default this repository's device/). One build per
-variant (``<app>/sdkconfig.ci.<variant>``) under ``build/virtual/<variant>``; CMake rebuilds only
-what changed, so calling this at every session start is cheap. Parallel sessions (pytest-xdist
-workers) serialise on a lock file.
+The app is a `HilProject` (harness.project; by default this repository's device/), compiled over the
+host port the harness ships (harness.package_data). One build per variant (``<app>/sdkconfig.ci.<variant>``)
+in ``<build root>/<variant>``: ``build/virtual`` in this repository, a cache directory for any other app
+(harness.virtual.build_dirs). CMake rebuilds only what changed, so calling this at every session start is
+cheap. Parallel sessions (pytest-xdist workers) serialise on a lock file.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from pathlib import Path
 from harness import package_data
 from harness.formats.app_image import build_virtual_image, patch_version
 from harness.project import DEFAULT_VARIANT, REFERENCE_APP_DIR, HilProject, reference
+from harness.virtual import build_dirs
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 DEVICE_DIR = REFERENCE_APP_DIR
 HOST_TARGET = "hil_ota_agent"  # the executable's name in device/port/linux/CMakeLists.txt
 __all__ = ["DEFAULT_VARIANT", "FirmwareBuild", "FirmwareBuildError", "build", "build_port_check"]
@@ -86,9 +87,13 @@ def build(variant: str = DEFAULT_VARIANT, build_root: Path | None = None,
     """Builds (incrementally) the host firmware of a project's variant and wraps it as an app image."""
     _check_host_port()
     project = project or reference()
-    build_root = build_root or REPO_ROOT / "build" / "virtual"
+    build_root = build_root or build_dirs.build_root(project)
     build_dir = build_root / variant
-    build_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        build_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise FirmwareBuildError(f"cannot make the firmware build directory {build_dir}: {err.strerror}; set "
+                                 f"{build_dirs.CACHE_ENV} to a directory you can write") from None
     with open(build_root / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         _configure(build_dir, _cmake_options(project, variant), variant)
