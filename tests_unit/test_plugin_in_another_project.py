@@ -25,9 +25,10 @@ from harness.virtual.build_dirs import CACHE_ENV
 SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "acme_sensor"
 
 
-def run_pytest(project: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "HIL_"))}
-    env[CACHE_ENV] = str(project.parent / "cache")
+def run_pytest(project: Path, *args: str, timeout: float = 180,
+               env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "HIL_"))} | (env or {})
+    env.setdefault(CACHE_ENV, str(project.parent / "cache"))
     return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args], cwd=project, env=env,
                           capture_output=True, text=True, timeout=timeout, check=False)
 
@@ -100,3 +101,14 @@ def test_a_variant_left_out_of_the_settings_fails_the_test_that_asks_for_it(samp
     assert "firmware variant 'crash_on_boot' is not among hil_variants ['default', 'broken_selftest']; " \
         "add it to hil_variants in the pytest configuration" in result.stdout
 
+
+def test_a_missing_debian_package_fails_the_tests_with_the_apt_get_line(sample: Path) -> None:
+    """pkg-config looking in an empty directory finds none of the host build's libraries."""
+    (sample.parent / "no-pc-files").mkdir()
+    result = run_pytest(sample, "tests/test_release.py::test_release_installs_and_confirms",
+                        env={"PKG_CONFIG_LIBDIR": str(sample.parent / "no-pc-files")})
+    assert result.returncode == pytest.ExitCode.TESTS_FAILED, result.stdout + result.stderr
+    assert "apt-get install libmosquitto-dev libcurl4-openssl-dev libcjson-dev libssl-dev zlib1g-dev" \
+        in result.stdout
+    assert "Traceback" not in result.stdout and "CMake Error" not in result.stdout
+    assert "another exception occurred" not in result.stdout

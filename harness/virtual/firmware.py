@@ -20,7 +20,7 @@ from pathlib import Path
 from harness import package_data
 from harness.formats.app_image import build_virtual_image, patch_version
 from harness.project import DEFAULT_VARIANT, REFERENCE_APP_DIR, HilProject, reference
-from harness.virtual import build_dirs
+from harness.virtual import build_dirs, host_tools
 
 DEVICE_DIR = REFERENCE_APP_DIR
 HOST_TARGET = "hil_ota_agent"  # the executable's name in device/port/linux/CMakeLists.txt
@@ -47,9 +47,17 @@ class FirmwareBuild:
         return patch_version(self.image, version)
 
 
+def _cmake() -> str:
+    if cmake := host_tools.find_cmake():
+        return cmake
+    raise FirmwareBuildError(host_tools.cmake_missing_message())
+
+
 def _run(cmd: list[str], what: str) -> None:
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
+        if fix := host_tools.missing_packages_message(result.stdout + result.stderr):
+            raise FirmwareBuildError(f"{what} failed: {fix}")
         raise FirmwareBuildError(
             f"{what} failed (exit {result.returncode}): {' '.join(cmd)}\n"
             f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
@@ -77,7 +85,7 @@ def _configure(build_dir: Path, options: list[str], variant: str) -> None:
     stamp = build_dir / "hil-configure.json"
     if (build_dir / "CMakeCache.txt").exists() and stamp.exists() and json.loads(stamp.read_text()) == options:
         return
-    _run(["cmake", "-S", str(package_data.HOST_PORT_DIR), "-B", str(build_dir), *options],
+    _run([_cmake(), "-S", str(package_data.HOST_PORT_DIR), "-B", str(build_dir), *options],
          f"configuring the {variant} firmware")
     stamp.write_text(json.dumps(options))
 
@@ -97,7 +105,7 @@ def build(variant: str = DEFAULT_VARIANT, build_root: Path | None = None,
     with open(build_root / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         _configure(build_dir, _cmake_options(project, variant), variant)
-        _run(["cmake", "--build", str(build_dir), f"-j{os.cpu_count() or 2}"], f"building the {variant} firmware")
+        _run([_cmake(), "--build", str(build_dir), f"-j{os.cpu_count() or 2}"], f"building the {variant} firmware")
         elf = build_dir / HOST_TARGET
         version = project.version
         image_path = build_dir / f"{HOST_TARGET}.bin"
@@ -122,5 +130,5 @@ def build_port_check(variant: str = DEFAULT_VARIANT, build_root: Path | None = N
     build_dir = fw.elf.parent
     with open(build_dir.parent / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        _run(["cmake", "--build", str(build_dir), "--target", "hil_port_check"], "building port_check")
+        _run([_cmake(), "--build", str(build_dir), "--target", "hil_port_check"], "building port_check")
     return build_dir / "hil_port_check"
