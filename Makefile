@@ -8,7 +8,7 @@ APT_PACKAGES := cmake gcc make pkg-config libmosquitto-dev libcurl4-openssl-dev 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_FLAGS ?=
 
-.PHONY: hil test setup deps venv firmware lint clean
+.PHONY: hil test setup deps venv firmware lint wheel clean
 
 hil: setup
 	$(PY) -m pytest tests_hil -v -p no:cacheprovider --hil-report build/report.html --junitxml build/junit.xml $(PYTEST_FLAGS)
@@ -42,5 +42,11 @@ firmware: venv
 lint: venv
 	$(PY) -m ruff check harness tests_unit tests_hil bench examples
 
+# The wheel a firmware team installs (docs/using-in-your-project.md), in dist/. setuptools stages it in
+# build/lib, whose files of an earlier build would end up in it too: that goes first.
+wheel: venv
+	rm -rf build/lib build/bdist.*
+	$(PY) -m pip wheel --no-deps -q -w dist .
+
 clean:
-	rm -rf build
+	rm -rf build dist

@@ -30,7 +30,11 @@ VARIANTS = project.reference().variants
 
 def cmd_build(args: argparse.Namespace) -> int:
     for variant in args.variants or VARIANTS:
-        build = firmware.build(variant)
+        try:
+            build = firmware.build(variant)
+        except firmware.FirmwareBuildError as err:
+            print(f"{variant}: {err}", file=sys.stderr)
+            return 1
         print(f"{variant}: {build.image_path} (version {build.version})")
     return 0
 

@@ -29,6 +29,7 @@ from harness.link import DeviceLink
 from harness.ota import Ota
 from harness.session.interfaces import BoardFactory, FirmwareSource
 from harness.session.record import RECORD_KEY, TestRecord, run_masker, timeline_path
+from harness.virtual import build_dirs
 from harness.virtual.factory import VirtualBoardFactory, VirtualFirmware
 
 BROKER_KINDS = ("embedded", "mosquitto")
@@ -47,7 +48,8 @@ def firmware(request: pytest.FixtureRequest) -> FirmwareSource:
     config = request.config
     if targets.is_real(config):
         return targets.idf_firmware(config)  # idf.py builds
-    return VirtualFirmware(project_mod.of(config), config.rootpath / "build" / "virtual")
+    app = project_mod.of(config)
+    return VirtualFirmware(app, build_dirs.build_root_of(config, app))
 
 
 @pytest.fixture

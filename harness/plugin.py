@@ -32,6 +32,7 @@ from harness.broker import BrokerError, ExternalBroker
 from harness.idf_build import FirmwareMissingError
 from harness.net import parse_mqtt_url
 from harness.session.record import RECORD_KEY, run_masker, timeline_path
+from harness.virtual import build_dirs
 
 pytest_plugins = ["harness.fixtures"]
 
@@ -55,6 +56,7 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
     targets.add_target_option(parser, pluginmanager)
     live_progress.add_option(group)
     project_mod.add_ini_options(parser)
+    build_dirs.add_ini_option(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -9,7 +9,8 @@ A firmware repository that uses the harness says so in its pytest configuration 
     hil_variants = default selftest_fail   # each non-default one is <app>/sdkconfig.ci.<name>
     hil_topic_prefix = acme/devices
 
-Left out, each setting is the reference firmware's (this repository's device/).
+Left out, each setting is the reference firmware's (this repository's device/, shipped in the wheel as
+harness/data/device: harness.package_data).
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from pathlib import Path
 
 import pytest
 
-HARNESS_ROOT = Path(__file__).resolve().parents[1]
-REFERENCE_APP_DIR = HARNESS_ROOT / "device"
+from harness.package_data import REFERENCE_APP_DIR, REFERENCE_SDKCONFIG_DEFAULTS
+
+HARNESS_ROOT = Path(__file__).resolve().parents[1]  # the repository in a checkout (harness.catalog reads tests_hil)
 DEFAULT_VARIANT = "default"
 DEFAULT_TOPIC_PREFIX = "devices"  # CONFIG_HIL_TOPIC_PREFIX's default (device/main/Kconfig.projbuild)
 _TOPIC_PREFIX = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*")  # no wildcards, no empty levels
@@ -76,10 +78,10 @@ class HilProject:
 
 
 def reference() -> HilProject:
-    """This repository's reference firmware; its defaults are at the repository root (device/CMakeLists.txt)."""
+    """This repository's reference firmware; its defaults are beside its app directory (device/CMakeLists.txt)."""
     return HilProject(
         app_dir=REFERENCE_APP_DIR,
-        sdkconfig_defaults=(HARNESS_ROOT / "sdkconfig.defaults",),
+        sdkconfig_defaults=(REFERENCE_SDKCONFIG_DEFAULTS,),
         variants=(DEFAULT_VARIANT, *sorted(p.name.removeprefix("sdkconfig.ci.")
                                            for p in REFERENCE_APP_DIR.glob("sdkconfig.ci.*"))),
         topic_prefix=DEFAULT_TOPIC_PREFIX,

@@ -4,6 +4,8 @@ Each sample is copied as a firmware team would have it (its own app, partition t
 and topic prefix, a conftest of at most ten lines) and its release gate is run with plain ``python -m
 pytest``: the plugin arrives through its pytest11 entry point. The copy keeps the samples' layout next to
 this repository's device/ (a link), where their idf_component.yml finds the ota_agent component by path.
+Its app is outside the repository, so its builds go to the cache directory (harness.virtual.build_dirs),
+here one of the test's own.
 """
 
 from __future__ import annotations
@@ -19,14 +21,17 @@ from pathlib import Path
 import pytest
 
 from harness.formats import app_image
+from harness.virtual.build_dirs import CACHE_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "examples" / "acme_sensor"
 HTTPS_SAMPLE = ROOT / "examples" / "esp_https_ota_app"
 
 
-def run_pytest(project: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "HIL_"))}
+def run_pytest(project: Path, *args: str, timeout: float = 180,
+               env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "HIL_"))} | (env or {})
+    env.setdefault(CACHE_ENV, str(project.parent / "cache"))
     return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args], cwd=project, env=env,
                           capture_output=True, text=True, timeout=timeout, check=False)
 
@@ -63,11 +68,13 @@ def test_release_gate_of_another_project_runs_on_its_own_settings(sample: Path) 
     assert "tests/test_release.py::test_release_installs_and_confirms PASSED" in result.stdout
     assert "tests/test_release.py::test_release_with_failing_selftest_rolls_back PASSED" in result.stdout
 
-    # Built from the sample's app directory, into the sample's own build directory.
-    image = (sample / "build" / "virtual" / "default" / "hil_ota_agent.bin").read_bytes()
+    # Built from the sample's app directory, into the cache: one directory for the app, one per variant in it.
+    [builds] = (sample.parent / "cache" / "virtual").glob("acme_sensor-*")
+    image = (builds / "default" / "hil_ota_agent.bin").read_bytes()
     descriptor = app_image.read_descriptor(image)
     assert (descriptor.project_name, descriptor.version) == ("acme_sensor", "2.4.0")
-    assert (sample / "build" / "virtual" / "broken_selftest").is_dir()
+    assert (builds / "broken_selftest").is_dir()
+    assert not (sample / "build" / "virtual").exists()
 
     # The devices spoke under the configured topic prefix, and said which app they run.
     timeline = sample / "build" / "timelines" / "tests_test_release.py_test_release_installs_and_confirms.jsonl"
@@ -112,6 +119,18 @@ def test_a_variant_left_out_of_the_settings_fails_the_test_that_asks_for_it(samp
         "add it to hil_variants in the pytest configuration" in result.stdout
 
 
+def test_a_missing_debian_package_fails_the_tests_with_the_apt_get_line(sample: Path) -> None:
+    """pkg-config looking in an empty directory finds none of the host build's libraries."""
+    (sample.parent / "no-pc-files").mkdir()
+    result = run_pytest(sample, "tests/test_release.py::test_release_installs_and_confirms",
+                        env={"PKG_CONFIG_LIBDIR": str(sample.parent / "no-pc-files")})
+    assert result.returncode == pytest.ExitCode.TESTS_FAILED, result.stdout + result.stderr
+    assert "apt-get install libmosquitto-dev libcurl4-openssl-dev libcjson-dev libssl-dev zlib1g-dev" \
+        in result.stdout
+    assert "Traceback" not in result.stdout and "CMake Error" not in result.stdout
+    assert "another exception occurred" not in result.stdout
+
+
 def test_an_app_that_installs_with_esp_https_ota_passes_the_rows_that_apply(tmp_path: Path) -> None:
     """The second sample installs its updates with esp_https_ota itself (the ota_agent's install hook): the
     catalog's transport and integrity rows it imports, and its partial download, pass."""
@@ -123,5 +142,6 @@ def test_an_app_that_installs_with_esp_https_ota_passes_the_rows_that_apply(tmp_
     for row in ("test_redirect_chain_installs", "test_bad_image_is_refused[corrupt_middle]",
                 "test_partial_download_fetches_the_image_in_range_requests"):
         assert f"::{row} PASSED" in result.stdout
-    image = (project / "build" / "virtual" / "default" / "hil_ota_agent.bin").read_bytes()
+    [builds] = (project.parent / "cache" / "virtual").glob("https_ota_meter-*")
+    image = (builds / "default" / "hil_ota_agent.bin").read_bytes()
     assert app_image.read_descriptor(image).project_name == "https_ota_meter"

@@ -29,7 +29,7 @@ class VirtualFirmware:
     """Builds of the project's firmware for the virtual board, made on first use and cached for the session."""
 
     project: project_mod.HilProject = field(default_factory=project_mod.reference, repr=False)
-    build_root: Path | None = field(default=None, repr=False)  # default: build/virtual of the harness
+    build_root: Path | None = field(default=None, repr=False)  # default: harness.virtual.build_dirs.build_root
     builds: dict[str, fw_build.FirmwareBuild] = field(default_factory=dict)
 
     def build(self, variant: str = fw_build.DEFAULT_VARIANT) -> fw_build.FirmwareBuild:
@@ -38,8 +38,17 @@ class VirtualFirmware:
                 self.project.check_variant(variant)
             except project_mod.ProjectError as err:
                 pytest.fail(str(err), pytrace=False)
-            self.builds[variant] = fw_build.build(variant, self.build_root, self.project)
+            self.builds[variant] = self._build(variant)
         return self.builds[variant]
+
+    def _build(self, variant: str) -> fw_build.FirmwareBuild:
+        try:
+            return fw_build.build(variant, self.build_root, self.project)
+        except fw_build.FirmwareBuildError as err:
+            message = str(err)
+        # The message says what failed and how to fix it; failed outside the except block, so that pytest
+        # shows it once, without the traceback and the build error it was made from.
+        pytest.fail(message, pytrace=False)
 
     def image(self, variant: str = fw_build.DEFAULT_VARIANT, version: str | None = None) -> bytes:
         """An app image of a variant, reporting `version` when given (a patched descriptor)."""

@@ -1,9 +1,10 @@
 """Builds the firmware for the virtual board: the host build (CMake) wrapped in an app image.
 
-The app is a `HilProject` (harness.project; by default this repository's device/). One build per
-variant (``<app>/sdkconfig.ci.<variant>``) under ``build/virtual/<variant>``; CMake rebuilds only
-what changed, so calling this at every session start is cheap. Parallel sessions (pytest-xdist
-workers) serialise on a lock file.
+The app is a `HilProject` (harness.project; by default this repository's device/), compiled over the
+host port the harness ships (harness.package_data). One build per variant (``<app>/sdkconfig.ci.<variant>``)
+in ``<build root>/<variant>``: ``build/virtual`` in this repository, a cache directory for any other app
+(harness.virtual.build_dirs). CMake rebuilds only what changed, so calling this at every session start is
+cheap. Parallel sessions (pytest-xdist workers) serialise on a lock file.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import package_data
 from harness.formats.app_image import build_virtual_image, patch_version
 from harness.formats.component_manifest import ManifestError, app_component_dirs
 from harness.project import DEFAULT_VARIANT, REFERENCE_APP_DIR, HilProject, reference
+from harness.virtual import build_dirs, host_tools
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 DEVICE_DIR = REFERENCE_APP_DIR
 HOST_TARGET = "hil_ota_agent"  # the executable's name in device/port/linux/CMakeLists.txt
 __all__ = ["DEFAULT_VARIANT", "FirmwareBuild", "FirmwareBuildError", "build", "build_port_check"]
@@ -46,9 +48,17 @@ class FirmwareBuild:
         return patch_version(self.image, version)
 
 
+def _cmake() -> str:
+    if cmake := host_tools.find_cmake():
+        return cmake
+    raise FirmwareBuildError(host_tools.cmake_missing_message())
+
+
 def _run(cmd: list[str], what: str) -> None:
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
+        if fix := host_tools.missing_packages_message(result.stdout + result.stderr):
+            raise FirmwareBuildError(f"{what} failed: {fix}")
         raise FirmwareBuildError(
             f"{what} failed (exit {result.returncode}): {' '.join(cmd)}\n"
             f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
@@ -69,27 +79,39 @@ def _cmake_options(project: HilProject, variant: str) -> list[str]:
     ]
 
 
+def _check_host_port() -> None:
+    if missing := package_data.missing_host_port_files():
+        raise FirmwareBuildError(f"the harness's host port in {package_data.HOST_PORT_DIR} lacks "
+                                 f"{', '.join(p.name for p in missing)}: this esp-ota-hil was installed without its "
+                                 "package data (harness/data); reinstall it from a wheel built from its repository")
+
+
 def _configure(build_dir: Path, options: list[str], variant: str) -> None:
     """Runs CMake's configure step when the build dir is new or was configured for another app."""
     stamp = build_dir / "hil-configure.json"
     if (build_dir / "CMakeCache.txt").exists() and stamp.exists() and json.loads(stamp.read_text()) == options:
         return
-    source = REFERENCE_APP_DIR / "port" / "linux"
-    _run(["cmake", "-S", str(source), "-B", str(build_dir), *options], f"configuring the {variant} firmware")
+    _run([_cmake(), "-S", str(package_data.HOST_PORT_DIR), "-B", str(build_dir), *options],
+         f"configuring the {variant} firmware")
     stamp.write_text(json.dumps(options))
 
 
 def build(variant: str = DEFAULT_VARIANT, build_root: Path | None = None,
           project: HilProject | None = None) -> FirmwareBuild:
     """Builds (incrementally) the host firmware of a project's variant and wraps it as an app image."""
+    _check_host_port()
     project = project or reference()
-    build_root = build_root or REPO_ROOT / "build" / "virtual"
+    build_root = build_root or build_dirs.build_root(project)
     build_dir = build_root / variant
-    build_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        build_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise FirmwareBuildError(f"cannot make the firmware build directory {build_dir}: {err.strerror}; set "
+                                 f"{build_dirs.CACHE_ENV} to a directory you can write") from None
     with open(build_root / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         _configure(build_dir, _cmake_options(project, variant), variant)
-        _run(["cmake", "--build", str(build_dir), f"-j{os.cpu_count() or 2}"], f"building the {variant} firmware")
+        _run([_cmake(), "--build", str(build_dir), f"-j{os.cpu_count() or 2}"], f"building the {variant} firmware")
         elf = build_dir / HOST_TARGET
         version = project.version
         image_path = build_dir / f"{HOST_TARGET}.bin"
@@ -114,5 +136,5 @@ def build_port_check(variant: str = DEFAULT_VARIANT, build_root: Path | None = N
     build_dir = fw.elf.parent
     with open(build_dir.parent / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        _run(["cmake", "--build", str(build_dir), "--target", "hil_port_check"], "building port_check")
+        _run([_cmake(), "--build", str(build_dir), "--target", "hil_port_check"], "building port_check")
     return build_dir / "hil_port_check"

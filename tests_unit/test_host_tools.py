@@ -1,0 +1,57 @@
+"""A host build that cannot run says what to install (harness.virtual.host_tools), not CMake's whole log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness import package_data
+from harness.virtual import firmware, host_tools
+
+PKGCONF = """-- Checking for modules 'libmosquitto;libcurl;libcjson;openssl;zlib'
+--   Package 'libmosquitto', required by 'virtual:world', not found
+--   Package 'libcjson', required by 'virtual:world', not found
+CMake Error at /usr/share/cmake-3.25/Modules/FindPkgConfig.cmake:607 (message):
+  A required package was not found
+"""
+FREEDESKTOP_PKG_CONFIG = "-- Checking for modules 'libmosquitto;zlib'\n--   No package 'zlib' found\n"
+
+
+def test_missing_pkg_config_modules_are_read_from_either_pkg_config() -> None:
+    assert host_tools.missing_modules(PKGCONF) == ["libmosquitto", "libcjson"]
+    assert host_tools.missing_modules(FREEDESKTOP_PKG_CONFIG) == ["zlib"]
+    assert host_tools.missing_modules("-- Configuring done\n") == []
+
+
+def test_the_fix_names_the_debian_packages() -> None:
+    message = host_tools.missing_packages_message(PKGCONF)
+    assert message is not None
+    assert "apt-get install libmosquitto-dev libcjson-dev" in message
+    tools = host_tools.missing_packages_message("Could NOT find PkgConfig (missing: PKG_CONFIG_EXECUTABLE)")
+    assert tools is not None and "apt-get install pkg-config" in tools
+    assert host_tools.missing_packages_message("error: unknown type name 'foo'") is None
+
+
+def test_a_configure_step_without_the_libraries_names_the_apt_get_line(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real configure step, with pkg-config looking in an empty directory: every library is missing."""
+    (tmp_path / "no-pc-files").mkdir()
+    monkeypatch.setenv("PKG_CONFIG_LIBDIR", str(tmp_path / "no-pc-files"))
+    with pytest.raises(firmware.FirmwareBuildError) as failure:
+        firmware.build(build_root=tmp_path / "build")
+    packages = " ".join(host_tools.DEBIAN_PACKAGE_OF_MODULE.values())
+    assert f"apt-get install {packages}" in str(failure.value)
+
+
+def test_no_cmake_says_how_to_install_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(host_tools.sys, "executable", str(tmp_path / "python"))
+    with pytest.raises(firmware.FirmwareBuildError, match=r"apt-get install cmake\n"):
+        firmware.build(build_root=tmp_path / "build")
+
+
+def test_a_harness_installed_without_its_package_data_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(package_data, "HOST_PORT_DIR", tmp_path / "port" / "linux")
+    with pytest.raises(firmware.FirmwareBuildError, match="installed without its package data"):
+        firmware.build(build_root=tmp_path / "build")
