@@ -30,6 +30,7 @@ from harness.virtual.build_dirs import CACHE_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "examples" / "acme_sensor"
+HTTPS_SAMPLE = ROOT / "examples" / "esp_https_ota_app"
 # What the host build compiles, as the repository has it and as the wheel must hold it (harness/package_data.py).
 SHIPPED_SOURCES = ("device/", "sdkconfig.defaults")
 SHIPPED_AS = "harness/data/"
@@ -156,9 +157,26 @@ def test_the_wheel_holds_every_source_of_the_host_build(installed: Installed) ->
                                         f"files {left_out[:5]}... and adds {added[:5]}")
 
 
-def test_a_firmware_project_s_release_gate_passes_with_the_wheel(installed: Installed, tmp_path: Path) -> None:
-    project = tmp_path / "acme_sensor"
-    shutil.copytree(SAMPLE, project, ignore=shutil.ignore_patterns("build", "__pycache__"))  # main/ resolved
+def as_a_team_has_it(sample: Path, to: Path) -> Path:
+    """A copy of a sample project on its own, taking the ota_agent component from git as a firmware team
+    would (in this repository the samples name it by path)."""
+    project = to / sample.name
+    shutil.copytree(sample, project, ignore=shutil.ignore_patterns("build", "__pycache__"))
+    manifest = project / "firmware" / "main" / "idf_component.yml"
+    text = manifest.read_text()
+    assert "path: ../../../../device/components/ota_agent" in text
+    manifest.write_text(text.replace("path: ../../../../device/components/ota_agent",
+                                     "git: https://github.com/example/esp-ota-hil.git\n"
+                                     "    path: device/components/ota_agent"))
+    return project
+
+
+@pytest.mark.parametrize("sample", [SAMPLE, HTTPS_SAMPLE], ids=lambda p: p.name)
+def test_a_firmware_project_s_release_gate_passes_with_the_wheel(installed: Installed, tmp_path: Path,
+                                                                 sample: Path) -> None:
+    """The sample's tests (its own, and the catalog rows it imports from the wheel's tests_hil) pass, with
+    the ota_agent component the wheel ships standing in for the git dependency."""
+    project = as_a_team_has_it(sample, tmp_path)
     assert passed(installed.run_pytest(project, tmp_path / "cache")) > 0
 
     # Built in the run's cache directory, one directory for the app; not in the project nor in the repository.

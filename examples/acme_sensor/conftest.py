@@ -1,7 +1,7 @@
 """Our release gate: the esp-ota-hil plugin gives the fixtures, pytest.ini points it at our app."""
 import pytest
 
-NEXT_VERSION = "2.5.0"
+NEXT_VERSION = "1.5.0"
 
 
 @pytest.fixture

@@ -7,8 +7,11 @@ inside ``idf.py``), so it needs the directories of the components a manifest pul
       ota_agent:
         path: ../../esp-ota-hil/device/components/ota_agent    # relative to the manifest's directory
 
-Registry and git dependencies are left to the real build: the host port provides what the harness's
-firmware needs from the registry (esp-mqtt, cJSON) itself. The YAML is read with PyYAML.
+A git or registry dependency is taken from ``<app>/managed_components/`` when ``idf.py`` has downloaded it
+there (``<namespace>__<name>``); else a dependency on the ota_agent component (``ota_agent`` from git, or
+``<namespace>/ota_agent``) is the copy the harness ships, so that a project using it from git runs on the
+virtual board without an ESP-IDF install. Other registry components (espressif/mqtt, espressif/cjson) are
+left to the real build: the host port provides what the firmware needs of them. YAML is read with PyYAML.
 """
 
 from __future__ import annotations
@@ -17,13 +20,35 @@ from pathlib import Path
 
 import yaml
 
+from harness.package_data import REFERENCE_APP_DIR
+
 
 class ManifestError(ValueError):
     """The manifest is not valid YAML or names a path dependency that does not exist."""
 
 
-def path_dependencies(manifest: Path) -> list[Path]:
-    """The resolved directories of the manifest's ``path:`` dependencies, in the manifest's order."""
+OTA_AGENT = "ota_agent"
+
+
+def _managed_dir(app_dir: Path, name: str) -> Path | None:
+    """Where idf.py's component manager put a downloaded dependency, if it did."""
+    directory = app_dir / "managed_components" / name.replace("/", "__")
+    return directory if (directory / "CMakeLists.txt").is_file() else None
+
+
+def _fetched_dependency(app_dir: Path, name: str) -> Path | None:
+    """A git or registry dependency's directory: downloaded by idf.py, or the harness's own ota_agent."""
+    managed = _managed_dir(app_dir, name)
+    if managed is not None:
+        return managed
+    if name.rsplit("/", 1)[-1] == OTA_AGENT:
+        return REFERENCE_APP_DIR / "components" / OTA_AGENT  # the wheel's copy, or this repository's
+    return None
+
+
+def path_dependencies(manifest: Path, app_dir: Path | None = None) -> list[Path]:
+    """The directories of the manifest's local components: its ``path:`` dependencies, resolved, and (given
+    the app's directory) its git and registry ones found as the module docstring says, in order."""
     try:
         data = yaml.safe_load(manifest.read_text()) or {}
     except yaml.YAMLError as exc:
@@ -31,7 +56,12 @@ def path_dependencies(manifest: Path) -> list[Path]:
     dependencies = data.get("dependencies") or {}
     found: list[Path] = []
     for name, spec in dependencies.items():
-        if not isinstance(spec, dict) or "path" not in spec:
+        if name == "idf":
+            continue
+        if not isinstance(spec, dict) or "path" not in spec or "git" in spec:  # git: path is in the repository
+            fetched = _fetched_dependency(app_dir, str(name)) if app_dir is not None else None
+            if fetched is not None:
+                found.append(fetched)
             continue
         directory = (manifest.parent / str(spec["path"])).resolve()
         if not (directory / "CMakeLists.txt").is_file():
@@ -53,7 +83,7 @@ def app_component_dirs(app_dir: Path) -> list[Path]:
         visited.add(component)
         manifest = component / "idf_component.yml"
         if manifest.is_file():
-            for directory in path_dependencies(manifest):
+            for directory in path_dependencies(manifest, app_dir):
                 if directory not in seen:
                     seen.append(directory)
                 pending.append(directory)
