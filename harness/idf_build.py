@@ -7,6 +7,21 @@ listed in ``flasher_args.json``: the bootloader, the partition table, the app an
 Other versions of the firmware are not built: they are the app image of one build with a patched
 ``esp_app_desc_t.version`` (``harness.app_image.patch_version``), so a release gate needs exactly one
 build per variant.
+
+Why not pytest-embedded-idf's ``IdfApp`` (and ``IdfSerial.flash``), which read the same build directory:
+- Depending on it installs pytest-embedded, whose pytest11 entry point then loads into every session of
+  every user, virtual board included: its options (this plugin defers to them when present, see
+  harness.targets) and its autouse fixtures (``record_xml_attribute`` on every test, an experimental pytest
+  API that warns). A gate that does not use pytest-embedded's ``dut`` should not carry that.
+- What it would give here is little: the ELF, the flash files and settings of flasher_args.json, which this
+  module reads in a few lines and checks with errors that name the idf.py command to run (a build for the
+  wrong chip, an app not at ota_0). Its ``partition_table`` runs ESP-IDF's gen_esp32part.py from
+  ``IDF_PATH``, which a runner that only flashes prebuilt CI artifacts does not have; the table is parsed
+  here from the binary (harness.formats.partition_table).
+- Its flashing writes every file of the build each time (or skips it all); between tests the bench
+  restores a board to the baseline with esptool directly, erasing otadata and nvs and rewriting ota_0 only
+  when its MD5 on the chip differs (harness.boards.esp32), which keeps a real-board catalog run short.
+Projects that use pytest-embedded side by side keep working: the harness accepts its option names.
 """
 
 from __future__ import annotations
