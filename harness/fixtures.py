@@ -1,14 +1,18 @@
 """The fixtures a scenario stages an OTA with (registered by harness.plugin, the pytest11 entry point).
 
-- ``firmware``: builds of the project's firmware, per variant (a `FirmwareSource`).
-- ``broker``: an embedded amqtt broker (or ``--hil-broker URL`` for an external one, checked once at the
-  start of the session); a test can ask for a mosquitto subprocess with
-  ``@pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)``.
-- ``fw_server``: an HTTP firmware server with fault injection.
-- ``link``: the device link (MQTT) that sends commands and records every message.
-- ``board_factory`` / ``board``: boards of the session's target (virtual or real), flashed, provisioned
-  and connected (a `BoardFactory`, `Board`s).
-- ``ota`` / ``ota_for``: the scenario helper (harness.ota.Ota) for the board, or for any board.
+Their names carry the plugin's prefix, so that they cannot collide with another plugin's; the catalog uses
+the short names of harness.fixture_aliases (``board``, ``ota``, ...), a plugin of its own that a project
+switches off (``-p no:esp_ota_hil_aliases``) when another plugin has a fixture of one of those names.
+
+- ``hil_firmware``: builds of the project's firmware, per variant (a `FirmwareSource`).
+- ``hil_broker``: an embedded amqtt broker (or ``--hil-broker URL`` for an external one, checked once at
+  the start of the session); a test can ask for a mosquitto subprocess with
+  ``@pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)`` (or ``"hil_broker"``).
+- ``hil_fw_server``: an HTTP firmware server with fault injection.
+- ``hil_link``: the device link (MQTT) that sends commands and records every message.
+- ``hil_board_factory`` / ``hil_board``: boards of the session's target (virtual or real), flashed,
+  provisioned and connected (a `BoardFactory`, `Board`s).
+- ``hil_ota`` / ``hil_ota_for``: the scenario helper (harness.ota.Ota) for the board, or for any board.
 - ``hil_record``: the test's record (harness.session.record), which its timeline and report come from.
 """
 
@@ -44,7 +48,7 @@ def server_address(request: pytest.FixtureRequest) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def firmware(request: pytest.FixtureRequest) -> FirmwareSource:
+def hil_firmware(request: pytest.FixtureRequest) -> FirmwareSource:
     config = request.config
     if targets.is_real(config):
         return targets.idf_firmware(config)  # idf.py builds
@@ -66,14 +70,21 @@ def hil_record(request: pytest.FixtureRequest) -> Iterator[TestRecord]:
     record.properties, record.entries = props, entries  # the teardown's report takes them to the HTML report
 
 
+def _broker_kind(request: pytest.FixtureRequest) -> str | None:
+    """The kind a test parametrized the broker with, under either name (the alias passes no param on)."""
+    callspec = getattr(request.node, "callspec", None)
+    params = callspec.params if callspec is not None else {}
+    return params.get("hil_broker", params.get("broker"))
+
+
 @pytest.fixture
-def broker(request: pytest.FixtureRequest) -> Iterator[MqttBroker]:
+def hil_broker(request: pytest.FixtureRequest) -> Iterator[MqttBroker]:
     """The MQTT broker of the test: `--hil-broker URL` if given, else an embedded amqtt broker.
 
     A test asks for a given kind with `@pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)`
     ("embedded" or "mosquitto"); that wins over --hil-broker.
     """
-    kind = getattr(request, "param", None)
+    kind = _broker_kind(request)
     url = request.config.getoption("--hil-broker")
     instance: MqttBroker
     if kind is None and url:
@@ -95,7 +106,7 @@ def broker(request: pytest.FixtureRequest) -> Iterator[MqttBroker]:
 
 
 @pytest.fixture
-def fw_server(request: pytest.FixtureRequest, hil_record: TestRecord) -> Iterator[FirmwareServer]:
+def hil_fw_server(request: pytest.FixtureRequest, hil_record: TestRecord) -> Iterator[FirmwareServer]:
     server = FirmwareServer(**server_address(request)).start()
     hil_record.servers.append(server)
     yield server
@@ -103,9 +114,10 @@ def fw_server(request: pytest.FixtureRequest, hil_record: TestRecord) -> Iterato
 
 
 @pytest.fixture
-def link(request: pytest.FixtureRequest, broker: MqttBroker, hil_record: TestRecord) -> Iterator[DeviceLink]:
-    device_link = DeviceLink(broker.url, prefix=project_mod.of(request.config).topic_prefix,
-                             receipts=broker.receipts).connect()
+def hil_link(request: pytest.FixtureRequest, hil_broker: MqttBroker,
+             hil_record: TestRecord) -> Iterator[DeviceLink]:
+    device_link = DeviceLink(hil_broker.url, prefix=project_mod.of(request.config).topic_prefix,
+                             receipts=hil_broker.receipts).connect()
     hil_record.links.append(device_link)
     device_link.add_listener(live_progress.of(request.config).on_message)
     yield device_link
@@ -113,33 +125,33 @@ def link(request: pytest.FixtureRequest, broker: MqttBroker, hil_record: TestRec
 
 
 @pytest.fixture
-def board_factory(
-    request: pytest.FixtureRequest, tmp_path: Path, firmware: FirmwareSource, broker: MqttBroker,
-    link: DeviceLink, hil_record: TestRecord,
+def hil_board_factory(
+    request: pytest.FixtureRequest, tmp_path: Path, hil_firmware: FirmwareSource, hil_broker: MqttBroker,
+    hil_link: DeviceLink, hil_record: TestRecord,
 ) -> Iterator[BoardFactory]:
     factory: BoardFactory
     if targets.is_real(request.config):  # real boards from the pool, restored to the baseline
-        factory = esp32_bench.Esp32BoardFactory(request, broker.url, link, hil_record)
+        factory = esp32_bench.Esp32BoardFactory(request, hil_broker.url, hil_link, hil_record)
     else:
-        assert isinstance(firmware, VirtualFirmware)
-        factory = VirtualBoardFactory(tmp_path, firmware, broker.url, link, hil_record)
+        assert isinstance(hil_firmware, VirtualFirmware)
+        factory = VirtualBoardFactory(tmp_path, hil_firmware, hil_broker.url, hil_link, hil_record)
     yield factory
     factory.stop_all()
 
 
 @pytest.fixture
-def board(board_factory: BoardFactory) -> Board:
+def hil_board(hil_board_factory: BoardFactory) -> Board:
     """One board running the base firmware from ota_0, connected to the broker."""
-    return board_factory()
+    return hil_board_factory()
 
 
 @pytest.fixture
-def ota(board: Board, link: DeviceLink, firmware: FirmwareSource) -> Ota:
-    """The scenario helper for `board`: start updates, wait for outcomes, check the device is healthy."""
-    return Ota(board, link, firmware.base_version)
+def hil_ota(hil_board: Board, hil_link: DeviceLink, hil_firmware: FirmwareSource) -> Ota:
+    """The scenario helper for `hil_board`: start updates, wait for outcomes, check the device is healthy."""
+    return Ota(hil_board, hil_link, hil_firmware.base_version)
 
 
 @pytest.fixture
-def ota_for(link: DeviceLink, firmware: FirmwareSource) -> Callable[[Board], Ota]:
-    """The scenario helper for any board of the test (`ota_for(board)`)."""
-    return lambda board: Ota(board, link, firmware.base_version)
+def hil_ota_for(hil_link: DeviceLink, hil_firmware: FirmwareSource) -> Callable[[Board], Ota]:
+    """The scenario helper for any board of the test (`hil_ota_for(board)`)."""
+    return lambda board: Ota(board, hil_link, hil_firmware.base_version)

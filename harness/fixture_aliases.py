@@ -1,0 +1,67 @@
+"""The harness's fixtures under their short names, as the scenario catalog (tests_hil) uses them.
+
+A plugin of its own (pytest11 entry point ``esp_ota_hil_aliases``), so that a project with another plugin
+that has a fixture of one of these names runs with ``-p no:esp_ota_hil_aliases`` and asks for the
+prefixed names (harness.fixtures) instead. Each alias is the prefixed fixture itself, same scope.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from harness.boards.base import Board
+from harness.broker import MqttBroker
+from harness.fwserver import FirmwareServer
+from harness.link import DeviceLink
+from harness.ota import Ota
+from harness.session.interfaces import BoardFactory, FirmwareSource
+
+
+@pytest.fixture(scope="session")
+def firmware(hil_firmware: FirmwareSource) -> FirmwareSource:
+    """`hil_firmware`: builds of the project's firmware, per variant."""
+    return hil_firmware
+
+
+@pytest.fixture
+def broker(hil_broker: MqttBroker) -> MqttBroker:
+    """`hil_broker`: the test's MQTT broker (parametrize "broker" indirectly for a kind)."""
+    return hil_broker
+
+
+@pytest.fixture
+def fw_server(hil_fw_server: FirmwareServer) -> FirmwareServer:
+    """`hil_fw_server`: the HTTP firmware server with fault injection."""
+    return hil_fw_server
+
+
+@pytest.fixture
+def link(hil_link: DeviceLink) -> DeviceLink:
+    """`hil_link`: the device link (MQTT)."""
+    return hil_link
+
+
+@pytest.fixture
+def board_factory(hil_board_factory: BoardFactory) -> BoardFactory:
+    """`hil_board_factory`: makes boards of the session's target."""
+    return hil_board_factory
+
+
+@pytest.fixture
+def board(hil_board: Board) -> Board:
+    """`hil_board`: one board running the base firmware from ota_0."""
+    return hil_board
+
+
+@pytest.fixture
+def ota(hil_ota: Ota) -> Ota:
+    """`hil_ota`: the scenario helper for `board`."""
+    return hil_ota
+
+
+@pytest.fixture
+def ota_for(hil_ota_for: Callable[[Board], Ota]) -> Callable[[Board], Ota]:
+    """`hil_ota_for`: the scenario helper for any board of the test."""
+    return hil_ota_for
