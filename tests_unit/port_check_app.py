@@ -20,12 +20,13 @@ RUNNING_APP_OFFSET = 0x20000  # ota_0: the partition port_check is told it was b
 class PortCheck:
     """port_check with its stdin open: commands go in one line at a time, every output line is kept."""
 
-    def __init__(self, exe: Path, tmp_path: Path) -> None:
+    def __init__(self, exe: Path, tmp_path: Path, env: dict[str, str] | None = None) -> None:
         self.flash_path = flash = tmp_path / "flash.bin"
         Flash.create(flash, CSV).close()
         self.proc = subprocess.Popen(
             [str(exe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            errors="replace", env={"HIL_FLASH_FILE": str(flash), "HIL_APP_OFFSET": hex(RUNNING_APP_OFFSET)},
+            errors="replace",
+            env={"HIL_FLASH_FILE": str(flash), "HIL_APP_OFFSET": hex(RUNNING_APP_OFFSET), **(env or {})},
         )
         self.lines: list[str] = []
         self.last_index = 0  # just after the line the last expect() matched

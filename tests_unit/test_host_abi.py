@@ -86,7 +86,7 @@ def test_the_environment_names_are_the_hil_ones() -> None:
 def test_users_take_the_abi_from_host_abi(path: str) -> None:
     """No copy of a value is left where host_abi is meant to be used."""
     code = (ROOT / path).read_text()
-    assert not re.findall(r'"HIL_(?:FLASH|APP|RESET|MAC|POWER|BOOT|MQTT)\w*"', code)
+    assert not re.findall(r'"HIL_(?:FLASH|APP|RESET|MAC|POWER|BOOT|MQTT|BLE)\w*"', code)
     assert not re.findall(r"^\s*(?:HOST_)?(?:EXIT|FC)_\w+\s*=", code, re.MULTILINE)
 
 

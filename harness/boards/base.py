@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from harness import log_patterns
 from harness.formats import partition_table as pt
 from harness.serial_log import SerialLog
+from harness.virtual.ble_air import BleAir, NoBleAirError
 
 
 class Board(ABC):
@@ -46,6 +47,12 @@ class Board(ABC):
     def expect(self, pattern: str | re.Pattern[str], timeout: float = 10.0) -> re.Match[str]:
         """Waits for a serial line matching pattern, after the previous match."""
         return self.serial.expect(pattern, timeout)
+
+    @property
+    def ble_air(self) -> BleAir:
+        """The BLE devices advertising around the board, which a test controls: only a virtual board has one."""
+        raise NoBleAirError(f"{self.name}: injected BLE advertisements need the virtual board (a real ESP32 hears "
+                            "only real devices); mark the test @pytest.mark.virtual_only")
 
     @abstractmethod
     def write(self, line: str) -> None:

@@ -25,6 +25,7 @@ from harness.formats.app_image import virtual_payload
 from harness.serial_log import SerialLine, SerialLog
 from harness.virtual import host_abi as abi
 from harness.virtual import rom
+from harness.virtual.ble_air import BleAir
 from harness.virtual.bootloader import Bootloader
 from harness.virtual.flash import SECTOR_SIZE, Flash
 from harness.virtual.mqtt_trace import Published, read_trace
@@ -73,6 +74,7 @@ class VirtualBoard(Board):
         self._control_path = self.workdir / "flash-control.bin"
         self._mqtt_trace_path = self.workdir / "mqtt-trace.bin"
         self._control_path.write_bytes(bytes(4 * abi.FC_WORDS))
+        self._ble_air = BleAir(self.workdir / "ble-air.txt")  # the board's surroundings: kept across reboots
 
     # --- flash operations of the running app (counted by the host port) ---
 
@@ -85,6 +87,11 @@ class VirtualBoard(Board):
     def mqtt_publishes(self) -> list[Published]:
         """What the firmware published over MQTT, every boot so far, each with when it did (mqtt_trace)."""
         return read_trace(self._mqtt_trace_path)
+
+    @property
+    def ble_air(self) -> BleAir:
+        """The BLE devices advertising around the board (harness/virtual/ble_air.py), heard by the firmware."""
+        return self._ble_air
 
     def flash_ops(self) -> int:
         """Flash writes plus erases the firmware has done since the board was created."""
@@ -231,6 +238,7 @@ class VirtualBoard(Board):
             # the app's log timestamps continue from the ROM + bootloader time, as on a chip
             abi.ENV_BOOT_TIME_US: str(int((time.monotonic() - self._boot_start) * 1e6) + 27000),
             abi.ENV_MQTT_TRACE: str(self._mqtt_trace_path),
+            abi.ENV_BLE_AIR: str(self._ble_air.path),
         }
         # A cut armed for the last run must not fire in this one; the counters keep counting
         # across boots, so a test can measure and target operations across a reboot.

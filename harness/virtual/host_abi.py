@@ -17,6 +17,7 @@ ENV_POWER_CUT_AT = "HIL_POWER_CUT_AT"  # lose power at this value of FC_OPS (1-b
 ENV_FLASH_CONTROL = "HIL_FLASH_CONTROL"  # file of FC_WORDS little-endian u32s shared with the app
 ENV_BOOT_TIME_US = "HIL_BOOT_TIME_US"  # µs since reset when the app starts (ROM + bootloader)
 ENV_MQTT_TRACE = "HIL_MQTT_TRACE"  # file each MQTT publish of the app is appended to (mqtt_trace.py)
+ENV_BLE_AIR = "HIL_BLE_AIR"  # file of the BLE advertisements around the board (ble_air.py)
 
 # Words of the flash-control file (little-endian u32, in this order).
 FC_OPS = 0  # writes + erases since the board made the file (every boot counts on)

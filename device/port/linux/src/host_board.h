@@ -18,10 +18,20 @@
 #define HOST_ENV_FLASH_CONTROL   "HIL_FLASH_CONTROL"   /* file of HOST_FC_WORDS u32s shared with the board */
 #define HOST_ENV_BOOT_TIME_US    "HIL_BOOT_TIME_US"    /* µs since reset when the app starts (ROM + bootloader) */
 #define HOST_ENV_MQTT_TRACE      "HIL_MQTT_TRACE"      /* file each MQTT publish of the app is appended to */
+#define HOST_ENV_BLE_AIR         "HIL_BLE_AIR"         /* file of the BLE advertisements around the board */
 
 /* HIL_MQTT_TRACE records, one per esp_mqtt_client_publish()/enqueue() call, written when the app
    publishes (before anything is sent), so the harness can place the message in a test's timeline at
    the moment the device said it: "<CLOCK_MONOTONIC ns> <topic bytes> <payload bytes>\n<topic><payload>\n". */
+
+/* HIL_BLE_AIR records: the radio environment around the board (harness/virtual/ble_air.py), appended by
+   the board one line per write(), read by the host port's Bluetooth controller (src/host_ble_air.c) from
+   the start at every boot and then as they come, since the air outlives the app. <t> is the
+   CLOCK_MONOTONIC ns at which the board wrote the record; addresses are aa:bb:cc:dd:ee:ff.
+     "<t> adv <address> <rssi dBm> <interval ms> <advertising data as hex, or ->\n"
+         the device advertises that data at t and every interval after it (replacing what it did before)
+     "<t> stop <address>\n"    the device stops advertising
+     "<t> clear\n"             every device stops */
 
 /* HIL_FLASH_CONTROL: little-endian u32 words that the app updates at every flash write or erase
    and the board reads (and writes HOST_FC_CUT_AT into) at any moment, through a shared mapping. */

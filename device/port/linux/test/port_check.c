@@ -11,6 +11,7 @@
  *   erase_sector                        erases the first sector of nvs (for power-cut tests)
  *   http_* | mqtt_*                     esp_http_client and esp-mqtt against local servers (net_check.c)
  *   https_ota <url> [options]           esp_https_ota against a local server (https_ota_check.c)
+ *   bt_* | ble_*                        Bluetooth controller, Bluedroid and BLE scanning (ble_check.c)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 #include "esp_task_wdt.h"
 #include "freertos/FreeRTOS.h"
 #include "freertos/task.h"
+#include "ble_check.h"
 #include "https_ota_check.h"
 #include "net_check.h"
 #include "spi_flash_mmap.h"
@@ -132,7 +134,7 @@ void app_main(void)
             const esp_partition_t *p =
                 esp_partition_find_first(ESP_PARTITION_TYPE_DATA, ESP_PARTITION_SUBTYPE_ANY, "nvs");
             report("erase_sector", esp_partition_erase_range(p, 0, SPI_FLASH_SEC_SIZE));
-        } else if (!https_ota_check_command(line) && !net_check_command(line)) {
+        } else if (!https_ota_check_command(line) && !net_check_command(line) && !ble_check_command(line)) {
             printf("unknown command\n");
         }
         printf("port_check>\n");
