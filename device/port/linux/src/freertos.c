@@ -35,8 +35,14 @@ struct host_queue {
     UBaseType_t count;
 };
 
+/* Every kind of semaphore as FreeRTOS builds them all on its queues: a count with a ceiling. A mutex
+   starts at 1 and a binary semaphore at 0, both with ceiling 1. (No priority inheritance: tasks are
+   threads of equal priority here.) */
 struct host_semaphore {
     pthread_mutex_t lock;
+    pthread_cond_t changed;
+    UBaseType_t count;
+    UBaseType_t max;
 };
 
 struct host_event_group {
@@ -243,32 +249,62 @@ void vQueueDelete(QueueHandle_t q)
     free(q);
 }
 
-SemaphoreHandle_t xSemaphoreCreateMutex(void)
+SemaphoreHandle_t xSemaphoreCreateCounting(UBaseType_t uxMaxCount, UBaseType_t uxInitialCount)
 {
+    if (uxMaxCount == 0 || uxInitialCount > uxMaxCount) {
+        return NULL;
+    }
     struct host_semaphore *s = calloc(1, sizeof(*s));
     if (s != NULL) {
         pthread_mutex_init(&s->lock, NULL);
+        init_monotonic_cond(&s->changed);
+        s->count = uxInitialCount;
+        s->max = uxMaxCount;
     }
     return s;
 }
 
+SemaphoreHandle_t xSemaphoreCreateMutex(void)
+{
+    return xSemaphoreCreateCounting(1, 1);
+}
+
+SemaphoreHandle_t xSemaphoreCreateBinary(void)
+{
+    return xSemaphoreCreateCounting(1, 0); /* created empty: the first take waits for a give */
+}
+
 BaseType_t xSemaphoreTake(SemaphoreHandle_t s, TickType_t xBlockTime)
 {
-    if (xBlockTime == portMAX_DELAY) {
-        return pthread_mutex_lock(&s->lock) == 0 ? pdTRUE : pdFALSE;
+    struct timespec deadline = deadline_on(CLOCK_MONOTONIC, xBlockTime);
+    pthread_mutex_lock(&s->lock);
+    while (s->count == 0) {
+        if (xBlockTime == 0 || !wait_cond(&s->changed, &s->lock, xBlockTime, &deadline)) {
+            pthread_mutex_unlock(&s->lock);
+            return pdFALSE;
+        }
     }
-    struct timespec deadline = deadline_on(CLOCK_REALTIME, xBlockTime); /* timedlock only takes REALTIME */
-    return pthread_mutex_timedlock(&s->lock, &deadline) == 0 ? pdTRUE : pdFALSE;
+    s->count--;
+    pthread_mutex_unlock(&s->lock);
+    return pdTRUE;
 }
 
 BaseType_t xSemaphoreGive(SemaphoreHandle_t s)
 {
-    return pthread_mutex_unlock(&s->lock) == 0 ? pdTRUE : pdFALSE;
+    pthread_mutex_lock(&s->lock);
+    bool given = s->count < s->max; /* a full semaphore refuses the give, as FreeRTOS does */
+    if (given) {
+        s->count++;
+        pthread_cond_signal(&s->changed);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return given ? pdTRUE : pdFALSE;
 }
 
 void vSemaphoreDelete(SemaphoreHandle_t s)
 {
     pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->changed);
     free(s);
 }
 

@@ -1,4 +1,5 @@
-/* Host port of freertos/semphr.h: mutexes only, which is what the firmware uses. */
+/* Host port of freertos/semphr.h: mutexes, binary and counting semaphores (no recursive mutexes, no
+   static creation, no ISR variants). */
 #pragma once
 
 #include "freertos/FreeRTOS.h"
@@ -10,6 +11,8 @@ extern "C" {
 typedef struct host_semaphore *SemaphoreHandle_t;
 
 SemaphoreHandle_t xSemaphoreCreateMutex(void);
+SemaphoreHandle_t xSemaphoreCreateBinary(void);
+SemaphoreHandle_t xSemaphoreCreateCounting(UBaseType_t uxMaxCount, UBaseType_t uxInitialCount);
 BaseType_t xSemaphoreTake(SemaphoreHandle_t xSemaphore, TickType_t xBlockTime);
 BaseType_t xSemaphoreGive(SemaphoreHandle_t xSemaphore);
 void vSemaphoreDelete(SemaphoreHandle_t xSemaphore);
