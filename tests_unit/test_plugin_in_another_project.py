@@ -72,7 +72,7 @@ def test_release_gate_of_another_project_runs_on_its_own_settings(sample: Path) 
     [builds] = (sample.parent / "cache" / "virtual").glob("acme_sensor-*")
     image = (builds / "default" / "hil_ota_agent.bin").read_bytes()
     descriptor = app_image.read_descriptor(image)
-    assert (descriptor.project_name, descriptor.version) == ("acme_sensor", "2.4.0")
+    assert (descriptor.project_name, descriptor.version) == ("acme_sensor", "1.4.0")
     assert (builds / "broken_selftest").is_dir()
     assert not (sample / "build" / "virtual").exists()
 
@@ -90,9 +90,9 @@ def test_release_gate_of_another_project_runs_on_its_own_settings(sample: Path) 
     }
     installed = properties["test_release_installs_and_confirms"]
     assert (installed["version_before"], installed["version_after"], installed["rollback"]) == \
-        ("2.4.0", "2.5.0", "none")
+        ("1.4.0", "1.5.0", "none")
     rolled = properties["test_release_with_failing_selftest_rolls_back"]
-    assert (rolled["version_after"], rolled["rollback"]) == ("2.4.0", "selftest_failed")
+    assert (rolled["version_after"], rolled["rollback"]) == ("1.4.0", "selftest_failed")
     assert "test_release_installs_and_confirms" in (sample / "report.html").read_text()
 
 
