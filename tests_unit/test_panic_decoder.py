@@ -7,8 +7,10 @@ and a failing test's report shows it.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,7 @@ from tests_unit.esp32_emulator import write_idf_build
 
 ROOT = Path(__file__).resolve().parents[1]
 PORT_CHECK_C = ROOT / "device" / "port" / "linux" / "test" / "port_check.c"
+APP_HOOKS_C = ROOT / "device" / "main" / "app_hooks.c"
 
 
 @pytest.fixture(scope="module")
@@ -152,3 +155,35 @@ def test_a_builds_project_description_names_its_elf_and_toolchain(tmp_path: Path
     assert (symbols.toolchain_prefix, symbols.elfs) == ("xtensa-esp32-elf-custom-", (build_dir / "acme_sensor.elf",))
 
 
+# --- through pytest: a failing scenario's report ---
+
+CRASHING_SCENARIO = """
+from harness import log_patterns as P
+
+
+def test_fails_after_the_new_firmware_crashed(ota, board, fw_server, firmware):
+    ota.start_until_reboot("c1", fw_server.add(firmware.image("crash_on_boot", version="2.0.0")).url)
+    board.expect(P.ABORT_CALLED, timeout=10)
+    board.expect(P.REBOOTING, timeout=5)
+    raise AssertionError("failing on purpose, after the crash")
+"""
+
+
+def test_a_failing_scenarios_report_decodes_the_boards_backtrace(tmp_path: Path) -> None:
+    """The crash_on_boot variant's self-test calls abort(): the failure report has a "decoded backtrace"
+    section that names selftest() at that line, decoded with that variant's ELF (the session built the
+    default one too, whose code differs)."""
+    (tmp_path / "test_crashing.py").write_text(CRASHING_SCENARIO)
+    # --rootdir: the firmware builds of this checkout (build/virtual), not new ones in tmp_path
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--rootdir", str(ROOT),
+         "--hil-timeline-dir", str(tmp_path / "timelines"), str(tmp_path / "test_crashing.py")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=180, check=False)
+    out = result.stdout
+    assert result.returncode == 1, out[-4000:]
+    assert "AssertionError: failing on purpose, after the crash" in out, out[-4000:]
+    section = re.search(r"^-+ decoded backtrace \((\S+)\) -+$\n(.*?)(?=^[-=]+ |\Z)", out, re.MULTILINE | re.DOTALL)
+    assert section is not None, out[-4000:]
+    text = section.group(2)
+    assert f"decoded with {ROOT / 'build' / 'virtual' / 'crash_on_boot' / firmware.HOST_TARGET}" in text, text
+    assert f"selftest at {APP_HOOKS_C}:{_line_of(APP_HOOKS_C, 'abort();')}" in text, text
