@@ -45,10 +45,11 @@ def _crash(port_check: Path, tmp_path: Path, command: str) -> list[str]:
     return result.stdout.splitlines()
 
 
-def _line_of(source: Path, statement: str) -> int:
-    """The line number of the one line of `source` that holds `statement`."""
-    [number] = [n for n, line in enumerate(source.read_text().splitlines(), 1) if statement in line]
-    return number
+def _line_of(source: Path, statement: str, function: str) -> int:
+    """The line number of the first line holding `statement` after `function`'s definition."""
+    lines = source.read_text().splitlines()
+    start = next(n for n, line in enumerate(lines) if f"{function}(" in line and not line.endswith(";"))
+    return next(n for n, line in enumerate(lines[start:], start + 1) if statement in line)
 
 
 def _locations(report: panic_decoder.BacktraceReport) -> list[tuple[str, str, str]]:
@@ -57,26 +58,27 @@ def _locations(report: panic_decoder.BacktraceReport) -> list[tuple[str, str, st
             for backtrace in report.backtraces for _, locations in backtrace.frames for loc in locations]
 
 
-@pytest.mark.parametrize(("command", "statement"), [
-    ("abort", "abort();"),
-    ("segv", "*(volatile int *)NULL = 1;"),
+@pytest.mark.parametrize(("command", "function", "statement"), [
+    ("abort", "app_main", "abort();"),
+    ("segv", "app_main", "*(volatile int *)NULL = 1;"),  # the faulting instruction's own line
+    ("abort_last", "abort_as_last_instruction", "abort();"),  # a return address past its function's end
 ])
 def test_a_crash_of_the_host_port_decodes_to_the_line_that_crashed(
-    port_check: Path, tmp_path: Path, command: str, statement: str,
+    port_check: Path, tmp_path: Path, command: str, function: str, statement: str,
 ) -> None:
-    """The Backtrace line of an abort() or a bad pointer names port_check's command dispatcher at the line of
+    """The Backtrace line of an abort() or a bad pointer names the function of port_check at the line of
     the crash, then its callers: the PCs are the ELF's, and each points into its call (or at the fault)."""
     lines = _crash(port_check, tmp_path, command)
     assert sum(line.startswith("Backtrace: ") for line in lines) == 1, lines
     report = decode_console(lines, Symbols((port_check,), toolchain_prefix=""))
     assert report is not None and report.notes == [], report
     locations = _locations(report)
-    crash = ("app_main", "port_check.c", str(_line_of(PORT_CHECK_C, statement)))
+    crash = (function, "port_check.c", str(_line_of(PORT_CHECK_C, statement, function)))
     assert crash in locations, locations
-    # the panic handler first (as on the chip), the caller of app_main after it
+    # the panic handler first (as on the chip), app_main's caller (the main task) further up
     assert locations[0][0] in ("write_backtrace", "host_panic_tail_and_exit"), locations
-    assert ("main_task", "startup.c") == locations[locations.index(crash) + 1][:2], locations
-    assert f"app_main at {PORT_CHECK_C}:{crash[2]}" in report.text()
+    assert ("main_task", "startup.c") in [location[:2] for location in locations[locations.index(crash):]]
+    assert f"{function} at {PORT_CHECK_C}:{crash[2]}" in report.text()
 
 
 def test_without_addr2line_nothing_is_decoded_and_the_report_says_which_once(
@@ -141,7 +143,7 @@ def test_a_real_targets_backtrace_is_decoded_with_its_toolchain_and_the_builds_e
     assert (symbols.toolchain_prefix, symbols.elfs) == ("xtensa-esp32-elf-", (build_dir / "hil_ota_agent.elf",))
     report = decode_console(_crash(port_check, tmp_path, "abort"), symbols)
     assert report is not None
-    assert ("app_main", "port_check.c", str(_line_of(PORT_CHECK_C, "abort();"))) in _locations(report)
+    assert ("app_main", "port_check.c", str(_line_of(PORT_CHECK_C, "abort();", "app_main"))) in _locations(report)
 
 
 def test_a_builds_project_description_names_its_elf_and_toolchain(tmp_path: Path) -> None:
@@ -186,4 +188,4 @@ def test_a_failing_scenarios_report_decodes_the_boards_backtrace(tmp_path: Path)
     assert section is not None, out[-4000:]
     text = section.group(2)
     assert f"decoded with {ROOT / 'build' / 'virtual' / 'crash_on_boot' / firmware.HOST_TARGET}" in text, text
-    assert f"selftest at {APP_HOOKS_C}:{_line_of(APP_HOOKS_C, 'abort();')}" in text, text
+    assert f"selftest at {APP_HOOKS_C}:{_line_of(APP_HOOKS_C, 'abort();', 'selftest')}" in text, text
