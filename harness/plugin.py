@@ -200,7 +200,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         for kind, text in timeline.tail_by_kind(entries, count=TAIL_LINES).items():
             report.sections.append((f"timeline: {_TITLES[kind]} (last {TAIL_LINES}, s from test start)", text))
         report.sections.append(("timeline file", str(timeline_path(item.config, item.nodeid))))
-        # after _mask_report: masked here (the lines are the timeline's, masked already; this is for the rest)
+        # added after _mask_report ran, so masked here (its console lines are the timeline's, masked already)
         report.sections += [(title, masker.text(text)) for title, text in _decoded_backtraces(item, entries)]
     return report
 
