@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness import panic_decoder
 from harness.formats import app_image
 from harness.formats import partition_table as pt
 
@@ -128,6 +129,20 @@ class IdfBuild:
     def nvs(self) -> pt.Partition:
         return self.partition("nvs")
 
+    @property
+    def elf(self) -> Path:
+        """The app's ELF, which decodes its backtraces: project_description.json's ``app_elf``, else the app
+        binary's name with .elf (idf.py names both after the project)."""
+        name = _project_description(self.build_dir).get("app_elf") or Path(self.app.path.name).with_suffix(".elf")
+        return self.build_dir / name
+
+    @property
+    def toolchain_prefix(self) -> str:
+        """What goes before addr2line: the build's own (project_description.json's, as idf.py monitor reads it),
+        else the one ESP-IDF uses for the target."""
+        prefix = _project_description(self.build_dir).get("monitor_toolchain_prefix")
+        return prefix if isinstance(prefix, str) and prefix else panic_decoder.toolchain_prefix_of(self.target)
+
     def fingerprint(self) -> str:
         """Identifies what a full flash of this build writes (bootloader, table, app)."""
         digest = hashlib.sha256()
@@ -135,6 +150,15 @@ class IdfBuild:
             digest.update(f.offset.to_bytes(4, "little"))
             digest.update(hashlib.sha256(f.data).digest())
         return digest.hexdigest()[:16]
+
+
+def _project_description(build_dir: Path) -> dict[str, object]:
+    """idf.py's build/project_description.json ({} when missing or unreadable: it only adds details)."""
+    try:
+        data = json.loads((build_dir / "project_description.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _offset(text: str) -> int:
@@ -225,3 +249,16 @@ class IdfFirmware:
     @property
     def base_version(self) -> str:
         return self.build().version
+
+    def panic_symbols(self) -> panic_decoder.Symbols:
+        """For decoding backtraces: the ELF of every build used so far (which one ran is told by the ELF SHA256
+        the app prints at boot), the target's addr2line and, if $ESP_ROM_ELF_DIR has it, the ROM ELF."""
+        builds = list(self.builds.values())
+        prefix = builds[0].toolchain_prefix if builds else panic_decoder.toolchain_prefix_of(self.target)
+        return panic_decoder.Symbols(
+            elfs=tuple(build.elf for build in builds),
+            toolchain_prefix=prefix,
+            rom_elf=panic_decoder.rom_elf_of(self.target),
+            how_to_get_toolchain="ESP-IDF's toolchain: run . $IDF_PATH/export.sh, or $IDF_PATH/install.sh "
+                                 f"{self.target}",
+        )

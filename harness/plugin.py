@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from harness import live_progress, masking, targets, timeline
+from harness import live_progress, masking, panic_decoder, targets, timeline
 from harness import project as project_mod
 from harness import report as report_mod
 from harness.boards.esp32 import PortLostError
@@ -198,10 +198,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             report.hil_properties = record.properties
             report.hil_entries = [dataclasses.asdict(entry) for entry in record.entries]
     if record is not None and report.failed:
-        for kind, text in timeline.tail_by_kind(record.timeline(), count=TAIL_LINES).items():
+        entries = record.timeline()
+        for kind, text in timeline.tail_by_kind(entries, count=TAIL_LINES).items():
             report.sections.append((f"timeline: {_TITLES[kind]} (last {TAIL_LINES}, s from test start)", text))
         report.sections.append(("timeline file", str(timeline_path(item.config, item.nodeid))))
+        # added after _mask_report ran, so masked here (its console lines are the timeline's, masked already)
+        report.sections += [(title, masker.text(text)) for title, text in _decoded_backtraces(item, entries)]
     return report
+
+
+def _decoded_backtraces(item: pytest.Item, entries: list[timeline.Entry]) -> list[tuple[str, str]]:
+    """A "decoded backtrace (<board>)" section per board whose console printed a Backtrace line, decoded with
+    the ELFs of the session's firmware (the `hil_firmware` fixture: boards come from its builds)."""
+    firmware = getattr(item, "funcargs", {}).get("hil_firmware")
+    if firmware is None or not hasattr(firmware, "panic_symbols"):
+        return []
+    return panic_decoder.report_sections(entries, firmware.panic_symbols())
 
 
 def _mask_report(report: pytest.TestReport, masker: masking.Masker) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from harness.boards.base import Board
+from harness.panic_decoder import Symbols
 
 
 class FirmwareSource(Protocol):
@@ -22,6 +23,10 @@ class FirmwareSource(Protocol):
     @property
     def base_version(self) -> str:
         """The version the default variant reports (what every board starts on)."""
+        ...
+
+    def panic_symbols(self) -> Symbols:
+        """What decodes the boards' `Backtrace:` lines: the ELFs of the builds used so far, the addr2line."""
         ...
 
 

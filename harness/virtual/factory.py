@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from harness import panic_decoder
 from harness import project as project_mod
 from harness.link import DeviceLink
 from harness.session.baseline import bring_up
@@ -58,6 +59,16 @@ class VirtualFirmware:
     @property
     def base_version(self) -> str:
         return self.build().version
+
+    def panic_symbols(self) -> panic_decoder.Symbols:
+        """For decoding backtraces: the host ELF of every variant built so far, and Debian's addr2line (the host
+        build is a native executable). All variants are given, whichever ran: harness.panic_decoder picks the
+        one by the ELF SHA256 the app printed at boot, which the image's descriptor carries."""
+        return panic_decoder.Symbols(
+            elfs=tuple(build.elf for build in self.builds.values()),
+            toolchain_prefix="",
+            how_to_get_toolchain="GNU binutils: apt-get install binutils",
+        )
 
 
 @dataclass

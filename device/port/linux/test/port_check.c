@@ -4,6 +4,7 @@
  * It is never part of the firmware. It prints its reset reason, then runs one command per stdin line:
  *
  *   restart | abort | segv              esp_restart(), abort(), a NULL pointer store
+ *   abort_last                          abort() as the last instruction of a function (backtrace PCs)
  *   wdt <ms> <panic 0|1>                a task subscribes to the task watchdog and stops feeding it
  *   wdt_fed <ms>                        a task subscribes and feeds it for 4 timeouts, then leaves
  *   nor                                 esp_partition NOR checks on the nvs partition
@@ -29,6 +30,13 @@
 #include "spi_flash_mmap.h"
 
 static const char *TAG = "port_check";
+
+/* The call to abort() is this function's last instruction, so its return address is past the function's
+   end: a backtrace decodes this frame to this function only with the PC moved back into the call. */
+static void __attribute__((noinline)) abort_as_last_instruction(void)
+{
+    abort();
+}
 
 static void report(const char *what, esp_err_t err)
 {
@@ -118,6 +126,8 @@ void app_main(void)
         int a = 0, b = 0;
         if (strncmp(line, "restart", 7) == 0) {
             esp_restart();
+        } else if (strncmp(line, "abort_last", 10) == 0) {
+            abort_as_last_instruction();
         } else if (strncmp(line, "abort", 5) == 0) {
             abort();
         } else if (strncmp(line, "segv", 4) == 0) {
