@@ -5,8 +5,12 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+from harness.virtual import firmware
+from tests_unit.port_check_app import PortCheck
 
 
 @pytest.fixture
@@ -27,3 +31,19 @@ def squatter() -> Iterator[int]:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         yield sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def port_check_exe() -> Path:
+    """The host port's own test app (device/port/linux/test), built once."""
+    return firmware.build_port_check()
+
+
+@pytest.fixture
+def port_check(port_check_exe: Path, tmp_path: Path) -> Iterator[PortCheck]:
+    """port_check running on a fresh flash file, taking commands on stdin."""
+    pc = PortCheck(port_check_exe, tmp_path)
+    try:
+        yield pc
+    finally:
+        pc.close()

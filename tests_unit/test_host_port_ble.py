@@ -18,7 +18,6 @@ import pytest
 
 from harness.boards.base import Board
 from harness.formats.app_image import build_virtual_image
-from harness.virtual import firmware
 from harness.virtual import host_abi as abi
 from harness.virtual.ble_air import BleAir, NoBleAirError, name_ad
 from harness.virtual.board import VirtualBoard, create_flash
@@ -33,11 +32,6 @@ INQ_RES = r"^ble_event=SCAN_RESULT search_evt=INQ_RES "
 INQ_CMPL = r"^ble_event=SCAN_RESULT search_evt=INQ_CMPL "
 # esp_bt_status_t values Bluedroid puts in the *_COMPLETE events (BTA_SUCCESS, BTA_FAILURE, BTM_ILLEGAL_VALUE)
 OK, FAILURE, ILLEGAL_VALUE = "0", "1", "5"
-
-
-@pytest.fixture(scope="module")
-def port_check_exe() -> Path:
-    return firmware.build_port_check()
 
 
 @pytest.fixture

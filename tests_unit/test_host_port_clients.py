@@ -14,7 +14,6 @@ import os
 import signal
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -22,24 +21,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from harness.broker import BrokerError, EmbeddedBroker, MosquittoBroker, find_mosquitto
 from harness.fwserver import FaultPlan, FirmwareServer
-from harness.virtual import firmware
 from tests_unit.port_check_app import WAIT, PortCheck, values
 
 ESP_ERR_HTTP_EAGAIN = 0x7007  # ESP_ERR_HTTP_BASE + 7
-
-
-@pytest.fixture(scope="module")
-def port_check_exe() -> Path:
-    return firmware.build_port_check()
-
-
-@pytest.fixture
-def port_check(port_check_exe: Path, tmp_path: Path) -> Iterator[PortCheck]:
-    pc = PortCheck(port_check_exe, tmp_path)
-    try:
-        yield pc
-    finally:
-        pc.close()
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ import pytest
 from harness.formats import otadata
 from harness.formats.app_image import CHIP_ID_ESP32, CHIP_ID_VIRTUAL, AppImage, build_virtual_image, set_chip_id
 from harness.fwserver import FaultPlan, FirmwareServer
-from harness.virtual import firmware
 from harness.virtual.flash import Flash
 from tests_unit.port_check_app import PortCheck, values
 
@@ -63,20 +62,6 @@ class OtaRun:
 
     def logged(self, text: str) -> bool:
         return any(text in line for line in self.lines)
-
-
-@pytest.fixture(scope="module")
-def port_check_exe() -> Path:
-    return firmware.build_port_check()
-
-
-@pytest.fixture
-def port_check(port_check_exe: Path, tmp_path: Path) -> Iterator[PortCheck]:
-    pc = PortCheck(port_check_exe, tmp_path)
-    try:
-        yield pc
-    finally:
-        pc.close()
 
 
 @pytest.fixture
