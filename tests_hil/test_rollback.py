@@ -106,7 +106,7 @@ def test_reset_before_confirmation_rolls_back(board_factory, ota_for, broker, li
 FAILURES = {  # a first update that fails -> its FaultPlan (or None: a truncated image) and outcome reason
     "not_found": (FaultPlan(status=404), "http_status"),
     "truncated": (None, "invalid_image"),  # erases and writes part of ota_1, then fails validation
-    "corrupt": (FaultPlan(corrupt_offsets=(300_000,)), "invalid_image"),  # the whole slot written, bad hash
+    "corrupt": (FaultPlan(corrupt_offsets=(100_000,)), "invalid_image"),  # the whole slot written, bad hash
 }
 
 

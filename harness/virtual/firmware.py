@@ -10,6 +10,7 @@ cheap. Parallel sessions (pytest-xdist workers) serialise on a lock file.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import subprocess
@@ -96,6 +97,15 @@ def _configure(build_dir: Path, options: list[str], variant: str) -> None:
     stamp.write_text(json.dumps(options))
 
 
+def _without_debug_info(elf: Path) -> bytes:
+    """The executable the image carries: the ELF without its debug sections, as an ESP-IDF app's .bin holds
+    the code and data but not the .elf's DWARF. The descriptor keeps the full ELF's SHA-256 (what the app
+    prints at boot), so a backtrace is decoded with the ELF beside the build (harness.panic_decoder)."""
+    stripped = elf.with_name(elf.name + ".stripped")
+    _run(["objcopy", "--strip-debug", str(elf), str(stripped)], "stripping the firmware's debug info")
+    return stripped.read_bytes()
+
+
 def build(variant: str = DEFAULT_VARIANT, build_root: Path | None = None,
           project: HilProject | None = None) -> FirmwareBuild:
     """Builds (incrementally) the host firmware of a project's variant and wraps it as an app image."""
@@ -118,7 +128,8 @@ def build(variant: str = DEFAULT_VARIANT, build_root: Path | None = None,
         stamp = build_dir / "hil-image.json"  # what the image was made with: a new version.txt remakes it
         made_with = {"version": version, "name": project.name, "elf_mtime_ns": elf.stat().st_mtime_ns}
         if not image_path.exists() or not stamp.exists() or json.loads(stamp.read_text()) != made_with:
-            image = build_virtual_image(elf.read_bytes(), version=version, project_name=project.name)
+            image = build_virtual_image(_without_debug_info(elf), version=version, project_name=project.name,
+                                        app_elf_sha256=hashlib.sha256(elf.read_bytes()).digest())
             tmp = image_path.with_suffix(".tmp")
             tmp.write_bytes(image)
             tmp.rename(image_path)
