@@ -90,6 +90,7 @@ def test_on_check_start_refusal_is_busy_and_nothing_runs(board, ota, link: Devic
     since = ota.start("cb4", artifact.url)
     event = ota.expect_outcome("cb4", "rejected", "busy", since)
     assert "on_check_start" in event["detail"], event
+    board.expect(r"app_cb: on_check_start .* -> refused", timeout=5)  # the console may lag the event
     calls = callbacks_since(board, ota.serial_mark)
     assert calls == [("on_check_start", f"id=cb4 url={artifact.url} version= -> refused (hold on)")]
     assert fw_server.requests_for(artifact) == [], "a refused update was downloaded"
