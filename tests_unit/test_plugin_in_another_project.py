@@ -145,3 +145,14 @@ def test_an_app_that_installs_with_esp_https_ota_passes_the_rows_that_apply(tmp_
     [builds] = (project.parent / "cache" / "virtual").glob("https_ota_meter-*")
     image = (builds / "default" / "hil_ota_agent.bin").read_bytes()
     assert app_image.read_descriptor(image).project_name == "https_ota_meter"
+
+
+@pytest.mark.parametrize("source", [SAMPLE, HTTPS_SAMPLE], ids=lambda p: p.name)
+def test_a_sample_is_its_own_app_with_nothing_of_device_main(source: Path) -> None:
+    """No link in a sample, and no file of the reference app's main/ copied into it: it is another app,
+    which takes the ota_agent component as a dependency (its idf_component.yml)."""
+    files = [p for p in source.rglob("*") if "build" not in p.relative_to(source).parts]
+    assert [p for p in files if p.is_symlink()] == []
+    reference = {p.read_bytes() for p in (ROOT / "device" / "main").iterdir() if p.is_file()}
+    assert [p for p in files if p.is_file() and p.read_bytes() in reference] == []
+    assert "ota_agent" in (source / "firmware" / "main" / "idf_component.yml").read_text()
