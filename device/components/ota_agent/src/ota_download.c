@@ -2,28 +2,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "esp_app_desc.h"
-#include "esp_app_format.h"
 #include "esp_http_client.h"
 #include "esp_log.h"
-#include "esp_ota_ops.h"
 #include "esp_timer.h"
 #include "freertos/FreeRTOS.h"
 #include "freertos/task.h"
-#include "mbedtls/sha256.h"
-#include "sdkconfig.h"
 #include "agent_config.h"
 #include "ota_download.h"
-#include "ota_events.h"
 #include "ota_progress.h"
-#include "ota_record.h"
 
 static const char *TAG = "ota_download";
 
-/* Header, first segment header and app descriptor: all the version and chip checks need. */
-#define IMAGE_HEAD_LEN (sizeof(esp_image_header_t) + sizeof(esp_image_segment_header_t) + sizeof(esp_app_desc_t))
-/* esp_app_desc_t.version as a C string (the field itself need not be NUL-terminated). */
-#define APP_VERSION_STR_LEN (sizeof(((esp_app_desc_t *)0)->version) + 1)
 #define READ_CHUNK 4096
 #define POLL_MS 250            /* read timeout: how often deadlines and cancel are checked */
 #define HEADERS_POLL_MS 1000   /* wait for the response headers, between deadline checks */
@@ -36,13 +25,7 @@ typedef struct {
     const ota_request_t *req;
     bool (*cancelled)(void);
     ota_outcome_t out;
-    const esp_partition_t *target;
-    esp_ota_handle_t ota;
-    bool ota_open;
-    mbedtls_sha256_context sha;
-    uint8_t head[IMAGE_HEAD_LEN];
-    int64_t received;          /* image bytes accepted so far */
-    int64_t total;             /* full image size, -1 when unknown (chunked) */
+    ota_image_t image;         /* the slot being written; its total is -1 while unknown (chunked) */
     int64_t deadline_us;
     int64_t last_data_us;
     ota_progress_t progress;
@@ -69,100 +52,10 @@ static attempt_t retry(job_t *job, ota_reason_t reason, const char *detail)
     return ATTEMPT_RETRY;
 }
 
-static void reset_image(job_t *job)
-{
-    if (job->ota_open) {
-        esp_ota_abort(job->ota);
-        job->ota_open = false;
-    }
-    job->received = 0;
-    mbedtls_sha256_free(&job->sha);
-    mbedtls_sha256_init(&job->sha);
-    mbedtls_sha256_starts(&job->sha, 0);
-}
-
-/* The app descriptor of the downloaded head, copied out: job->head is a byte buffer with no
-   alignment guarantee (Xtensa faults on unaligned 32-bit loads), and version[] need not be
-   NUL-terminated. version_out gets the version as a C string. */
-static void head_app_desc(const job_t *job, esp_app_desc_t *desc, char version_out[APP_VERSION_STR_LEN])
-{
-    memcpy(desc, job->head + sizeof(esp_image_header_t) + sizeof(esp_image_segment_header_t), sizeof(*desc));
-    memcpy(version_out, desc->version, sizeof(desc->version));
-    version_out[sizeof(desc->version)] = '\0';
-}
-
-/* Checks the image head (first IMAGE_HEAD_LEN bytes) before anything is erased. */
-static attempt_t check_head(job_t *job)
-{
-    esp_image_header_t header;
-    memcpy(&header, job->head, sizeof(header));
-    esp_app_desc_t desc;
-    char version[APP_VERSION_STR_LEN];
-    head_app_desc(job, &desc, version);
-    char detail[96];
-    if (header.magic != ESP_IMAGE_HEADER_MAGIC) {
-        snprintf(detail, sizeof(detail), "invalid magic byte 0x%02x (expected 0xE9)", header.magic);
-        return fatal(job, "failed", OTA_REASON_INVALID_IMAGE, detail);
-    }
-    if (header.chip_id != CONFIG_IDF_FIRMWARE_CHIP_ID) {
-        snprintf(detail, sizeof(detail), "Mismatch chip id, expected %d, found %d",
-                 CONFIG_IDF_FIRMWARE_CHIP_ID, (int)header.chip_id);
-        return fatal(job, "failed", OTA_REASON_WRONG_CHIP, detail);
-    }
-    if (desc.magic_word != ESP_APP_DESC_MAGIC_WORD) {
-        return fatal(job, "failed", OTA_REASON_INVALID_IMAGE, "Incorrect app descriptor magic");
-    }
-    const char *running = esp_app_get_description()->version;
-    int order = ota_version_compare(version, running);
-    if (!job->req->force && order == 0) {
-        snprintf(detail, sizeof(detail), "image version %.31s is the running version", version);
-        return fatal(job, "rejected", OTA_REASON_SAME_VERSION, detail);
-    }
-    if (!job->req->force && order < 0) {
-        snprintf(detail, sizeof(detail), "image version %.31s is older than %.31s", version, running);
-        return fatal(job, "rejected", OTA_REASON_DOWNGRADE, detail);
-    }
-    if (job->total > (int64_t)job->target->size) {
-        snprintf(detail, sizeof(detail), "image of %" PRId64 " bytes does not fit %s (%" PRIu32 " bytes)",
-                 job->total, job->target->label, job->target->size);
-        return fatal(job, "rejected", OTA_REASON_TOO_LARGE, detail);
-    }
-    esp_err_t err = esp_ota_begin(job->target, OTA_WITH_SEQUENTIAL_WRITES, &job->ota);
-    if (err != ESP_OK) {
-        ESP_LOGE(TAG, "esp_ota_begin failed: %s", esp_err_to_name(err));
-        return fatal(job, "failed", OTA_REASON_FLASH_ERROR, esp_err_to_name(err));
-    }
-    job->ota_open = true;
-    err = esp_ota_write(job->ota, job->head, IMAGE_HEAD_LEN);
-    return err == ESP_OK ? ATTEMPT_DONE : fatal(job, "failed", OTA_REASON_FLASH_ERROR, esp_err_to_name(err));
-}
-
-/* Takes freshly downloaded bytes: buffers the head, then writes through to flash. */
+/* Takes freshly downloaded bytes into the image (ota_image.c checks its head before erasing). */
 static attempt_t accept_bytes(job_t *job, const uint8_t *data, size_t len)
 {
-    mbedtls_sha256_update(&job->sha, data, len);
-    if (job->received + (int64_t)len > (int64_t)job->target->size) {
-        return fatal(job, "failed", OTA_REASON_TOO_LARGE, "image is larger than the OTA slot");
-    }
-    size_t used = 0;
-    if (job->received < (int64_t)IMAGE_HEAD_LEN) {
-        used = IMAGE_HEAD_LEN - (size_t)job->received;
-        used = used < len ? used : len;
-        memcpy(job->head + job->received, data, used);
-        job->received += (int64_t)used;
-        if (job->received == (int64_t)IMAGE_HEAD_LEN && check_head(job) == ATTEMPT_FATAL) {
-            return ATTEMPT_FATAL;
-        }
-    }
-    if (used < len) {
-        esp_err_t err = esp_ota_write(job->ota, data + used, len - used);
-        if (err != ESP_OK) {
-            ESP_LOGE(TAG, "esp_ota_write failed: %s", esp_err_to_name(err));
-            return fatal(job, "failed", OTA_REASON_FLASH_ERROR, esp_err_to_name(err));
-        }
-        job->received += (int64_t)(len - used);
-    }
-    return ATTEMPT_DONE;
+    return ota_image_write(&job->image, data, len, &job->out) ? ATTEMPT_DONE : ATTEMPT_FATAL;
 }
 
 static attempt_t check_deadlines(job_t *job)
@@ -195,14 +88,14 @@ static attempt_t read_body(job_t *job, esp_http_client_handle_t http)
             if (accept_bytes(job, buf, (size_t)n) == ATTEMPT_FATAL) {
                 return ATTEMPT_FATAL;
             }
-            ota_progress_report(&job->progress, job->received, job->total,
-                                job->received == n || job->received == job->total);
+            ota_progress_report(&job->progress, job->image.received, job->image.total,
+                                job->image.received == n || job->image.received == job->image.total);
         } else if (n == -ESP_ERR_HTTP_EAGAIN) {
             continue; /* no data within POLL_MS: check deadlines again */
         } else if (esp_http_client_is_complete_data_received(http)) {
-            if (!ota_progress_reported(&job->progress, job->received)) {
+            if (!ota_progress_reported(&job->progress, job->image.received)) {
                 /* the last one, when no length said which read was last */
-                ota_progress_report(&job->progress, job->received, job->total, true);
+                ota_progress_report(&job->progress, job->image.received, job->image.total, true);
             }
             return ATTEMPT_DONE;
         } else {
@@ -257,8 +150,8 @@ static attempt_t start_response(job_t *job, esp_http_client_handle_t http)
 {
     char range[40];
     for (int hops = 0;; hops++) {
-        if (job->received > 0) {
-            snprintf(range, sizeof(range), "bytes=%" PRId64 "-", job->received);
+        if (job->image.received > 0) {
+            snprintf(range, sizeof(range), "bytes=%" PRId64 "-", job->image.received);
             esp_http_client_set_header(http, "Range", range);
         } else {
             esp_http_client_delete_header(http, "Range");
@@ -306,8 +199,8 @@ static attempt_t start_response(job_t *job, esp_http_client_handle_t http)
         }
         if (status == 206) {
             job->out.http_status = 0;
-            if (job->total < 0 && length > 0) {
-                job->total = job->received + length;
+            if (job->image.total < 0 && length > 0) {
+                job->image.total = job->image.received + length;
             }
             return ATTEMPT_DONE;
         }
@@ -316,13 +209,13 @@ static attempt_t start_response(job_t *job, esp_http_client_handle_t http)
             return fatal(job, "failed", OTA_REASON_HTTP_STATUS, "unexpected HTTP status");
         }
         job->out.http_status = 0;
-        if (job->received > 0) {
+        if (job->image.received > 0) {
             ESP_LOGW(TAG, "server ignored Range; restarting the download from zero");
-            reset_image(job);
+            ota_image_restart(&job->image);
         }
         /* Chunked: no Content-Length, but the command's size (if any) is the length to expect, so
            an image that cannot fit is still refused before esp_ota_begin() erases the slot. */
-        job->total = length > 0 ? length : job->req->size;
+        job->image.total = length > 0 ? length : job->req->size;
         return ATTEMPT_DONE;
     }
 }
@@ -397,80 +290,21 @@ static attempt_t download(job_t *job)
     return a;
 }
 
-/* The image is complete: size, SHA-256 and esp_ota_end's verification, then switch. */
-static void finish(job_t *job)
-{
-    uint8_t digest[32];
-    mbedtls_sha256_finish(&job->sha, digest);
-    esp_ota_handle_t ota = job->ota;
-    job->ota_open = false;
-    if (job->received < (int64_t)IMAGE_HEAD_LEN) {
-        /* check_head() never ran, so esp_ota_begin() was not called: no handle to abort */
-        fatal(job, "failed", OTA_REASON_INVALID_IMAGE, "image shorter than its header and app descriptor");
-        return;
-    }
-    if (job->req->size >= 0 && job->received != job->req->size) {
-        esp_ota_abort(ota);
-        fatal(job, "failed", OTA_REASON_SIZE_MISMATCH, "downloaded size differs from the command's size");
-        return;
-    }
-    if (job->req->has_sha256 && memcmp(digest, job->req->sha256, sizeof(digest)) != 0) {
-        esp_ota_abort(ota);
-        fatal(job, "failed", OTA_REASON_SHA256_MISMATCH, "SHA-256 of the download differs from the command's");
-        return;
-    }
-    ota_event_send(ota_event_new(job->req->id, "verifying"));
-    esp_err_t err = esp_ota_end(ota);
-    if (err != ESP_OK) {
-        ESP_LOGE(TAG, "Image validation failed, image is corrupted (%s)", esp_err_to_name(err));
-        fatal(job, "failed", err == ESP_ERR_OTA_VALIDATE_FAILED ? OTA_REASON_INVALID_IMAGE : OTA_REASON_FLASH_ERROR, esp_err_to_name(err));
-        return;
-    }
-    ota_pending_t pending = {.stage = OTA_RECORD_REBOOTING};
-    snprintf(pending.id, sizeof(pending.id), "%s", job->req->id);
-    esp_app_desc_t desc;
-    char version[APP_VERSION_STR_LEN];
-    head_app_desc(job, &desc, version);
-    snprintf(pending.version, sizeof(pending.version), "%.31s", version);
-    snprintf(pending.target, sizeof(pending.target), "%s", job->target->label);
-    snprintf(pending.previous, sizeof(pending.previous), "%s", esp_ota_get_running_partition()->label);
-    /* Persisted before the switch: whichever firmware boots next can name this request. */
-    err = ota_record_save_pending(&pending);
-    if (err == ESP_OK) {
-        err = esp_ota_set_boot_partition(job->target);
-    }
-    if (err != ESP_OK) {
-        ESP_LOGE(TAG, "esp_ota_set_boot_partition failed: %s", esp_err_to_name(err));
-        ota_record_clear_pending();
-        fatal(job, "failed", OTA_REASON_FLASH_ERROR, esp_err_to_name(err));
-    }
-}
-
 ota_outcome_t ota_download_and_switch(const ota_request_t *req, bool (*cancelled)(void))
 {
     static job_t job;
     memset(&job, 0, sizeof(job));
     job.req = req;
     job.cancelled = cancelled;
-    job.total = req->size >= 0 ? req->size : -1;
     ota_progress_init(&job.progress, req->id);
     job.deadline_us = esp_timer_get_time() + (int64_t)req->timeout_s * 1000000;
     job.last_data_us = esp_timer_get_time();
-    job.target = esp_ota_get_next_update_partition(NULL);
-    if (job.target == NULL) {
-        fatal(&job, "failed", OTA_REASON_FLASH_ERROR, "no OTA slot to write");
-        return job.out;
+    if (ota_image_init(&job.image, req, req->size >= 0 ? req->size : -1, &job.out)) {
+        ESP_LOGI(TAG, "downloading %s into %s", req->url, job.image.target->label);
+        if (download(&job) == ATTEMPT_DONE) {
+            ota_image_finish(&job.image, &job.out);
+        }
     }
-    snprintf(job.out.target_label, sizeof(job.out.target_label), "%s", job.target->label);
-    ESP_LOGI(TAG, "downloading %s into %s", req->url, job.target->label);
-    mbedtls_sha256_init(&job.sha);
-    mbedtls_sha256_starts(&job.sha, 0);
-
-    if (download(&job) == ATTEMPT_DONE) {
-        finish(&job);
-    } else if (job.ota_open) {
-        esp_ota_abort(job.ota);
-    }
-    mbedtls_sha256_free(&job.sha);
+    ota_image_free(&job.image);
     return job.out;
 }

@@ -6,16 +6,9 @@
 #pragma once
 
 #include <stdbool.h>
+#include "ota_image.h"
 #include "ota_reason.h"
 #include "ota_request.h"
-
-typedef struct {
-    ota_reason_t reason;    /* OTA_REASON_NONE on success, else why it failed */
-    const char *state;      /* "failed" or "rejected" when reason is set */
-    int http_status;        /* for reason http_status */
-    char detail[96];        /* a human-readable explanation */
-    char target_label[17];  /* the slot written */
-} ota_outcome_t;
 
 /* Runs the whole update. On success the boot partition is switched and the pending request is
    persisted; the caller reboots. On failure nothing is switched. */

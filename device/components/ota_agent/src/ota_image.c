@@ -1,0 +1,187 @@
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include "esp_app_desc.h"
+#include "esp_log.h"
+#include "sdkconfig.h"
+#include "ota_events.h"
+#include "ota_image.h"
+#include "ota_record.h"
+
+static const char *TAG = "ota_image";
+
+bool ota_outcome_fail(ota_outcome_t *out, const char *state, ota_reason_t reason, const char *detail)
+{
+    out->state = state;
+    out->reason = reason;
+    snprintf(out->detail, sizeof(out->detail), "%s", detail);
+    return false;
+}
+
+bool ota_image_init(ota_image_t *image, const ota_request_t *req, int64_t total, ota_outcome_t *out)
+{
+    memset(image, 0, sizeof(*image));
+    image->req = req;
+    image->total = total;
+    mbedtls_sha256_init(&image->sha);
+    mbedtls_sha256_starts(&image->sha, 0);
+    image->target = esp_ota_get_next_update_partition(NULL);
+    if (image->target == NULL) {
+        return ota_outcome_fail(out, "failed", OTA_REASON_FLASH_ERROR, "no OTA slot to write");
+    }
+    snprintf(out->target_label, sizeof(out->target_label), "%s", image->target->label);
+    return true;
+}
+
+void ota_image_restart(ota_image_t *image)
+{
+    if (image->ota_open) {
+        esp_ota_abort(image->ota);
+        image->ota_open = false;
+    }
+    image->received = 0;
+    mbedtls_sha256_free(&image->sha);
+    mbedtls_sha256_init(&image->sha);
+    mbedtls_sha256_starts(&image->sha, 0);
+}
+
+/* The app descriptor of the head, copied out: head is a byte buffer with no alignment guarantee
+   (Xtensa faults on unaligned 32-bit loads), and version[] need not be NUL-terminated. */
+static void head_app_desc(const ota_image_t *image, esp_app_desc_t *desc, char version_out[OTA_APP_VERSION_STR_LEN])
+{
+    memcpy(desc, image->head + sizeof(esp_image_header_t) + sizeof(esp_image_segment_header_t), sizeof(*desc));
+    memcpy(version_out, desc->version, sizeof(desc->version));
+    version_out[sizeof(desc->version)] = '\0';
+}
+
+/* Checks the head (first OTA_IMAGE_HEAD_LEN bytes) before anything is erased, then opens the slot. */
+static bool check_head(ota_image_t *image, ota_outcome_t *out)
+{
+    esp_image_header_t header;
+    memcpy(&header, image->head, sizeof(header));
+    esp_app_desc_t desc;
+    char version[OTA_APP_VERSION_STR_LEN];
+    head_app_desc(image, &desc, version);
+    char detail[96];
+    if (header.magic != ESP_IMAGE_HEADER_MAGIC) {
+        snprintf(detail, sizeof(detail), "invalid magic byte 0x%02x (expected 0xE9)", header.magic);
+        return ota_outcome_fail(out, "failed", OTA_REASON_INVALID_IMAGE, detail);
+    }
+    if (header.chip_id != CONFIG_IDF_FIRMWARE_CHIP_ID) {
+        snprintf(detail, sizeof(detail), "Mismatch chip id, expected %d, found %d",
+                 CONFIG_IDF_FIRMWARE_CHIP_ID, (int)header.chip_id);
+        return ota_outcome_fail(out, "failed", OTA_REASON_WRONG_CHIP, detail);
+    }
+    if (desc.magic_word != ESP_APP_DESC_MAGIC_WORD) {
+        return ota_outcome_fail(out, "failed", OTA_REASON_INVALID_IMAGE, "Incorrect app descriptor magic");
+    }
+    const char *running = esp_app_get_description()->version;
+    int order = ota_version_compare(version, running);
+    if (!image->req->force && order == 0) {
+        snprintf(detail, sizeof(detail), "image version %.31s is the running version", version);
+        return ota_outcome_fail(out, "rejected", OTA_REASON_SAME_VERSION, detail);
+    }
+    if (!image->req->force && order < 0) {
+        snprintf(detail, sizeof(detail), "image version %.31s is older than %.31s", version, running);
+        return ota_outcome_fail(out, "rejected", OTA_REASON_DOWNGRADE, detail);
+    }
+    if (image->total > (int64_t)image->target->size) {
+        snprintf(detail, sizeof(detail), "image of %" PRId64 " bytes does not fit %s (%" PRIu32 " bytes)",
+                 image->total, image->target->label, image->target->size);
+        return ota_outcome_fail(out, "rejected", OTA_REASON_TOO_LARGE, detail);
+    }
+    esp_err_t err = esp_ota_begin(image->target, OTA_WITH_SEQUENTIAL_WRITES, &image->ota);
+    if (err != ESP_OK) {
+        ESP_LOGE(TAG, "esp_ota_begin failed: %s", esp_err_to_name(err));
+        return ota_outcome_fail(out, "failed", OTA_REASON_FLASH_ERROR, esp_err_to_name(err));
+    }
+    image->ota_open = true;
+    err = esp_ota_write(image->ota, image->head, OTA_IMAGE_HEAD_LEN);
+    return err == ESP_OK || ota_outcome_fail(out, "failed", OTA_REASON_FLASH_ERROR, esp_err_to_name(err));
+}
+
+bool ota_image_write(ota_image_t *image, const uint8_t *data, size_t len, ota_outcome_t *out)
+{
+    mbedtls_sha256_update(&image->sha, data, len);
+    if (image->received + (int64_t)len > (int64_t)image->target->size) {
+        return ota_outcome_fail(out, "failed", OTA_REASON_TOO_LARGE, "image is larger than the OTA slot");
+    }
+    size_t used = 0;
+    if (image->received < (int64_t)OTA_IMAGE_HEAD_LEN) {
+        used = OTA_IMAGE_HEAD_LEN - (size_t)image->received;
+        used = used < len ? used : len;
+        memcpy(image->head + image->received, data, used);
+        image->received += (int64_t)used;
+        if (image->received == (int64_t)OTA_IMAGE_HEAD_LEN && !check_head(image, out)) {
+            return false;
+        }
+    }
+    if (used < len) {
+        esp_err_t err = esp_ota_write(image->ota, data + used, len - used);
+        if (err != ESP_OK) {
+            ESP_LOGE(TAG, "esp_ota_write failed: %s", esp_err_to_name(err));
+            return ota_outcome_fail(out, "failed", OTA_REASON_FLASH_ERROR, esp_err_to_name(err));
+        }
+        image->received += (int64_t)(len - used);
+    }
+    return true;
+}
+
+/* Persists the request before the switch, so whichever firmware boots next can name it. */
+static bool switch_boot(ota_image_t *image, ota_outcome_t *out)
+{
+    ota_pending_t pending = {.stage = OTA_RECORD_REBOOTING};
+    snprintf(pending.id, sizeof(pending.id), "%s", image->req->id);
+    esp_app_desc_t desc;
+    char version[OTA_APP_VERSION_STR_LEN];
+    head_app_desc(image, &desc, version);
+    snprintf(pending.version, sizeof(pending.version), "%.31s", version);
+    snprintf(pending.target, sizeof(pending.target), "%s", image->target->label);
+    snprintf(pending.previous, sizeof(pending.previous), "%s", esp_ota_get_running_partition()->label);
+    esp_err_t err = ota_record_save_pending(&pending);
+    if (err == ESP_OK) {
+        err = esp_ota_set_boot_partition(image->target);
+    }
+    if (err != ESP_OK) {
+        ESP_LOGE(TAG, "esp_ota_set_boot_partition failed: %s", esp_err_to_name(err));
+        ota_record_clear_pending();
+        return ota_outcome_fail(out, "failed", OTA_REASON_FLASH_ERROR, esp_err_to_name(err));
+    }
+    return true;
+}
+
+bool ota_image_finish(ota_image_t *image, ota_outcome_t *out)
+{
+    const ota_request_t *req = image->req;
+    uint8_t digest[32];
+    mbedtls_sha256_finish(&image->sha, digest);
+    if (image->received < (int64_t)OTA_IMAGE_HEAD_LEN) {
+        /* check_head() never ran, so esp_ota_begin() was not called: no handle to abort */
+        return ota_outcome_fail(out, "failed", OTA_REASON_INVALID_IMAGE, "image shorter than its header and app descriptor");
+    }
+    if (req->size >= 0 && image->received != req->size) {
+        return ota_outcome_fail(out, "failed", OTA_REASON_SIZE_MISMATCH, "downloaded size differs from the command's size");
+    }
+    if (req->has_sha256 && memcmp(digest, req->sha256, sizeof(digest)) != 0) {
+        return ota_outcome_fail(out, "failed", OTA_REASON_SHA256_MISMATCH, "SHA-256 of the download differs from the command's");
+    }
+    ota_event_send(ota_event_new(req->id, "verifying"));
+    esp_ota_handle_t ota = image->ota;
+    image->ota_open = false; /* esp_ota_end() frees the handle whatever it returns */
+    esp_err_t err = esp_ota_end(ota);
+    if (err != ESP_OK) {
+        ESP_LOGE(TAG, "Image validation failed, image is corrupted (%s)", esp_err_to_name(err));
+        return ota_outcome_fail(out, "failed", err == ESP_ERR_OTA_VALIDATE_FAILED ? OTA_REASON_INVALID_IMAGE : OTA_REASON_FLASH_ERROR,
+                                esp_err_to_name(err));
+    }
+    return switch_boot(image, out);
+}
+
+void ota_image_free(ota_image_t *image)
+{
+    if (image->ota_open) {
+        esp_ota_abort(image->ota);
+        image->ota_open = false;
+    }
+    mbedtls_sha256_free(&image->sha);
+}
