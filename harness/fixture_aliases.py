@@ -16,6 +16,7 @@ from harness.broker import MqttBroker
 from harness.fwserver import FirmwareServer
 from harness.link import DeviceLink
 from harness.ota import Ota
+from harness.push import Pusher
 from harness.session.interfaces import BoardFactory, FirmwareSource
 
 
@@ -59,6 +60,12 @@ def board(hil_board: Board) -> Board:
 def ota(hil_ota: Ota) -> Ota:
     """`hil_ota`: the scenario helper for `board`."""
     return hil_ota
+
+
+@pytest.fixture
+def pusher(hil_pusher: Pusher) -> Pusher:
+    """`hil_pusher`: a pusher for `board` (images through the broker)."""
+    return hil_pusher
 
 
 @pytest.fixture

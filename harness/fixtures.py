@@ -31,6 +31,7 @@ from harness.broker import BrokerError, EmbeddedBroker, ExternalBroker, Mosquitt
 from harness.fwserver import FirmwareServer
 from harness.link import DeviceLink
 from harness.ota import Ota
+from harness.push import Pusher
 from harness.session.interfaces import BoardFactory, FirmwareSource
 from harness.session.record import RECORD_KEY, TestRecord, run_masker, timeline_path
 from harness.virtual import build_dirs
@@ -149,6 +150,14 @@ def hil_board(hil_board_factory: BoardFactory) -> Board:
 def hil_ota(hil_board: Board, hil_link: DeviceLink, hil_firmware: FirmwareSource) -> Ota:
     """The scenario helper for `hil_board`: start updates, wait for outcomes, check the device is healthy."""
     return Ota(hil_board, hil_link, hil_firmware.base_version)
+
+
+@pytest.fixture
+def hil_pusher(request: pytest.FixtureRequest, hil_board: Board, hil_broker: MqttBroker) -> Iterator[Pusher]:
+    """A pusher (harness.push) for `hil_board` on the test's broker: images through MQTT, with a fault plan."""
+    pusher = Pusher(hil_broker.url, hil_board.device_id, prefix=project_mod.of(request.config).topic_prefix)
+    with pusher:
+        yield pusher
 
 
 @pytest.fixture

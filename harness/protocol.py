@@ -51,7 +51,13 @@ class Message:
 
     @property
     def text(self) -> str:
-        return self.payload.decode("utf-8", errors="replace")
+        """The payload as text; a push's chunks (binary) as their length, so transcripts stay readable."""
+        if self.kind is not None and self.kind.startswith("push/"):
+            return f"<{len(self.payload)} bytes of image>"
+        try:
+            return self.payload.decode("utf-8")
+        except UnicodeDecodeError:
+            return f"<{len(self.payload)} bytes of binary data>"
 
     def describe(self, now: float | None = None, limit: int = 200) -> str:
         when = f"t{self.t - now:+.3f}s " if now is not None else ""

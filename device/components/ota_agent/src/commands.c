@@ -29,6 +29,7 @@ static void handle_check(const cJSON *command)
 static const command_entry_t COMMANDS[] = {
     {"ota", ota_updater_handle_ota},
     {"ota_trigger", ota_updater_handle_ota}, /* the seed systems' name for the same command */
+    {"push", ota_updater_handle_push},
     {"cancel", ota_updater_handle_cancel},
     {"status", handle_status},
     {"reboot", ota_updater_handle_reboot},

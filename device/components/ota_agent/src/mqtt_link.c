@@ -8,6 +8,9 @@
  * `busy`. The esp-mqtt task does not publish that answer itself: every OTA event goes out from
  * the tasks that number them (ota_events.c), so their seq stays in order, and the esp-mqtt task,
  * which holds the client's lock while it runs this handler, never waits on their lock.
+ *
+ * Chunks of a `push` (<prefix>/<id>/push/<transfer>/<offset>) are assembled the same way into a
+ * malloc'd buffer and handed to ota_push.c's handler, which queues them for the update task.
  */
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -34,6 +37,9 @@ static const char *TAG = "mqtt_link";
 #define CONNECTED_BIT BIT0
 #define ACKED_BIT     BIT1 /* set on every PUBACK or SUBACK: the outbox may be empty now */
 #define TOPIC_MAX 128
+/* esp-mqtt's buffer (in and out): a push chunk, its topic (under TOPIC_MAX + a transfer id and an
+   offset) and the fixed header fit in one, so a chunk normally arrives as one DATA event. */
+#define MQTT_BUFFER_SIZE (MQTT_LINK_MAX_CHUNK_LEN + 256)
 #define ID_MAX 48
 /* Ids of commands that found the queue full, kept until the command task answers them; past
  * this many at once (a flood), the rest are answered with an empty id. 3 KB. */
@@ -59,11 +65,18 @@ static mqtt_link_command_cb_t s_on_command;
 static char s_topic_cmd[TOPIC_MAX];
 static char s_topic_all[TOPIC_MAX];
 static char s_topic_online[TOPIC_MAX];
+static char s_topic_push[TOPIC_MAX];     /* "<prefix>/<id>/push/": the chunks' topics start so */
+static char s_topic_push_sub[TOPIC_MAX]; /* "<prefix>/<id>/push/#" */
+static const mqtt_link_push_handler_t *s_push;
 static overflow_t s_overflow;
 
 /* Reassembly of a message that esp-mqtt delivers in several DATA events. */
 static char *s_partial;
 static int s_partial_len;
+/* The same for a push chunk: its transfer id and offset come from the first event's topic. */
+static uint8_t *s_chunk;
+static char s_chunk_transfer[ID_MAX];
+static int64_t s_chunk_offset;
 
 static void make_topic(char *out, const char *device_id, const char *kind)
 {
@@ -127,8 +140,87 @@ static bool is_command_topic(const esp_mqtt_event_t *event)
            (event->topic_len == (int)strlen(s_topic_all) && memcmp(event->topic, s_topic_all, event->topic_len) == 0);
 }
 
+void mqtt_link_set_push_handler(const mqtt_link_push_handler_t *handler)
+{
+    s_push = handler;
+}
+
+/* "<transfer>/<offset>" after the push prefix: false when the topic is not a chunk's. */
+static bool parse_chunk_topic(const esp_mqtt_event_t *event, char *transfer, int64_t *offset)
+{
+    int prefix_len = (int)strlen(s_topic_push);
+    if (event->topic_len <= prefix_len || memcmp(event->topic, s_topic_push, (size_t)prefix_len) != 0) {
+        return false;
+    }
+    const char *rest = event->topic + prefix_len;
+    int rest_len = event->topic_len - prefix_len;
+    const char *slash = memchr(rest, '/', (size_t)rest_len);
+    if (slash == NULL || slash == rest || slash - rest >= ID_MAX) {
+        return false;
+    }
+    memcpy(transfer, rest, (size_t)(slash - rest));
+    transfer[slash - rest] = '\0';
+    int digits = rest_len - (int)(slash - rest) - 1;
+    if (digits < 1 || digits > 10) {
+        return false;
+    }
+    int64_t value = 0;
+    for (int i = 0; i < digits; i++) {
+        char c = slash[1 + i];
+        if (c < '0' || c > '9') {
+            return false;
+        }
+        value = value * 10 + (c - '0');
+    }
+    *offset = value;
+    return true;
+}
+
+/* A push chunk, in one or several DATA events. */
+static void on_chunk_data(const esp_mqtt_event_t *event)
+{
+    if (event->current_data_offset == 0) {
+        free(s_chunk);
+        s_chunk = NULL;
+        if (s_push == NULL || event->total_data_len < 1 || event->total_data_len > MQTT_LINK_MAX_CHUNK_LEN ||
+            !parse_chunk_topic(event, s_chunk_transfer, &s_chunk_offset) || !s_push->wants(s_chunk_transfer)) {
+            return;
+        }
+        s_chunk = malloc((size_t)event->total_data_len);
+        if (s_chunk == NULL) {
+            ESP_LOGW(TAG, "no memory for a %d byte chunk; the pusher will send it again", event->total_data_len);
+            return;
+        }
+    }
+    if (s_chunk == NULL) {
+        return; /* the rest of an ignored chunk */
+    }
+    memcpy(s_chunk + event->current_data_offset, event->data, (size_t)event->data_len);
+    if (event->current_data_offset + event->data_len >= event->total_data_len) {
+        s_push->chunk(s_chunk_transfer, s_chunk_offset, s_chunk, event->total_data_len);
+        s_chunk = NULL;
+    }
+}
+
+static bool is_chunk_topic(const esp_mqtt_event_t *event)
+{
+    int prefix_len = (int)strlen(s_topic_push);
+    return event->topic_len > prefix_len && memcmp(event->topic, s_topic_push, (size_t)prefix_len) == 0;
+}
+
 static void on_data(const esp_mqtt_event_t *event)
 {
+    /* The first event of a message names its topic; the next ones (topic NULL) continue it. */
+    static bool s_in_chunk;
+    if (event->current_data_offset == 0) {
+        s_in_chunk = is_chunk_topic(event);
+        free(s_partial); /* a message cut short by a disconnection is not continued by the next one */
+        s_partial = NULL;
+    }
+    if (s_in_chunk) {
+        on_chunk_data(event);
+        return;
+    }
     if (event->current_data_offset == 0) {
         free(s_partial);
         s_partial = NULL;
@@ -180,7 +272,11 @@ static void on_connected(void)
     esp_mqtt_client_publish(s_client, s_topic_online, "online", 0, 1, 1);
     esp_mqtt_client_subscribe(s_client, s_topic_cmd, 1);
     esp_mqtt_client_subscribe(s_client, s_topic_all, 1);
+    esp_mqtt_client_subscribe(s_client, s_topic_push_sub, 1);
     xEventGroupSetBits(s_events, CONNECTED_BIT);
+    if (s_push != NULL) {
+        s_push->reconnected(); /* a running push acknowledges again, so its pusher resumes */
+    }
 }
 
 static void mqtt_event_handler(void *arg, esp_event_base_t base, int32_t event_id, void *event_data)
@@ -276,6 +372,8 @@ esp_err_t mqtt_link_start(mqtt_link_command_cb_t on_command)
     make_topic(s_topic_cmd, cfg->device_id, "cmd");
     make_topic(s_topic_all, "all", "cmd");
     make_topic(s_topic_online, cfg->device_id, "online");
+    make_topic(s_topic_push, cfg->device_id, "push/");
+    make_topic(s_topic_push_sub, cfg->device_id, "push/#");
 
     esp_mqtt_client_config_t mqtt_cfg = {
         .broker.address.uri = cfg->broker_url,
@@ -285,6 +383,7 @@ esp_err_t mqtt_link_start(mqtt_link_command_cb_t on_command)
         .session.last_will = {.topic = s_topic_online, .msg = "offline", .qos = 1, .retain = 1},
         .session.keepalive = 15,
         .network.reconnect_timeout_ms = 1000,
+        .buffer.size = MQTT_BUFFER_SIZE,
     };
     s_client = esp_mqtt_client_init(&mqtt_cfg);
     if (s_client == NULL) {

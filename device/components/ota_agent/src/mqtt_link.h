@@ -6,6 +6,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 #include "esp_err.h"
 #include "cJSON.h"
 
@@ -27,6 +28,21 @@ typedef struct {
 } mqtt_link_command_t;
 
 typedef void (*mqtt_link_command_cb_t)(const mqtt_link_command_t *command);
+
+/* Where the link hands the chunks of a `push` (<prefix>/<id>/push/<transfer>/<offset>, ota_push.c).
+   All three are called on the MQTT client's task and must not block. */
+typedef struct {
+    bool (*wants)(const char *transfer);  /* is this transfer running? (else its chunks are not copied) */
+    /* a whole chunk; data is malloc'd and now the callee's to free */
+    void (*chunk)(const char *transfer, int64_t offset, uint8_t *data, int len);
+    void (*reconnected)(void);            /* the link is connected again after a drop */
+} mqtt_link_push_handler_t;
+
+/* Largest push chunk the link assembles; a longer message on the push topic is ignored. */
+#define MQTT_LINK_MAX_CHUNK_LEN 4096
+
+/* Registers the push handler (before mqtt_link_start()); handler must stay valid. */
+void mqtt_link_set_push_handler(const mqtt_link_push_handler_t *handler);
 
 /* Starts the client (non-blocking); commands go to on_command, one at a time, on the link's
    command task. Commands that found the queue full reach it too (MQTT_LINK_COMMAND_QUEUE_FULL),

@@ -112,6 +112,45 @@ bool ota_request_parse(const cJSON *command, ota_request_t *req, char *error, in
     return true;
 }
 
+bool ota_request_parse_push(const cJSON *command, ota_request_t *req, char *error, int error_len)
+{
+    memset(req, 0, sizeof(*req));
+    req->push = true;
+    req->size = -1;
+    int64_t timeout = CONFIG_HIL_OTA_TIMEOUT_S, idle = CONFIG_HIL_OTA_IDLE_TIMEOUT_S, window = OTA_PUSH_WINDOW_DEFAULT;
+    char sha_hex[65] = "";
+    const cJSON *force = cJSON_GetObjectItemCaseSensitive(command, "force");
+    const char *bad = NULL;
+
+    if (!get_string(command, "id", req->id, sizeof(req->id))) {
+        bad = "id must be a string of at most 47 characters";
+    } else if (!get_string(command, "version", req->version, sizeof(req->version))) {
+        bad = "version must be a string of at most 31 characters";
+    } else if (!cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(command, "size")) ||
+               !get_int(command, "size", 1, INT32_MAX, &req->size)) {
+        bad = "size is required and must be a positive integer";
+    } else if (!get_string(command, "sha256", sha_hex, sizeof(sha_hex)) ||
+               !parse_hex(sha_hex, req->sha256, sizeof(req->sha256))) {
+        bad = "sha256 is required and must be 64 hex digits";
+    } else if (force != NULL && !cJSON_IsBool(force)) {
+        bad = "force must be true or false";
+    } else if (!get_int(command, "window", 1, OTA_PUSH_WINDOW_MAX, &window)) {
+        bad = "window must be an integer from 1 to 16";
+    } else if (!get_int(command, "timeout_s", 1, 86400, &timeout) || !get_int(command, "idle_timeout_s", 1, 3600, &idle)) {
+        bad = "timeout_s and idle_timeout_s must be integers in range";
+    }
+    if (bad != NULL) {
+        snprintf(error, (size_t)error_len, "%s", bad);
+        return false;
+    }
+    req->has_sha256 = true;
+    req->force = cJSON_IsTrue(force);
+    req->timeout_s = (int)timeout;
+    req->idle_timeout_s = (int)idle;
+    req->window = (int)window;
+    return true;
+}
+
 bool ota_json_depth_ok(const char *text, size_t len, int max_depth)
 {
     int depth = 0;

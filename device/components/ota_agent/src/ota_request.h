@@ -23,11 +23,21 @@ typedef struct {
     int idle_timeout_s;    /* no-data deadline */
     int retries;           /* after a network error or 5xx */
     bool app_checked;      /* on_check_start and on_suspend_tasks already said yes (a manifest check) */
+    bool push;             /* a `push` command: the image comes through the broker (ota_push.c), url is "" */
+    int window;            /* push: chunks the pusher may have in flight beyond the acknowledged offset */
 } ota_request_t;
+
+/* push: the window when the command gives none, and the largest one (the chunk queue's size). */
+#define OTA_PUSH_WINDOW_DEFAULT 8
+#define OTA_PUSH_WINDOW_MAX 16
 
 /* Fills req from an "ota"/"ota_trigger" command. On a bad field returns false and writes a
    short explanation to error. */
 bool ota_request_parse(const cJSON *command, ota_request_t *req, char *error, int error_len);
+
+/* Fills req from a "push" command (size and sha256 required, window 1..OTA_PUSH_WINDOW_MAX). On a bad
+   field returns false and writes a short explanation to error. */
+bool ota_request_parse_push(const cJSON *command, ota_request_t *req, char *error, int error_len);
 
 /* True when text (len bytes, JSON or not) opens at most max_depth arrays/objects at once. */
 bool ota_json_depth_ok(const char *text, size_t len, int max_depth);

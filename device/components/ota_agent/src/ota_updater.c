@@ -13,6 +13,7 @@
 #include "mqtt_link.h"
 #include "ota_updater.h"
 #include "ota_download.h"
+#include "ota_push.h"
 #include "ota_events.h"
 #include "ota_record.h"
 #include "ota_request.h"
@@ -52,6 +53,19 @@ void ota_updater_handle_ota(const cJSON *command)
     ota_updater_submit(&req);
 }
 
+void ota_updater_handle_push(const cJSON *command)
+{
+    static ota_request_t req; /* 400 bytes: off the command task's stack */
+    char error[96];
+    if (!ota_request_parse_push(command, &req, error, sizeof(error))) {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(command, "id");
+        const char *req_id = cJSON_IsString(id) && strlen(id->valuestring) < 48 ? id->valuestring : "";
+        ota_updater_reject(req_id, OTA_REASON_BAD_COMMAND, error);
+        return;
+    }
+    ota_updater_submit(&req);
+}
+
 /* A submitted request refused before it ran. One whose application callbacks already ran (a manifest
    check) hears how it ended too, so that it resumes its tasks. */
 static void refuse(const ota_request_t *req, ota_reason_t reason, const char *detail)
@@ -64,7 +78,7 @@ static void refuse(const ota_request_t *req, ota_reason_t reason, const char *de
 
 void ota_updater_submit(const ota_request_t *req)
 {
-    if (agent_config_get()->require_https && !is_https(req->url)) {
+    if (!req->push && agent_config_get()->require_https && !is_https(req->url)) {
         refuse(req, OTA_REASON_BAD_COMMAND, "plain http refused: require_https is set");
         return;
     }
@@ -154,8 +168,11 @@ static void run_request(const ota_request_t *req)
     }
     ota_event_send(ota_event_new(req->id, "accepted"));
     agent_cb_started(req);
-    ota_outcome_t outcome = app_installer_present() ? app_installer_run(req, cancel_requested)
-                                                    : ota_download_and_switch(req, cancel_requested);
+    /* A push is always the agent's: an application's installer fetches from a URL. Either way it runs
+       here, on the one update task, so a URL update and a push exclude each other (s_busy). */
+    ota_outcome_t outcome = req->push                 ? ota_push_receive(req, cancel_requested)
+                            : app_installer_present() ? app_installer_run(req, cancel_requested)
+                                                      : ota_download_and_switch(req, cancel_requested);
     if (outcome.reason == OTA_REASON_NONE) {
         ESP_LOGI(TAG, "update %s written to %s; rebooting", req->id, outcome.target_label);
         agent_cb_finished(req);
@@ -198,6 +215,11 @@ esp_err_t ota_updater_start(void)
     s_requests = xQueueCreate(1, sizeof(ota_request_t));
     if (s_requests == NULL) {
         return ESP_ERR_NO_MEM;
+    }
+    esp_err_t err = ota_push_init();
+    if (err != ESP_OK) {
+        ESP_LOGE(TAG, "ota_push_init failed: %s", esp_err_to_name(err));
+        return err;
     }
     return xTaskCreate(ota_task, "ota", 8192, NULL, 5, NULL) == pdPASS ? ESP_OK : ESP_ERR_NO_MEM;
 }

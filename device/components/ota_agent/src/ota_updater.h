@@ -19,6 +19,8 @@ void ota_updater_submit(const ota_request_t *req);
    command object. */
 /* "ota" / "ota_trigger": parses the request and submits it, or rejects it as bad_command. */
 void ota_updater_handle_ota(const cJSON *command);
+/* "push": parses the transfer and submits it (the image then comes in chunks, ota_push.c). */
+void ota_updater_handle_push(const cJSON *command);
 /* "cancel": stops the running update (the one named by "id", if given). */
 void ota_updater_handle_cancel(const cJSON *command);
 /* "reboot": restarts the device, or rejects it as busy while an update runs. */

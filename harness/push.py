@@ -1,0 +1,315 @@
+"""The pusher: an image to a device through the broker (docs/protocol.md, "`push`: an image through the broker").
+
+`Pusher.push(image)` sends the `push` command, waits for the device's first acknowledgement on
+`<prefix>/<id>/push_ack`, then publishes the image in 4096-byte chunks on `<prefix>/<id>/push/<transfer>/<offset>`,
+never more than `window` chunks beyond the last acknowledged offset. The device writes only the chunk it expects
+and acknowledges its next offset after each one; an acknowledgement that does not advance (the device ignored a
+duplicate, or a chunk after a gap) or none for `ack_timeout` seconds sends the image again from that offset
+(go-back-N). It returns when the device says `rebooting` or another outcome. `PushFaults` makes it misbehave as
+the issue's fault plan asks (drop, duplicate, reorder, stall, a wrong hash, a size past the slot).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import ssl
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+import paho.mqtt.client as mqtt
+
+from harness.mqtt_client import LinkError, new_client
+from harness.net import parse_mqtt_url
+
+CHUNK_SIZE = 4096  # fixed by the device; its acknowledgement says so too
+OUTCOMES = frozenset({"rebooting", "failed", "rejected", "cancelled"})
+
+
+class PushError(RuntimeError):
+    """The push could not run: no broker, no answer from the device."""
+
+
+@dataclass(frozen=True)
+class PushFaults:
+    """How the pusher misbehaves (each off by default)."""
+
+    drop: frozenset[int] = frozenset()  # chunk indexes left out the first time they are due
+    duplicate: bool = False  # every chunk published twice
+    reorder: bool = False  # each pair of chunks published the second one first (the first time)
+    stall_at: int | None = None  # stop sending at this byte offset (the device's idle deadline then ends it)
+    sha256: str | None = None  # announce this SHA-256 instead of the image's
+    size: int | None = None  # announce this size instead of the image's
+
+
+@dataclass
+class PushResult:
+    """How a push ended: the device's final event for it, and what the pusher sent."""
+
+    state: str  # "rebooting" on success, else "failed", "rejected" or "cancelled"
+    event: dict[str, Any]
+    chunks_sent: int = 0  # publishes of chunks, re-sends included
+    rewinds: int = 0  # times the pusher went back to the device's `next`
+    acks: list[int] = field(default_factory=list)  # every acknowledged `next`, in order
+    duration_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "rebooting"
+
+    def describe(self) -> str:
+        reason = self.event.get("reason")
+        detail = self.event.get("detail")
+        return f"{self.state}" + (f"/{reason}" if reason else "") + (f": {detail}" if detail else "")
+
+
+@dataclass
+class _Transfer:
+    """What the paho thread has heard about one transfer (guarded by Pusher._changed)."""
+
+    transfer_id: str
+    acks: list[tuple[int, int | None]] = field(default_factory=list)  # (next, ignored) in order
+    window: int | None = None
+    outcome: dict[str, Any] | None = None
+
+
+@dataclass
+class _Sender:
+    """The go-back-N state of the test thread."""
+
+    size: int
+    window: int
+    acked: int = 0  # the device's last `next`
+    sent_upto: int = 0  # the next offset to publish
+    last_rewind: int | None = None
+    seen_acks: int = 0  # acks consumed from _Transfer.acks
+    last_progress_at: float = field(default_factory=time.monotonic)  # when `next` last advanced
+    first_time: set[int] = field(default_factory=set)  # chunk indexes sent at least once
+    chunks_sent: int = 0
+    rewinds: int = 0
+
+
+class Pusher:
+    """A paho client that pushes images to one device (see the module docstring)."""
+
+    def __init__(self, url: str, device_id: str, prefix: str = "devices", qos: int = 1, window: int = 8,
+                 username: str | None = None, password: str | None = None, ca_pem: str | None = None,
+                 ack_timeout: float = 2.0, on_progress: Callable[[int, int], None] | None = None) -> None:
+        """`ack_timeout`: with chunks in flight and no acknowledgement for this long, send again from the last
+        acknowledged offset. `on_progress(acked, size)` is called on the caller's thread as the device acks."""
+        if qos not in (0, 1):
+            raise ValueError(f"qos must be 0 or 1, not {qos}")
+        if not 1 <= window <= 16:
+            raise ValueError(f"window must be 1..16 chunks, not {window}")
+        self.url = url
+        self.device_id = device_id
+        self.prefix = prefix.rstrip("/")
+        self.qos = qos
+        self.window = window
+        self.ack_timeout = ack_timeout
+        self.on_progress = on_progress
+        endpoint = parse_mqtt_url(url)
+        self._endpoint = endpoint
+        self._client = new_client(endpoint, f"harness-pusher-{uuid.uuid4().hex[:8]}",
+                                  username or endpoint.username, password or endpoint.password, ca_pem)
+        self._client.max_queued_messages_set(0)
+        self._client.max_inflight_messages_set(64)
+        self._client.on_connect = self._on_connect
+        self._client.on_message = self._on_message
+        self._client.on_subscribe = self._on_subscribe
+        self._changed = threading.Condition()
+        self._subscribed = threading.Event()
+        self._transfer: _Transfer | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------------------
+
+    def connect(self, timeout: float = 10.0) -> Self:
+        """Connect and subscribe to the device's acknowledgements and OTA events."""
+        try:
+            self._client.connect(self._endpoint.host, self._endpoint.port, keepalive=30)
+        except (OSError, ssl.SSLError) as exc:
+            raise PushError(f"cannot connect to the MQTT broker {self.url}: {exc}; is it running, and the URL "
+                            "right (mqtt://host:port)?") from exc
+        self._client.loop_start()
+        if not self._subscribed.wait(timeout):
+            self.close()
+            raise PushError(f"the broker {self.url} did not accept the pusher's subscription within {timeout} s "
+                            "(check the credentials and its access rules)")
+        return self
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def __enter__(self) -> Self:
+        return self.connect()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def topic(self, kind: str) -> str:
+        return f"{self.prefix}/{self.device_id}/{kind}"
+
+    # --- the push ------------------------------------------------------------------------------------
+
+    def push(self, image: bytes, transfer_id: str = "push", version: str | None = None, force: bool = False,
+             timeout_s: int = 300, idle_timeout_s: int = 30, faults: PushFaults | None = None,
+             start_timeout: float = 10.0) -> PushResult:
+        """Push `image`; returns how the device ended it (raises PushError only when it never answered)."""
+        faults = faults or PushFaults()
+        started = time.monotonic()
+        with self._changed:
+            self._transfer = _Transfer(transfer_id)
+        self._publish(self.topic("cmd"), json.dumps(self._command(image, transfer_id, version, force, timeout_s,
+                                                                  idle_timeout_s, faults)), qos=1)
+        sender = _Sender(size=faults.size or len(image), window=self.window)
+        result = self._first_answer(transfer_id, sender, start_timeout)
+        if result is None:
+            result = self._stream(image, sender, faults, deadline=started + timeout_s + 15)
+        result.duration_s = time.monotonic() - started
+        return result
+
+    def _command(self, image: bytes, transfer_id: str, version: str | None, force: bool, timeout_s: int,
+                 idle_timeout_s: int, faults: PushFaults) -> dict[str, Any]:
+        command: dict[str, Any] = {
+            "type": "push", "id": transfer_id, "size": faults.size or len(image),
+            "sha256": faults.sha256 or hashlib.sha256(image).hexdigest(), "force": force, "window": self.window,
+            "timeout_s": timeout_s, "idle_timeout_s": idle_timeout_s,
+        }
+        if version is not None:
+            command["version"] = version
+        return command
+
+    def _first_answer(self, transfer_id: str, sender: _Sender, timeout: float) -> PushResult | None:
+        """None once the device acknowledged the start; a result when it refused it at once."""
+        with self._changed:
+            answered = self._changed.wait_for(lambda: self._state().acks or self._state().outcome, timeout)
+            state = self._state()
+            if state.outcome is not None and not state.acks:
+                return self._result(state, _Sender(size=0, window=self.window))
+            sender.seen_acks = len(state.acks)
+            sender.acked = sender.sent_upto = state.acks[-1][0] if state.acks else 0
+        if not answered:
+            raise PushError(f"device {self.device_id} did not answer the push {transfer_id!r} within {timeout} s: "
+                            f"is it online and connected to {self.url} under the prefix {self.prefix!r}?")
+        return None
+
+    def _stream(self, image: bytes, sender: _Sender, faults: PushFaults, deadline: float) -> PushResult:
+        while True:
+            self._send_window(image, sender, faults)
+            with self._changed:
+                self._changed.wait_for(lambda: len(self._state().acks) > sender.seen_acks or self._state().outcome,
+                                       self.ack_timeout)
+                state = self._state()
+                if state.outcome is not None:
+                    return self._result(state, sender)
+                new_acks = state.acks[sender.seen_acks:]
+                sender.seen_acks = len(state.acks)
+            self._take_acks(sender, new_acks)
+            if time.monotonic() > deadline:
+                raise PushError(f"device {self.device_id} neither finished nor failed the push within its timeout_s; "
+                                "look at its serial console")
+
+    def _take_acks(self, sender: _Sender, acks: list[tuple[int, int | None]]) -> None:
+        """Go-back-N: to the device's `next` when it ignored a chunk past it (a gap), when it acknowledged again
+        of its own accord (after a reconnect), or when `next` has not moved for ack_timeout with chunks out."""
+        now = time.monotonic()
+        for next_offset, ignored in acks:
+            if next_offset > sender.acked:
+                sender.acked = next_offset
+                sender.sent_upto = max(sender.sent_upto, next_offset)
+                sender.last_progress_at = now
+                if self.on_progress is not None:
+                    self.on_progress(next_offset, sender.size)
+            elif ignored is not None and ignored < next_offset:
+                continue  # a duplicate: the device has it already
+            elif next_offset < sender.sent_upto and sender.last_rewind != next_offset:
+                self._rewind(sender, next_offset)
+        if sender.sent_upto > sender.acked and now - sender.last_progress_at >= self.ack_timeout:
+            self._rewind(sender, sender.acked)  # chunks or their acknowledgements were lost
+            sender.last_progress_at = now
+
+    def _rewind(self, sender: _Sender, offset: int) -> None:
+        sender.sent_upto = offset
+        sender.last_rewind = offset
+        sender.rewinds += 1
+
+    def _send_window(self, image: bytes, sender: _Sender, faults: PushFaults) -> None:
+        limit = min(sender.size, sender.acked + sender.window * CHUNK_SIZE)
+        if faults.stall_at is not None:
+            limit = min(limit, faults.stall_at)
+        offsets = list(range(sender.sent_upto, limit, CHUNK_SIZE))
+        if offsets:
+            sender.sent_upto = limit
+        for offset in self._faulty_order(offsets, sender, faults):
+            self._send_chunk(image, offset, sender)
+
+    def _faulty_order(self, offsets: list[int], sender: _Sender, faults: PushFaults) -> list[int]:
+        """The offsets to publish now, after the fault plan (which applies to a chunk's first sending only)."""
+        fresh = [o for o in offsets if o // CHUNK_SIZE not in sender.first_time]
+        sender.first_time.update(o // CHUNK_SIZE for o in offsets)
+        out = [o for o in offsets if not (o in fresh and o // CHUNK_SIZE in faults.drop)]
+        if faults.reorder:
+            for i in range(0, len(out) - 1, 2):
+                if out[i] in fresh and out[i + 1] in fresh:
+                    out[i], out[i + 1] = out[i + 1], out[i]
+        if faults.duplicate:
+            out = [o for o in out for _ in (0, 1)]
+        return out
+
+    def _send_chunk(self, image: bytes, offset: int, sender: _Sender) -> None:
+        transfer = self._state().transfer_id
+        self._publish(self.topic(f"push/{transfer}/{offset}"), image[offset:offset + CHUNK_SIZE], qos=self.qos)
+        sender.chunks_sent += 1
+
+    def _publish(self, topic: str, payload: str | bytes, qos: int) -> None:
+        info = self._client.publish(topic, payload, qos=qos)
+        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):  # not connected: paho queues it
+            raise PushError(f"publishing to {topic} failed: {mqtt.error_string(info.rc)}")
+
+    def _result(self, state: _Transfer, sender: _Sender) -> PushResult:
+        assert state.outcome is not None
+        result = PushResult(state=state.outcome["state"], event=state.outcome, acks=[n for n, _ in state.acks],
+                            chunks_sent=sender.chunks_sent, rewinds=sender.rewinds)
+        if result.ok and self.on_progress is not None:
+            self.on_progress(sender.size, sender.size)
+        return result
+
+    def _state(self) -> _Transfer:
+        if self._transfer is None:
+            raise LinkError("no push is running")
+        return self._transfer
+
+    # --- paho's thread -------------------------------------------------------------------------------
+
+    def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: mqtt.ReasonCode,
+                    _properties: Any) -> None:
+        if reason_code.is_failure:
+            return
+        client.subscribe([(self.topic("push_ack"), 1), (self.topic("ota"), 1)])
+
+    def _on_subscribe(self, _client: mqtt.Client, _userdata: Any, _mid: int, reason_codes: list[mqtt.ReasonCode],
+                      _properties: Any) -> None:
+        if not any(code.is_failure for code in reason_codes):
+            self._subscribed.set()
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        try:
+            data = json.loads(msg.payload)
+        except ValueError:
+            return
+        with self._changed:
+            transfer = self._transfer
+            if not isinstance(data, dict) or transfer is None or data.get("id") != transfer.transfer_id:
+                return
+            if msg.topic.endswith("/push_ack") and isinstance(data.get("next"), int):
+                ignored = data.get("ignored")
+                transfer.acks.append((data["next"], ignored if isinstance(ignored, int) else None))
+                transfer.window = data.get("window")
+            elif msg.topic.endswith("/ota") and data.get("state") in OUTCOMES and transfer.outcome is None:
+                transfer.outcome = data
+            self._changed.notify_all()

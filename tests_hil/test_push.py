@@ -1,0 +1,169 @@
+"""Push: an image through the broker.
+
+The `push` transfer (docs/protocol.md): the image in 4 KB chunks on an MQTT topic, acknowledged by the device with
+a window; the same checks, progress, confirmation and rollback as a URL update.
+"""
+
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import pytest
+
+from harness.fwserver import FaultPlan
+from harness.link import DeviceLink
+from harness.push import CHUNK_SIZE, Pusher, PushFaults, PushResult
+from harness.virtual.flash import Flash
+
+NVS_RECORD_OPS = 4  # flash operations of saving one OTA result in NVS (the virtual board's format)
+
+
+def _install_confirmed(link: DeviceLink, board, since: int, transfer: str, version: str) -> None:
+    link.wait_ota(board.device_id, transfer, "succeeded", timeout=40, since=since,
+                  fail_on={"failed", "rejected", "rolled_back", "cancelled"})
+    status = link.wait_status(board.device_id, lambda s: s["version"] == version and s["ota_state"] == "valid",
+                              since=since, timeout=10)
+    assert status["partition"] == "ota_1", status
+
+
+def test_push_installs_and_confirms(ota, link: DeviceLink, board, pusher: Pusher, firmware) -> None:
+    """A push of v2: `accepted`, one acknowledgement per chunk, progress to the image size, `verifying`,
+    `rebooting`; v2 boots from ota_1, passes its self-test and confirms (status v2, ota_1, valid)."""
+    image = firmware.image(version="2.0.0")
+    since = ota.mark()
+    result = pusher.push(image, "p1", version="2.0.0")
+    assert result.ok, result.describe()
+    chunks = -(-len(image) // CHUNK_SIZE)
+    assert result.acks[0] == 0 and result.acks[-1] == (chunks - 1) * CHUNK_SIZE, result.acks
+    assert result.rewinds == 0, result
+    _install_confirmed(link, board, since, "p1", "2.0.0")
+    states = [e["state"] for e in link.ota_events(board.device_id, "p1")]
+    assert states[0] == "accepted" and states[-3:] == ["verifying", "rebooting", "succeeded"], states
+    progress = [e["bytes"] for e in link.ota_events(board.device_id, "p1") if e["state"] == "downloading"]
+    assert progress[-1] == len(image) and progress == sorted(progress), progress
+
+
+def _slot(board, label: str) -> bytes:
+    part = next(p for p in board.partitions if p.label == label)
+    with Flash(board.flash_path) as flash:
+        return flash.read(part.offset, part.size)
+
+
+def _push_in_background(pusher: Pusher, image: bytes, transfer: str, **kwargs) -> Future[PushResult]:
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="pusher").submit(pusher.push, image, transfer,
+                                                                                 **kwargs)
+
+
+def _stalled_push(ota, link: DeviceLink, board, pusher: Pusher, image: bytes, transfer: str,
+                  idle_timeout_s: int = 30) -> tuple[int, Future[PushResult]]:
+    """A push that stops sending after 8 chunks; returns once the device reported progress."""
+    since = ota.mark()
+    future = _push_in_background(pusher, image, transfer, idle_timeout_s=idle_timeout_s,
+                                 faults=PushFaults(stall_at=8 * CHUNK_SIZE))
+    link.wait_ota(board.device_id, transfer, "downloading", timeout=10, since=since, fail_on={"failed", "rejected"})
+    return since, future
+
+
+def test_push_with_a_wrong_sha256_is_refused(ota, pusher: Pusher, firmware) -> None:
+    """B4 (push): the whole image arrives but its SHA-256 differs from the command's: `failed`/`sha256_mismatch`
+    before the boot partition is switched; v1 keeps running from ota_0, healthy."""
+    since = ota.mark()
+    result = pusher.push(firmware.image(version="2.0.0"), "p-sha", faults=PushFaults(sha256="0" * 64))
+    assert (result.state, result.event.get("reason")) == ("failed", "sha256_mismatch"), result.describe()
+    ota.assert_healthy_on_base(since)
+
+
+@pytest.mark.virtual_only
+def test_push_larger_than_the_slot_is_refused_before_erasing(ota, board, pusher: Pusher, firmware) -> None:
+    """B10 (push): a push announcing more bytes than the passive slot holds is `rejected`/`too_large` before the
+    device asks for a chunk: ota_1 is not touched (not a byte of it changes), and the only flash operations are
+    the NVS record of the outcome; v1 healthy.
+
+    Needs: the virtual board's flash file and flash operation count.
+    """
+    since = ota.mark()
+    ops, slot_before = board.flash_ops(), _slot(board, "ota_1")
+    result = pusher.push(firmware.image(version="2.0.0"), "p-big", faults=PushFaults(size=8 * 1024 * 1024))
+    assert (result.state, result.event.get("reason")) == ("rejected", "too_large"), result.describe()
+    assert result.acks == [] and result.chunks_sent == 0, result
+    ota.assert_healthy_on_base(since)
+    assert _slot(board, "ota_1") == slot_before, "the device erased or wrote ota_1 for an image it refused"
+    # the outcome's NVS record: a few writes, far from the slot's erase and the 300+ writes of an image
+    assert board.flash_ops() - ops <= NVS_RECORD_OPS, "more flash operations than recording the outcome takes"
+
+
+def test_push_idle_deadline_between_chunks(ota, link: DeviceLink, board, pusher: Pusher, firmware) -> None:
+    """The pusher stops sending after 8 chunks: `failed`/`idle_timeout` once `idle_timeout_s` (2 s) passes
+    without a chunk; v1 healthy."""
+    since, future = _stalled_push(ota, link, board, pusher, firmware.image(version="2.0.0"), "p-idle",
+                                  idle_timeout_s=2)
+    result = future.result(timeout=15)
+    assert (result.state, result.event.get("reason")) == ("failed", "idle_timeout"), result.describe()
+    assert result.duration_s >= 2, result
+    ota.assert_healthy_on_base(since)
+
+
+def test_cancel_during_a_push(ota, link: DeviceLink, board, pusher: Pusher, firmware) -> None:
+    """D1 (push): `cancel` with the transfer's id mid-push ends it `cancelled` at once; nothing switched, v1
+    healthy; a new push then installs."""
+    since, future = _stalled_push(ota, link, board, pusher, firmware.image(version="2.0.0"), "p-cancel")
+    link.send(board.device_id, {"type": "cancel", "id": "p-cancel"})
+    result = future.result(timeout=10)
+    assert (result.state, result.event.get("reason")) == ("cancelled", "cancelled"), result.describe()
+    assert result.duration_s < 10, result
+    ota.assert_healthy_on_base(since)
+    since = ota.mark()
+    assert pusher.push(firmware.image(version="2.0.0"), "p-after").ok
+    _install_confirmed(link, board, since, "p-after", "2.0.0")
+
+
+def test_url_update_during_a_push_is_busy(ota, link: DeviceLink, board, pusher: Pusher, fw_server,
+                                          firmware) -> None:
+    """A URL `ota` while a push runs is `rejected`/`busy` (one update at a time), and the push goes on; then
+    cancelled, v1 healthy."""
+    image = firmware.image(version="2.0.0")
+    since, future = _stalled_push(ota, link, board, pusher, image, "p-first")
+    artifact = fw_server.add(image)
+    link.send(board.device_id, {"type": "ota", "id": "url-second", "url": artifact.url})
+    assert link.wait_ota(board.device_id, "url-second", "rejected", timeout=10, since=since)["reason"] == "busy"
+    assert [e["state"] for e in link.ota_events(board.device_id, "p-first")][-1] == "downloading"
+    link.send(board.device_id, {"type": "cancel", "id": "p-first"})
+    assert future.result(timeout=10).state == "cancelled"
+    assert not fw_server.requests_for(artifact), "the busy URL update was downloaded"
+    ota.assert_healthy_on_base(since)
+
+
+def test_push_during_a_url_update_is_busy(ota, link: DeviceLink, board, pusher: Pusher, fw_server,
+                                          firmware) -> None:
+    """A push while a URL update downloads is `rejected`/`busy` before any chunk is asked for; the URL update
+    is cancelled, v1 healthy."""
+    image = firmware.image(version="2.0.0")
+    slow = fw_server.add(image, faults=FaultPlan(throttle_bps=len(image) // 8))
+    since = ota.start("url-first", slow.url)
+    link.wait_ota(board.device_id, "url-first", "downloading", timeout=10, since=since, fail_on={"failed", "rejected"})
+    result = pusher.push(image, "p-second")
+    assert (result.state, result.event.get("reason")) == ("rejected", "busy"), result.describe()
+    assert result.acks == [] and result.chunks_sent == 0, result
+    link.send(board.device_id, {"type": "cancel", "id": "url-first"})
+    ota.expect_outcome("url-first", "cancelled", "cancelled", since, timeout=10)
+    ota.assert_healthy_on_base(since)
+
+
+def test_dropped_duplicated_and_reordered_chunks_do_not_corrupt_the_slot(link: DeviceLink, board, pusher: Pusher,
+                                                                         ota, firmware) -> None:
+    """C5 (push): chunks 3 and 10 dropped, each pair of chunks sent in reverse order, every chunk twice: the
+    device writes only the chunk at its `next`, the pusher goes back to it when told (go-back-N: a dropped chunk
+    is asked for again), and the image installs and confirms (its SHA-256 checked)."""
+    image = firmware.image(version="2.0.0")
+    since = ota.mark()
+    result = pusher.push(image, "p-faults", faults=PushFaults(drop=frozenset({3, 10}), duplicate=True, reorder=True))
+    assert result.ok, result.describe()
+    assert result.rewinds >= 2 and result.chunks_sent > 2 * (len(image) // CHUNK_SIZE), result
+    _install_confirmed(link, board, since, "p-faults", "2.0.0")
+
+
+def test_push_at_qos_0(link: DeviceLink, board, broker, ota, firmware) -> None:
+    """A push whose chunks go at QoS 0 (no PUBACK, nothing retransmitted by MQTT) installs and confirms."""
+    since = ota.mark()
+    with Pusher(broker.url, board.device_id, prefix=link.prefix, qos=0) as pusher:
+        result = pusher.push(firmware.image(version="2.0.0"), "p-qos0")
+    assert result.ok, result.describe()
+    _install_confirmed(link, board, since, "p-qos0", "2.0.0")
