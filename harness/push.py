@@ -53,7 +53,8 @@ class PushResult:
     state: str  # "rebooting" on success, else "failed", "rejected" or "cancelled"
     event: dict[str, Any]
     chunks_sent: int = 0  # publishes of chunks, re-sends included
-    rewinds: int = 0  # times the pusher went back to the device's `next`
+    rewinds: int = 0  # times the pusher went back to the device's `next` because the device said so
+    stall_rewinds: int = 0  # times it went back after ack_timeout with no progress
     acks: list[int] = field(default_factory=list)  # every acknowledged `next`, in order
     duration_s: float = 0.0
 
@@ -91,6 +92,7 @@ class _Sender:
     first_time: set[int] = field(default_factory=set)  # chunk indexes sent at least once
     chunks_sent: int = 0
     rewinds: int = 0
+    stall_rewinds: int = 0
 
 
 class Pusher:
@@ -231,6 +233,8 @@ class Pusher:
                 self._rewind(sender, next_offset)
         if sender.sent_upto > sender.acked and now - sender.last_progress_at >= self.ack_timeout:
             self._rewind(sender, sender.acked)  # chunks or their acknowledgements were lost
+            sender.rewinds -= 1
+            sender.stall_rewinds += 1
             sender.last_progress_at = now
 
     def _rewind(self, sender: _Sender, offset: int) -> None:
@@ -274,7 +278,8 @@ class Pusher:
     def _result(self, state: _Transfer, sender: _Sender) -> PushResult:
         assert state.outcome is not None
         result = PushResult(state=state.outcome["state"], event=state.outcome, acks=[n for n, _ in state.acks],
-                            chunks_sent=sender.chunks_sent, rewinds=sender.rewinds)
+                            chunks_sent=sender.chunks_sent, rewinds=sender.rewinds,
+                            stall_rewinds=sender.stall_rewinds)
         if result.ok and self.on_progress is not None:
             self.on_progress(sender.size, sender.size)
         return result

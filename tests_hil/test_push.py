@@ -33,7 +33,7 @@ def test_push_installs_and_confirms(ota, link: DeviceLink, board, pusher: Pusher
     assert result.ok, result.describe()
     chunks = -(-len(image) // CHUNK_SIZE)
     assert result.acks[0] == 0 and result.acks[-1] == (chunks - 1) * CHUNK_SIZE, result.acks
-    assert result.rewinds == 0, result
+    assert result.rewinds == result.stall_rewinds == 0, result
     _install_confirmed(link, board, since, "p1", "2.0.0")
     states = [e["state"] for e in link.ota_events(board.device_id, "p1")]
     assert states[0] == "accepted" and states[-3:] == ["verifying", "rebooting", "succeeded"], states
@@ -157,6 +157,7 @@ def test_dropped_duplicated_and_reordered_chunks_do_not_corrupt_the_slot(link: D
     result = pusher.push(image, "p-faults", faults=PushFaults(drop=frozenset({3, 10}), duplicate=True, reorder=True))
     assert result.ok, result.describe()
     assert result.rewinds >= 2 and result.chunks_sent > 2 * (len(image) // CHUNK_SIZE), result
+    assert result.stall_rewinds == 0, f"the device did not ask for the dropped chunks; the pusher timed out: {result}"
     _install_confirmed(link, board, since, "p-faults", "2.0.0")
 
 
