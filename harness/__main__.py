@@ -8,6 +8,8 @@
                              damage an image on purpose (no checksum fix-up)
   board run --image FILE [--broker URL] [--device-id ID] [--flash FILE]
                              run a virtual ESP32 in the foreground until Ctrl-C
+  push --broker URL --device ID IMAGE [--prefix devices] [--window 8] [--qos 1] [--version V]
+                             push an image to a device through the broker (docs/protocol.md, `push`)
   catalog [--write FILE | --check FILE]
                              the README's scenario table, made from tests_hil's docstrings and markers
 """
@@ -122,6 +124,12 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     return catalog.command(write=args.write, check=args.check)
 
 
+def cmd_push(args: argparse.Namespace) -> int:
+    from harness import push_cli
+
+    return push_cli.run(args)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m harness", description="OTA HIL harness tools.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -157,6 +165,22 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--device-id", help="device id in the MQTT topics (default: derived from the MAC)")
     run.add_argument("--flash", help="flash file to use and keep (created if missing)")
     run.set_defaults(func=cmd_board_run)
+    push = sub.add_parser(
+        "push", help="push an image to a device through the MQTT broker, in acknowledged chunks",
+        description="Sends a push command to <prefix>/<device>/cmd, then the image in 4096-byte chunks with at "
+                    "most --window in flight, following the device's acknowledgements; exits 0 once the device "
+                    "says rebooting, non-zero with the device's reason on any failure.")
+    push.add_argument("image", help="the app image to install")
+    push.add_argument("--broker", required=True, help="MQTT broker URL, e.g. mqtt://127.0.0.1:1883")
+    push.add_argument("--device", required=True, help="the device id of its topics")
+    push.add_argument("--prefix", default="devices", help="the topic prefix (default: devices)")
+    push.add_argument("--window", type=int, default=8, help="chunks in flight, 1..16 (default: 8)")
+    push.add_argument("--qos", type=int, choices=(0, 1), default=1, help="QoS of the chunks (default: 1)")
+    push.add_argument("--version", help="the version the image should carry, echoed in the device's reports")
+    push.add_argument("--id", default="", help="the transfer id (default: push-<random>)")
+    push.add_argument("--force", action="store_true", help="install even if the version is not newer")
+    push.add_argument("--timeout", type=int, default=300, help="overall deadline in seconds (default: 300)")
+    push.set_defaults(func=cmd_push)
     cat = sub.add_parser(
         "catalog", help="print the README's scenario catalog table, made from tests_hil",
         description="Collects tests_hil with pytest (--collect-only) and prints the scenario catalog as a "

@@ -170,6 +170,8 @@ class Pusher:
                                                                   idle_timeout_s, faults)), qos=1)
         sender = _Sender(size=faults.size or len(image), window=self.window)
         result = self._first_answer(transfer_id, sender, start_timeout)
+        if result is None and self.on_progress is not None:
+            self.on_progress(sender.acked, sender.size)  # the device said where to start
         if result is None:
             result = self._stream(image, sender, faults, deadline=started + timeout_s + 15)
         result.duration_s = time.monotonic() - started

@@ -1,0 +1,84 @@
+"""`python -m harness push`: the pusher on the command line, with a progress line and one message per failure."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from harness.push import Pusher, PushError, PushResult
+
+BAR_WIDTH = 30
+
+# What to do about each refusal or failure the device can report for a push (docs/protocol.md).
+ADVICE = {
+    "busy": "another update is running on the device (or it is still confirming its new firmware); retry later",
+    "too_large": "the image does not fit the device's OTA slot",
+    "same_version": "the device runs this version already (--force installs it anyway)",
+    "downgrade": "the image is older than the running firmware (--force installs it anyway)",
+    "wrong_chip": "the image was built for another chip",
+    "sha256_mismatch": "the image arrived altered (check the broker, or push again)",
+    "invalid_image": "the device refused the image as not a valid app image",
+    "idle_timeout": "no chunk reached the device in time; check the broker's connection and limits",
+    "timeout": "the push took longer than --timeout",
+    "bad_command": "the device refused the push command",
+    "flash_error": "the device could not write its flash",
+}
+
+
+@dataclass
+class Progress:
+    """A bar redrawn in place on a terminal; elsewhere one line per 10 %."""
+
+    out: TextIO
+    tty: bool
+    last_decile: int = -1
+    widths: list[int] = field(default_factory=list)
+
+    def __call__(self, done: int, total: int) -> None:
+        percent = done * 100 // total if total > 0 else 0
+        if self.tty:
+            filled = BAR_WIDTH * percent // 100
+            self.out.write(f"\r[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {percent:3d}% {done}/{total} bytes")
+            self.out.flush()
+        elif percent // 10 > self.last_decile:
+            self.last_decile = percent // 10
+            print(f"pushed {percent}% ({done}/{total} bytes)", file=self.out, flush=True)
+
+    def end(self) -> None:
+        if self.tty:
+            self.out.write("\n")
+
+
+def failure_message(result: PushResult) -> str:
+    reason = result.event.get("reason", "")
+    advice = ADVICE.get(reason, "see the device's serial console")
+    return f"push {result.describe()}: {advice}"
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        image = Path(args.image).read_bytes()
+    except OSError as exc:
+        print(f"cannot read the image {args.image}: {exc.strerror}", file=sys.stderr)
+        return 2
+    progress = Progress(sys.stdout, sys.stdout.isatty())
+    transfer = args.id or f"push-{uuid.uuid4().hex[:8]}"
+    try:
+        with Pusher(args.broker, args.device, prefix=args.prefix, qos=args.qos, window=args.window,
+                    on_progress=progress) as pusher:
+            result = pusher.push(image, transfer, version=args.version, force=args.force, timeout_s=args.timeout)
+    except (PushError, ValueError) as exc:
+        progress.end()
+        print(f"push failed: {exc}", file=sys.stderr)
+        return 1
+    progress.end()
+    if not result.ok:
+        print(failure_message(result), file=sys.stderr)
+        return 1
+    print(f"pushed {len(image)} bytes to {args.device} in {result.duration_s:.1f} s; the device is rebooting "
+          "into the new image")
+    return 0

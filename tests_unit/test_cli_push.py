@@ -1,0 +1,74 @@
+"""`python -m harness push`: a CLI-run virtual board on a real mosquitto installs v2 from the pusher."""
+
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.broker import MosquittoBroker
+from harness.link import DeviceLink
+from harness.virtual import firmware
+
+pytestmark = pytest.mark.skipif(shutil.which("mosquitto") is None, reason="mosquitto not installed")
+
+
+def _stop(proc: subprocess.Popen[str]) -> str:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    try:
+        output, _ = proc.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        output, _ = proc.communicate()
+    return output
+
+
+def test_push_command_installs_v2_on_a_cli_board_over_mosquitto(tmp_path: Path) -> None:
+    build = firmware.build()
+    v1, v2 = tmp_path / "v1.bin", tmp_path / "v2.bin"
+    v1.write_bytes(build.image)
+    v2.write_bytes(build.image_with_version("2.0.0"))
+    broker = MosquittoBroker()
+    broker.start()
+    try:
+        with DeviceLink(broker.url) as link:
+            board = subprocess.Popen(
+                [sys.executable, "-m", "harness", "board", "run", "--image", str(v1), "--broker", broker.url,
+                 "--device-id", "cli-push", "--flash", str(tmp_path / "flash.bin")],
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            try:
+                link.wait_status("cli-push", timeout=20, description="first status of the CLI board")
+                since = link.cursor()
+                pushed = subprocess.run(
+                    [sys.executable, "-m", "harness", "push", "--broker", broker.url, "--device", "cli-push",
+                     str(v2), "--version", "2.0.0"], check=False, capture_output=True, text=True, timeout=60)
+                assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+                link.wait_status("cli-push", lambda s: s["version"] == "2.0.0" and s["ota_state"] == "valid",
+                                 since=since, timeout=30)
+            finally:
+                output = _stop(board)
+    finally:
+        broker.stop()
+    assert "app_init: App version:      2.0.0" in output
+    deciles = [line for line in pushed.stdout.splitlines() if line.startswith("pushed ") and "%" in line]
+    assert deciles[0].startswith("pushed 0%") and deciles[-1].startswith("pushed 100%"), pushed.stdout
+    assert len(deciles) == 11, pushed.stdout  # one line per 10 % without a terminal: 0 %, 10 %, ... 100 %
+    assert "the device is rebooting" in pushed.stdout
+
+
+def test_push_command_says_what_to_do_when_no_device_answers(tmp_path: Path) -> None:
+    image = tmp_path / "v2.bin"
+    image.write_bytes(firmware.build().image_with_version("2.0.0"))
+    broker = MosquittoBroker()
+    broker.start()
+    try:
+        pushed = subprocess.run(
+            [sys.executable, "-m", "harness", "push", "--broker", broker.url, "--device", "nobody", str(image)],
+            check=False, capture_output=True, text=True, timeout=60)
+    finally:
+        broker.stop()
+    assert pushed.returncode == 1
+    assert "did not answer the push" in pushed.stderr and "is it online" in pushed.stderr, pushed.stderr
