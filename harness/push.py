@@ -11,6 +11,7 @@ the issue's fault plan asks (drop, duplicate, reorder, stall, a wrong hash, a si
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import ssl
@@ -41,7 +42,7 @@ class PushFaults:
     drop: frozenset[int] = frozenset()  # chunk indexes left out the first time they are due
     duplicate: bool = False  # every chunk published twice
     reorder: bool = False  # each pair of chunks published the second one first (the first time)
-    stall_at: int | None = None  # stop sending at this byte offset (the device's idle deadline then ends it)
+    stall_at: int | None = None  # stop sending at this byte offset until resume() (else the idle deadline ends it)
     sha256: str | None = None  # announce this SHA-256 instead of the image's
     size: int | None = None  # announce this size instead of the image's
 
@@ -123,9 +124,11 @@ class Pusher:
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
         self._client.on_subscribe = self._on_subscribe
+        self._client.reconnect_delay_set(0.1, 0.5)  # back soon after a broker restart, as the device is
         self._changed = threading.Condition()
         self._subscribed = threading.Event()
         self._transfer: _Transfer | None = None
+        self._resumed = False  # resume() lifted the fault plan's stall
 
     # --- lifecycle -----------------------------------------------------------------------------------
 
@@ -153,6 +156,12 @@ class Pusher:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def resume(self) -> None:
+        """Lift the fault plan's stall: the running push goes on from where it stopped (any thread)."""
+        with self._changed:
+            self._resumed = True
+            self._changed.notify_all()
+
     def topic(self, kind: str) -> str:
         return f"{self.prefix}/{self.device_id}/{kind}"
 
@@ -166,6 +175,7 @@ class Pusher:
         started = time.monotonic()
         with self._changed:
             self._transfer = _Transfer(transfer_id)
+            self._resumed = False
         self._publish(self.topic("cmd"), json.dumps(self._command(image, transfer_id, version, force, timeout_s,
                                                                   idle_timeout_s, faults)), qos=1)
         sender = _Sender(size=faults.size or len(image), window=self.window)
@@ -204,10 +214,10 @@ class Pusher:
 
     def _stream(self, image: bytes, sender: _Sender, faults: PushFaults, deadline: float) -> PushResult:
         while True:
+            resumed = self._resumed
             self._send_window(image, sender, faults)
             with self._changed:
-                self._changed.wait_for(lambda: len(self._state().acks) > sender.seen_acks or self._state().outcome,
-                                       self.ack_timeout)
+                self._changed.wait_for(functools.partial(self._news, sender, resumed), self.ack_timeout)
                 state = self._state()
                 if state.outcome is not None:
                     return self._result(state, sender)
@@ -217,6 +227,11 @@ class Pusher:
             if time.monotonic() > deadline:
                 raise PushError(f"device {self.device_id} neither finished nor failed the push within its timeout_s; "
                                 "look at its serial console")
+
+    def _news(self, sender: _Sender, resumed: bool) -> bool:
+        """Something for the sending loop: an acknowledgement, the outcome, or resume() (lock held)."""
+        state = self._state()
+        return len(state.acks) > sender.seen_acks or state.outcome is not None or self._resumed != resumed
 
     def _take_acks(self, sender: _Sender, acks: list[tuple[int, int | None]]) -> None:
         """Go-back-N: to the device's `next` when it ignored a chunk past it (a gap), when it acknowledged again
@@ -246,7 +261,7 @@ class Pusher:
 
     def _send_window(self, image: bytes, sender: _Sender, faults: PushFaults) -> None:
         limit = min(sender.size, sender.acked + sender.window * CHUNK_SIZE)
-        if faults.stall_at is not None:
+        if faults.stall_at is not None and not self._resumed:
             limit = min(limit, faults.stall_at)
         offsets = list(range(sender.sent_upto, limit, CHUNK_SIZE))
         if offsets:

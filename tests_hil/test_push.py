@@ -8,6 +8,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 
+from harness.broker import ExternalBroker
 from harness.fwserver import FaultPlan
 from harness.link import DeviceLink
 from harness.push import CHUNK_SIZE, Pusher, PushFaults, PushResult
@@ -168,3 +169,29 @@ def test_push_at_qos_0(link: DeviceLink, board, broker, ota, firmware) -> None:
         result = pusher.push(firmware.image(version="2.0.0"), "p-qos0")
     assert result.ok, result.describe()
     _install_confirmed(link, board, since, "p-qos0", "2.0.0")
+
+
+def test_push_resumes_after_a_broker_restart(ota, link: DeviceLink, board, pusher: Pusher, broker,
+                                             firmware) -> None:
+    """C5 (push): the broker restarts mid-push; both ends reconnect, the device acknowledges its `next` again and
+    the pusher goes on from that last acknowledged offset (no chunk before it sent again); the image installs.
+
+    Needs: the embedded broker (it is stopped and started).
+    """
+    if isinstance(broker, ExternalBroker):
+        pytest.skip("restarts the broker: needs the embedded broker, not --hil-broker URL")
+    image = firmware.image(version="2.0.0")
+    since, future = _stalled_push(ota, link, board, pusher, image, "p-restart")
+    stalled_at = link.wait_for(lambda m: m.kind == "push_ack" and m.data.get("next") == 8 * CHUNK_SIZE,
+                               timeout=10, since=since, description="the acknowledgement of the 8th chunk")
+    broker.stop()
+    broker.start()
+    link.wait_connection(timeout=10)
+    resent = link.wait_for(lambda m: m.kind == "push_ack", timeout=15, since=stalled_at.index + 1,
+                           description="the device's acknowledgement after reconnecting")
+    assert resent.data["next"] == 8 * CHUNK_SIZE and "ignored" not in resent.data, resent.data
+    pusher.resume()
+    result = future.result(timeout=30)
+    assert result.ok, result.describe()
+    assert result.chunks_sent == -(-len(image) // CHUNK_SIZE), f"chunks were sent again: {result}"
+    _install_confirmed(link, board, since, "p-restart", "2.0.0")
