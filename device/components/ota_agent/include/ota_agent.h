@@ -29,7 +29,7 @@ extern "C" {
 /* The update a callback is about. Strings stay valid for the duration of the call only. */
 typedef struct {
     const char *id;      /* the request id of the command ("manifest" for manifest mode) */
-    const char *url;     /* where the image is downloaded from */
+    const char *url;     /* where the image is downloaded from; "" for a push (the image comes through the broker) */
     const char *version; /* the version the request or manifest announced; "" when it gave none */
     const char *ca_cert_pem; /* the provisioned CA for https downloads (`config set ota_ca_cert`), or NULL */
 } ota_agent_update_t;
@@ -85,7 +85,8 @@ typedef struct {
        and set it to boot (esp_https_ota_finish() does both), calling ota_agent_report_progress() as data
        arrives and giving up when ota_agent_cancel_requested(); return ESP_OK, or the error with
        result->reason set where the error alone does not say why (see ota_agent_install_result_t).
-       The agent's own checks (sha256, size, retries, deadlines) do not apply to such an install. */
+       The agent's own checks (sha256, size, retries, deadlines) do not apply to such an install.
+       A `push` (the image through the broker) never calls it: the agent writes a pushed image itself. */
     esp_err_t (*install)(const ota_agent_update_t *update, ota_agent_install_result_t *result, void *user_ctx);
     void *user_ctx;
 } ota_agent_callbacks_t;
