@@ -4,6 +4,7 @@ The `push` transfer (docs/protocol.md): the image in 4 KB chunks on an MQTT topi
 a window; the same checks, progress, confirmation and rollback as a URL update.
 """
 
+import hashlib
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
@@ -40,6 +41,12 @@ def test_push_installs_and_confirms(ota, link: DeviceLink, board, pusher: Pusher
     assert states[0] == "accepted" and states[-3:] == ["verifying", "rebooting", "succeeded"], states
     progress = [e["bytes"] for e in link.ota_events(board.device_id, "p1") if e["state"] == "downloading"]
     assert progress[-1] == len(image) and progress == sorted(progress), progress
+
+
+def _push_command(transfer: str, image: bytes, **fields: object) -> dict[str, object]:
+    command: dict[str, object] = {"type": "push", "id": transfer, "size": len(image),
+                                  "sha256": hashlib.sha256(image).hexdigest()}
+    return {**command, **fields}
 
 
 def _slot(board, label: str) -> bytes:
@@ -118,13 +125,15 @@ def test_cancel_during_a_push(ota, link: DeviceLink, board, pusher: Pusher, firm
 
 def test_url_update_during_a_push_is_busy(ota, link: DeviceLink, board, pusher: Pusher, fw_server,
                                           firmware) -> None:
-    """A URL `ota` while a push runs is `rejected`/`busy` (one update at a time), and the push goes on; then
-    cancelled, v1 healthy."""
+    """A URL `ota` while a push runs is `rejected`/`busy` (one update at a time), so is a second push, and the
+    push goes on; then cancelled, v1 healthy."""
     image = firmware.image(version="2.0.0")
     since, future = _stalled_push(ota, link, board, pusher, image, "p-first")
     artifact = fw_server.add(image)
     link.send(board.device_id, {"type": "ota", "id": "url-second", "url": artifact.url})
     assert link.wait_ota(board.device_id, "url-second", "rejected", timeout=10, since=since)["reason"] == "busy"
+    link.send(board.device_id, _push_command("p-third", image))
+    assert link.wait_ota(board.device_id, "p-third", "rejected", timeout=10, since=since)["reason"] == "busy"
     assert [e["state"] for e in link.ota_events(board.device_id, "p-first")][-1] == "downloading"
     link.send(board.device_id, {"type": "cancel", "id": "p-first"})
     assert future.result(timeout=10).state == "cancelled"
@@ -195,3 +204,23 @@ def test_push_resumes_after_a_broker_restart(ota, link: DeviceLink, board, pushe
     assert result.ok, result.describe()
     assert result.chunks_sent == -(-len(image) // CHUNK_SIZE), f"chunks were sent again: {result}"
     _install_confirmed(link, board, since, "p-restart", "2.0.0")
+
+
+@pytest.mark.parametrize(("fields", "detail"), [
+    ({"size": None}, "size is required"),
+    ({"size": 0}, "size is required"),
+    ({"sha256": None}, "sha256 is required"),
+    ({"sha256": "12ab"}, "sha256 is required"),
+    ({"window": 17}, "window must be"),
+    ({"window": 0}, "window must be"),
+], ids=["no_size", "zero_size", "no_sha256", "short_sha256", "window_17", "window_0"])
+def test_malformed_push_is_a_bad_command(ota, link: DeviceLink, board, firmware, fields: dict, detail: str) -> None:
+    """B11 (push): a push without a valid `size` or `sha256`, or with a window outside 1..16, is
+    `rejected`/`bad_command` with a detail naming the field; nothing starts, v1 healthy."""
+    command = {k: v for k, v in {**_push_command("p-bad", firmware.image(version="2.0.0")), **fields}.items()
+               if v is not None}
+    since = ota.send(command)
+    event = ota.expect_outcome("p-bad", "rejected", "bad_command", since, timeout=10)
+    assert detail in event["detail"], event
+    assert not [m for m in link.messages[since:] if m.kind == "push_ack"], "the device asked for chunks"
+    ota.assert_healthy_on_base(since)
