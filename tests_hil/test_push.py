@@ -61,10 +61,10 @@ def _push_in_background(pusher: Pusher, image: bytes, transfer: str, **kwargs) -
 
 
 def _stalled_push(ota, link: DeviceLink, board, pusher: Pusher, image: bytes, transfer: str,
-                  idle_timeout_s: int = 30) -> tuple[int, Future[PushResult]]:
+                  idle_timeout_s: int = 30, timeout_s: int = 300) -> tuple[int, Future[PushResult]]:
     """A push that stops sending after 8 chunks; returns once the device reported progress."""
     since = ota.mark()
-    future = _push_in_background(pusher, image, transfer, idle_timeout_s=idle_timeout_s,
+    future = _push_in_background(pusher, image, transfer, idle_timeout_s=idle_timeout_s, timeout_s=timeout_s,
                                  faults=PushFaults(stall_at=8 * CHUNK_SIZE))
     link.wait_ota(board.device_id, transfer, "downloading", timeout=10, since=since, fail_on={"failed", "rejected"})
     return since, future
@@ -106,6 +106,25 @@ def test_push_idle_deadline_between_chunks(ota, link: DeviceLink, board, pusher:
     result = future.result(timeout=15)
     assert (result.state, result.event.get("reason")) == ("failed", "idle_timeout"), result.describe()
     assert result.duration_s >= 2, result
+    ota.assert_healthy_on_base(since)
+
+
+def test_push_overall_deadline(ota, link: DeviceLink, board, pusher: Pusher, firmware) -> None:
+    """The whole push may take `timeout_s` (2 s here, the idle deadline 30 s): a pusher that stalls is ended
+    `failed`/`timeout`; v1 healthy."""
+    since, future = _stalled_push(ota, link, board, pusher, firmware.image(version="2.0.0"), "p-deadline",
+                                  timeout_s=2)
+    result = future.result(timeout=15)
+    assert (result.state, result.event.get("reason")) == ("failed", "timeout"), result.describe()
+    ota.assert_healthy_on_base(since)
+
+
+def test_push_of_the_running_version_is_refused(ota, pusher: Pusher, firmware) -> None:
+    """A3 (push): the image's head names the running version: `rejected`/`same_version` once its first chunk
+    is in, before the slot is erased; v1 healthy."""
+    since = ota.mark()
+    result = pusher.push(firmware.image(version=firmware.base_version), "p-same")
+    assert (result.state, result.event.get("reason")) == ("rejected", "same_version"), result.describe()
     ota.assert_healthy_on_base(since)
 
 
