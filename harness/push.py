@@ -77,6 +77,7 @@ class _Transfer:
     acks: list[tuple[int, int | None]] = field(default_factory=list)  # (next, ignored) in order
     window: int | None = None
     outcome: dict[str, Any] | None = None
+    offline: bool = False  # the device's last will came: it lost power, crashed or its link dropped
 
 
 @dataclass
@@ -221,6 +222,10 @@ class Pusher:
                 state = self._state()
                 if state.outcome is not None:
                     return self._result(state, sender)
+                if state.offline:
+                    raise PushError(f"device {self.device_id} went offline during the push at {sender.acked} of "
+                                    f"{sender.size} bytes (power lost, a crash or its link dropped); push again "
+                                    "once it is back online")
                 new_acks = state.acks[sender.seen_acks:]
                 sender.seen_acks = len(state.acks)
             self._take_acks(sender, new_acks)
@@ -231,7 +236,8 @@ class Pusher:
     def _news(self, sender: _Sender, resumed: bool) -> bool:
         """Something for the sending loop: an acknowledgement, the outcome, or resume() (lock held)."""
         state = self._state()
-        return len(state.acks) > sender.seen_acks or state.outcome is not None or self._resumed != resumed
+        return (len(state.acks) > sender.seen_acks or state.outcome is not None or state.offline
+                or self._resumed != resumed)
 
     def _take_acks(self, sender: _Sender, acks: list[tuple[int, int | None]]) -> None:
         """Go-back-N: to the device's `next` when it ignored a chunk past it (a gap), when it acknowledged again
@@ -308,11 +314,18 @@ class Pusher:
 
     # --- paho's thread -------------------------------------------------------------------------------
 
+    def _on_online(self, msg: mqtt.MQTTMessage) -> None:
+        """A live `offline` (the last will, not the retained one of a subscription) ends a running push."""
+        with self._changed:
+            if self._transfer is not None and not msg.retain and msg.payload == b"offline":
+                self._transfer.offline = True
+                self._changed.notify_all()
+
     def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: mqtt.ReasonCode,
                     _properties: Any) -> None:
         if reason_code.is_failure:
             return
-        client.subscribe([(self.topic("push_ack"), 1), (self.topic("ota"), 1)])
+        client.subscribe([(self.topic("push_ack"), 1), (self.topic("ota"), 1), (self.topic("online"), 1)])
 
     def _on_subscribe(self, _client: mqtt.Client, _userdata: Any, _mid: int, reason_codes: list[mqtt.ReasonCode],
                       _properties: Any) -> None:
@@ -320,6 +333,9 @@ class Pusher:
             self._subscribed.set()
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic.endswith("/online"):
+            self._on_online(msg)
+            return
         try:
             data = json.loads(msg.payload)
         except ValueError:

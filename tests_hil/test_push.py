@@ -12,7 +12,7 @@ import pytest
 from harness.broker import ExternalBroker
 from harness.fwserver import FaultPlan
 from harness.link import DeviceLink
-from harness.push import CHUNK_SIZE, Pusher, PushFaults, PushResult
+from harness.push import CHUNK_SIZE, Pusher, PushError, PushFaults, PushResult
 from harness.virtual.flash import Flash
 
 NVS_RECORD_OPS = 4  # flash operations of saving one OTA result in NVS (the virtual board's format)
@@ -243,3 +243,25 @@ def test_malformed_push_is_a_bad_command(ota, link: DeviceLink, board, firmware,
     assert detail in event["detail"], event
     assert not [m for m in link.messages[since:] if m.kind == "push_ack"], "the device asked for chunks"
     ota.assert_healthy_on_base(since)
+
+
+@pytest.mark.virtual_only
+@pytest.mark.needs_power_control
+def test_power_cut_during_a_push(ota, link: DeviceLink, board, pusher: Pusher, firmware) -> None:
+    """E6 (push): power fails inside a flash write of the pushed image: the pusher stops with an error that
+    says the device went offline, the board boots v1 from ota_0 (valid), and a new push installs.
+
+    Needs: power cuts at a flash operation (virtual board).
+    """
+    image = firmware.image(version="2.0.0")
+    since = ota.mark()
+    board.cut_power_at_op(board.flash_ops() + 20)
+    with pytest.raises(PushError, match="went offline during the push"):
+        pusher.push(image, "p-cut")
+    board.expect(r"^rst:0x1 \(POWERON_RESET\)", timeout=20)
+    assert board.expect_loaded_app(timeout=10) == "ota_0"
+    link.wait_status(board.device_id, lambda s: s["reset_reason"] == "poweron" and s["partition"] == "ota_0" and
+                     s["ota_state"] == "valid" and s["version"] == firmware.base_version, since=since, timeout=20)
+    since = ota.mark()
+    assert pusher.push(image, "p-after-cut").ok
+    _install_confirmed(link, board, since, "p-after-cut", "2.0.0")
