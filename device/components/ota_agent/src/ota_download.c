@@ -8,6 +8,7 @@
 #include "freertos/FreeRTOS.h"
 #include "freertos/task.h"
 #include "agent_config.h"
+#include "ota_deadline.h"
 #include "ota_download.h"
 #include "ota_progress.h"
 
@@ -23,11 +24,9 @@ static const char *TAG = "ota_download";
 
 typedef struct {
     const ota_request_t *req;
-    bool (*cancelled)(void);
     ota_outcome_t out;
     ota_image_t image;         /* the slot being written; its total is -1 while unknown (chunked) */
-    int64_t deadline_us;
-    int64_t last_data_us;
+    ota_deadline_t deadline;
     ota_progress_t progress;
     int attempt;
 } job_t;
@@ -37,9 +36,7 @@ typedef enum { ATTEMPT_DONE, ATTEMPT_RETRY, ATTEMPT_FATAL } attempt_t;
 
 static attempt_t fatal(job_t *job, const char *state, ota_reason_t reason, const char *detail)
 {
-    job->out.state = state;
-    job->out.reason = reason;
-    snprintf(job->out.detail, sizeof(job->out.detail), "%s", detail);
+    ota_outcome_fail(&job->out, state, reason, detail);
     return ATTEMPT_FATAL;
 }
 
@@ -60,17 +57,8 @@ static attempt_t accept_bytes(job_t *job, const uint8_t *data, size_t len)
 
 static attempt_t check_deadlines(job_t *job)
 {
-    int64_t now = esp_timer_get_time();
-    if (job->cancelled()) {
-        return fatal(job, "cancelled", OTA_REASON_CANCELLED, "cancelled by command");
-    }
-    if (now >= job->deadline_us) {
-        return fatal(job, "failed", OTA_REASON_TIMEOUT, "overall deadline passed");
-    }
-    if (now - job->last_data_us >= (int64_t)job->req->idle_timeout_s * 1000000) {
-        return fatal(job, "failed", OTA_REASON_IDLE_TIMEOUT, "no data received within idle_timeout_s");
-    }
-    return ATTEMPT_DONE;
+    return ota_deadline_check(&job->deadline, true, "no data received within idle_timeout_s", &job->out)
+               ? ATTEMPT_DONE : ATTEMPT_FATAL;
 }
 
 /* Reads the body until it is complete, the connection drops, or a deadline passes. */
@@ -84,7 +72,7 @@ static attempt_t read_body(job_t *job, esp_http_client_handle_t http)
         }
         int n = esp_http_client_read(http, (char *)buf, sizeof(buf));
         if (n > 0) {
-            job->last_data_us = esp_timer_get_time();
+            ota_deadline_restart_idle(&job->deadline);
             if (accept_bytes(job, buf, (size_t)n) == ATTEMPT_FATAL) {
                 return ATTEMPT_FATAL;
             }
@@ -130,7 +118,7 @@ static attempt_t connect_error(job_t *job, esp_http_client_handle_t http, esp_er
 static int connect_timeout_ms(const job_t *job)
 {
     int64_t ms = (int64_t)job->req->idle_timeout_s * 1000;
-    int64_t left_ms = (job->deadline_us - esp_timer_get_time()) / 1000;
+    int64_t left_ms = ota_deadline_left_us(&job->deadline) / 1000;
     ms = ms < left_ms ? ms : left_ms;
     ms = ms < CONNECT_MAX_MS ? ms : CONNECT_MAX_MS;
     return ms > POLL_MS ? (int)ms : POLL_MS;
@@ -237,15 +225,12 @@ static attempt_t backoff(job_t *job)
     delay_ms = delay_ms < BACKOFF_MAX_MS ? delay_ms : BACKOFF_MAX_MS;
     int64_t until = esp_timer_get_time() + (int64_t)delay_ms * 1000;
     while (esp_timer_get_time() < until) {
-        if (job->cancelled()) {
-            return fatal(job, "cancelled", OTA_REASON_CANCELLED, "cancelled by command");
-        }
-        if (esp_timer_get_time() >= job->deadline_us) {
-            return fatal(job, "failed", OTA_REASON_TIMEOUT, "overall deadline passed");
+        if (!ota_deadline_check(&job->deadline, false, NULL, &job->out)) {
+            return ATTEMPT_FATAL;
         }
         vTaskDelay(pdMS_TO_TICKS(50));
     }
-    job->last_data_us = esp_timer_get_time(); /* the idle clock restarts with each attempt */
+    ota_deadline_restart_idle(&job->deadline); /* the idle clock restarts with each attempt */
     return ATTEMPT_RETRY;
 }
 
@@ -295,10 +280,8 @@ ota_outcome_t ota_download_and_switch(const ota_request_t *req, bool (*cancelled
     static job_t job;
     memset(&job, 0, sizeof(job));
     job.req = req;
-    job.cancelled = cancelled;
     ota_progress_init(&job.progress, req->id);
-    job.deadline_us = esp_timer_get_time() + (int64_t)req->timeout_s * 1000000;
-    job.last_data_us = esp_timer_get_time();
+    ota_deadline_start(&job.deadline, req, cancelled);
     if (ota_image_init(&job.image, req, req->size >= 0 ? req->size : -1, &job.out)) {
         ESP_LOGI(TAG, "downloading %s into %s", req->url, job.image.target->label);
         if (download(&job) == ATTEMPT_DONE) {

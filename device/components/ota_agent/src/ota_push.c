@@ -5,11 +5,11 @@
 #include <string.h>
 #include "cJSON.h"
 #include "esp_log.h"
-#include "esp_timer.h"
 #include "freertos/FreeRTOS.h"
 #include "freertos/queue.h"
 #include "freertos/semphr.h"
 #include "mqtt_link.h"
+#include "ota_deadline.h"
 #include "ota_progress.h"
 #include "ota_push.h"
 
@@ -28,12 +28,10 @@ typedef struct {
 
 typedef struct {
     const ota_request_t *req;
-    bool (*cancelled)(void);
     ota_outcome_t out;
     ota_image_t image;
     ota_progress_t progress;
-    int64_t deadline_us;
-    int64_t last_data_us;
+    ota_deadline_t deadline;
 } push_t;
 
 static QueueHandle_t s_chunks;
@@ -117,17 +115,7 @@ static void send_ack(const push_t *push, int64_t ignored)
 
 static bool check_deadlines(push_t *push)
 {
-    int64_t now = esp_timer_get_time();
-    if (push->cancelled()) {
-        return ota_outcome_fail(&push->out, "cancelled", OTA_REASON_CANCELLED, "cancelled by command");
-    }
-    if (now >= push->deadline_us) {
-        return ota_outcome_fail(&push->out, "failed", OTA_REASON_TIMEOUT, "overall deadline passed");
-    }
-    if (now - push->last_data_us >= (int64_t)push->req->idle_timeout_s * 1000000) {
-        return ota_outcome_fail(&push->out, "failed", OTA_REASON_IDLE_TIMEOUT, "no chunk received within idle_timeout_s");
-    }
-    return true;
+    return ota_deadline_check(&push->deadline, true, "no chunk received within idle_timeout_s", &push->out);
 }
 
 /* Writes the chunk if it is the one expected, else ignores it (a duplicate, or one after a gap);
@@ -145,7 +133,7 @@ static bool take_chunk(push_t *push, const chunk_t *chunk)
     if (!ota_image_write(&push->image, chunk->data, (size_t)chunk->len, &push->out)) {
         return false;
     }
-    push->last_data_us = esp_timer_get_time();
+    ota_deadline_restart_idle(&push->deadline);
     int64_t received = push->image.received;
     ota_progress_report(&push->progress, received, push->req->size, received == chunk->len || received == push->req->size);
     if (received < push->req->size) {
@@ -182,10 +170,8 @@ ota_outcome_t ota_push_receive(const ota_request_t *req, bool (*cancelled)(void)
     static push_t push;
     memset(&push, 0, sizeof(push));
     push.req = req;
-    push.cancelled = cancelled;
     ota_progress_init(&push.progress, req->id);
-    push.deadline_us = esp_timer_get_time() + (int64_t)req->timeout_s * 1000000;
-    push.last_data_us = esp_timer_get_time();
+    ota_deadline_start(&push.deadline, req, cancelled);
     if (ota_image_init(&push.image, req, req->size, &push.out)) {
         if (req->size > (int64_t)push.image.target->size) {
             /* Known from the command: refused before a chunk is asked for, so nothing is erased. */
