@@ -2,9 +2,7 @@
 
 import json
 import shutil
-import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,7 @@ from harness.broker import EmbeddedBroker
 from harness.fwserver import FirmwareServer
 from harness.link import DeviceLink
 from harness.virtual import firmware
+from tests_unit.cli_board import cli_board
 
 pytestmark = pytest.mark.skipif(shutil.which("mosquitto_pub") is None, reason="mosquitto-clients not installed")
 
@@ -23,23 +22,14 @@ def test_board_run_updates_itself_from_a_mosquitto_pub_command(tmp_path: Path) -
     image.write_bytes(build.image)
     with EmbeddedBroker() as broker, FirmwareServer() as server, DeviceLink(broker.url) as link:
         artifact = server.add(build.image_with_version("2.0.0"))
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "harness", "board", "run", "--image", str(image), "--broker", broker.url,
-             "--device-id", "cli1", "--flash", str(tmp_path / "flash.bin")],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        try:
+        with cli_board(image, broker.url, "cli1", tmp_path / "flash.bin") as board:
             link.wait_status("cli1", timeout=20, description="first status of the CLI board")
             since = link.cursor()
             command = json.dumps({"type": "ota", "id": "cli-ota", "url": artifact.url})
             subprocess.run(["mosquitto_pub", "-h", broker.host, "-p", str(broker.port), "-q", "1",
                             "-t", "devices/cli1/cmd", "-m", command], check=True, timeout=10)
             link.wait_ota("cli1", "cli-ota", "succeeded", timeout=30, since=since, fail_on={"failed", "rejected"})
-            proc.send_signal(signal.SIGINT)
-            output, _ = proc.communicate(timeout=15)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-    assert proc.returncode == 0, output
+            output = board.stop()
+    assert board.proc.returncode == 0, output
     assert "app_init: App version:      2.0.0" in output
     assert "board stopped" in output

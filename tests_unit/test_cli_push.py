@@ -1,7 +1,6 @@
 """`python -m harness push`: a CLI-run virtual board on a real mosquitto installs v2 from the pusher."""
 
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -11,19 +10,9 @@ import pytest
 from harness.broker import MosquittoBroker
 from harness.link import DeviceLink
 from harness.virtual import firmware
+from tests_unit.cli_board import cli_board
 
 pytestmark = pytest.mark.skipif(shutil.which("mosquitto") is None, reason="mosquitto not installed")
-
-
-def _stop(proc: subprocess.Popen[str]) -> str:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-    try:
-        output, _ = proc.communicate(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        output, _ = proc.communicate()
-    return output
 
 
 def test_push_command_installs_v2_on_a_cli_board_over_mosquitto(tmp_path: Path) -> None:
@@ -34,25 +23,18 @@ def test_push_command_installs_v2_on_a_cli_board_over_mosquitto(tmp_path: Path) 
     broker = MosquittoBroker()
     broker.start()
     try:
-        with DeviceLink(broker.url) as link:
-            board = subprocess.Popen(
-                [sys.executable, "-m", "harness", "board", "run", "--image", str(v1), "--broker", broker.url,
-                 "--device-id", "cli-push", "--flash", str(tmp_path / "flash.bin")],
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            try:
-                link.wait_status("cli-push", timeout=20, description="first status of the CLI board")
-                since = link.cursor()
-                pushed = subprocess.run(
-                    [sys.executable, "-m", "harness", "push", "--broker", broker.url, "--device", "cli-push",
-                     str(v2), "--version", "2.0.0"], check=False, capture_output=True, text=True, timeout=60)
-                assert pushed.returncode == 0, pushed.stdout + pushed.stderr
-                link.wait_status("cli-push", lambda s: s["version"] == "2.0.0" and s["ota_state"] == "valid",
-                                 since=since, timeout=30)
-            finally:
-                output = _stop(board)
+        with DeviceLink(broker.url) as link, cli_board(v1, broker.url, "cli-push", tmp_path / "flash.bin") as board:
+            link.wait_status("cli-push", timeout=20, description="first status of the CLI board")
+            since = link.cursor()
+            pushed = subprocess.run(
+                [sys.executable, "-m", "harness", "push", "--broker", broker.url, "--device", "cli-push",
+                 str(v2), "--version", "2.0.0"], check=False, capture_output=True, text=True, timeout=60)
+            assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+            link.wait_status("cli-push", lambda s: s["version"] == "2.0.0" and s["ota_state"] == "valid",
+                             since=since, timeout=30)
     finally:
         broker.stop()
-    assert "app_init: App version:      2.0.0" in output
+    assert "app_init: App version:      2.0.0" in board.output
     deciles = [line for line in pushed.stdout.splitlines() if line.startswith("pushed ") and "%" in line]
     assert deciles[0].startswith("pushed 0%") and deciles[-1].startswith("pushed 100%"), pushed.stdout
     assert len(deciles) == 11, pushed.stdout  # one line per 10 % without a terminal: 0 %, 10 %, ... 100 %
