@@ -1,6 +1,6 @@
 """Push figures: a 1 MiB image through the broker beside a 1 MiB URL update, on amqtt and mosquitto.
 
-    .venv/bin/python bench/bench_push.py [--rounds 3]
+    .venv/bin/python bench/bench_push.py [--rounds 3] [--window 4] [--chunk 16384]
 
 The device is the reference firmware on the virtual board (one board per broker); the pusher is the
 harness's `Pusher` (what `python -m harness push` runs) and the URL update comes from the harness's
@@ -9,7 +9,7 @@ command to `rebooting` (the image written, verified and set to boot), then the n
 before the next. Throughput is the image size over that time, median of the rounds.
 Targets: push throughput at least 0.3x the URL update's, per broker. mosquitto runs as a process of its
 own, so its RSS is sampled (every 20 ms, /proc) during the pushes: its growth must stay within what the
-window lets it hold (window x 4 KB chunks in flight, plus its own working set), target < 2 MiB.
+window lets it hold (window x chunk bytes in flight, plus its own working set), target < 2 MiB.
 Prints each figure with PASS/FAIL beside its target and exits non-zero on a miss.
 """
 
@@ -32,12 +32,10 @@ from harness.broker import EmbeddedBroker, MosquittoBroker
 from harness.formats.app_image import build_virtual_image, virtual_payload
 from harness.fwserver import FirmwareServer
 from harness.link import DeviceLink
-from harness.push import Pusher
+from harness.push import DEFAULT_CHUNK, DEFAULT_WINDOW, Pusher
 from harness.virtual import firmware
 
 MIB = 1024 * 1024
-WINDOW = 8
-CHUNK = 4096
 RSS_BOUND_KB = 2048
 
 
@@ -80,7 +78,9 @@ def timed(install: Callable[[], None], link: DeviceLink, device_id: str, request
     return seconds
 
 
-def measure(name: str, broker: EmbeddedBroker | MosquittoBroker, index: int, workdir: Path, rounds: int) -> None:
+def measure(name: str, broker: EmbeddedBroker | MosquittoBroker, index: int, workdir: Path,
+            args: argparse.Namespace) -> None:
+    rounds = args.rounds
     device_id = f"push{index}"
     base = firmware.build().image
     with ExitStack() as stack:
@@ -89,7 +89,7 @@ def measure(name: str, broker: EmbeddedBroker | MosquittoBroker, index: int, wor
         link = stack.enter_context(DeviceLink(broker.url))
         board = start_board(workdir / device_id, device_id, index, base, broker.url, link, heartbeat_s=0)
         stack.callback(board.stop)
-        pusher = stack.enter_context(Pusher(broker.url, device_id, window=WINDOW).connect())
+        pusher = stack.enter_context(Pusher(broker.url, device_id, window=args.window, chunk=args.chunk).connect())
         url_s: list[float] = []
         push_s: list[float] = []
         peak_growth_kb = 0
@@ -121,7 +121,7 @@ def measure(name: str, broker: EmbeddedBroker | MosquittoBroker, index: int, wor
         ratio = push_rate / url_rate
         report(Result(f"push / URL throughput, {name}", f"{ratio:.2f}", ">= 0.3", ratio >= 0.3))
         if isinstance(broker, MosquittoBroker):
-            report(Result(f"mosquitto RSS growth during a push (window {WINDOW} x {CHUNK // 1024} KB)",
+            report(Result(f"mosquitto RSS growth during a push (window {args.window} x {args.chunk // 1024} KB)",
                           f"+{peak_growth_kb} KB", f"< {RSS_BOUND_KB} KB", peak_growth_kb < RSS_BOUND_KB))
         link.check_protocol()
 
@@ -129,10 +129,13 @@ def measure(name: str, broker: EmbeddedBroker | MosquittoBroker, index: int, wor
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3, help="installs of each kind per broker")
+    parser.add_argument("--window", type=int, default=DEFAULT_WINDOW,
+                        help=f"chunks in flight (default {DEFAULT_WINDOW})")
+    parser.add_argument("--chunk", type=int, default=DEFAULT_CHUNK, help=f"bytes per chunk (default {DEFAULT_CHUNK})")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        measure("amqtt (embedded)", EmbeddedBroker(), 0, Path(tmp), args.rounds)
-        measure("mosquitto", MosquittoBroker(), 1, Path(tmp), args.rounds)
+        measure("amqtt (embedded)", EmbeddedBroker(), 0, Path(tmp), args)
+        measure("mosquitto", MosquittoBroker(), 1, Path(tmp), args)
     return verdict()
 
 

@@ -8,7 +8,7 @@
                              damage an image on purpose (no checksum fix-up)
   board run --image FILE [--broker URL] [--device-id ID] [--flash FILE]
                              run a virtual ESP32 in the foreground until Ctrl-C
-  push --broker URL --device ID IMAGE [--prefix devices] [--window 8] [--qos 1] [--version V]
+  push --broker URL --device ID IMAGE [--prefix devices] [--window 4] [--chunk 16384] [--qos 1] [--version V]
                              push an image to a device through the broker (docs/protocol.md, `push`)
   catalog [--write FILE | --check FILE]
                              the README's scenario table, made from tests_hil's docstrings and markers
@@ -25,6 +25,7 @@ from pathlib import Path
 
 from harness import project
 from harness.formats import app_image
+from harness.push import DEFAULT_CHUNK, DEFAULT_WINDOW
 from harness.virtual import firmware
 
 VARIANTS = project.reference().variants
@@ -167,14 +168,17 @@ def parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_board_run)
     push = sub.add_parser(
         "push", help="push an image to a device through the MQTT broker, in acknowledged chunks",
-        description="Sends a push command to <prefix>/<device>/cmd, then the image in 4096-byte chunks with at "
+        description="Sends a push command to <prefix>/<device>/cmd, then the image in --chunk byte chunks with at "
                     "most --window in flight, following the device's acknowledgements; exits 0 once the device "
                     "says rebooting, non-zero with the device's reason on any failure.")
     push.add_argument("image", help="the app image to install")
     push.add_argument("--broker", required=True, help="MQTT broker URL, e.g. mqtt://127.0.0.1:1883")
     push.add_argument("--device", required=True, help="the device id of its topics")
     push.add_argument("--prefix", default="devices", help="the topic prefix (default: devices)")
-    push.add_argument("--window", type=int, default=8, help="chunks in flight, 1..16 (default: 8)")
+    push.add_argument("--window", type=int, default=DEFAULT_WINDOW,
+                      help=f"chunks in flight, 1..16, window x chunk at most 65536 (default: {DEFAULT_WINDOW})")
+    push.add_argument("--chunk", type=int, default=DEFAULT_CHUNK,
+                      help=f"bytes per chunk, 512..16384 (default: {DEFAULT_CHUNK})")
     push.add_argument("--qos", type=int, choices=(0, 1), default=1, help="QoS of the chunks (default: 1)")
     push.add_argument("--version", help="the version the image should carry, echoed in the device's reports")
     push.add_argument("--id", default="", help="the transfer id (default: push-<random>)")

@@ -1,12 +1,13 @@
 """The pusher: an image to a device through the broker (docs/protocol.md, "`push`: an image through the broker").
 
 `Pusher.push(image)` sends the `push` command, waits for the device's first acknowledgement on
-`<prefix>/<id>/push_ack`, then publishes the image in 4096-byte chunks on `<prefix>/<id>/push/<transfer>/<offset>`,
-never more than `window` chunks beyond the last acknowledged offset. The device writes only the chunk it expects
-and acknowledges its next offset after each one; an acknowledgement that does not advance (the device ignored a
-duplicate, or a chunk after a gap) or none for `ack_timeout` seconds sends the image again from that offset
-(go-back-N). It returns when the device says `rebooting` or another outcome. `PushFaults` makes it misbehave as
-the issue's fault plan asks (drop, duplicate, reorder, stall, a wrong hash, a size past the slot).
+`<prefix>/<id>/push_ack`, then publishes the image in chunks of `chunk` bytes (16 KiB by default) on
+`<prefix>/<id>/push/<transfer>/<offset>`, never more than `window` chunks beyond the last acknowledged offset. The
+device writes only the chunk it expects and acknowledges its next offset after each one; an acknowledgement that
+does not advance (the device ignored a duplicate, or a chunk after a gap) or none for `ack_timeout` seconds sends
+the image again from that offset (go-back-N). It returns when the device says `rebooting` or another outcome.
+`PushFaults` makes it misbehave as the issue's fault plan asks (drop, duplicate, reorder, stall, a wrong hash, a
+size past the slot).
 """
 
 from __future__ import annotations
@@ -27,7 +28,14 @@ import paho.mqtt.client as mqtt
 from harness.mqtt_client import LinkError, new_client
 from harness.net import parse_mqtt_url
 
-CHUNK_SIZE = 4096  # fixed by the device; its acknowledgement says so too
+# The device's limits (docs/protocol.md): window 1..16 chunks of 512..16384 bytes, window x chunk <= 64 KiB.
+WINDOW_MAX = 16
+CHUNK_MIN, CHUNK_MAX = 512, 16384
+IN_FLIGHT_MAX = 65536
+DEFAULT_WINDOW = 4
+# 16 KiB chunks: a quarter of the messages, acknowledgements and broker hops of the protocol's 4 KiB default
+# for the same image (docs/performance.md, "Push").
+DEFAULT_CHUNK = 16384
 OUTCOMES = frozenset({"rebooting", "failed", "rejected", "cancelled"})
 
 
@@ -100,20 +108,27 @@ class _Sender:
 class Pusher:
     """A paho client that pushes images to one device (see the module docstring)."""
 
-    def __init__(self, url: str, device_id: str, prefix: str = "devices", qos: int = 1, window: int = 8,
-                 username: str | None = None, password: str | None = None, ca_pem: str | None = None,
-                 ack_timeout: float = 2.0, on_progress: Callable[[int, int], None] | None = None) -> None:
+    def __init__(self, url: str, device_id: str, prefix: str = "devices", qos: int = 1,
+                 window: int = DEFAULT_WINDOW, chunk: int = DEFAULT_CHUNK, username: str | None = None,
+                 password: str | None = None, ca_pem: str | None = None, ack_timeout: float = 2.0,
+                 on_progress: Callable[[int, int], None] | None = None) -> None:
         """`ack_timeout`: with chunks in flight and no acknowledgement for this long, send again from the last
         acknowledged offset. `on_progress(acked, size)` is called on the caller's thread as the device acks."""
         if qos not in (0, 1):
             raise ValueError(f"qos must be 0 or 1, not {qos}")
-        if not 1 <= window <= 16:
-            raise ValueError(f"window must be 1..16 chunks, not {window}")
+        if not 1 <= window <= WINDOW_MAX:
+            raise ValueError(f"window must be 1..{WINDOW_MAX} chunks, not {window}")
+        if not CHUNK_MIN <= chunk <= CHUNK_MAX:
+            raise ValueError(f"chunk must be {CHUNK_MIN}..{CHUNK_MAX} bytes, not {chunk}")
+        if window * chunk > IN_FLIGHT_MAX:
+            raise ValueError(f"window x chunk is {window * chunk} bytes, more than the device holds ({IN_FLIGHT_MAX}); "
+                             f"use a window of at most {IN_FLIGHT_MAX // chunk} for {chunk}-byte chunks")
         self.url = url
         self.device_id = device_id
         self.prefix = prefix.rstrip("/")
         self.qos = qos
         self.window = window
+        self.chunk = chunk
         self.ack_timeout = ack_timeout
         self.on_progress = on_progress
         endpoint = parse_mqtt_url(url)
@@ -193,7 +208,7 @@ class Pusher:
         command: dict[str, Any] = {
             "type": "push", "id": transfer_id, "size": faults.size or len(image),
             "sha256": faults.sha256 or hashlib.sha256(image).hexdigest(), "force": force, "window": self.window,
-            "timeout_s": timeout_s, "idle_timeout_s": idle_timeout_s,
+            "chunk": self.chunk, "timeout_s": timeout_s, "idle_timeout_s": idle_timeout_s,
         }
         if version is not None:
             command["version"] = version
@@ -266,10 +281,10 @@ class Pusher:
         sender.rewinds += 1
 
     def _send_window(self, image: bytes, sender: _Sender, faults: PushFaults) -> None:
-        limit = min(sender.size, sender.acked + sender.window * CHUNK_SIZE)
+        limit = min(sender.size, sender.acked + sender.window * self.chunk)
         if faults.stall_at is not None and not self._resumed:
             limit = min(limit, faults.stall_at)
-        offsets = list(range(sender.sent_upto, limit, CHUNK_SIZE))
+        offsets = list(range(sender.sent_upto, limit, self.chunk))
         if offsets:
             sender.sent_upto = limit
         for offset in self._faulty_order(offsets, sender, faults):
@@ -277,9 +292,9 @@ class Pusher:
 
     def _faulty_order(self, offsets: list[int], sender: _Sender, faults: PushFaults) -> list[int]:
         """The offsets to publish now, after the fault plan (which applies to a chunk's first sending only)."""
-        fresh = [o for o in offsets if o // CHUNK_SIZE not in sender.first_time]
-        sender.first_time.update(o // CHUNK_SIZE for o in offsets)
-        out = [o for o in offsets if not (o in fresh and o // CHUNK_SIZE in faults.drop)]
+        fresh = [o for o in offsets if o // self.chunk not in sender.first_time]
+        sender.first_time.update(o // self.chunk for o in offsets)
+        out = [o for o in offsets if not (o in fresh and o // self.chunk in faults.drop)]
         if faults.reorder:
             for i in range(0, len(out) - 1, 2):
                 if out[i] in fresh and out[i + 1] in fresh:
@@ -290,7 +305,7 @@ class Pusher:
 
     def _send_chunk(self, image: bytes, offset: int, sender: _Sender) -> None:
         transfer = self._state().transfer_id
-        self._publish(self.topic(f"push/{transfer}/{offset}"), image[offset:offset + CHUNK_SIZE], qos=self.qos)
+        self._publish(self.topic(f"push/{transfer}/{offset}"), image[offset:offset + self.chunk], qos=self.qos)
         sender.chunks_sent += 1
 
     def _publish(self, topic: str, payload: str | bytes, qos: int) -> None:

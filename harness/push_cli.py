@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     progress = Progress(sys.stdout, sys.stdout.isatty())
     transfer = args.id or f"push-{uuid.uuid4().hex[:8]}"
     try:
-        with Pusher(args.broker, args.device, prefix=args.prefix, qos=args.qos, window=args.window,
+        with Pusher(args.broker, args.device, prefix=args.prefix, qos=args.qos, window=args.window, chunk=args.chunk,
                     on_progress=progress) as pusher:
             result = pusher.push(image, transfer, version=args.version, force=args.force, timeout_s=args.timeout)
     except (PushError, ValueError) as exc:

@@ -12,7 +12,7 @@ import pytest
 from harness.broker import ExternalBroker
 from harness.fwserver import FaultPlan
 from harness.link import DeviceLink
-from harness.push import CHUNK_SIZE, Pusher, PushError, PushFaults, PushResult
+from harness.push import Pusher, PushError, PushFaults, PushResult
 from harness.virtual.flash import Flash
 
 NVS_RECORD_OPS = 4  # flash operations of saving one OTA result in NVS (the virtual board's format)
@@ -33,8 +33,8 @@ def test_push_installs_and_confirms(ota, link: DeviceLink, board, pusher: Pusher
     since = ota.mark()
     result = pusher.push(image, "p1", version="2.0.0")
     assert result.ok, result.describe()
-    chunks = -(-len(image) // CHUNK_SIZE)
-    assert result.acks[0] == 0 and result.acks[-1] == (chunks - 1) * CHUNK_SIZE, result.acks
+    chunks = -(-len(image) // pusher.chunk)
+    assert result.acks[0] == 0 and result.acks[-1] == (chunks - 1) * pusher.chunk, result.acks
     assert result.rewinds == result.stall_rewinds == 0, result
     _install_confirmed(link, board, since, "p1", "2.0.0")
     states = [e["state"] for e in link.ota_events(board.device_id, "p1")]
@@ -65,7 +65,7 @@ def _stalled_push(ota, link: DeviceLink, board, pusher: Pusher, image: bytes, tr
     """A push that stops sending after 8 chunks; returns once the device reported progress."""
     since = ota.mark()
     future = _push_in_background(pusher, image, transfer, idle_timeout_s=idle_timeout_s, timeout_s=timeout_s,
-                                 faults=PushFaults(stall_at=8 * CHUNK_SIZE))
+                                 faults=PushFaults(stall_at=8 * pusher.chunk))
     link.wait_ota(board.device_id, transfer, "downloading", timeout=10, since=since, fail_on={"failed", "rejected"})
     return since, future
 
@@ -185,7 +185,7 @@ def test_dropped_duplicated_and_reordered_chunks_do_not_corrupt_the_slot(link: D
     since = ota.mark()
     result = pusher.push(image, "p-faults", faults=PushFaults(drop=frozenset({3, 10}), duplicate=True, reorder=True))
     assert result.ok, result.describe()
-    assert result.rewinds >= 2 and result.chunks_sent > 2 * (len(image) // CHUNK_SIZE), result
+    assert result.rewinds >= 2 and result.chunks_sent > 2 * (len(image) // pusher.chunk), result
     assert result.stall_rewinds == 0, f"the device did not ask for the dropped chunks; the pusher timed out: {result}"
     _install_confirmed(link, board, since, "p-faults", "2.0.0")
 
@@ -197,6 +197,21 @@ def test_push_at_qos_0(link: DeviceLink, board, broker, ota, firmware) -> None:
         result = pusher.push(firmware.image(version="2.0.0"), "p-qos0")
     assert result.ok, result.describe()
     _install_confirmed(link, board, since, "p-qos0", "2.0.0")
+
+
+def test_push_in_4_kib_chunks(link: DeviceLink, board, broker, ota, firmware) -> None:
+    """A push in 4096-byte chunks, window 8 (the protocol's defaults: each chunk fits esp-mqtt's buffer and
+    arrives as one MQTT_EVENT_DATA, where the pusher's 16 KiB chunks arrive in several and are assembled)
+    installs and confirms, one acknowledgement per chunk, and the acknowledgements carry that chunk and window."""
+    image = firmware.image(version="2.0.0")
+    since = ota.mark()
+    with Pusher(broker.url, board.device_id, prefix=link.prefix, window=8, chunk=4096) as pusher:
+        result = pusher.push(image, "p-defaults")
+    assert result.ok, result.describe()
+    first_ack = link.wait_for(lambda m: m.kind == "push_ack", timeout=1, since=since, description="the first ack")
+    assert first_ack.data["chunk"] == 4096 and first_ack.data["window"] == 8, first_ack.data
+    assert len(result.acks) == -(-len(image) // 4096), result.acks
+    _install_confirmed(link, board, since, "p-defaults", "2.0.0")
 
 
 def test_push_resumes_after_a_broker_restart(ota, link: DeviceLink, board, pusher: Pusher, broker,
@@ -211,22 +226,22 @@ def test_push_resumes_after_a_broker_restart(ota, link: DeviceLink, board, pushe
         pytest.skip("restarts the broker: needs the embedded broker, not --hil-broker URL")
     image = firmware.image(version="2.0.0")
     since, future = _stalled_push(ota, link, board, pusher, image, "p-restart")
-    stalled_at = link.wait_for(lambda m: m.kind == "push_ack" and m.data.get("next") == 8 * CHUNK_SIZE,
+    stalled_at = link.wait_for(lambda m: m.kind == "push_ack" and m.data.get("next") == 8 * pusher.chunk,
                                timeout=10, since=since, description="the acknowledgement of the 8th chunk")
     broker.stop()
     broker.start()
     link.wait_connection(timeout=10)
     resent = link.wait_for(lambda m: m.kind == "push_ack", timeout=15, since=stalled_at.index + 1,
                            description="the device's acknowledgement after reconnecting")
-    assert resent.data["next"] == 8 * CHUNK_SIZE and "ignored" not in resent.data, resent.data
+    assert resent.data["next"] == 8 * pusher.chunk and "ignored" not in resent.data, resent.data
     pusher.resume()
     result = future.result(timeout=30)
     assert result.ok, result.describe()
     offsets = [int(m.kind.rsplit("/", 1)[1]) for m in link.messages[resent.index:]
                if m.kind is not None and m.kind.startswith("push/p-restart/")]
-    assert offsets and min(offsets) == 8 * CHUNK_SIZE, f"not resumed from the acknowledged offset: {offsets[:10]}"
+    assert offsets and min(offsets) == 8 * pusher.chunk, f"not resumed from the acknowledged offset: {offsets[:10]}"
     # chunks in flight when the device's repeated acknowledgement arrives may be sent once more: one window at most
-    assert result.chunks_sent <= -(-len(image) // CHUNK_SIZE) + pusher.window, result
+    assert result.chunks_sent <= -(-len(image) // pusher.chunk) + pusher.window, result
     _install_confirmed(link, board, since, "p-restart", "2.0.0")
 
 
@@ -237,10 +252,15 @@ def test_push_resumes_after_a_broker_restart(ota, link: DeviceLink, board, pushe
     ({"sha256": "12ab"}, "sha256 is required"),
     ({"window": 17}, "window must be"),
     ({"window": 0}, "window must be"),
-], ids=["no_size", "zero_size", "no_sha256", "short_sha256", "window_17", "window_0"])
+    ({"chunk": 511}, "chunk must be"),
+    ({"chunk": 16385}, "chunk must be"),
+    ({"window": 8, "chunk": 16384}, "window x chunk must be at most 65536"),
+], ids=["no_size", "zero_size", "no_sha256", "short_sha256", "window_17", "window_0", "chunk_511", "chunk_16385",
+        "window_x_chunk_128k"])
 def test_malformed_push_is_a_bad_command(ota, link: DeviceLink, board, firmware, fields: dict, detail: str) -> None:
-    """B11 (push): a push without a valid `size` or `sha256`, or with a window outside 1..16, is
-    `rejected`/`bad_command` with a detail naming the field; nothing starts, v1 healthy."""
+    """B11 (push): a push without a valid `size` or `sha256`, with a window outside 1..16, a chunk outside
+    512..16384 bytes or more than 64 KiB in flight, is `rejected`/`bad_command` with a detail naming the field;
+    nothing starts, v1 healthy."""
     command = {k: v for k, v in {**_push_command("p-bad", firmware.image(version="2.0.0")), **fields}.items()
                if v is not None}
     since = ota.send(command)

@@ -37,9 +37,11 @@ static const char *TAG = "mqtt_link";
 #define CONNECTED_BIT BIT0
 #define ACKED_BIT     BIT1 /* set on every PUBACK or SUBACK: the outbox may be empty now */
 #define TOPIC_MAX 128
-/* esp-mqtt's buffer (in and out): a push chunk, its topic (under TOPIC_MAX + a transfer id and an
-   offset) and the fixed header fit in one, so a chunk normally arrives as one DATA event. */
-#define MQTT_BUFFER_SIZE (MQTT_LINK_MAX_CHUNK_LEN + 256)
+/* esp-mqtt's buffer (in and out): a push chunk of the default size (OTA_PUSH_CHUNK_DEFAULT), its topic
+   (under TOPIC_MAX + a transfer id and an offset) and the fixed header fit in one, so such a chunk arrives
+   as one DATA event; a larger one comes in several and is assembled in its own buffer. Not sized for the
+   largest chunk: the buffer is allocated twice (in and out) for the device's whole life. */
+#define MQTT_BUFFER_SIZE (4096 + 256)
 #define ID_MAX 48
 /* Ids of commands that found the queue full, kept until the command task answers them; past
  * this many at once (a flood), the rest are answered with an empty id. 3 KB. */

@@ -38,8 +38,8 @@ typedef struct {
     void (*reconnected)(void);            /* the link is connected again after a drop */
 } mqtt_link_push_handler_t;
 
-/* Largest push chunk the link assembles; a longer message on the push topic is ignored. */
-#define MQTT_LINK_MAX_CHUNK_LEN 4096
+/* Largest push chunk the link assembles (OTA_PUSH_CHUNK_MAX); a longer message on the push topic is ignored. */
+#define MQTT_LINK_MAX_CHUNK_LEN 16384
 
 /* Registers the push handler (before mqtt_link_start()); handler must stay valid. */
 void mqtt_link_set_push_handler(const mqtt_link_push_handler_t *handler);

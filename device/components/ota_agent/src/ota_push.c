@@ -103,7 +103,7 @@ static void send_ack(const push_t *push, int64_t ignored)
     cJSON_AddStringToObject(ack, "id", push->req->id);
     cJSON_AddNumberToObject(ack, "next", (double)push->image.received);
     cJSON_AddNumberToObject(ack, "window", push->req->window);
-    cJSON_AddNumberToObject(ack, "chunk", OTA_PUSH_CHUNK_SIZE);
+    cJSON_AddNumberToObject(ack, "chunk", push->req->chunk);
     if (ignored >= 0) {
         cJSON_AddNumberToObject(ack, "ignored", (double)ignored);
     }
@@ -124,7 +124,7 @@ static bool take_chunk(push_t *push, const chunk_t *chunk)
 {
     int64_t next = push->image.received;
     int64_t left = push->req->size - next;
-    int64_t expected_len = left < OTA_PUSH_CHUNK_SIZE ? left : OTA_PUSH_CHUNK_SIZE;
+    int64_t expected_len = left < push->req->chunk ? left : push->req->chunk;
     if (chunk->offset != next || chunk->len != expected_len) {
         ESP_LOGD(TAG, "chunk at %" PRId64 " (%d bytes) ignored; expecting %" PRId64, chunk->offset, chunk->len, next);
         send_ack(push, chunk->offset);
@@ -180,7 +180,8 @@ ota_outcome_t ota_push_receive(const ota_request_t *req, bool (*cancelled)(void)
                      req->size, push.image.target->label, push.image.target->size);
             ota_outcome_fail(&push.out, "rejected", OTA_REASON_TOO_LARGE, detail);
         } else {
-            ESP_LOGI(TAG, "receiving push %s (%" PRId64 " bytes, window %d) into %s", req->id, req->size, req->window,
+            ESP_LOGI(TAG, "receiving push %s (%" PRId64 " bytes, window %d x %d bytes) into %s", req->id, req->size,
+                     req->window, req->chunk,
                      push.image.target->label);
             atomic_store(&s_resend, false);
             set_transfer(req->id, req->window);

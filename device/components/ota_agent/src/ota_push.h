@@ -17,9 +17,6 @@
 #include "ota_image.h"
 #include "ota_request.h"
 
-/* The chunk size, fixed by the device: every chunk but the last has exactly this many bytes. */
-#define OTA_PUSH_CHUNK_SIZE 4096
-
 /* Creates the chunk queue and registers with mqtt_link; before mqtt_link_start(). */
 esp_err_t ota_push_init(void);
 

@@ -118,6 +118,7 @@ bool ota_request_parse_push(const cJSON *command, ota_request_t *req, char *erro
     req->push = true;
     req->size = -1;
     int64_t timeout = CONFIG_HIL_OTA_TIMEOUT_S, idle = CONFIG_HIL_OTA_IDLE_TIMEOUT_S, window = OTA_PUSH_WINDOW_DEFAULT;
+    int64_t chunk = OTA_PUSH_CHUNK_DEFAULT;
     char sha_hex[65] = "";
     const cJSON *force = cJSON_GetObjectItemCaseSensitive(command, "force");
     const char *bad = NULL;
@@ -136,6 +137,10 @@ bool ota_request_parse_push(const cJSON *command, ota_request_t *req, char *erro
         bad = "force must be true or false";
     } else if (!get_int(command, "window", 1, OTA_PUSH_WINDOW_MAX, &window)) {
         bad = "window must be an integer from 1 to 16";
+    } else if (!get_int(command, "chunk", OTA_PUSH_CHUNK_MIN, OTA_PUSH_CHUNK_MAX, &chunk)) {
+        bad = "chunk must be an integer from 512 to 16384 (bytes)";
+    } else if (window * chunk > OTA_PUSH_IN_FLIGHT_MAX) {
+        bad = "window x chunk must be at most 65536 bytes (the device's chunk queue)";
     } else if (!get_int(command, "timeout_s", 1, 86400, &timeout) || !get_int(command, "idle_timeout_s", 1, 3600, &idle)) {
         bad = "timeout_s and idle_timeout_s must be integers in range";
     }
@@ -148,6 +153,7 @@ bool ota_request_parse_push(const cJSON *command, ota_request_t *req, char *erro
     req->timeout_s = (int)timeout;
     req->idle_timeout_s = (int)idle;
     req->window = (int)window;
+    req->chunk = (int)chunk;
     return true;
 }
 

@@ -25,17 +25,26 @@ typedef struct {
     bool app_checked;      /* on_check_start and on_suspend_tasks already said yes (a manifest check) */
     bool push;             /* a `push` command: the image comes through the broker (ota_push.c), url is "" */
     int window;            /* push: chunks the pusher may have in flight beyond the acknowledged offset */
+    int chunk;             /* push: bytes in every chunk but the last */
 } ota_request_t;
 
 /* push: the window when the command gives none, and the largest one (the chunk queue's size). */
 #define OTA_PUSH_WINDOW_DEFAULT 8
 #define OTA_PUSH_WINDOW_MAX 16
+/* push: the chunk size when the command gives none, and its range. Larger chunks cost fewer messages
+   per byte (throughput); the device holds up to window + 2 of them in RAM, so window x chunk is bounded
+   by OTA_PUSH_IN_FLIGHT_MAX. */
+#define OTA_PUSH_CHUNK_DEFAULT 4096
+#define OTA_PUSH_CHUNK_MIN 512
+#define OTA_PUSH_CHUNK_MAX 16384
+#define OTA_PUSH_IN_FLIGHT_MAX 65536
 
 /* Fills req from an "ota"/"ota_trigger" command. On a bad field returns false and writes a
    short explanation to error. */
 bool ota_request_parse(const cJSON *command, ota_request_t *req, char *error, int error_len);
 
-/* Fills req from a "push" command (size and sha256 required, window 1..OTA_PUSH_WINDOW_MAX). On a bad
+/* Fills req from a "push" command (size and sha256 required, window 1..OTA_PUSH_WINDOW_MAX,
+   chunk OTA_PUSH_CHUNK_MIN..OTA_PUSH_CHUNK_MAX, window x chunk at most OTA_PUSH_IN_FLIGHT_MAX). On a bad
    field returns false and writes a short explanation to error. */
 bool ota_request_parse_push(const cJSON *command, ota_request_t *req, char *error, int error_len);
 
