@@ -106,6 +106,8 @@ def test_update_while_the_new_firmware_verifies_itself_is_busy(ota, link: Device
     link.send(board.device_id, {"type": "ota", "id": "r2", "url": second.url})
     event = link.wait_ota(board.device_id, "r2", "rejected", timeout=10, since=asked, fail_on={"accepted"})
     assert event["reason"] == "busy", event
+    board.write("selftest go")  # the variant's self-test waits for this (or 20 s)
+    board.expect(r"^OK selftest go", timeout=5)
     link.wait_ota(board.device_id, "r1", "succeeded", timeout=20, since=since, fail_on={"rolled_back"})
     assert fw_server.requests_for(second) == [], "the busy request was downloaded"
 

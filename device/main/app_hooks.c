@@ -5,6 +5,7 @@
 #include "esp_console.h"
 #include "esp_log.h"
 #include "freertos/FreeRTOS.h"
+#include "freertos/semphr.h"
 #include "freertos/task.h"
 #include "sdkconfig.h"
 #include "app_hooks.h"
@@ -13,6 +14,7 @@
 static const char *TAG = "app_cb";
 
 static atomic_bool s_hold;
+static SemaphoreHandle_t s_selftest_go; /* given by the console's `selftest go` */
 
 static bool on_check_start(const ota_agent_update_t *update, void *ctx)
 {
@@ -63,9 +65,13 @@ static void on_resume_tasks(void *ctx)
 static bool selftest(void *ctx)
 {
 #if CONFIG_HIL_TEST_SELFTEST_DELAY_MS > 0
-    ESP_LOGI(TAG, "self-test: application checks take %d ms (test variant HIL_TEST_SELFTEST_DELAY_MS)",
-             CONFIG_HIL_TEST_SELFTEST_DELAY_MS);
-    vTaskDelay(pdMS_TO_TICKS(CONFIG_HIL_TEST_SELFTEST_DELAY_MS));
+    /* A test sends `selftest go` once it has done what it needed the pending-verify window for, so the
+       window is as long as the test needs, not a fixed time every run waits out. */
+    ESP_LOGI(TAG, "self-test: application checks take %d ms or until 'selftest go' (test variant "
+             "HIL_TEST_SELFTEST_DELAY_MS)", CONFIG_HIL_TEST_SELFTEST_DELAY_MS);
+    if (xSemaphoreTake(s_selftest_go, pdMS_TO_TICKS(CONFIG_HIL_TEST_SELFTEST_DELAY_MS)) == pdTRUE) {
+        ESP_LOGI(TAG, "self-test: application checks ended by 'selftest go'");
+    }
 #endif
 #ifdef CONFIG_HIL_TEST_CRASH_BEFORE_CONFIRM
     ESP_LOGE(TAG, "self-test: crashing before confirmation (test variant HIL_TEST_CRASH_BEFORE_CONFIRM)");
@@ -104,17 +110,44 @@ static int hold_command(int argc, char **argv)
     return 1;
 }
 
+static int selftest_command(int argc, char **argv)
+{
+    if (argc == 2 && strcmp(argv[1], "go") == 0) {
+        xSemaphoreGive(s_selftest_go);
+        printf("OK selftest go\n");
+        return 0;
+    }
+    printf("ERROR usage: selftest go\n");
+    return 1;
+}
+
+static esp_err_t register_command(const esp_console_cmd_t *command)
+{
+    esp_err_t err = esp_console_cmd_register(command);
+    if (err != ESP_OK) {
+        ESP_LOGE(TAG, "registering '%s' failed: %s", command->command, esp_err_to_name(err));
+    }
+    return err;
+}
+
 esp_err_t app_hooks_register_console(void)
 {
-    const esp_console_cmd_t command = {
+    s_selftest_go = xSemaphoreCreateBinary();
+    if (s_selftest_go == NULL) {
+        return ESP_ERR_NO_MEM;
+    }
+    const esp_console_cmd_t hold = {
         .command = "hold",
         .help = "Refuse OTA updates while on (the app's on_check_start)",
         .hint = "on|off",
         .func = hold_command,
     };
-    esp_err_t err = esp_console_cmd_register(&command);
-    if (err != ESP_OK) {
-        ESP_LOGE(TAG, "registering 'hold' failed: %s", esp_err_to_name(err));
-    }
-    return err;
+    const esp_console_cmd_t selftest_go = {
+        .command = "selftest",
+        .help = "End the slow self-test of the test variant HIL_TEST_SELFTEST_DELAY_MS now",
+        .hint = "go",
+        .func = selftest_command,
+    };
+    esp_err_t err = register_command(&hold);
+    return err == ESP_OK ? register_command(&selftest_go) : err;
 }

@@ -9,6 +9,7 @@
 
 /* Fills callbacks with the app's hooks. */
 void app_hooks_fill(ota_agent_callbacks_t *callbacks);
-/* Registers the app's console command `hold on|off`: while on, on_check_start refuses updates, as a
-   product would during a critical operation. */
+/* Registers the app's console commands: `hold on|off` (while on, on_check_start refuses updates, as a
+   product would during a critical operation) and `selftest go` (ends the slow self-test of the test
+   variant HIL_TEST_SELFTEST_DELAY_MS). */
 esp_err_t app_hooks_register_console(void);
