@@ -99,21 +99,21 @@ def test_push_larger_than_the_slot_is_refused_before_erasing(ota, board, pusher:
 
 
 def test_push_idle_deadline_between_chunks(ota, link: DeviceLink, board, pusher: Pusher, firmware) -> None:
-    """The pusher stops sending after 8 chunks: `failed`/`idle_timeout` once `idle_timeout_s` (2 s) passes
+    """The pusher stops sending after 8 chunks: `failed`/`idle_timeout` once `idle_timeout_s` (1 s) passes
     without a chunk; v1 healthy."""
     since, future = _stalled_push(ota, link, board, pusher, firmware.image(version="2.0.0"), "p-idle",
-                                  idle_timeout_s=2)
+                                  idle_timeout_s=1)
     result = future.result(timeout=15)
     assert (result.state, result.event.get("reason")) == ("failed", "idle_timeout"), result.describe()
-    assert result.duration_s >= 2, result
+    assert result.duration_s >= 1, result
     ota.assert_healthy_on_base(since)
 
 
 def test_push_overall_deadline(ota, link: DeviceLink, board, pusher: Pusher, firmware) -> None:
-    """The whole push may take `timeout_s` (2 s here, the idle deadline 30 s): a pusher that stalls is ended
+    """The whole push may take `timeout_s` (1 s here, the idle deadline 30 s): a pusher that stalls is ended
     `failed`/`timeout`; v1 healthy."""
     since, future = _stalled_push(ota, link, board, pusher, firmware.image(version="2.0.0"), "p-deadline",
-                                  timeout_s=2)
+                                  timeout_s=1)
     result = future.result(timeout=15)
     assert (result.state, result.event.get("reason")) == ("failed", "timeout"), result.describe()
     ota.assert_healthy_on_base(since)
