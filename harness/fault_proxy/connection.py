@@ -22,7 +22,9 @@ from harness.fault_proxy.link_state import LinkState
 
 T = TypeVar("T")
 CHUNK = 64 * 1024
-QUEUE_CHUNKS = 4  # chunks in flight per direction: latency does not slow a stream down, memory stays bounded
+# chunks queued per direction: memory stays bounded, and with latency L a stream still carries a few
+# hundred KiB per L (some MiB/s at 100 ms), as a TCP window bounds what a long link carries
+QUEUE_CHUNKS = 4
 FLUSH_TIMEOUT_S = 1.0  # a cut at byte N waits this long for the N bytes to reach the receiver before a reset
 _FLUSH_POLL_S = 0.002
 
