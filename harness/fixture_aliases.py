@@ -13,6 +13,7 @@ import pytest
 
 from harness.boards.base import Board
 from harness.broker import MqttBroker
+from harness.fault_proxy import FaultProxyFactory
 from harness.fwserver import FirmwareServer
 from harness.link import DeviceLink
 from harness.ota import Ota
@@ -72,3 +73,9 @@ def pusher(hil_pusher: Pusher) -> Pusher:
 def ota_for(hil_ota_for: Callable[[Board], Ota]) -> Callable[[Board], Ota]:
     """`hil_ota_for`: the scenario helper for any board of the test."""
     return hil_ota_for
+
+
+@pytest.fixture
+def fault_proxy(hil_fault_proxy: FaultProxyFactory) -> FaultProxyFactory:
+    """`hil_fault_proxy`: makes TCP fault proxies in front of the broker or the firmware server."""
+    return hil_fault_proxy

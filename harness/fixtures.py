@@ -14,6 +14,8 @@ switches off (``-p no:esp_ota_hil_aliases``) when another plugin has a fixture o
   provisioned and connected (a `BoardFactory`, `Board`s).
 - ``hil_ota`` / ``hil_ota_for``: the scenario helper (harness.ota.Ota) for the board, or for any board.
 - ``hil_record``: the test's record (harness.session.record), which its timeline and report come from.
+- ``hil_fault_proxy``: makes TCP fault proxies (harness.fault_proxy) to put between a board and the broker
+  or the firmware server; every fault they apply goes into the test's timeline.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from harness import project as project_mod
 from harness.boards import esp32_bench
 from harness.boards.base import Board
 from harness.broker import BrokerError, EmbeddedBroker, ExternalBroker, MosquittoBroker, MqttBroker
+from harness.fault_proxy import FaultProxy, FaultProxyFactory, ProxyEvent, upstream_address
+from harness.fault_proxy.events import EventHook
 from harness.fwserver import FirmwareServer
 from harness.link import DeviceLink
 from harness.ota import Ota
@@ -164,3 +168,55 @@ def hil_pusher(request: pytest.FixtureRequest, hil_board: Board, hil_broker: Mqt
 def hil_ota_for(hil_link: DeviceLink, hil_firmware: FirmwareSource) -> Callable[[Board], Ota]:
     """The scenario helper for any board of the test (`hil_ota_for(board)`)."""
     return lambda board: Ota(board, hil_link, hil_firmware.base_version)
+
+
+def fault_notes(record: TestRecord) -> EventHook:
+    """The hook that puts a fault proxy's events into a test's timeline (kind "fault", source: its name)."""
+
+    def note(event: ProxyEvent) -> None:
+        record.note("fault", event.proxy, event.text, event.t)
+
+    return note
+
+
+@pytest.fixture
+def hil_fault_proxy(request: pytest.FixtureRequest, hil_record: TestRecord) -> Iterator[FaultProxyFactory]:
+    """Makes started TCP fault proxies in front of a server: `hil_fault_proxy(url or (host, port), name=None)`.
+
+    Each listens where the test's servers do (loopback for virtual boards, the address a real board reaches
+    otherwise), is stopped at teardown, and records every fault it sets, clears or fires in the timeline.
+    The board is pointed at the proxy instead of the server with `proxy.url_for(url)`; the test's own link
+    stays directly on the broker, so only the device's side of the link is faulted::
+
+        def test_update_over_a_bad_link(board_factory, broker, fw_server, fault_proxy, firmware, ota_for):
+            mqtt = fault_proxy(broker.url, name="board-mqtt")
+            board = board_factory(broker_url=mqtt.url_for(broker.url))  # the board's MQTT goes through it
+            http = fault_proxy(fw_server.base_url, name="board-http")
+            artifact = fw_server.add(firmware.image(version="2.0.0"))
+            http.set_bandwidth(50_000)  # bytes/s each way
+            http.set_latency(80, jitter_ms=20)
+            http.cut_after_bytes(300_000, connections=1)  # one dropped download, then a resume
+            ota_for(board).install("j1", http.url_for(artifact.url), "2.0.0")
+            mqtt.reset_all()  # the board's MQTT connection drops (set_blackhole(): a partition instead)
+            mqtt.wait_until(lambda s: s.accepted >= 2, timeout=30, what="the board reconnecting")
+    """
+    address = server_address(request)
+    proxies: list[FaultProxy] = []
+
+    def make(upstream: str | tuple[str, int], name: str | None = None) -> FaultProxy:
+        host, port = upstream_address(upstream)
+        proxy = FaultProxy(host, port, listen_host=address.get("host", "127.0.0.1"),
+                           advertise_host=address.get("advertise_host"), name=name or f"proxy{len(proxies) + 1}",
+                           on_event=fault_notes(hil_record))
+        proxies.append(proxy)
+        return proxy.start()
+
+    yield make
+    errors = []
+    for proxy in proxies:  # every one stopped, even after one that fails to
+        try:
+            proxy.stop()
+        except Exception as exc:  # noqa: BLE001 - reported below, after the others are stopped
+            errors.append(exc)
+    if errors:
+        raise errors[0]

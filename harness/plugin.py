@@ -178,7 +178,7 @@ class HtmlReport:
 
 
 TAIL_LINES = 40
-_TITLES = {"serial": "serial console", "mqtt": "MQTT messages", "http": "HTTP requests"}
+_TITLES = {"serial": "serial console", "mqtt": "MQTT messages", "http": "HTTP requests", "fault": "faults applied"}
 
 
 @pytest.hookimpl(wrapper=True)

@@ -200,7 +200,8 @@ def write_html(reports: list[TestReport], path: Path, title: str = "OTA release 
             f"<table class='props'>{props}</table>{chart}"
             f"<details><summary>serial console</summary><pre>{_log(r.entries, 'serial')}</pre></details>"
             f"<details><summary>MQTT transcript</summary><pre>{_log(r.entries, 'mqtt')}</pre></details>"
-            f"<details><summary>HTTP requests</summary><pre>{_log(r.entries, 'http')}</pre></details></section>")
+            f"<details><summary>HTTP requests</summary><pre>{_log(r.entries, 'http')}</pre></details>"
+            f"<details><summary>faults applied</summary><pre>{_log(r.entries, 'fault')}</pre></details></section>")
     page = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:2px 8px;text-align:left}} .passed{{color:#176d17}}

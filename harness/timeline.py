@@ -1,11 +1,13 @@
-"""One ordered record of a test: serial lines, MQTT messages and HTTP requests, merged by time.
+"""One ordered record of a test: serial lines, MQTT messages, HTTP requests and faults, merged by time.
 
 Times are seconds from the test's start, all on `harness.clock`: a serial line when the board printed it,
 an MQTT message when a virtual board's firmware published it (its host port records that), else when the
 embedded broker read it from its publisher (before acknowledging it), else when the link received it; an
-HTTP request when the server started answering it. Kept as a JSON-lines file per test for later tools, and
-its tail is what a failure report shows. Secrets never appear: every entry goes through a
-`harness.masking.Masker`, which knows what the boards were provisioned with.
+HTTP request when the server started answering it; a fault (a fault proxy's, harness.fault_proxy) when it
+was set, cleared or fired, as the service reported it (a `Note`, through `TestRecord.note`). Kept as a
+JSON-lines file per test for later tools, and its tail is what a failure report shows. Secrets never
+appear: every entry goes through a `harness.masking.Masker`, which knows what the boards were provisioned
+with.
 """
 
 from __future__ import annotations
@@ -19,21 +21,33 @@ from typing import Any
 from harness.masking import Masker
 from harness.publish_log import PublishLog
 
-KINDS = ("serial", "mqtt", "http")
+KINDS = ("serial", "mqtt", "http", "fault")
 
 
 @dataclass(frozen=True)
 class Entry:
     t: float  # seconds since the test started
-    kind: str  # "serial", "mqtt" or "http"
-    source: str  # board name, topic, or request path
+    kind: str  # one of KINDS
+    source: str  # board name, topic, request path, or the service that applied a fault
+    text: str
+
+
+@dataclass(frozen=True)
+class Note:
+    """An entry a service reports as it happens (a fault applied), at its own `harness.clock` time."""
+
+    t: float
+    kind: str  # one of KINDS
+    source: str
     text: str
 
 
 def collect(
     t0: float, boards: Iterable[Any], links: Iterable[Any], servers: Iterable[Any], masker: Masker | None = None,
+    notes: Iterable[Note] = (),
 ) -> list[Entry]:
-    """Everything the boards printed, the links received and the servers were asked since `t0`, by time.
+    """Everything the boards printed, the links received, the servers were asked and the services noted
+    since `t0`, by time.
 
     Boards' own `secrets` (real boards know what they were provisioned with) are masked too.
     """
@@ -57,6 +71,7 @@ def collect(
             text = f"{r.method} {r.path} range={r.range} status={r.status} bytes={r.bytes_sent}" + (
                 " client hung up" if r.client_hung_up else "")
             entries.append(Entry(r.t_start - t0, "http", masker.text(r.path), masker.text(text)))
+    entries += [Entry(n.t - t0, n.kind, masker.text(n.source), masker.text(n.text)) for n in list(notes) if n.t >= t0]
     return sorted(entries, key=lambda e: e.t)
 
 

@@ -17,7 +17,7 @@ from harness import clock, masking, timeline
 
 @dataclass
 class TestRecord:
-    """The boards, links and firmware servers of one test, and the secrets they know.
+    """The boards, links and firmware servers of one test, what services noted (faults), and the secrets.
 
     `masker` knows the secrets of the test (what its boards were provisioned with); the timeline and the
     test's report go through it.
@@ -29,13 +29,20 @@ class TestRecord:
     boards: list[Any] = field(default_factory=list)
     links: list[Any] = field(default_factory=list)
     servers: list[Any] = field(default_factory=list)
+    notes: list[timeline.Note] = field(default_factory=list)
     masker: masking.Masker = field(default_factory=masking.Masker, repr=False)
     # set at the end of the test (hil_record's teardown), for the HTML report
     properties: dict[str, Any] | None = None
     entries: list[timeline.Entry] | None = None
 
     def timeline(self) -> list[timeline.Entry]:
-        return timeline.collect(self.t0, self.boards, self.links, self.servers, self.masker)
+        return timeline.collect(self.t0, self.boards, self.links, self.servers, self.masker, self.notes)
+
+    def note(self, kind: str, source: str, text: str, t: float | None = None) -> None:
+        """Put an entry in the timeline (from any thread): what a service did, e.g. a fault it applied."""
+        if kind not in timeline.KINDS:
+            raise ValueError(f"TestRecord.note: kind {kind!r} is not one of {timeline.KINDS}")
+        self.notes.append(timeline.Note(clock.now() if t is None else t, kind, source, text))
 
     def full_masker(self) -> masking.Masker:
         """The masker plus the secrets real boards learnt on their own (typed on their console)."""
