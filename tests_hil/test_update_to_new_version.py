@@ -3,7 +3,6 @@
 A1: the board runs v1 from ota_0, updates to v2 over HTTP, reboots into ota_1 and confirms it.
 """
 
-import itertools
 
 import pytest
 
@@ -11,7 +10,7 @@ from harness.link import DeviceLink
 
 
 def test_update_to_new_version(board, link: DeviceLink, fw_server, firmware) -> None:
-    """A1: v1 → v2 over HTTP: progress strictly increasing to the image size, at most one event per 5 %,
+    """A1: v1 → v2 over HTTP: progress strictly increasing to the image size, at most one event a second (first and last always),
     reboot into ota_1, self-test, confirmation."""
     before = link.latest_status(board.device_id)
     assert before["version"] == firmware.base_version
@@ -34,10 +33,8 @@ def test_update_to_new_version(board, link: DeviceLink, fw_server, firmware) -> 
     sizes = [e["bytes"] for e in progress]
     assert sizes == sorted(set(sizes)), f"progress not strictly increasing: {sizes}"
     assert sizes[-1] == len(image) and progress[-1]["total"] == len(image) and progress[-1]["percent"] == 100
-    percents = [e["percent"] for e in progress]
-    # Throttled: at most one event per 5 % (or per second; this download takes far less).
-    assert all(b - a >= 5 for a, b in itertools.pairwise(percents[:-1])), percents
-    assert len(progress) <= 22, f"{len(progress)} progress events for one download"
+    # Throttled to one a second, the first and the last always: this download takes far less than a second.
+    assert len(progress) <= 3, f"{len(progress)} progress events for one sub-second download: {sizes}"
 
     after = link.wait_status(
         board.device_id, lambda s: s["version"] == "2.0.0" and s["ota_state"] == "valid", since=since, timeout=10

@@ -4,21 +4,19 @@
 #include "ota_events.h"
 #include "ota_progress.h"
 
-#define STEP_PERCENT 5
 #define MIN_INTERVAL_US 1000000
 
 void ota_progress_init(ota_progress_t *progress, const char *request_id)
 {
-    *progress = (ota_progress_t){.request_id = request_id, .last_percent = -STEP_PERCENT};
+    *progress = (ota_progress_t){.request_id = request_id, .last_bytes = -1};
 }
 
 void ota_progress_report(ota_progress_t *progress, int64_t received, int64_t total, bool force)
 {
     int percent = total > 0 ? (int)(received * 100 / total) : -1;
     int64_t now = esp_timer_get_time();
-    bool step = percent >= progress->last_percent + STEP_PERCENT;
-    bool interval = now - progress->last_us >= MIN_INTERVAL_US;
-    if (!force && !step && !interval) {
+    bool due = progress->last_bytes < 0 || now - progress->last_us >= MIN_INTERVAL_US;
+    if (!force && !due) {
         return;
     }
     agent_cb_progress(received, total);
@@ -27,7 +25,6 @@ void ota_progress_report(ota_progress_t *progress, int64_t received, int64_t tot
     cJSON_AddNumberToObject(event, "total", (double)total);
     cJSON_AddNumberToObject(event, "percent", percent);
     ota_event_send(event);
-    progress->last_percent = percent;
     progress->last_bytes = received;
     progress->last_us = now;
 }

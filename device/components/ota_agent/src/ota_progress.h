@@ -1,6 +1,8 @@
 /*
- * `downloading` events of one update, throttled: one per 5 % of the image (or per second when its size
- * is unknown), the first and the last always. Each event also reaches the application's on_progress.
+ * `downloading` events of one update, throttled to at most one per second: the first and the last always,
+ * between them one once a second has passed since the previous one. A slow link (64 KB/s) thus costs
+ * the broker one message a second per device, a fast one two per update; a per-percent step would send
+ * 20 a second on a slow link. Each event also reaches the application's on_progress.
  * Used by the agent's own downloader and by an application's installer (ota_agent_report_progress).
  */
 #pragma once
@@ -10,7 +12,6 @@
 
 typedef struct {
     const char *request_id;
-    int last_percent;  /* of the last event */
     int64_t last_bytes;
     int64_t last_us;
 } ota_progress_t;
