@@ -45,6 +45,7 @@ static const config_key_t s_keys[] = {
     INT_KEY_AS(manifest_delay_s, "manifest_dly_s", 0, 86400),
     INT_KEY_AS(selftest_timeout_s, "selftest_to_s", 1, 3600),
     INT_KEY(heartbeat_s, 0, 86400),
+    INT_KEY_AS(mqtt_keepalive_s, "mqtt_keepalv_s", 2, 3600),
     BOOL_KEY(require_https),
 };
 
@@ -81,6 +82,7 @@ static void load_defaults(agent_config_t *c)
     c->selftest_timeout_s = CONFIG_HIL_SELFTEST_TIMEOUT_S;
     c->manifest_delay_s = CONFIG_HIL_MANIFEST_DELAY_S;
     c->heartbeat_s = CONFIG_HIL_HEARTBEAT_S;
+    c->mqtt_keepalive_s = CONFIG_HIL_MQTT_KEEPALIVE_S;
 #ifdef CONFIG_HIL_REQUIRE_HTTPS
     c->require_https = true;
 #endif

@@ -25,6 +25,7 @@ typedef struct {
     int manifest_delay_s;
     int selftest_timeout_s;
     int heartbeat_s;
+    int mqtt_keepalive_s;
     bool require_https;
 } agent_config_t;
 

@@ -383,7 +383,7 @@ esp_err_t mqtt_link_start(mqtt_link_command_cb_t on_command)
         .credentials.username = cfg->broker_username[0] ? cfg->broker_username : NULL,
         .credentials.authentication.password = cfg->broker_password[0] ? cfg->broker_password : NULL,
         .session.last_will = {.topic = s_topic_online, .msg = "offline", .qos = 1, .retain = 1},
-        .session.keepalive = 15,
+        .session.keepalive = cfg->mqtt_keepalive_s,
         .network.reconnect_timeout_ms = 1000,
         .buffer.size = MQTT_BUFFER_SIZE,
     };
