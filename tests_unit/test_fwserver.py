@@ -270,6 +270,24 @@ def test_status_on_first_requests_only(server: FirmwareServer) -> None:
     assert get(server, artifact.path)[1] == DATA
 
 
+def test_url_expires_after_n_requests_with_s3s_answer(server: FirmwareServer) -> None:
+    """A pre-signed URL past its expiry: 403 with S3's AccessDenied / Request has expired, from then on."""
+    artifact = server.add(DATA, faults=FaultPlan(expire_after_requests=2))
+    answers = [get(server, artifact.path) for _ in range(4)]
+    assert [response.status for response, _ in answers] == [200, 200, 403, 403]
+    assert answers[0][1] == DATA
+    response, body = answers[2]
+    assert response.getheader("Content-Type", "").startswith("application/xml")
+    assert b"<Code>AccessDenied</Code>" in body and b"Request has expired" in body
+
+
+def test_url_expires_after_t_seconds(server: FirmwareServer) -> None:
+    fresh = server.add(DATA, faults=FaultPlan(expire_after_s=3600))
+    expired = server.add(DATA, faults=FaultPlan(expire_after_s=0))
+    assert get(server, fresh.path)[0].status == 200
+    assert get(server, expired.path)[0].status == 403
+
+
 def test_redirect_chain(server: FirmwareServer) -> None:
     artifact = server.add(DATA, faults=FaultPlan(redirects=2))
     response, _ = get(server, artifact.path)

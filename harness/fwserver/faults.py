@@ -29,17 +29,19 @@ class FaultPlan:
     ranges_honoured: bool = True
     chunked: bool = False
     header_delay_s: float = 0.0
+    expire_after_requests: int | None = None
+    expire_after_s: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("throttle_bps", "stall_after_bytes", "close_after_bytes", "close_first_requests",
-                     "truncate_to", "status_first_requests"):
+                     "truncate_to", "status_first_requests", "expire_after_requests"):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"FaultPlan.{name} must be >= 0, got {value}")
         if self.throttle_bps == 0:
             raise ValueError("FaultPlan.throttle_bps must be > 0 (use stall_after_bytes to stop sending)")
-        if self.redirects < 0 or self.header_delay_s < 0:
-            raise ValueError("FaultPlan.redirects and header_delay_s must be >= 0")
+        if self.redirects < 0 or self.header_delay_s < 0 or (self.expire_after_s or 0) < 0:
+            raise ValueError("FaultPlan.redirects, header_delay_s and expire_after_s must be >= 0")
         object.__setattr__(self, "corrupt_offsets", tuple(self.corrupt_offsets))
 
     def status_for(self, request_number: int) -> int | None:
@@ -47,6 +49,11 @@ class FaultPlan:
         if self.status_first_requests is None:
             return self.status
         return (self.status or 503) if request_number < self.status_first_requests else None
+
+    def expired(self, request_number: int, age_s: float) -> bool:
+        """Whether the n-th request (0-based), `age_s` after the artifact was added, finds the URL expired."""
+        return ((self.expire_after_requests is not None and request_number >= self.expire_after_requests)
+                or (self.expire_after_s is not None and age_s >= self.expire_after_s))
 
     def cuts(self, request_number: int) -> bool:
         return self.close_after_bytes is not None and (

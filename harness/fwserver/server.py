@@ -7,7 +7,7 @@ import hashlib
 import itertools
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
@@ -63,6 +63,12 @@ class _Route:
     artifact: Artifact
     body: bytes  # after truncate/corrupt: what is actually served
     next_url: str | None = None  # set on redirect hops
+    added_at: float = field(default_factory=clock.now)  # for FaultPlan.expire_after_s
+
+
+# What S3 answers a pre-signed URL past its expiry (HTTP 403).
+S3_EXPIRED_BODY = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
+                   b"<Message>Request has expired</Message></Error>\n")
 
 
 class _Stopped(Exception):
@@ -246,16 +252,20 @@ class FirmwareServer(ListeningService):
         with self._lock:
             number = self._hits[route.artifact.path]
             self._hits[route.artifact.path] = number + 1
+        if plan.expired(number, clock.now() - route.added_at):
+            return await self._send_status(request, record, 403, body=S3_EXPIRED_BODY, content_type="application/xml")
         status = plan.status_for(number)
         if status is not None:
             return await self._send_status(request, record, status)
         return await self._send_body(request, route, record, number)
 
     async def _send_status(
-        self, request: web.BaseRequest, record: RequestRecord, status: int, location: str | None = None
+        self, request: web.BaseRequest, record: RequestRecord, status: int, location: str | None = None,
+        body: bytes | None = None, content_type: str = "text/plain",
     ) -> web.StreamResponse:
-        body = f"injected fault: HTTP {status}\n".encode() if status != 302 else b""
-        response = web.Response(status=status, body=body, content_type="text/plain")
+        if body is None:
+            body = f"injected fault: HTTP {status}\n".encode() if status != 302 else b""
+        response = web.Response(status=status, body=body, content_type=content_type)
         if location:
             response.headers["Location"] = location
         await response.prepare(request)
