@@ -10,8 +10,8 @@ from harness.link import DeviceLink
 
 
 def test_update_to_new_version(board, link: DeviceLink, fw_server, firmware) -> None:
-    """A1: v1 → v2 over HTTP: progress strictly increasing to the image size, at most one event a second (first and last always),
-    reboot into ota_1, self-test, confirmation."""
+    """A1: v1 → v2 over HTTP: progress strictly increasing to the image size, at most one event a second
+    (first and last always), reboot into ota_1, self-test, confirmation."""
     before = link.latest_status(board.device_id)
     assert before["version"] == firmware.base_version
     assert before["partition"] == "ota_0"
