@@ -14,6 +14,7 @@ import pytest
 from harness.boards.base import Board
 from harness.broker import MqttBroker
 from harness.fault_proxy import FaultProxyFactory
+from harness.fleet import Rollout
 from harness.fwserver import FirmwareServer
 from harness.link import DeviceLink
 from harness.ota import Ota
@@ -79,3 +80,15 @@ def ota_for(hil_ota_for: Callable[[Board], Ota]) -> Callable[[Board], Ota]:
 def fault_proxy(hil_fault_proxy: FaultProxyFactory) -> FaultProxyFactory:
     """`hil_fault_proxy`: makes TCP fault proxies in front of the broker or the firmware server."""
     return hil_fault_proxy
+
+
+@pytest.fixture
+def fleet(hil_fleet: Callable[..., list[Board]]) -> Callable[..., list[Board]]:
+    """`hil_fleet`: starts many boards at once."""
+    return hil_fleet
+
+
+@pytest.fixture
+def rollout(hil_rollout: Callable[..., Rollout]) -> Callable[..., Rollout]:
+    """`hil_rollout`: makes a staged rollout over boards (harness.fleet)."""
+    return hil_rollout

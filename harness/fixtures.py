@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,6 +33,8 @@ from harness.boards.base import Board
 from harness.broker import BrokerError, EmbeddedBroker, ExternalBroker, MosquittoBroker, MqttBroker
 from harness.fault_proxy import FaultProxy, FaultProxyFactory, ProxyEvent, upstream_address
 from harness.fault_proxy.events import EventHook
+from harness.fleet import Rollout, RolloutPlan, start_boards
+from harness.fleet.rollout import Command
 from harness.fwserver import FirmwareServer
 from harness.link import DeviceLink
 from harness.ota import Ota
@@ -148,6 +151,26 @@ def hil_board_factory(
 def hil_board(hil_board_factory: BoardFactory) -> Board:
     """One board running the base firmware from ota_0, connected to the broker."""
     return hil_board_factory()
+
+
+@pytest.fixture
+def hil_fleet(hil_board_factory: BoardFactory) -> Callable[..., list[Board]]:
+    """Starts many boards at once: `hil_fleet(100, **settings)` (settings as for `hil_board_factory`), a few
+    dozen at a time, all on the test's broker and link; stopped with the factory at teardown."""
+    return lambda count, **settings: start_boards(hil_board_factory, count, **settings)
+
+
+@pytest.fixture
+def hil_rollout(hil_link: DeviceLink, hil_record: TestRecord) -> Callable[..., Rollout]:
+    """Makes a staged rollout (harness.fleet) over boards or device ids: `hil_rollout(boards, command, plan)`,
+    `command` the `ota` command (a dict, or a function of the device id); its steps and final table go into
+    the test's timeline and HTML report. `.run()` returns the RolloutResult."""
+    def make(devices: list[Board] | list[str], command: Command | dict[str, Any], plan: RolloutPlan,
+             job_id: str = "rollout") -> Rollout:
+        ids = [d if isinstance(d, str) else d.device_id for d in devices]
+        return Rollout(hil_link, ids, command, plan, job_id,
+                       on_note=lambda text: hil_record.note("rollout", job_id, text))
+    return make
 
 
 @pytest.fixture

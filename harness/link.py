@@ -218,6 +218,11 @@ class DeviceLink:
         are re-raised from the next wait."""
         self._listeners.append(listener)
 
+    def remove_listener(self, listener: Callable[[Message], None]) -> None:
+        """Stop calling a listener added with add_listener (a no-op if it is not there)."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
     def transcript(self) -> str:
         return format_messages(self.messages, time.monotonic())
 
@@ -437,5 +442,5 @@ class DeviceLink:
             for problem in self._checker.check(message):
                 self._violations.append(ProtocolViolation(problem, message))
             self._changed.notify_all()
-        for listener in self._listeners:
+        for listener in list(self._listeners):  # a copy: remove_listener may run meanwhile
             self._guarded(listener)(message)  # one failing listener must not starve the others

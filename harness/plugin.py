@@ -178,7 +178,8 @@ class HtmlReport:
 
 
 TAIL_LINES = 40
-_TITLES = {"serial": "serial console", "mqtt": "MQTT messages", "http": "HTTP requests", "fault": "faults applied"}
+_TITLES = {"serial": "serial console", "mqtt": "MQTT messages", "http": "HTTP requests", "fault": "faults applied",
+           "rollout": "rollout"}
 
 
 @pytest.hookimpl(wrapper=True)

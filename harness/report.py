@@ -177,6 +177,16 @@ def _log(entries: list[Entry], kind: str) -> str:
     return html.escape("\n".join(lines) or "(none)")
 
 
+def _rollout(entries: list[Entry]) -> str:
+    """A rollout's steps and its final table (harness.fleet), open, when the test ran one."""
+    notes = [e for e in entries if e.kind == "rollout"]
+    if not notes:
+        return ""
+    steps = "\n".join(f"{e.t:8.3f}s {e.text}" for e in notes[:-1])
+    return (f"<details open><summary>rollout</summary><pre>{html.escape(notes[-1].text)}</pre>"
+            f"<pre>{html.escape(steps)}</pre></details>")
+
+
 def write_html(reports: list[TestReport], path: Path, title: str = "OTA release gate",
                charts: dict[str, str] | None = None) -> None:
     """`charts`: SVG by node id, made beforehand (see ChartRenderer); the others are drawn here."""
@@ -201,7 +211,8 @@ def write_html(reports: list[TestReport], path: Path, title: str = "OTA release 
             f"<details><summary>serial console</summary><pre>{_log(r.entries, 'serial')}</pre></details>"
             f"<details><summary>MQTT transcript</summary><pre>{_log(r.entries, 'mqtt')}</pre></details>"
             f"<details><summary>HTTP requests</summary><pre>{_log(r.entries, 'http')}</pre></details>"
-            f"<details><summary>faults applied</summary><pre>{_log(r.entries, 'fault')}</pre></details></section>")
+            f"<details><summary>faults applied</summary><pre>{_log(r.entries, 'fault')}</pre></details>"
+            f"{_rollout(r.entries)}</section>")
     page = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:2px 8px;text-align:left}} .passed{{color:#176d17}}

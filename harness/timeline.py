@@ -4,7 +4,8 @@ Times are seconds from the test's start, all on `harness.clock`: a serial line w
 an MQTT message when a virtual board's firmware published it (its host port records that), else when the
 embedded broker read it from its publisher (before acknowledging it), else when the link received it; an
 HTTP request when the server started answering it; a fault (a fault proxy's, harness.fault_proxy) when it
-was set, cleared or fired, as the service reported it (a `Note`, through `TestRecord.note`). Kept as a
+was set, cleared or fired, as the service reported it (a `Note`, through `TestRecord.note`); a rollout's
+steps and its final table (harness.fleet) likewise. Kept as a
 JSON-lines file per test for later tools, and its tail is what a failure report shows. Secrets never
 appear: every entry goes through a `harness.masking.Masker`, which knows what the boards were provisioned
 with.
@@ -21,7 +22,7 @@ from typing import Any
 from harness.masking import Masker
 from harness.publish_log import PublishLog
 
-KINDS = ("serial", "mqtt", "http", "fault")
+KINDS = ("serial", "mqtt", "http", "fault", "rollout")
 
 
 @dataclass(frozen=True)
