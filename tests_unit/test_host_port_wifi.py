@@ -158,6 +158,7 @@ def test_a_vanished_ap_stalls_a_connection_and_delivers_both_ways_when_it_return
     assert_nothing_arrives(peer)
     peer.sendall(b"x")
     assert wifi.run(f"tcp_recv {fd} 300")["tcp_recv"] == "timeout"  # in the kernel, but not across the air
+    assert wifi.run(f"tcp_recv_now {fd}")["tcp_recv_now"] == "EAGAIN"  # recv() without poll() sees nothing either
     ap.up()
     assert wifi.run("wifi_gate up 2000")["wifi_gate"] == "up"
     assert peer.recv(64) == b"held"

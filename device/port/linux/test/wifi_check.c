@@ -12,6 +12,7 @@
  *   tcp_wait <fd> <ms>              waits for a pending connect to end (poll POLLOUT, then SO_ERROR)
  *   tcp_send <fd> <text>            send()
  *   tcp_recv <fd> <ms>              poll() POLLIN for up to ms, then recv()
+ *   tcp_recv_now <fd>               recv(MSG_DONTWAIT) without poll()
  *   tcp_close <fd>                  close()
  */
 #include <errno.h>
@@ -186,6 +187,10 @@ bool wifi_check_command(const char *line)
         } else {
             printf("tcp_send=%zd\n", n);
         }
+    } else if (sscanf(line, "tcp_recv_now %d", &fd) == 1) {
+        ssize_t n = recv(fd, text, sizeof(text) - 1, MSG_DONTWAIT);
+        text[n > 0 ? n : 0] = '\0';
+        printf("tcp_recv_now=%s\n", n < 0 ? errno_name(errno) : n == 0 ? "eof" : text);
     } else if (sscanf(line, "tcp_recv %d %d", &fd, &x) == 2) {
         tcp_recv(fd, x);
     } else if (sscanf(line, "tcp_close %d", &fd) == 1) {
