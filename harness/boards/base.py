@@ -13,6 +13,7 @@ from harness import log_patterns
 from harness.formats import partition_table as pt
 from harness.serial_log import SerialLog
 from harness.virtual.ble_air import BleAir, NoBleAirError
+from harness.virtual.wifi_ap import NoWifiApError, WifiAp
 
 
 class Board(ABC):
@@ -53,6 +54,12 @@ class Board(ABC):
         """The BLE devices advertising around the board, which a test controls: only a virtual board has one."""
         raise NoBleAirError(f"{self.name}: injected BLE advertisements need the virtual board (a real ESP32 hears "
                             "only real devices); mark the test @pytest.mark.virtual_only")
+
+    @property
+    def wifi_ap(self) -> WifiAp:
+        """The board's Wi-Fi access point, which a test switches off and on: only a virtual board has one."""
+        raise NoWifiApError(f"{self.name}: switching the access point needs the virtual board (a real ESP32 joins a "
+                            "real AP: cut its network with the fault proxy); mark the test @pytest.mark.virtual_only")
 
     @abstractmethod
     def write(self, line: str) -> None:

@@ -30,6 +30,7 @@ from harness.virtual.bootloader import Bootloader
 from harness.virtual.flash import SECTOR_SIZE, Flash
 from harness.virtual.mqtt_trace import Published, read_trace
 from harness.virtual.uart import PtyUart
+from harness.virtual.wifi_ap import WifiAp
 
 # A real chip with nothing bootable resets at once and loops; pausing between attempts shows the
 # same loop without spinning a CPU core.
@@ -75,6 +76,7 @@ class VirtualBoard(Board):
         self._mqtt_trace_path = self.workdir / "mqtt-trace.bin"
         self._control_path.write_bytes(bytes(4 * abi.FC_WORDS))
         self._ble_air = BleAir(self.workdir / "ble-air.txt")  # the board's surroundings: kept across reboots
+        self._wifi_ap = WifiAp(self.workdir / "wifi-ap.txt")  # its access point, also kept across reboots
 
     # --- flash operations of the running app (counted by the host port) ---
 
@@ -92,6 +94,11 @@ class VirtualBoard(Board):
     def ble_air(self) -> BleAir:
         """The BLE devices advertising around the board (harness/virtual/ble_air.py), heard by the firmware."""
         return self._ble_air
+
+    @property
+    def wifi_ap(self) -> WifiAp:
+        """The board's Wi-Fi access point (harness/virtual/wifi_ap.py): down(), up(), set_rssi()."""
+        return self._wifi_ap
 
     def flash_ops(self) -> int:
         """Flash writes plus erases the firmware has done since the board was created."""
@@ -239,6 +246,7 @@ class VirtualBoard(Board):
             abi.ENV_BOOT_TIME_US: str(int((time.monotonic() - self._boot_start) * 1e6) + 27000),
             abi.ENV_MQTT_TRACE: str(self._mqtt_trace_path),
             abi.ENV_BLE_AIR: str(self._ble_air.path),
+            abi.ENV_WIFI_AP: str(self._wifi_ap.path),
         }
         # A cut armed for the last run must not fire in this one; the counters keep counting
         # across boots, so a test can measure and target operations across a reboot.

@@ -18,6 +18,7 @@ ENV_FLASH_CONTROL = "HIL_FLASH_CONTROL"  # file of FC_WORDS little-endian u32s s
 ENV_BOOT_TIME_US = "HIL_BOOT_TIME_US"  # µs since reset when the app starts (ROM + bootloader)
 ENV_MQTT_TRACE = "HIL_MQTT_TRACE"  # file each MQTT publish of the app is appended to (mqtt_trace.py)
 ENV_BLE_AIR = "HIL_BLE_AIR"  # file of the BLE advertisements around the board (ble_air.py)
+ENV_WIFI_AP = "HIL_WIFI_AP"  # file of the board's Wi-Fi access point: on the air or not, RSSI (wifi_ap.py)
 
 # Words of the flash-control file (little-endian u32, in this order).
 FC_OPS = 0  # writes + erases since the board made the file (every boot counts on)

@@ -1,4 +1,4 @@
-/* Wi-Fi station: connects with the configured SSID and keeps reconnecting. */
+/* Wi-Fi station: connects with the configured SSID and keeps reconnecting, with a backoff. */
 #pragma once
 
 #include <stdbool.h>

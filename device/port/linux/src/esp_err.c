@@ -9,6 +9,7 @@
 #include "esp_ota_ops.h"
 #include "esp_http_client.h"
 #include "esp_https_ota.h"
+#include "esp_wifi.h"
 #include "nvs.h"
 #include "spi_flash_mmap.h"
 
@@ -68,6 +69,10 @@ static const esp_err_msg_t esp_err_msg_table[] = {
     ERR_TBL_IT(ESP_ERR_HTTP_READ_TIMEOUT),
     ERR_TBL_IT(ESP_ERR_HTTP_INCOMPLETE_DATA),
     ERR_TBL_IT(ESP_ERR_HTTPS_OTA_IN_PROGRESS),
+    ERR_TBL_IT(ESP_ERR_WIFI_NOT_INIT),
+    ERR_TBL_IT(ESP_ERR_WIFI_NOT_STARTED),
+    ERR_TBL_IT(ESP_ERR_WIFI_CONN),
+    ERR_TBL_IT(ESP_ERR_WIFI_NOT_CONNECT),
     {0xe003, "ESP_ERR_TCP_TRANSPORT_CONNECTION_FAILED"},
 };
 

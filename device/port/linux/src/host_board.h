@@ -19,6 +19,7 @@
 #define HOST_ENV_BOOT_TIME_US    "HIL_BOOT_TIME_US"    /* µs since reset when the app starts (ROM + bootloader) */
 #define HOST_ENV_MQTT_TRACE      "HIL_MQTT_TRACE"      /* file each MQTT publish of the app is appended to */
 #define HOST_ENV_BLE_AIR         "HIL_BLE_AIR"         /* file of the BLE advertisements around the board */
+#define HOST_ENV_WIFI_AP         "HIL_WIFI_AP"         /* file of the board's Wi-Fi access point: on the air or not, RSSI */
 
 /* HIL_MQTT_TRACE records, one per esp_mqtt_client_publish()/enqueue() call, written when the app
    publishes (before anything is sent), so the harness can place the message in a test's timeline at
@@ -32,6 +33,14 @@
          the device advertises that data at t and every interval after it (replacing what it did before)
      "<t> stop <address>\n"    the device stops advertising
      "<t> clear\n"             every device stops */
+
+/* HIL_WIFI_AP records: the board's access point (harness/virtual/wifi_ap.py), appended by the board one line
+   per write(), read by the host port's Wi-Fi driver (src/host_wifi_ap.c) from the start at every boot and
+   then as they come, since the AP outlives the app. <t> is the CLOCK_MONOTONIC ns at which the board wrote
+   the record. An empty file: the AP is on the air, heard at -42 dBm.
+     "<t> up\n"            the AP is on the air again from t
+     "<t> down\n"          the AP is off the air from t (no beacons, no frames either way)
+     "<t> rssi <dBm>\n"    the station hears the AP at this RSSI from t (-128..0) */
 
 /* HIL_FLASH_CONTROL: little-endian u32 words that the app updates at every flash write or erase
    and the board reads (and writes HOST_FC_CUT_AT into) at any moment, through a shared mapping. */

@@ -96,7 +96,13 @@ void http_report_connect_failure(esp_http_client_t *client, CURLcode res, long o
         tls_stage = true;
         break;
     case CURLE_COULDNT_CONNECT:
-        ESP_LOGE(TAG_TLS, "[sock=%d] delayed connect error: %s", client->last_sock, strerror((int)os_errno));
+        /* EHOSTUNREACH comes only from the network gate (every server is local): lwIP's connect() fails at
+           once while the netif is down, so esp-tls reports it from its connect() call, not after select(). */
+        if (os_errno == EHOSTUNREACH) {
+            ESP_LOGE(TAG_TLS, "[sock=%d] connect() error: %s", client->last_sock, strerror((int)os_errno));
+        } else {
+            ESP_LOGE(TAG_TLS, "[sock=%d] delayed connect error: %s", client->last_sock, strerror((int)os_errno));
+        }
         client->sock_errno = (int)os_errno;
         break;
     default: {

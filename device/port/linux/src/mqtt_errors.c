@@ -118,6 +118,12 @@ void mqtt_transport_connect_failed(esp_mqtt_client_handle_t client, bool timeout
         mqtt_log_transport_connect_failed(client, HOST_ESP_ERR_MBEDTLS_SSL_HANDSHAKE_FAILED);
         esp_mqtt_client_dispatch_transport_error(client, HOST_ESP_ERR_MBEDTLS_SSL_HANDSHAKE_FAILED, code,
                 client->verify_failed ? HOST_MBEDTLS_X509_BADCERT_NOT_TRUSTED : 0, 0);
+    } else if (sock_errno == EHOSTUNREACH) {
+        /* Only the network gate gives it (every server is local): lwIP's connect() fails at once while the
+           netif is down, so esp-tls reports it from its connect() call, not after select(). */
+        ESP_LOGE(TAG_TLS, "[sock=%d] connect() error: %s", client->last_sock, strerror(sock_errno));
+        mqtt_log_transport_connect_failed(client, HOST_ESP_ERR_ESP_TLS_FAILED_CONNECT_TO_HOST);
+        esp_mqtt_client_dispatch_transport_error(client, HOST_ESP_ERR_ESP_TLS_FAILED_CONNECT_TO_HOST, 0, 0, sock_errno);
     } else {
         ESP_LOGE(TAG_TLS, "[sock=%d] delayed connect error: %s", client->last_sock,
                  strerror(sock_errno ? sock_errno : ECONNREFUSED));

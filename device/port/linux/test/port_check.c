@@ -13,6 +13,7 @@
  *   http_* | mqtt_*                     esp_http_client and esp-mqtt against local servers (net_check.c)
  *   https_ota <url> [options]           esp_https_ota against a local server (https_ota_check.c)
  *   bt_* | ble_*                        Bluetooth controller, Bluedroid and BLE scanning (ble_check.c)
+ *   wifi_* | tcp_*                      the Wi-Fi station and sockets through the network gate (wifi_check.c)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,7 @@
 #include "https_ota_check.h"
 #include "net_check.h"
 #include "spi_flash_mmap.h"
+#include "wifi_check.h"
 
 static const char *TAG = "port_check";
 
@@ -144,7 +146,8 @@ void app_main(void)
             const esp_partition_t *p =
                 esp_partition_find_first(ESP_PARTITION_TYPE_DATA, ESP_PARTITION_SUBTYPE_ANY, "nvs");
             report("erase_sector", esp_partition_erase_range(p, 0, SPI_FLASH_SEC_SIZE));
-        } else if (!https_ota_check_command(line) && !net_check_command(line) && !ble_check_command(line)) {
+        } else if (!https_ota_check_command(line) && !net_check_command(line) && !ble_check_command(line) &&
+                   !wifi_check_command(line)) {
             printf("unknown command\n");
         }
         printf("port_check>\n");
