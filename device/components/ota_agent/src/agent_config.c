@@ -46,6 +46,7 @@ static const config_key_t s_keys[] = {
     INT_KEY_AS(selftest_timeout_s, "selftest_to_s", 1, 3600),
     INT_KEY(heartbeat_s, 0, 86400),
     INT_KEY_AS(mqtt_keepalive_s, "mqtt_keepalv_s", 2, 3600),
+    INT_KEY_AS(wifi_beacon_timeout_s, "wifi_bcn_to_s", 3, 60),
     BOOL_KEY(require_https),
 };
 
@@ -83,6 +84,11 @@ static void load_defaults(agent_config_t *c)
     c->manifest_delay_s = CONFIG_HIL_MANIFEST_DELAY_S;
     c->heartbeat_s = CONFIG_HIL_HEARTBEAT_S;
     c->mqtt_keepalive_s = CONFIG_HIL_MQTT_KEEPALIVE_S;
+#ifdef CONFIG_OTA_AGENT_WIFI_BEACON_TIMEOUT_S
+    c->wifi_beacon_timeout_s = CONFIG_OTA_AGENT_WIFI_BEACON_TIMEOUT_S;
+#else
+    c->wifi_beacon_timeout_s = 6; /* ESP-IDF's default; the application runs Wi-Fi itself */
+#endif
 #ifdef CONFIG_HIL_REQUIRE_HTTPS
     c->require_https = true;
 #endif

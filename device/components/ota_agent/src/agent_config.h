@@ -26,6 +26,7 @@ typedef struct {
     int selftest_timeout_s;
     int heartbeat_s;
     int mqtt_keepalive_s;
+    int wifi_beacon_timeout_s; /* esp_wifi_set_inactive_time() of the station */
     bool require_https;
 } agent_config_t;
 

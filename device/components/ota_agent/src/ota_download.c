@@ -11,6 +11,7 @@
 #include "ota_deadline.h"
 #include "ota_download.h"
 #include "ota_progress.h"
+#include "wifi_sta.h"
 
 static const char *TAG = "ota_download";
 
@@ -218,6 +219,24 @@ static attempt_t one_attempt(job_t *job, esp_http_client_handle_t http)
     return a;
 }
 
+/* Off its access point the station has no route: a retry would fail at once and use up the retries while
+   Wi-Fi reconnects. So the retry waits for the IP address first, as long as the idle deadline allows
+   (failed/idle_timeout after that), then resumes with Range where the connection dropped. */
+static attempt_t wait_for_network(job_t *job)
+{
+    bool waited = false;
+    while (!wifi_sta_wait_connected(POLL_MS)) {
+        if (!waited) {
+            ESP_LOGW(TAG, "no IP address (Wi-Fi reconnecting); the retry waits for it");
+            waited = true;
+        }
+        if (!ota_deadline_check(&job->deadline, true, "no network within idle_timeout_s", &job->out)) {
+            return ATTEMPT_FATAL;
+        }
+    }
+    return ATTEMPT_RETRY;
+}
+
 /* Sleeps for the backoff before a retry, still honouring cancel and the deadline. */
 static attempt_t backoff(job_t *job)
 {
@@ -231,7 +250,7 @@ static attempt_t backoff(job_t *job)
         vTaskDelay(pdMS_TO_TICKS(50));
     }
     ota_deadline_restart_idle(&job->deadline); /* the idle clock restarts with each attempt */
-    return ATTEMPT_RETRY;
+    return wait_for_network(job);
 }
 
 static attempt_t download(job_t *job)

@@ -23,7 +23,23 @@
 #include "freertos/task.h"
 #include "sdkconfig.h"
 #include "agent_config.h"
+#include "sdkconfig.h"
 #include "wifi_sta.h"
+
+#if !CONFIG_OTA_AGENT_MANAGE_WIFI
+/* The application runs Wi-Fi itself (OTA_AGENT_MANAGE_WIFI off): nothing to start, and whether the
+   network is up is its business, so a download's retry does not wait for it. */
+esp_err_t wifi_sta_start(void)
+{
+    return ESP_OK;
+}
+
+bool wifi_sta_wait_connected(int timeout_ms)
+{
+    (void)timeout_ms;
+    return true;
+}
+#else
 
 static const char *TAG = "wifi_sta";
 
@@ -139,11 +155,24 @@ esp_err_t wifi_sta_start(void)
     ESP_ERROR_CHECK(esp_wifi_set_mode(WIFI_MODE_STA));
     ESP_ERROR_CHECK(esp_wifi_set_config(WIFI_IF_STA, &config));
     ESP_LOGI(TAG, "connecting to \"%s\"", cfg->wifi_ssid); /* never the password */
-    return esp_wifi_start();
+    esp_err_t err = esp_wifi_start();
+    if (err != ESP_OK) {
+        return err;
+    }
+    /* How long without a beacon before the station gives the AP up (and its TCP connections with it). */
+    err = esp_wifi_set_inactive_time(WIFI_IF_STA, (uint16_t)cfg->wifi_beacon_timeout_s);
+    if (err != ESP_OK) {
+        ESP_LOGW(TAG, "esp_wifi_set_inactive_time(%d s) failed: %s", cfg->wifi_beacon_timeout_s, esp_err_to_name(err));
+    }
+    return ESP_OK;
 }
 
 bool wifi_sta_wait_connected(int timeout_ms)
 {
+    if (s_events == NULL) {
+        return true; /* the station is not started: the network is the application's */
+    }
     EventBits_t bits = xEventGroupWaitBits(s_events, GOT_IP_BIT, pdFALSE, pdTRUE, pdMS_TO_TICKS(timeout_ms));
     return (bits & GOT_IP_BIT) != 0;
 }
+#endif /* CONFIG_OTA_AGENT_MANAGE_WIFI */
