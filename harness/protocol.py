@@ -96,11 +96,13 @@ class ProtocolChecker:
     """Checks device messages against the contract (docs/protocol.md); returns problems, never raises.
 
     `seq` must increase per device, except that a drop to 1 or less means the device rebooted (a boot
-    restarts the sequence).
+    restarts the sequence), and that the same event may come twice: QoS 1 is at-least-once, and a device
+    whose PUBACK was lost (its link dropped in between) publishes it again after reconnecting.
     """
 
     def __init__(self) -> None:
         self._last_seq: dict[str, int] = {}
+        self._last_payload: dict[str, bytes] = {}
 
     def check(self, message: Message) -> list[str]:
         if message.device_id is None or message.device_id == "all":
@@ -119,9 +121,14 @@ class ProtocolChecker:
             return ["OTA event is not a JSON object"]
         problems = self._check_fields(event)
         seq = event.get("seq")
-        if _is_int(seq):
-            problems += self._check_seq(message.device_id or "", seq)
+        device_id = message.device_id or ""
+        if _is_int(seq) and not self._redelivered(device_id, seq, message.payload):
+            problems += self._check_seq(device_id, seq)
+        self._last_payload[device_id] = message.payload
         return problems
+
+    def _redelivered(self, device_id: str, seq: int, payload: bytes) -> bool:
+        return self._last_seq.get(device_id) == seq and self._last_payload.get(device_id) == payload
 
     @staticmethod
     def _check_fields(event: dict[str, Any]) -> list[str]:

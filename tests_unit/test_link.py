@@ -262,6 +262,18 @@ def test_checker_flags_seq_going_backwards_within_a_boot() -> None:
     assert checker.check(message("devices/d1/online", b"maybe"))
 
 
+def test_checker_takes_the_same_event_again_as_a_qos1_redelivery() -> None:
+    """A device whose PUBACK was lost publishes the event again after reconnecting: the same seq with the same
+    payload is a redelivery, not a step back; the same seq with another payload still is one."""
+    checker = ProtocolChecker()
+    event = {"id": "r", "seq": 2, "state": "downloading", "bytes": 1, "total": 2, "percent": 50}
+    assert checker.check(message("devices/d1/ota", event)) == []
+    assert checker.check(message("devices/d1/ota", event)) == []
+    assert checker.check(message("devices/d1/ota", {"id": "r", "seq": 3, "state": "verifying"})) == []
+    assert checker.check(message("devices/d1/ota", {**event, "seq": 3})) == [
+        "seq went from 3 to 3 (must increase within a boot)"]
+
+
 def test_violation_raises_from_wait_for_with_the_message(link: DeviceLink, device: DeviceLink) -> None:
     ota(device, "d1", id="r1", seq=2, state="accepted")
     ota(device, "d1", id="r1", seq=2, state="downloading", bytes=1, total=2, percent=50)
