@@ -33,14 +33,19 @@ def _running_chip_id(firmware) -> int:
     return app_image.verify_image(firmware.image(), None).chip_id
 
 
-@pytest.mark.parametrize("encoding", app_image.COMPRESSIONS)
+@pytest.mark.parametrize("encoding", [*app_image.COMPRESSIONS, "gzip_named"])
 def test_compressed_image_installs(ota, board, link: DeviceLink, fw_server, firmware, encoding: str) -> None:
     """A gzip or zlib image with the decompressed image's `sha256` and `size` installs; progress ends at the
     stream's length in `bytes` and the image's in `written`, and fewer bytes crossed the wire than the image has.
 
-    One request, Content-Length the compressed length: percent follows the stream."""
+    One request, Content-Length the compressed length: percent follows the stream. `gzip_named` carries a file
+    name in its header (FNAME), as the `gzip` command writes it."""
     image = firmware.image(version="2.0.0")
-    stream = app_image.compress(image, encoding)
+    if encoding == "gzip_named":
+        stream = app_image.compress(image, "gzip", name="hil_ota_agent.bin")
+        assert stream[3] & 0x08, "FNAME flag"
+    else:
+        stream = app_image.compress(image, encoding)
     artifact = fw_server.add(stream, name=f"fw.bin.{encoding}")
     ota.install(f"z-{encoding}", artifact.url, "2.0.0", sha256=hashlib.sha256(image).hexdigest(), size=len(image))
     progress = _progress(link, board.device_id, f"z-{encoding}")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import struct
 import zlib
 from dataclasses import dataclass, field, replace
@@ -436,12 +437,18 @@ def corrupt(data: bytes, offsets: list[int], mask: int = 0xFF) -> bytes:
     return bytes(buf)
 
 
-def compress(data: bytes, encoding: str = "gzip", level: int = 9) -> bytes:
+def compress(data: bytes, encoding: str = "gzip", level: int = 9, *, name: str | None = None) -> bytes:
     """``data`` compressed by Python's gzip or zlib (the real compressors), as a server would host it.
 
-    gzip: RFC 1952 with no file name and mtime 0 (so the same image gives the same bytes); zlib: RFC 1950.
-    The firmware tells them from a plain image by their first bytes (1f 8b, or a zlib header) and inflates
-    them into the slot; the command's ``size`` and ``sha256`` stay those of ``data``."""
+    gzip: RFC 1952 with mtime 0 (so the same image gives the same bytes) and no file name, or with ``name`` as
+    its FNAME field, as the ``gzip`` command writes it; zlib: RFC 1950. The firmware tells them from a plain
+    image by their first bytes (1f 8b, or a zlib header) and inflates them into the slot; the command's
+    ``size`` and ``sha256`` stay those of ``data``."""
+    if encoding == "gzip" and name is not None:
+        buf = io.BytesIO()
+        with gzip.GzipFile(filename=name, mode="wb", fileobj=buf, compresslevel=level, mtime=0) as f:
+            f.write(data)
+        return buf.getvalue()
     if encoding == "gzip":
         return gzip.compress(data, compresslevel=level, mtime=0)
     if encoding == "zlib":
