@@ -19,7 +19,7 @@ OTA_STATES = frozenset({
 FAILURE_REASONS = frozenset({
     "bad_command", "busy", "same_version", "downgrade", "http_status", "connect_failed", "tls_failed",
     "idle_timeout", "timeout", "too_large", "invalid_image", "wrong_chip", "sha256_mismatch",
-    "size_mismatch", "flash_error", "cancelled", "selftest_failed", "boot_failed",
+    "size_mismatch", "flash_error", "cancelled", "selftest_failed", "boot_failed", "corrupt_stream",
 })
 STATES_WITH_REASON = frozenset({"failed", "rejected"})
 ONLINE_PAYLOADS = frozenset({b"online", b"offline"})
@@ -145,6 +145,8 @@ class ProtocolChecker:
             missing = [k for k in ("bytes", "total", "percent") if not _is_int(event.get(k))]
             if missing:
                 problems.append(f"'downloading' event needs integer {', '.join(missing)}")
+            if "written" in event and not _is_int(event["written"]):
+                problems.append("'written' (a compressed download's decompressed bytes) must be an integer")
         if state in STATES_WITH_REASON:
             reason = event.get("reason")
             if reason not in FAILURE_REASONS:

@@ -334,3 +334,20 @@ def test_we_read_and_patch_an_image_esptool_wrote() -> None:
     assert img.checksum == img.calculate_checksum()
     assert img.stored_digest == img.calc_digest
     assert app_image.read_descriptor(patched).version == "1.0.1"
+
+
+@pytest.mark.parametrize(("encoding", "name", "magic"), [
+    ("gzip", None, b"\x1f\x8b"), ("gzip", "fw.bin", b"\x1f\x8b"), ("zlib", None, b"\x78\xda"),
+])
+def test_compress_writes_real_streams_that_decompress_back(encoding: str, name: str | None, magic: bytes) -> None:
+    """compress() writes what gzip/zlib readers take (the same bytes every time), and decompress() inverts it;
+    a plain image starts with 0xE9 and is none of them."""
+    image = app_image.build_virtual_image(bytes(range(256)) * 64, version="1.0.0", project_name="z")
+    stream = app_image.compress(image, encoding, name=name)
+    assert stream[:2] == magic and len(stream) < len(image) // 4
+    assert stream == app_image.compress(image, encoding, name=name)
+    assert app_image.decompress(stream) == image and app_image.decompress(image) == image
+    if name is not None:
+        assert stream[3] & 0x08 and stream[10:10 + len(name) + 1] == name.encode() + b"\0"
+    with pytest.raises(ValueError, match="encoding"):
+        app_image.compress(image, "lz4")

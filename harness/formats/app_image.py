@@ -16,8 +16,11 @@ Linux host executable that the virtual board runs instead of Xtensa code.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import struct
+import zlib
 from dataclasses import dataclass, field, replace
 
 ESP_IMAGE_MAGIC = 0xE9
@@ -46,6 +49,9 @@ ESP32_MAX_CHIP_REV_FULL = 399  # CONFIG_ESP32_REV_MAX_FULL
 # Load addresses of a virtual image: inside the ESP32 DROM/IROM windows, so esptool labels them.
 VIRTUAL_DROM_ADDR = 0x3F400020
 VIRTUAL_IROM_ADDR = 0x400D0020
+
+# What `compress` writes and the firmware inflates (docs/protocol.md, "Compressed images").
+COMPRESSIONS = ("gzip", "zlib")
 
 IMAGE_ERROR_REASONS = frozenset(
     {"invalid_magic", "truncated", "bad_segment", "checksum", "sha256", "wrong_chip", "no_app_desc"}
@@ -429,3 +435,31 @@ def corrupt(data: bytes, offsets: list[int], mask: int = 0xFF) -> bytes:
     for off in offsets:
         buf[off] ^= mask
     return bytes(buf)
+
+
+def compress(data: bytes, encoding: str = "gzip", level: int = 9, *, name: str | None = None) -> bytes:
+    """``data`` compressed by Python's gzip or zlib (the real compressors), as a server would host it.
+
+    gzip: RFC 1952 with mtime 0 (so the same image gives the same bytes) and no file name, or with ``name`` as
+    its FNAME field, as the ``gzip`` command writes it; zlib: RFC 1950. The firmware tells them from a plain
+    image by their first bytes (1f 8b, or a zlib header) and inflates them into the slot; the command's
+    ``size`` and ``sha256`` stay those of ``data``."""
+    if encoding == "gzip" and name is not None:
+        buf = io.BytesIO()
+        with gzip.GzipFile(filename=name, mode="wb", fileobj=buf, compresslevel=level, mtime=0) as f:
+            f.write(data)
+        return buf.getvalue()
+    if encoding == "gzip":
+        return gzip.compress(data, compresslevel=level, mtime=0)
+    if encoding == "zlib":
+        return zlib.compress(data, level)
+    raise ValueError(f"encoding must be one of {COMPRESSIONS}, got {encoding!r}")
+
+
+def decompress(data: bytes) -> bytes:
+    """The image inside a stream made by `compress` (gzip or zlib, told by its magic); a plain image as it is."""
+    if data[:2] == b"\x1f\x8b":
+        return gzip.decompress(data)
+    if len(data) >= 2 and (data[0] & 0x0F) == 8 and (data[0] << 8 | data[1]) % 31 == 0:
+        return zlib.decompress(data)
+    return bytes(data)

@@ -10,6 +10,7 @@
 #include "agent_config.h"
 #include "ota_deadline.h"
 #include "ota_download.h"
+#include "ota_inflate.h"
 #include "ota_progress.h"
 #include "wifi_sta.h"
 
@@ -27,6 +28,9 @@ typedef struct {
     const ota_request_t *req;
     ota_outcome_t out;
     ota_image_t image;         /* the slot being written; its total is -1 while unknown (chunked) */
+    ota_inflate_t stream;      /* the body as it arrives: a plain image, or gzip/zlib inflated into image */
+    int64_t wire_received;     /* body bytes taken so far (the Range offset of a resume) */
+    int64_t wire_total;        /* the body's length, -1 while unknown */
     ota_deadline_t deadline;
     ota_progress_t progress;
     int attempt;
@@ -50,10 +54,38 @@ static attempt_t retry(job_t *job, ota_reason_t reason, const char *detail)
     return ATTEMPT_RETRY;
 }
 
-/* Takes freshly downloaded bytes into the image (ota_image.c checks its head before erasing). */
+/* Takes freshly downloaded bytes into the image, inflated if the body is compressed (ota_image.c checks
+   the head before erasing). The decompressor consumes every byte, so wire_received is where a resume
+   with Range goes on, with the decompressor's state as it was. */
 static attempt_t accept_bytes(job_t *job, const uint8_t *data, size_t len)
 {
-    return ota_image_write(&job->image, data, len, &job->out) ? ATTEMPT_DONE : ATTEMPT_FATAL;
+    if (!ota_inflate_write(&job->stream, &job->image, data, len, &job->out)) {
+        return ATTEMPT_FATAL;
+    }
+    job->wire_received += (int64_t)len;
+    return ATTEMPT_DONE;
+}
+
+/* A `downloading` event: bytes of the body (of its length, or of the command's size for a plain image
+   of unknown length), and for a compressed body the decompressed bytes written. */
+static void report_progress(job_t *job, bool force)
+{
+    bool compressed = ota_inflate_compressed(&job->stream);
+    int64_t total = job->wire_total >= 0 ? job->wire_total : compressed ? -1 : job->image.total;
+    if (compressed) {
+        ota_progress_report_written(&job->progress, job->wire_received, total, job->image.received, force);
+    } else {
+        ota_progress_report(&job->progress, job->wire_received, total, force);
+    }
+}
+
+/* Back to byte 0 of the body and of the slot (a server that ignored Range). */
+static void restart_from_zero(job_t *job)
+{
+    ota_image_restart(&job->image);
+    ota_inflate_restart(&job->stream);
+    job->wire_received = 0;
+    job->wire_total = -1;
 }
 
 static attempt_t check_deadlines(job_t *job)
@@ -77,14 +109,13 @@ static attempt_t read_body(job_t *job, esp_http_client_handle_t http)
             if (accept_bytes(job, buf, (size_t)n) == ATTEMPT_FATAL) {
                 return ATTEMPT_FATAL;
             }
-            ota_progress_report(&job->progress, job->image.received, job->image.total,
-                                job->image.received == n || job->image.received == job->image.total);
+            report_progress(job, job->wire_received == n || job->wire_received == job->wire_total);
         } else if (n == -ESP_ERR_HTTP_EAGAIN) {
             continue; /* no data within POLL_MS: check deadlines again */
         } else if (esp_http_client_is_complete_data_received(http)) {
-            if (!ota_progress_reported(&job->progress, job->image.received)) {
+            if (!ota_progress_reported(&job->progress, job->wire_received)) {
                 /* the last one, when no length said which read was last */
-                ota_progress_report(&job->progress, job->image.received, job->image.total, true);
+                report_progress(job, true);
             }
             return ATTEMPT_DONE;
         } else {
@@ -139,8 +170,8 @@ static attempt_t start_response(job_t *job, esp_http_client_handle_t http)
 {
     char range[40];
     for (int hops = 0;; hops++) {
-        if (job->image.received > 0) {
-            snprintf(range, sizeof(range), "bytes=%" PRId64 "-", job->image.received);
+        if (job->wire_received > 0) {
+            snprintf(range, sizeof(range), "bytes=%" PRId64 "-", job->wire_received);
             esp_http_client_set_header(http, "Range", range);
         } else {
             esp_http_client_delete_header(http, "Range");
@@ -188,8 +219,11 @@ static attempt_t start_response(job_t *job, esp_http_client_handle_t http)
         }
         if (status == 206) {
             job->out.http_status = 0;
-            if (job->image.total < 0 && length > 0) {
-                job->image.total = job->image.received + length;
+            if (job->wire_total < 0 && length > 0) {
+                job->wire_total = job->wire_received + length;
+            }
+            if (!ota_inflate_compressed(&job->stream) && job->image.total < 0 && length > 0) {
+                job->image.total = job->wire_total;
             }
             return ATTEMPT_DONE;
         }
@@ -198,13 +232,17 @@ static attempt_t start_response(job_t *job, esp_http_client_handle_t http)
             return fatal(job, "failed", OTA_REASON_HTTP_STATUS, "unexpected HTTP status");
         }
         job->out.http_status = 0;
-        if (job->image.received > 0) {
+        if (job->wire_received > 0) {
             ESP_LOGW(TAG, "server ignored Range; restarting the download from zero");
-            ota_image_restart(&job->image);
+            restart_from_zero(job);
         }
         /* Chunked: no Content-Length, but the command's size (if any) is the length to expect, so
-           an image that cannot fit is still refused before esp_ota_begin() erases the slot. */
-        job->image.total = length > 0 ? length : job->req->size;
+           an image that cannot fit is still refused before esp_ota_begin() erases the slot. A compressed
+           body sets the image's total to the command's size itself (ota_inflate.c) once detected. */
+        job->wire_total = length > 0 ? length : -1;
+        if (!ota_inflate_compressed(&job->stream)) {
+            job->image.total = length > 0 ? length : job->req->size;
+        }
         return ATTEMPT_DONE;
     }
 }
@@ -301,12 +339,21 @@ ota_outcome_t ota_download_and_switch(const ota_request_t *req, bool (*cancelled
     job.req = req;
     ota_progress_init(&job.progress, req->id);
     ota_deadline_start(&job.deadline, req, cancelled);
+    ota_inflate_init(&job.stream);
+    job.wire_total = -1;
     if (ota_image_init(&job.image, req, req->size >= 0 ? req->size : -1, &job.out)) {
         ESP_LOGI(TAG, "downloading %s into %s", req->url, job.image.target->label);
-        if (download(&job) == ATTEMPT_DONE) {
+        if (download(&job) == ATTEMPT_DONE && ota_inflate_finish(&job.stream, &job.image, &job.out)) {
             ota_image_finish(&job.image, &job.out);
         }
     }
+    if (ota_inflate_compressed(&job.stream)) {
+        ESP_LOGI(TAG, "%s stream: %" PRId64 " bytes downloaded, %" PRId64 " written", ota_inflate_encoding_name(&job.stream),
+                 job.wire_received, job.image.received);
+        job.out.compressed = true;
+        job.out.written = job.image.slot_opened ? job.image.received : 0; /* the head alone is not written */
+    }
+    ota_inflate_free(&job.stream);
     ota_image_free(&job.image);
     return job.out;
 }

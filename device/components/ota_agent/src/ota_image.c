@@ -23,6 +23,7 @@ bool ota_image_init(ota_image_t *image, const ota_request_t *req, int64_t total,
     memset(image, 0, sizeof(*image));
     image->req = req;
     image->total = total;
+    image->image_end = -1;
     mbedtls_sha256_init(&image->sha);
     mbedtls_sha256_starts(&image->sha, 0);
     image->target = esp_ota_get_next_update_partition(NULL);
@@ -40,6 +41,10 @@ void ota_image_restart(ota_image_t *image)
         image->ota_open = false;
     }
     image->received = 0;
+    image->slot_opened = false;
+    image->segments_left = 0;
+    image->segment_header_len = 0;
+    image->image_end = -1;
     mbedtls_sha256_free(&image->sha);
     mbedtls_sha256_init(&image->sha);
     mbedtls_sha256_starts(&image->sha, 0);
@@ -52,6 +57,52 @@ static void head_app_desc(const ota_image_t *image, esp_app_desc_t *desc, char v
     memcpy(desc, image->head + sizeof(esp_image_header_t) + sizeof(esp_image_segment_header_t), sizeof(*desc));
     memcpy(version_out, desc->version, sizeof(desc->version));
     version_out[sizeof(desc->version)] = '\0';
+}
+
+/* Walks the segment headers within len bytes at image offset `offset` (every byte passes here once, in
+   order): each one moves the image's known end on by its data_len. Segments that end past the slot are
+   too_large as soon as their header is seen (rejected while nothing is erased yet, failed after). */
+static bool walk_segments(ota_image_t *image, const uint8_t *data, size_t len, int64_t offset, ota_outcome_t *out)
+{
+    int64_t end = offset + (int64_t)len;
+    while (image->segments_left > 0) {
+        int64_t at = image->next_segment + (int64_t)image->segment_header_len;
+        if (at >= end) {
+            return true;
+        }
+        if (at < offset) { /* not reached: bytes come in order */
+            image->segments_left = 0;
+            return true;
+        }
+        size_t take = sizeof(image->segment_header) - image->segment_header_len;
+        take = (int64_t)take < end - at ? take : (size_t)(end - at);
+        memcpy(image->segment_header + image->segment_header_len, data + (at - offset), take);
+        image->segment_header_len += take;
+        if (image->segment_header_len < sizeof(image->segment_header)) {
+            return true;
+        }
+        esp_image_segment_header_t segment;
+        memcpy(&segment, image->segment_header, sizeof(segment));
+        image->segment_header_len = 0;
+        image->segments_left--;
+        image->next_segment += (int64_t)sizeof(segment) + segment.data_len;
+        int64_t known_end = image->next_segment;
+        if (image->segments_left == 0) {
+            esp_image_header_t header;
+            memcpy(&header, image->head, sizeof(header));
+            /* the checksum byte ends a 16-byte block, the SHA-256 (if appended) follows it */
+            image->image_end = (image->next_segment | 15) + 1 + (header.hash_appended == 1 ? 32 : 0);
+            known_end = image->image_end;
+        }
+        if (known_end > (int64_t)image->target->size) {
+            char detail[96];
+            snprintf(detail, sizeof(detail), "image declares %" PRId64 "+ bytes, more than %s holds (%" PRIu32 ")",
+                     known_end, image->target->label, image->target->size);
+            ESP_LOGW(TAG, "%s", detail);
+            return ota_outcome_fail(out, image->ota_open ? "failed" : "rejected", OTA_REASON_TOO_LARGE, detail);
+        }
+    }
+    return true;
 }
 
 /* Checks the head (first OTA_IMAGE_HEAD_LEN bytes) before anything is erased, then opens the slot. */
@@ -90,12 +141,18 @@ static bool check_head(ota_image_t *image, ota_outcome_t *out)
                  image->total, image->target->label, image->target->size);
         return ota_outcome_fail(out, "rejected", OTA_REASON_TOO_LARGE, detail);
     }
+    image->segments_left = header.segment_count <= ESP_IMAGE_MAX_SEGMENTS ? header.segment_count : 0;
+    image->next_segment = (int64_t)sizeof(esp_image_header_t);
+    if (!walk_segments(image, image->head, OTA_IMAGE_HEAD_LEN, 0, out)) {
+        return false;
+    }
     esp_err_t err = esp_ota_begin(image->target, OTA_WITH_SEQUENTIAL_WRITES, &image->ota);
     if (err != ESP_OK) {
         ESP_LOGE(TAG, "esp_ota_begin failed: %s", esp_err_to_name(err));
         return ota_outcome_fail(out, "failed", OTA_REASON_FLASH_ERROR, esp_err_to_name(err));
     }
     image->ota_open = true;
+    image->slot_opened = true;
     err = esp_ota_write(image->ota, image->head, OTA_IMAGE_HEAD_LEN);
     return err == ESP_OK || ota_outcome_fail(out, "failed", OTA_REASON_FLASH_ERROR, esp_err_to_name(err));
 }
@@ -117,6 +174,14 @@ bool ota_image_write(ota_image_t *image, const uint8_t *data, size_t len, ota_ou
         }
     }
     if (used < len) {
+        if (!walk_segments(image, data + used, len - used, image->received, out)) {
+            return false;
+        }
+        if (image->bounded && image->image_end >= 0 && image->received + (int64_t)(len - used) > image->image_end) {
+            char detail[96];
+            snprintf(detail, sizeof(detail), "stream inflates past the image's end (%" PRId64 " bytes)", image->image_end);
+            return ota_outcome_fail(out, "failed", OTA_REASON_TOO_LARGE, detail);
+        }
         esp_err_t err = esp_ota_write(image->ota, data + used, len - used);
         if (err != ESP_OK) {
             ESP_LOGE(TAG, "esp_ota_write failed: %s", esp_err_to_name(err));

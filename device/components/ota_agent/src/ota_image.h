@@ -4,6 +4,12 @@
  * app descriptor, version policy, size against the slot) so that nothing is erased for an image
  * that would be refused; then esp_ota_begin/write, a running SHA-256, and at the end the size and
  * hash checks, esp_ota_end's verification, the pending record and the switch of the boot partition.
+ *
+ * As the bytes pass, the segment headers are walked (esp_image_header_t.segment_count of them, each
+ * followed by its data_len bytes), so an image whose segments end past the slot is refused as
+ * too_large when that header arrives, not when the slot is full; once the last one is seen the image's
+ * end is known (checksum padding, appended SHA-256). A bounded image (a compressed stream, ota_inflate.c)
+ * may not write past that end either: its output has no other limit than the slot.
  */
 #pragma once
 
@@ -27,6 +33,8 @@ typedef struct {
     int http_status;        /* for reason http_status */
     char detail[96];        /* a human-readable explanation */
     char target_label[17];  /* the slot written */
+    bool compressed;        /* a compressed download: the events also say `written` */
+    int64_t written;        /* decompressed bytes written to the slot, when compressed */
 } ota_outcome_t;
 
 typedef struct {
@@ -36,8 +44,15 @@ typedef struct {
     int64_t received;       /* image bytes accepted so far */
     esp_ota_handle_t ota;
     bool ota_open;          /* esp_ota_begin() ran: the slot is being written */
+    bool slot_opened;       /* esp_ota_begin() ran for this image (stays true after esp_ota_end) */
     mbedtls_sha256_context sha;
     uint8_t head[OTA_IMAGE_HEAD_LEN];
+    bool bounded;           /* refuse bytes past image_end (a compressed stream) */
+    int segments_left;      /* segment headers still to walk; 0 before the head is checked */
+    int64_t next_segment;   /* image offset of the next segment header */
+    uint8_t segment_header[sizeof(esp_image_segment_header_t)];
+    size_t segment_header_len;
+    int64_t image_end;      /* the image's length by its headers, -1 until the last segment header */
 } ota_image_t;
 
 /* Sets out's state, reason and detail; returns false (for `return ota_outcome_fail(...)`). */

@@ -23,6 +23,7 @@ static const char *const NAMES[OTA_REASON_COUNT] = {
     [OTA_REASON_CANCELLED] = "cancelled",
     [OTA_REASON_SELFTEST_FAILED] = "selftest_failed",
     [OTA_REASON_BOOT_FAILED] = "boot_failed",
+    [OTA_REASON_CORRUPT_STREAM] = "corrupt_stream",
 };
 
 const char *ota_reason_name(ota_reason_t reason)

@@ -27,6 +27,7 @@ typedef enum {
     OTA_REASON_CANCELLED,
     OTA_REASON_SELFTEST_FAILED,
     OTA_REASON_BOOT_FAILED,
+    OTA_REASON_CORRUPT_STREAM,
     OTA_REASON_COUNT /* not a reason: the number of values */
 } ota_reason_t;
 

@@ -189,6 +189,9 @@ static void run_request(const ota_request_t *req)
     if (outcome.detail[0] != '\0') {
         cJSON_AddStringToObject(event, "detail", outcome.detail);
     }
+    if (outcome.compressed) { /* how much of the inflated image reached the slot (docs/protocol.md) */
+        cJSON_AddNumberToObject(event, "written", (double)outcome.written);
+    }
     save_result(req, state, outcome.reason);
     agent_cb_ended(outcome.reason, outcome.detail);
     /* Ready for the next update before anyone hears that this one ended: a client that sends its next

@@ -27,6 +27,7 @@
 #include "freertos/task.h"
 #include "ble_check.h"
 #include "https_ota_check.h"
+#include "miniz_check.h"
 #include "net_check.h"
 #include "spi_flash_mmap.h"
 #include "wifi_check.h"
@@ -147,7 +148,7 @@ void app_main(void)
                 esp_partition_find_first(ESP_PARTITION_TYPE_DATA, ESP_PARTITION_SUBTYPE_ANY, "nvs");
             report("erase_sector", esp_partition_erase_range(p, 0, SPI_FLASH_SEC_SIZE));
         } else if (!https_ota_check_command(line) && !net_check_command(line) && !ble_check_command(line) &&
-                   !wifi_check_command(line)) {
+                   !wifi_check_command(line) && !miniz_check_command(line)) {
             printf("unknown command\n");
         }
         printf("port_check>\n");
