@@ -91,7 +91,7 @@ def _make_flash(tmp_path: Path, row: Row) -> Flash:
 def test_boot_selection(tmp_path: Path, row: Row) -> None:
     lines: list[str] = []
     with _make_flash(tmp_path, row) as flash:
-        outcome = Bootloader(flash, lambda level, msg: lines.append(f"{level} {msg}")).boot()
+        outcome = Bootloader(flash, lambda level, msg, tag="boot": lines.append(f"{level} {msg}")).boot()
         otadata = next(p for p in flash.partitions() if p.label == "otadata")
         after = read_entries(flash.read(otadata.offset, SECTOR_SIZE),
                              flash.read(otadata.offset + SECTOR_SIZE, SECTOR_SIZE))
