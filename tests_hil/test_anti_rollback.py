@@ -54,7 +54,8 @@ def test_counter_is_raised_only_after_the_new_app_confirms(ar_board: Board, ota_
                                                            firmware) -> None:
     """G2: an update to 2.0.0 with `secure_version` 2 leaves the eFuse at 1 through the download, the reboot and
     the new app's first boot (its bootloader still reads 1); the counter becomes 2 inside the app's
-    confirmation, after it is pending verification, and then 1.0.0 (secure_version 1) is refused even with force.
+    confirmation, after it is pending verification, and then a 1.0.1 with secure_version 1 is refused even with
+    force.
 
     Needs: anti_rollback build."""
     ota = ota_for(ar_board)
