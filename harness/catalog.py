@@ -39,7 +39,8 @@ from harness.project import HARNESS_ROOT
 START = "<!-- catalog:start -->"
 END = "<!-- catalog:end -->"
 MAX_IDS = 8  # more parametrize ids than this are shown as [...] and a count
-GROUP_ORDER = (  # by catalog letter (A: version, B: integrity, C: transport, D: job control, E: boot and rollback)
+GROUP_ORDER = (  # by catalog letter (A: version, B: integrity, C: transport, D: job control, E: boot and rollback,
+    # F: signed images, G: anti-rollback)
     "Version and happy path",
     "Integrity",
     "Malformed input",
@@ -47,6 +48,8 @@ GROUP_ORDER = (  # by catalog letter (A: version, B: integrity, C: transport, D:
     "Job control",
     "Manifest mode",
     "Boot, confirm, rollback",
+    "Signed images",
+    "Anti-rollback",
     "Power loss",
     "Console and status",
     "The virtual board itself",

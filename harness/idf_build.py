@@ -36,6 +36,7 @@ from pathlib import Path
 from harness import panic_decoder
 from harness.formats import app_image
 from harness.formats import partition_table as pt
+from harness.formats.signing import SigningKey
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEVICE_DIR = REPO_ROOT / "device"
@@ -242,9 +243,9 @@ class IdfFirmware:
                                               build_dir)
         return self.builds[variant]
 
-    def image(self, variant: str = DEFAULT_VARIANT, version: str | None = None) -> bytes:
-        build = self.build(variant)
-        return build.image if version is None else build.image_with_version(version)
+    def image(self, variant: str = DEFAULT_VARIANT, version: str | None = None, *,
+              secure_version: int | None = None, sign_with: SigningKey | None = None) -> bytes:
+        return app_image.derive_image(self.build(variant).image, version, secure_version, sign_with)
 
     @property
     def base_version(self) -> str:

@@ -20,6 +20,7 @@ FAILURE_REASONS = frozenset({
     "bad_command", "busy", "same_version", "downgrade", "http_status", "connect_failed", "tls_failed",
     "idle_timeout", "timeout", "too_large", "invalid_image", "wrong_chip", "sha256_mismatch",
     "size_mismatch", "flash_error", "cancelled", "selftest_failed", "boot_failed", "corrupt_stream",
+    "invalid_signature", "secure_version",
 })
 STATES_WITH_REASON = frozenset({"failed", "rejected"})
 ONLINE_PAYLOADS = frozenset({b"online", b"offline"})

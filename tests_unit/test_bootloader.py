@@ -1,4 +1,4 @@
-"""The virtual bootloader against ESP-IDF's rules (bootloader_utility.c, v5.5.4).
+"""The virtual bootloader against ESP-IDF's rules (bootloader_utility.c, v5.5.4; anti-rollback v5.5.5).
 
 Each row: the two otadata entries before boot (seq, state; None = erased sector, "badcrc" = a
 wrong CRC), which slots hold a bootable image, the slot expected to boot and the two entries
@@ -14,7 +14,8 @@ import pytest
 
 from harness.formats.app_image import CHIP_ID_ESP32, build_virtual_image, set_chip_id
 from harness.formats.otadata import SECTOR_SIZE, OtaEntry, OtaState, read_entries
-from harness.virtual.bootloader import Bootloader
+from harness.virtual.bootloader import Bootloader, BootloaderConfig
+from harness.virtual.efuse import Efuses
 from harness.virtual.flash import Flash
 
 CSV = (Path(__file__).parents[1] / "device" / "partitions.csv").read_text()
@@ -91,7 +92,7 @@ def _make_flash(tmp_path: Path, row: Row) -> Flash:
 def test_boot_selection(tmp_path: Path, row: Row) -> None:
     lines: list[str] = []
     with _make_flash(tmp_path, row) as flash:
-        outcome = Bootloader(flash, lambda level, msg: lines.append(f"{level} {msg}")).boot()
+        outcome = Bootloader(flash, lambda level, msg, tag="boot": lines.append(f"{level} {msg}")).boot()
         otadata = next(p for p in flash.partitions() if p.label == "otadata")
         after = read_entries(flash.read(otadata.offset, SECTOR_SIZE),
                              flash.read(otadata.offset + SECTOR_SIZE, SECTOR_SIZE))
@@ -177,3 +178,101 @@ def test_every_state_combination(tmp_path: Path, s0: str, s1: str, img: str) -> 
     before = (_entry(s0, 1), _entry(s1, 2))
     boots, after = _rules(before[0], before[1], IMAGES[img])
     test_boot_selection(tmp_path, Row(f"{s0}/{s1}/{img}", before, IMAGES[img], boots, after))
+
+
+# --- Anti-rollback (CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK, bootloader_utility.c v5.5.5) -------------
+
+def _anti_rollback_boot(tmp_path: Path, entries: tuple[Entry, Entry], secure_versions: tuple[int, int],
+                        efuse: int) -> tuple[str | None, int, list[str], list[OtaEntry]]:
+    """Boots with ota_0/ota_1 holding apps of these secure_versions and the eFuse at `efuse`; returns the slot
+    booted, the eFuse's secure version afterwards, the log lines and the otadata entries afterwards."""
+    efuses = Efuses(tmp_path / "efuse.bin")
+    efuses.create()
+    efuses.burn_secure_version_bits((1 << efuse) - 1)
+    flash = Flash.create(tmp_path / "flash.bin", CSV)
+    parts = {p.label: p for p in flash.partitions()}
+    for label, secure_version in zip(("ota_0", "ota_1"), secure_versions, strict=True):
+        flash.write(parts[label].offset, build_virtual_image(b"\x7fELF", version="1.0.0", project_name="t",
+                                                             secure_version=secure_version))
+    for i, entry in enumerate(entries):
+        if (data := _entry_bytes(entry)) is not None:
+            flash.write(parts["otadata"].offset + i * SECTOR_SIZE, data)
+    lines: list[str] = []
+    config = BootloaderConfig(anti_rollback=True)
+    with flash:
+        outcome = Bootloader(flash, lambda level, msg, tag="boot": lines.append(f"{level} {tag}: {msg}"),
+                             config=config, efuses=efuses).boot()
+        after = read_entries(flash.read(parts["otadata"].offset, SECTOR_SIZE),
+                             flash.read(parts["otadata"].offset + SECTOR_SIZE, SECTOR_SIZE))
+    return (outcome.partition.label if outcome.partition else None), efuses.read_secure_version(), lines, after
+
+
+@pytest.mark.parametrize(("rule", "entries", "secure_versions", "efuse", "boots", "efuse_after"), [
+    ("initial otadata: the slots from ota_0 up, and the eFuse raised to the app's", (None, None), (2, 0), 0,
+     "ota_0", 2),
+    ("initial otadata, ota_0 below the eFuse: ota_1", (None, None), (0, 3), 1, "ota_1", 3),
+    ("the newer entry's app is below the eFuse: the older entry is the active one", ((1, V), (2, V)), (2, 1), 2,
+     "ota_0", 2),
+    ("a VALID active entry raises the eFuse to its app's secure_version", ((1, V), (2, V)), (1, 3), 1, "ota_1", 3),
+    ("a NEW entry is not confirmed: PENDING_VERIFY, and the eFuse stays", ((1, V), (2, N)), (1, 3), 1, "ota_1", 1),
+    ("a PENDING_VERIFY entry is aborted: the previous app, the eFuse stays", ((1, V), (2, P)), (1, 3), 1,
+     "ota_0", 1),
+    ("every app below the eFuse: nothing boots", ((1, V), (2, V)), (0, 1), 2, None, 2),
+])
+def test_anti_rollback(tmp_path: Path, rule: str, entries: tuple[Entry, Entry], secure_versions: tuple[int, int],
+                       efuse: int, boots: str | None, efuse_after: int) -> None:
+    booted, counter, lines, _ = _anti_rollback_boot(tmp_path, entries, secure_versions, efuse)
+    assert (booted, counter) == (boots, efuse_after), "\n".join(lines)
+    assert "I boot: Enabled a check secure version of app for anti rollback" in lines
+    assert f"I boot: Secure version (from eFuse) = {efuse}" in lines
+    if counter > efuse:
+        assert f"I efuse: Anti-rollback is set. eFuse field is updated({counter})." in lines
+
+
+def test_efuse_bits_are_write_once(tmp_path: Path) -> None:
+    """The field counts bits set; a burn only ORs bits in; a lower version is refused, not written."""
+    efuses = Efuses(tmp_path / "efuse.bin")
+    assert efuses.read_secure_version() == 0  # no file: a blank chip
+    efuses.create()
+    assert efuses.update_secure_version(3) == ("I", "Anti-rollback is set. eFuse field is updated(3).")
+    assert (efuses.secure_version_field(), efuses.read_secure_version()) == (0b111, 3)
+    assert efuses.update_secure_version(3) is None
+    assert efuses.update_secure_version(1)[0] == "E" and efuses.read_secure_version() == 3
+    efuses.burn_secure_version_bits(0b1000_0000)  # a stray bit counts too: the version is the number of bits
+    assert efuses.read_secure_version() == 4 and efuses.read_secure_version(field_bits=4) == 3
+    assert not efuses.check_secure_version(3) and efuses.check_secure_version(4)
+    assert efuses.update_secure_version(33)[0] == "E"
+
+
+def test_bootloader_config_from_sdkconfig() -> None:
+    text = ("CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE=y\nCONFIG_BOOTLOADER_APP_ANTI_ROLLBACK=y\n"
+            "CONFIG_BOOTLOADER_APP_SEC_VER_SIZE_EFUSE_FIELD=16\n"
+            "# CONFIG_SECURE_SIGNED_APPS_NO_SECURE_BOOT is not set\n")
+    assert BootloaderConfig.from_sdkconfig(text) == BootloaderConfig(True, True, 16, False)
+    assert BootloaderConfig.from_sdkconfig("") == BootloaderConfig(rollback=False)
+
+
+# --- Signed apps without secure boot: the bootloader does not check signatures (RSA scheme) ------
+
+def test_signed_apps_bootloader_boots_unsigned_images_but_needs_room_for_the_signature(tmp_path: Path) -> None:
+    """With CONFIG_SECURE_SIGNED_APPS_NO_SECURE_BOOT and the RSA scheme, ESP-IDF's bootloader checks no
+    signature (only esp_ota_end() does), but the signature sector after the image must fit in the slot."""
+    config = BootloaderConfig(signed_apps=True)
+    flash = Flash.create(tmp_path / "flash.bin", CSV)
+    parts = {p.label: p for p in flash.partitions()}
+    flash.write(parts["ota_0"].offset, build_virtual_image(b"\x7fELF", version="1.0.0", project_name="t"))
+    lines: list[str] = []
+    with flash:
+        outcome = Bootloader(flash, lambda level, msg, tag="boot": lines.append(msg), config=config).boot()
+        assert outcome.partition is not None and outcome.partition.label == "ota_0", lines
+        # an image that fills the slot up to its last 4 KB leaves no room for the signature sector
+        flash.erase(parts["ota_0"].offset, parts["ota_0"].size)
+        flash.erase(parts["otadata"].offset, parts["otadata"].size)
+        size = parts["ota_0"].size
+        # it ends inside the slot's last 4 KB
+        big = build_virtual_image(b"\0" * (size - 4096 - 200), version="1.0.0", project_name="t")
+        flash.write(parts["ota_0"].offset, big)
+        lines.clear()
+        outcome = Bootloader(flash, lambda level, msg, tag="boot": lines.append(msg), config=config).boot()
+    assert outcome.partition is None
+    assert any(line.startswith("Image length ") and "doesn't fit in partition length" in line for line in lines)

@@ -188,7 +188,11 @@ class Esp32BoardFactory:
         self.leases = self.bench.pool.acquire(boards_needed(request.node), self.needed)
         self.boards: list[Esp32Board] = []
 
-    def __call__(self, image: bytes | None = None, **settings: object) -> Esp32Board:
+    def __call__(self, image: bytes | None = None, *, variant: str = project.DEFAULT_VARIANT,
+                 **settings: object) -> Esp32Board:
+        if variant != project.DEFAULT_VARIANT:  # each board is flashed once per session, with the default build
+            raise Esp32Error(f"a board flashed with the {variant} build's bootloader: real boards run the default "
+                             "build's (mark the scenario virtual_only, or flash that build yourself)")
         index = len(self.boards)
         if index >= len(self.leases):
             try:

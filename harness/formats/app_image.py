@@ -23,6 +23,8 @@ import struct
 import zlib
 from dataclasses import dataclass, field, replace
 
+from harness.formats import signing
+
 ESP_IMAGE_MAGIC = 0xE9
 APP_DESC_MAGIC = 0xABCD5432
 CHIP_ID_ESP32 = 0
@@ -367,6 +369,30 @@ def patch_version(data: bytes, version: str) -> bytes:
     buf = bytearray(data)
     buf[APP_VERSION_OFFSET:APP_VERSION_OFFSET + 32] = encoded
     return reseal(bytes(buf))
+
+
+def set_secure_version(data: bytes, secure_version: int) -> bytes:
+    """Rewrite the descriptor's secure_version (anti-rollback, a u32 at offset 0x24) and reseal."""
+    if not 0 <= secure_version <= 0xFFFFFFFF:
+        raise ValueError(f"secure_version {secure_version} does not fit in 32 bits")
+    _require_descriptor_in_segment0(data)
+    buf = bytearray(data)
+    struct.pack_into("<I", buf, APP_DESC_OFFSET + 4, secure_version)
+    return reseal(bytes(buf))
+
+
+def derive_image(image: bytes, version: str | None = None, secure_version: int | None = None,
+                 sign_with: signing.SigningKey | None = None) -> bytes:
+    """A build's image as a scenario wants it: another version and secure_version (a patched, resealed
+    descriptor), then signed with `sign_with` (harness.formats.signing: espsecure's Secure Boot V2 sector),
+    in that order, as an idf.py build signs the image it made."""
+    if version is not None:
+        image = patch_version(image, version)
+    if secure_version is not None:
+        image = set_secure_version(image, secure_version)
+    if sign_with is not None:
+        image = signing.sign(image, sign_with)
+    return image
 
 
 def set_chip_id(data: bytes, chip_id: int) -> bytes:

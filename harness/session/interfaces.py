@@ -10,14 +10,17 @@ from __future__ import annotations
 from typing import Protocol
 
 from harness.boards.base import Board
+from harness.formats.signing import SigningKey
 from harness.panic_decoder import Symbols
 
 
 class FirmwareSource(Protocol):
     """Builds of the firmware under test, by variant (sdkconfig.ci.<variant>), made on first use."""
 
-    def image(self, variant: str = ..., version: str | None = None) -> bytes:
-        """An app image of a variant; with `version`, its descriptor patched to report that version."""
+    def image(self, variant: str = ..., version: str | None = None, *, secure_version: int | None = None,
+              sign_with: SigningKey | None = None) -> bytes:
+        """An app image of a variant; with `version` or `secure_version`, its descriptor patched to say so;
+        with `sign_with`, signed with that key (a Secure Boot V2 signature sector, espsecure's)."""
         ...
 
     @property
@@ -32,8 +35,9 @@ class FirmwareSource(Protocol):
 
 class BoardFactory(Protocol):
     """Boards on the base firmware (or `image`), provisioned with `settings`, connected; all stopped at the
-    end of the test."""
+    end of the test. `variant`: the board is flashed with that build's bootloader (and, without `image`,
+    its app), as `idf.py flash` of the variant's build would."""
 
-    def __call__(self, image: bytes | None = None, **settings: object) -> Board: ...
+    def __call__(self, image: bytes | None = None, *, variant: str = ..., **settings: object) -> Board: ...
 
     def stop_all(self) -> None: ...

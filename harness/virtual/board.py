@@ -26,7 +26,8 @@ from harness.serial_log import SerialLine, SerialLog
 from harness.virtual import host_abi as abi
 from harness.virtual import rom
 from harness.virtual.ble_air import BleAir
-from harness.virtual.bootloader import Bootloader
+from harness.virtual.bootloader import Bootloader, BootloaderConfig
+from harness.virtual.efuse import Efuses
 from harness.virtual.flash import SECTOR_SIZE, Flash
 from harness.virtual.mqtt_trace import Published, read_trace
 from harness.virtual.uart import PtyUart
@@ -77,6 +78,10 @@ class VirtualBoard(Board):
         self._control_path.write_bytes(bytes(4 * abi.FC_WORDS))
         self._ble_air = BleAir(self.workdir / "ble-air.txt")  # the board's surroundings: kept across reboots
         self._wifi_ap = WifiAp(self.workdir / "wifi-ap.txt")  # its access point, also kept across reboots
+        self.efuses = Efuses(self.workdir / "efuse.bin")  # a blank chip's; kept across reboots, like the flash
+        self.efuses.create()
+        # The options of the bootloader on the flash (flash(..., bootloader=...)): the build's sdkconfig's.
+        self.bootloader_config = BootloaderConfig()
 
     # --- flash operations of the running app (counted by the host port) ---
 
@@ -154,8 +159,12 @@ class VirtualBoard(Board):
         with Flash(self.flash_path) as flash:
             return flash.partitions()
 
-    def flash(self, image: bytes) -> None:
-        """Writes image to ota_0 and erases otadata and nvs, like `idf.py erase-flash flash`."""
+    def flash(self, image: bytes, bootloader: BootloaderConfig | None = None) -> None:
+        """Writes image to ota_0 and erases otadata and nvs, like `idf.py erase-flash flash`; with `bootloader`,
+        the bootloader of a build with those options is flashed too (`idf.py flash` writes the build's own).
+        eFuses are not touched: like a chip's, they keep what was burnt."""
+        if bootloader is not None:
+            self.bootloader_config = bootloader
         with Flash(self.flash_path) as flash:
             parts = {p.label: p for p in flash.partitions()}
             for label in ("otadata", "nvs"):
@@ -214,7 +223,7 @@ class VirtualBoard(Board):
         for tag, message in rom.bootloader_banner():
             self._log_boot("I", message, tag)
         with Flash(self.flash_path) as flash:
-            outcome = Bootloader(flash, lambda level, msg: self._log_boot(level, msg)).boot()
+            outcome = Bootloader(flash, self._log_boot, config=self.bootloader_config, efuses=self.efuses).boot()
             if outcome.partition is None:
                 self._interrupted.wait(NO_APP_RETRY_S)
                 return self._forced_reset or rom.SYSTEM_RESET
@@ -247,6 +256,7 @@ class VirtualBoard(Board):
             abi.ENV_MQTT_TRACE: str(self._mqtt_trace_path),
             abi.ENV_BLE_AIR: str(self._ble_air.path),
             abi.ENV_WIFI_AP: str(self._wifi_ap.path),
+            abi.ENV_EFUSE_FILE: str(self.efuses.path),
         }
         # A cut armed for the last run must not fire in this one; the counters keep counting
         # across boots, so a test can measure and target operations across a reboot.

@@ -16,6 +16,8 @@ import pytest
 
 from harness import panic_decoder
 from harness import project as project_mod
+from harness.formats.app_image import derive_image
+from harness.formats.signing import SigningKey
 from harness.link import DeviceLink
 from harness.session.baseline import bring_up
 from harness.session.record import TestRecord
@@ -51,10 +53,11 @@ class VirtualFirmware:
         # shows it once, without the traceback and the build error it was made from.
         pytest.fail(message, pytrace=False)
 
-    def image(self, variant: str = fw_build.DEFAULT_VARIANT, version: str | None = None) -> bytes:
-        """An app image of a variant, reporting `version` when given (a patched descriptor)."""
-        build = self.build(variant)
-        return build.image if version is None else build.image_with_version(version)
+    def image(self, variant: str = fw_build.DEFAULT_VARIANT, version: str | None = None, *,
+              secure_version: int | None = None, sign_with: SigningKey | None = None) -> bytes:
+        """An app image of a variant, reporting `version` and `secure_version` when given (a patched
+        descriptor), signed with `sign_with` when given (harness.formats.app_image.derive_image)."""
+        return derive_image(self.build(variant).image, version, secure_version, sign_with)
 
     @property
     def base_version(self) -> str:
@@ -83,7 +86,8 @@ class VirtualBoardFactory:
     settings: dict[str, object] = field(default_factory=dict, repr=False)  # may hold passwords
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # tests may start boards in threads
 
-    def __call__(self, image: bytes | None = None, **settings: object) -> VirtualBoard:
+    def __call__(self, image: bytes | None = None, *, variant: str = fw_build.DEFAULT_VARIANT,
+                 **settings: object) -> VirtualBoard:
         device_id = f"vb{uuid.uuid4().hex[:6]}"
         with self._lock:
             index = len(self.record.boards)
@@ -94,7 +98,8 @@ class VirtualBoardFactory:
             board = VirtualBoard(device_id, flash_path, workdir, mac=f"240ac4{index + 1:06x}")
             self.record.boards.append(board)
         create_flash(flash_path, self.firmware.project.partitions_csv.read_text())
-        board.flash(image if image is not None else self.firmware.image())
+        build = self.firmware.build(variant)
+        board.flash(image if image is not None else build.image, bootloader=build.bootloader)
         board.power_on()
         values = {"device_id": device_id, "broker_url": self.broker_url,
                   "topic_prefix": self.firmware.project.topic_prefix, **self.settings, **settings}

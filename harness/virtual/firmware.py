@@ -15,7 +15,7 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import package_data
@@ -23,6 +23,7 @@ from harness.formats.app_image import build_virtual_image, patch_version
 from harness.formats.component_manifest import ManifestError, app_component_dirs
 from harness.project import DEFAULT_VARIANT, REFERENCE_APP_DIR, HilProject, reference
 from harness.virtual import build_dirs, host_tools
+from harness.virtual.bootloader import BootloaderConfig
 
 DEVICE_DIR = REFERENCE_APP_DIR
 HOST_TARGET = "hil_ota_agent"  # the executable's name in device/port/linux/CMakeLists.txt
@@ -39,6 +40,8 @@ class FirmwareBuild:
     elf: Path
     image_path: Path
     version: str
+    # the options of the build's bootloader (its sdkconfig)
+    bootloader: BootloaderConfig = field(default_factory=BootloaderConfig)
 
     @property
     def image(self) -> bytes:
@@ -124,17 +127,29 @@ def build(variant: str = DEFAULT_VARIANT, build_root: Path | None = None,
         _run([_cmake(), "--build", str(build_dir), f"-j{os.cpu_count() or 2}"], f"building the {variant} firmware")
         elf = build_dir / HOST_TARGET
         version = project.version
+        sdkconfig = (build_dir / "sdkconfig").read_text()
+        secure_version = _secure_version(sdkconfig)
         image_path = build_dir / f"{HOST_TARGET}.bin"
         stamp = build_dir / "hil-image.json"  # what the image was made with: a new version.txt remakes it
-        made_with = {"version": version, "name": project.name, "elf_mtime_ns": elf.stat().st_mtime_ns}
+        made_with = {"version": version, "name": project.name, "elf_mtime_ns": elf.stat().st_mtime_ns,
+                     "secure_version": secure_version}
         if not image_path.exists() or not stamp.exists() or json.loads(stamp.read_text()) != made_with:
             image = build_virtual_image(_without_debug_info(elf), version=version, project_name=project.name,
-                                        app_elf_sha256=hashlib.sha256(elf.read_bytes()).digest())
+                                        app_elf_sha256=hashlib.sha256(elf.read_bytes()).digest(),
+                                        secure_version=secure_version)
             tmp = image_path.with_suffix(".tmp")
             tmp.write_bytes(image)
             tmp.rename(image_path)
             stamp.write_text(json.dumps(made_with))
-    return FirmwareBuild(variant, elf, image_path, version)
+    return FirmwareBuild(variant, elf, image_path, version, BootloaderConfig.from_sdkconfig(sdkconfig))
+
+
+def _secure_version(sdkconfig: str) -> int:
+    """esp_app_desc_t.secure_version: CONFIG_BOOTLOADER_APP_SECURE_VERSION with anti-rollback, else 0."""
+    for line in sdkconfig.splitlines():
+        if line.startswith("CONFIG_BOOTLOADER_APP_SECURE_VERSION="):
+            return int(line.split("=", 1)[1], 0)
+    return 0
 
 
 def build_port_check(variant: str = DEFAULT_VARIANT, build_root: Path | None = None) -> Path:

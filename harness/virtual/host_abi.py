@@ -19,6 +19,10 @@ ENV_BOOT_TIME_US = "HIL_BOOT_TIME_US"  # µs since reset when the app starts (RO
 ENV_MQTT_TRACE = "HIL_MQTT_TRACE"  # file each MQTT publish of the app is appended to (mqtt_trace.py)
 ENV_BLE_AIR = "HIL_BLE_AIR"  # file of the BLE advertisements around the board (ble_air.py)
 ENV_WIFI_AP = "HIL_WIFI_AP"  # file of the board's Wi-Fi access point: on the air or not, RSSI (wifi_ap.py)
+ENV_EFUSE_FILE = "HIL_EFUSE_FILE"  # the board's eFuses (efuse.py)
+
+# The eFuse file: little-endian u32 words; word 0 is the ESP32's SECURE_VERSION field.
+EFUSE_WORDS = 1
 
 # Words of the flash-control file (little-endian u32, in this order).
 FC_OPS = 0  # writes + erases since the board made the file (every boot counts on)
@@ -34,6 +38,7 @@ FC_WORDS = 8  # the file's size in words
 # host_flash_op_t: the kind of a flash operation (FC_LAST_KIND).
 FLASH_WRITE = 1
 FLASH_ERASE = 2
+EFUSE_BURN = 3  # an eFuse burn: counted with the flash operations, so a power cut can land on it
 
 # Exit codes: how the board tells a restart from a crash from a power cut.
 EXIT_RESTART = 0  # esp_restart()

@@ -4,6 +4,13 @@
 #include "esp_app_desc.h"
 #include "esp_log.h"
 #include "sdkconfig.h"
+#if CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK
+#include "esp_efuse.h"
+#endif
+#if CONFIG_SECURE_SIGNED_ON_UPDATE
+#include "esp_image_format.h"
+#include "esp_secure_boot.h"
+#endif
 #include "ota_events.h"
 #include "ota_image.h"
 #include "ota_record.h"
@@ -126,6 +133,15 @@ static bool check_head(ota_image_t *image, ota_outcome_t *out)
     if (desc.magic_word != ESP_APP_DESC_MAGIC_WORD) {
         return ota_outcome_fail(out, "failed", OTA_REASON_INVALID_IMAGE, "Incorrect app descriptor magic");
     }
+#if CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK
+    /* Whatever `force` says: the bootloader would never boot it (and esp_ota_set_boot_partition() would
+       refuse it after the download), so nothing is erased for it. */
+    if (!esp_efuse_check_secure_version(desc.secure_version)) {
+        snprintf(detail, sizeof(detail), "secure_version %" PRIu32 " is below the eFuse's %" PRIu32,
+                 desc.secure_version, esp_efuse_read_secure_version());
+        return ota_outcome_fail(out, "rejected", OTA_REASON_SECURE_VERSION, detail);
+    }
+#endif
     const char *running = esp_app_get_description()->version;
     int order = ota_version_compare(version, running);
     if (!image->req->force && order == 0) {
@@ -210,9 +226,28 @@ static bool switch_boot(ota_image_t *image, ota_outcome_t *out)
     if (err != ESP_OK) {
         ESP_LOGE(TAG, "esp_ota_set_boot_partition failed: %s", esp_err_to_name(err));
         ota_record_clear_pending();
-        return ota_outcome_fail(out, "failed", OTA_REASON_FLASH_ERROR, esp_err_to_name(err));
+        return ota_outcome_fail(out, "failed", err == ESP_ERR_OTA_SMALL_SEC_VER ? OTA_REASON_SECURE_VERSION : OTA_REASON_FLASH_ERROR,
+                                esp_err_to_name(err));
     }
     return true;
+}
+
+/* Why esp_ota_end() refused the image (ESP_ERR_OTA_VALIDATE_FAILED covers both): with signed apps, an
+   image whose layout reads but whose signature esp_secure_boot_verify_signature() does not accept (no
+   signature, a key the running app does not carry, a block or an image changed after signing, or a
+   running app with no signature of its own) is invalid_signature; anything else is invalid_image. */
+static ota_reason_t validation_failure(const esp_partition_t *target)
+{
+#if CONFIG_SECURE_SIGNED_ON_UPDATE
+    esp_image_metadata_t meta;
+    const esp_partition_pos_t pos = {.offset = target->address, .size = target->size};
+    if (esp_image_get_metadata(&pos, &meta) == ESP_OK &&
+        esp_secure_boot_verify_signature(target->address, meta.image_len) != ESP_OK) {
+        return OTA_REASON_INVALID_SIGNATURE;
+    }
+#endif
+    (void)target;
+    return OTA_REASON_INVALID_IMAGE;
 }
 
 bool ota_image_finish(ota_image_t *image, ota_outcome_t *out)
@@ -234,10 +269,16 @@ bool ota_image_finish(ota_image_t *image, ota_outcome_t *out)
     esp_ota_handle_t ota = image->ota;
     image->ota_open = false; /* esp_ota_end() frees the handle whatever it returns */
     esp_err_t err = esp_ota_end(ota);
+    if (err == ESP_ERR_OTA_VALIDATE_FAILED) {
+        ota_reason_t reason = validation_failure(image->target);
+        ESP_LOGE(TAG, "Image validation failed, %s (%s)",
+                 reason == OTA_REASON_INVALID_SIGNATURE ? "signature not accepted" : "image is corrupted",
+                 esp_err_to_name(err));
+        return ota_outcome_fail(out, "failed", reason, esp_err_to_name(err));
+    }
     if (err != ESP_OK) {
-        ESP_LOGE(TAG, "Image validation failed, image is corrupted (%s)", esp_err_to_name(err));
-        return ota_outcome_fail(out, "failed", err == ESP_ERR_OTA_VALIDATE_FAILED ? OTA_REASON_INVALID_IMAGE : OTA_REASON_FLASH_ERROR,
-                                esp_err_to_name(err));
+        ESP_LOGE(TAG, "esp_ota_end failed (%s)", esp_err_to_name(err));
+        return ota_outcome_fail(out, "failed", OTA_REASON_FLASH_ERROR, esp_err_to_name(err));
     }
     return switch_boot(image, out);
 }

@@ -24,6 +24,8 @@ static const char *const NAMES[OTA_REASON_COUNT] = {
     [OTA_REASON_SELFTEST_FAILED] = "selftest_failed",
     [OTA_REASON_BOOT_FAILED] = "boot_failed",
     [OTA_REASON_CORRUPT_STREAM] = "corrupt_stream",
+    [OTA_REASON_INVALID_SIGNATURE] = "invalid_signature",
+    [OTA_REASON_SECURE_VERSION] = "secure_version",
 };
 
 const char *ota_reason_name(ota_reason_t reason)

@@ -28,6 +28,8 @@ typedef enum {
     OTA_REASON_SELFTEST_FAILED,
     OTA_REASON_BOOT_FAILED,
     OTA_REASON_CORRUPT_STREAM,
+    OTA_REASON_INVALID_SIGNATURE,
+    OTA_REASON_SECURE_VERSION,
     OTA_REASON_COUNT /* not a reason: the number of values */
 } ota_reason_t;
 

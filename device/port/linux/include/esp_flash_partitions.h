@@ -23,6 +23,12 @@ typedef struct {
     uint32_t crc;
 } esp_ota_select_entry_t;
 
+/* The position of a partition in flash (esp_flash_partitions.h's esp_partition_pos_t). */
+typedef struct {
+    uint32_t offset;
+    uint32_t size;
+} esp_partition_pos_t;
+
 #define ESP_PARTITION_TABLE_OFFSET 0x8000
 #define ESP_PARTITION_MAGIC 0x50AA
 #define ESP_PARTITION_MAGIC_MD5 0xEBEB

@@ -4,7 +4,11 @@
  * format and CRC, the seq arithmetic of esp_rewrite_ota_data, the v5.5 invalidation of the
  * inactive otadata sector in esp_ota_begin, and the rollback checks. esp_ota_resume() and
  * esp_ota_set_final_partition() (staging and final partitions, esp_https_ota's partition config)
- * are there too.
+ * are there too. With CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK (v5.5.5): esp_ota_set_boot_partition() refuses and
+ * erases an image whose secure_version is below the eFuse's (ESP_ERR_OTA_SMALL_SEC_VER), a rollback needs a
+ * slot whose secure_version the eFuse allows, and esp_ota_mark_app_valid_cancel_rollback() raises the eFuse
+ * to the app's secure_version right after it wrote VALID (src/esp_efuse.c). With
+ * CONFIG_SECURE_SIGNED_ON_UPDATE every image verification checks the signature (src/host_image.c).
  *
  * Known differences from the chip: only OTA app partitions can be updated (esp_ota_begin() and
  * esp_ota_resume() refuse other partitions with ESP_ERR_INVALID_ARG, where ESP-IDF also takes
@@ -14,6 +18,7 @@
 #include <string.h>
 #include <zlib.h>
 #include "esp_app_format.h"
+#include "esp_efuse.h"
 #include "esp_log.h"
 #include "esp_ota_ops.h"
 #include "esp_system.h"
@@ -428,6 +433,21 @@ esp_err_t esp_ota_set_boot_partition(const esp_partition_t *partition)
                                                                   ESP_PARTITION_SUBTYPE_DATA_OTA, NULL);
         return otadata != NULL ? esp_partition_erase_range(otadata, 0, otadata->size) : ESP_ERR_NOT_FOUND;
     }
+#ifdef CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK
+    esp_app_desc_t partition_app_desc;
+    esp_err_t err = esp_ota_get_partition_description(partition, &partition_app_desc);
+    if (err != ESP_OK) {
+        return err;
+    }
+    if (esp_efuse_check_secure_version(partition_app_desc.secure_version) == false) {
+        ESP_LOGE(TAG, "This a new partition can not be booted due to a secure version is lower than stored in efuse. Partition will be erased.");
+        err = esp_partition_erase_range(partition, 0, partition->size);
+        if (err != ESP_OK) {
+            return err;
+        }
+        return ESP_ERR_OTA_SMALL_SEC_VER;
+    }
+#endif
     return rewrite_ota_data(partition->subtype);
 }
 
@@ -522,14 +542,41 @@ bool esp_ota_check_rollback_is_possible(void)
         return false;
     }
     int last_active = (~active) & 1;
+#ifndef CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK
     if (!valid[last_active]) {
         const esp_partition_t *factory = esp_partition_find_first(ESP_PARTITION_TYPE_APP,
                                                                   ESP_PARTITION_SUBTYPE_APP_FACTORY, NULL);
         return factory != NULL && host_image_verify(factory, true) == ESP_OK;
     }
+#else
+    if (!valid[last_active]) {
+        return false;
+    }
+#endif
     const esp_partition_t *p = ota_slot_partition((int)((two[last_active].ota_seq - 1) % app_count));
-    return p != NULL && host_image_verify(p, true) == ESP_OK;
+    if (p == NULL || host_image_verify(p, true) != ESP_OK) {
+        return false;
+    }
+#ifdef CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK
+    esp_app_desc_t app_desc;
+    return esp_ota_get_partition_description(p, &app_desc) == ESP_OK &&
+           esp_efuse_check_secure_version(app_desc.secure_version);
+#else
+    return true;
+#endif
 }
+
+#ifdef CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK
+static esp_err_t set_anti_rollback(void)
+{
+    esp_app_desc_t app_desc = {0};
+    esp_err_t err = esp_ota_get_partition_description(esp_ota_get_running_partition(), &app_desc);
+    if (err == ESP_OK) {
+        return esp_efuse_update_secure_version(app_desc.secure_version);
+    }
+    return err;
+}
+#endif
 
 static esp_err_t current_ota_is_workable(bool valid)
 {
@@ -545,7 +592,13 @@ static esp_err_t current_ota_is_workable(bool valid)
     }
     if (valid && two[active].ota_state != ESP_OTA_IMG_VALID) {
         two[active].ota_state = ESP_OTA_IMG_VALID;
-        return rewrite_ota_seq(two, two[active].ota_seq, active, otadata);
+        esp_err_t err = rewrite_ota_seq(two, two[active].ota_seq, active, otadata);
+#ifdef CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK
+        if (err == ESP_OK) {
+            return set_anti_rollback(); /* a power cut before this: the bootloader raises it at the next boot */
+        }
+#endif
+        return err;
     }
     if (!valid) {
         if (!esp_ota_check_rollback_is_possible()) {

@@ -109,7 +109,9 @@ size_t host_flash_begin_operation(host_flash_op_t kind, uint32_t address, size_t
        host_flash_end_operation() so a power cut stops every other task's flash access too. */
     pthread_mutex_lock(&s_op_lock);
     uint32_t n = __atomic_add_fetch(&s_control[HOST_FC_OPS], 1, __ATOMIC_SEQ_CST);
-    __atomic_add_fetch(&s_control[kind == HOST_FLASH_WRITE ? HOST_FC_WRITES : HOST_FC_ERASES], 1, __ATOMIC_SEQ_CST);
+    if (kind != HOST_EFUSE_BURN) {
+        __atomic_add_fetch(&s_control[kind == HOST_FLASH_WRITE ? HOST_FC_WRITES : HOST_FC_ERASES], 1, __ATOMIC_SEQ_CST);
+    }
     s_control[HOST_FC_LAST_KIND] = kind;
     s_control[HOST_FC_LAST_ADDR] = address;
     s_control[HOST_FC_LAST_LEN] = (uint32_t)length;
@@ -122,7 +124,7 @@ size_t host_flash_begin_operation(host_flash_op_t kind, uint32_t address, size_t
        of the range at 0xFF stands for that, so a cut inside a one-sector erase changes it too. */
     s_power_lost = true;
     __atomic_store_n(&s_control[HOST_FC_POWER_CUT], 1, __ATOMIC_SEQ_CST);
-    if (kind == HOST_FLASH_ERASE) {
+    if (kind == HOST_FLASH_ERASE || kind == HOST_EFUSE_BURN) {
         return length / 2;
     }
     return (length / 2) & ~(size_t)3;

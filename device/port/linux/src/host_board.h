@@ -20,6 +20,13 @@
 #define HOST_ENV_MQTT_TRACE      "HIL_MQTT_TRACE"      /* file each MQTT publish of the app is appended to */
 #define HOST_ENV_BLE_AIR         "HIL_BLE_AIR"         /* file of the BLE advertisements around the board */
 #define HOST_ENV_WIFI_AP         "HIL_WIFI_AP"         /* file of the board's Wi-Fi access point: on the air or not, RSSI */
+#define HOST_ENV_EFUSE_FILE      "HIL_EFUSE_FILE"      /* the board's eFuses (src/esp_efuse.c) */
+
+/* HIL_EFUSE_FILE: the eFuse fields the port emulates, little-endian u32s, owned by the board and kept
+   across boots like the flash. Bits only go from 0 to 1 (burning), in the app and in the virtual
+   bootloader (harness/virtual/efuse.py). Word 0: ESP32's SECURE_VERSION field (EFUSE_BLK3, 32 bits),
+   the anti-rollback counter as the number of bits set. */
+#define HOST_EFUSE_WORDS 1
 
 /* HIL_MQTT_TRACE records, one per esp_mqtt_client_publish()/enqueue() call, written when the app
    publishes (before anything is sent), so the harness can place the message in a test's timeline at
@@ -56,7 +63,8 @@ enum {
     HOST_FC_WORDS
 };
 
-typedef enum { HOST_FLASH_WRITE = 1, HOST_FLASH_ERASE = 2 } host_flash_op_t;
+/* An eFuse burn counts as an operation too (neither a write nor an erase), so a power cut can land on it. */
+typedef enum { HOST_FLASH_WRITE = 1, HOST_FLASH_ERASE = 2, HOST_EFUSE_BURN = 3 } host_flash_op_t;
 
 /* Exit codes: how the board tells a restart from a crash from a power cut. */
 #define HOST_EXIT_RESTART   0   /* esp_restart() */

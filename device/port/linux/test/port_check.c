@@ -14,14 +14,20 @@
  *   https_ota <url> [options]           esp_https_ota against a local server (https_ota_check.c)
  *   bt_* | ble_*                        Bluetooth controller, Bluedroid and BLE scanning (ble_check.c)
  *   wifi_* | tcp_*                      the Wi-Fi station and sockets through the network gate (wifi_check.c)
+ *   sigcheck <label> <n>                n x esp_secure_boot_verify_signature() of the image in that slot
+ *                                       (signed builds only; bench/bench_signature.py times it)
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "esp_err.h"
 #include "esp_log.h"
 #include "esp_partition.h"
+#include "esp_image_format.h"
+#include "esp_secure_boot.h"
 #include "esp_system.h"
+#include "esp_timer.h"
 #include "esp_task_wdt.h"
 #include "freertos/FreeRTOS.h"
 #include "freertos/task.h"
@@ -119,6 +125,35 @@ static void start_wdt(int timeout_ms, bool panic, int feeds)
     xTaskCreate(wdt_task, "stuck_task", 4096, &job, 5, NULL);
 }
 
+/* Times the signature check of esp_ota_end() (SHA-256 of the padded image, trusted key, RSA-PSS) n times. */
+static void signature_check(const char *label, int n)
+{
+#if CONFIG_SECURE_SIGNED_APPS_RSA_SCHEME
+    const esp_partition_t *p = esp_partition_find_first(ESP_PARTITION_TYPE_APP, ESP_PARTITION_SUBTYPE_ANY, label);
+    esp_image_metadata_t meta;
+    const esp_partition_pos_t pos = {.offset = p != NULL ? p->address : 0, .size = p != NULL ? p->size : 0};
+    if (p == NULL || esp_image_get_metadata(&pos, &meta) != ESP_OK) {
+        printf("sigcheck no image in %s\n", label);
+        return;
+    }
+    esp_log_level_set("*", ESP_LOG_WARN); /* not n x the secure_boot_v2 lines */
+    esp_err_t err = ESP_OK;
+    int64_t best = INT64_MAX, total = 0;
+    for (int i = 0; i < n; i++) {
+        int64_t start = esp_timer_get_time();
+        err = esp_secure_boot_verify_signature(p->address, meta.image_len);
+        int64_t took = esp_timer_get_time() - start;
+        total += took;
+        best = took < best ? took : best;
+    }
+    esp_log_level_set("*", ESP_LOG_INFO);
+    printf("sigcheck result=%s image_len=%u n=%d mean_us=%lld min_us=%lld\n", esp_err_to_name(err),
+           (unsigned)meta.image_len, n, (long long)(total / (n > 0 ? n : 1)), (long long)best);
+#else
+    printf("sigcheck unsupported: not a signed build (CONFIG_SECURE_SIGNED_APPS_RSA_SCHEME)\n");
+#endif
+}
+
 void app_main(void)
 {
     ESP_LOGI(TAG, "reset reason %d", (int)esp_reset_reason());
@@ -127,6 +162,7 @@ void app_main(void)
     fflush(stdout);
     while (fgets(line, sizeof(line), stdin) != NULL) {
         int a = 0, b = 0;
+        char label[17] = "";
         if (strncmp(line, "restart", 7) == 0) {
             esp_restart();
         } else if (strncmp(line, "abort_last", 10) == 0) {
@@ -143,6 +179,8 @@ void app_main(void)
             nor_checks();
         } else if (sscanf(line, "writes %d", &a) == 1) {
             many_writes(a);
+        } else if (sscanf(line, "sigcheck %16s %d", label, &a) == 2) {
+            signature_check(label, a);
         } else if (strncmp(line, "erase_sector", 12) == 0) {
             const esp_partition_t *p =
                 esp_partition_find_first(ESP_PARTITION_TYPE_DATA, ESP_PARTITION_SUBTYPE_ANY, "nvs");
