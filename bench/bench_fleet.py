@@ -19,6 +19,7 @@ import argparse
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -34,6 +35,7 @@ from harness.fleet.start import PARALLEL_STARTS
 from harness.formats.app_image import build_virtual_image, virtual_payload
 from harness.fwserver import FirmwareServer
 from harness.link import DeviceLink
+from harness.protocol import Message
 from harness.virtual import firmware
 
 
@@ -100,17 +102,22 @@ def broadcast_fleet(workdir: Path, args: argparse.Namespace, base: bytes) -> Non
         stack.callback(stop_fleet, boards)
         print(f"  {args.fleet} boards started in {started_s:.1f} s")
         artifact = server.add(padded_image(base, 200 * 1024, "2.0.0"))
-        since = link.cursor()
+        ids = {b.device_id for b in boards}
+        confirmed: set[str] = set()
+        all_confirmed = threading.Event()
+
+        def count(m: Message) -> None:  # in the link's thread, once per message (no rescan of the transcript)
+            if (m.kind == "ota" and m.device_id in ids and isinstance(m.data, dict)
+                    and m.data.get("id") == "fleet-bcast" and m.data.get("state") == "succeeded"):
+                confirmed.add(m.device_id)
+                if len(confirmed) == len(ids):
+                    all_confirmed.set()
+
+        link.add_listener(count)
         sent = time.monotonic()
         link.broadcast({"type": "ota", "id": "fleet-bcast", "url": artifact.url})
-        ids = {b.device_id for b in boards}
-
-        def confirmed() -> set[str]:
-            return {m.device_id for m in link.messages[since:] if m.kind == "ota" and m.device_id in ids
-                    and m.data.get("id") == "fleet-bcast" and m.data.get("state") == "succeeded"}
-
-        link.wait_for(lambda _m: len(confirmed()) == len(ids), timeout=300, since=since,
-                      description=f"all {len(ids)} boards confirmed")
+        if not all_confirmed.wait(300):
+            raise RuntimeError(f"{len(confirmed)} of {len(ids)} boards confirmed within 300 s")
         total = time.monotonic() - t0
         print(f"  broadcast -> all confirmed: {time.monotonic() - sent:.1f} s")
         rss = rss_mb(boards)
