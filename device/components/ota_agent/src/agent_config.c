@@ -42,6 +42,7 @@ static const config_key_t s_keys[] = {
     STR_KEY(broker_password, true),
     STR_KEY(manifest_url, false),
     STR_KEY(ota_ca_cert, false),
+    STR_KEY(broker_ca_cert, false),
     INT_KEY_AS(manifest_delay_s, "manifest_dly_s", 0, 86400),
     INT_KEY_AS(selftest_timeout_s, "selftest_to_s", 1, 3600),
     INT_KEY(heartbeat_s, 0, 86400),
@@ -239,9 +240,9 @@ void agent_config_for_each_key(void (*fn)(const char *key, void *ctx), void *ctx
     }
 }
 
-bool agent_config_ca_pem(char *pem, size_t pem_len)
+/* One line of base64 DER as a PEM certificate; false when b64 is empty. */
+static bool pem_of(const char *b64, char *pem, size_t pem_len)
 {
-    const char *b64 = agent_config_get()->ota_ca_cert;
     size_t len = strlen(b64);
     if (len == 0) {
         return false;
@@ -252,4 +253,14 @@ bool agent_config_ca_pem(char *pem, size_t pem_len)
     }
     snprintf(pem + pos, pem_len - pos, "-----END CERTIFICATE-----\n");
     return true;
+}
+
+bool agent_config_ca_pem(char *pem, size_t pem_len)
+{
+    return pem_of(agent_config_get()->ota_ca_cert, pem, pem_len);
+}
+
+bool agent_config_broker_ca_pem(char *pem, size_t pem_len)
+{
+    return pem_of(agent_config_get()->broker_ca_cert, pem, pem_len);
 }

@@ -22,6 +22,7 @@ typedef struct {
     char broker_password[65];
     char manifest_url[AGENT_CONFIG_STR_MAX];
     char ota_ca_cert[AGENT_CONFIG_CA_MAX];
+    char broker_ca_cert[AGENT_CONFIG_CA_MAX]; /* the CA an mqtts:// broker's certificate must chain to */
     int manifest_delay_s;
     int selftest_timeout_s;
     int heartbeat_s;
@@ -47,3 +48,5 @@ void agent_config_for_each_key(void (*fn)(const char *key, void *ctx), void *ctx
 /* The configured CA (ota_ca_cert: one line of base64 DER) as the PEM esp_http_client expects; false
    when none is configured. pem_len: AGENT_CONFIG_CA_MAX + 128 is always enough. */
 bool agent_config_ca_pem(char *pem, size_t pem_len);
+/* The same for broker_ca_cert, the CA of an mqtts:// broker (esp-mqtt's broker.verification.certificate). */
+bool agent_config_broker_ca_pem(char *pem, size_t pem_len);

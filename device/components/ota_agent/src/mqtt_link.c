@@ -377,8 +377,17 @@ esp_err_t mqtt_link_start(mqtt_link_command_cb_t on_command)
     make_topic(s_topic_push, cfg->device_id, "push/");
     make_topic(s_topic_push_sub, cfg->device_id, "push/#");
 
+    /* mqtts://: the broker's certificate must chain to broker_ca_cert (esp-mqtt would otherwise need the
+       certificate bundle, which a private broker's CA is not in). Kept for the client's whole life. */
+    static char broker_ca[AGENT_CONFIG_CA_MAX + 128];
+    bool have_broker_ca = agent_config_broker_ca_pem(broker_ca, sizeof(broker_ca));
+    if (strncmp(cfg->broker_url, "mqtts://", 8) == 0 && !have_broker_ca) {
+        ESP_LOGW(TAG, "mqtts broker but no broker_ca_cert: the TLS handshake will fail "
+                      "(config set broker_ca_cert <base64 DER>)");
+    }
     esp_mqtt_client_config_t mqtt_cfg = {
         .broker.address.uri = cfg->broker_url,
+        .broker.verification.certificate = have_broker_ca ? broker_ca : NULL,
         .credentials.client_id = cfg->device_id,
         .credentials.username = cfg->broker_username[0] ? cfg->broker_username : NULL,
         .credentials.authentication.password = cfg->broker_password[0] ? cfg->broker_password : NULL,
