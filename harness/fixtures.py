@@ -20,6 +20,7 @@ switches off (``-p no:esp_ota_hil_aliases``) when another plugin has a fixture o
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from harness import live_progress, masking, report, targets, timeline
 from harness import project as project_mod
 from harness.boards import esp32_bench
 from harness.boards.base import Board
-from harness.broker import BrokerError, EmbeddedBroker, ExternalBroker, MosquittoBroker, MqttBroker
+from harness.broker import AccessPolicy, BrokerError, EmbeddedBroker, ExternalBroker, MosquittoBroker, MqttBroker
 from harness.fault_proxy import FaultProxy, FaultProxyFactory, ProxyEvent, upstream_address
 from harness.fault_proxy.events import EventHook
 from harness.fleet import Rollout, RolloutPlan, start_boards
@@ -44,7 +45,7 @@ from harness.session.record import RECORD_KEY, TestRecord, run_masker, timeline_
 from harness.virtual import build_dirs
 from harness.virtual.factory import VirtualBoardFactory, VirtualFirmware
 
-BROKER_KINDS = ("embedded", "mosquitto")
+BROKER_KINDS = ("embedded", "mosquitto", "secured")
 
 
 def server_address(request: pytest.FixtureRequest) -> dict[str, str]:
@@ -107,7 +108,14 @@ def hil_broker(request: pytest.FixtureRequest) -> Iterator[MqttBroker]:
     if kind not in (None, *BROKER_KINDS):
         raise pytest.UsageError(f"broker fixture: unknown kind {kind!r}; parametrize it with one of {BROKER_KINDS}")
     address = server_address(request)
-    instance = MosquittoBroker(**address) if kind == "mosquitto" else EmbeddedBroker(**address)
+    if kind == "mosquitto":
+        instance = MosquittoBroker(**address)
+    elif kind == "secured":  # mqtts, and the per-device access policy (harness.broker.access)
+        operator = AccessPolicy(operator_password=secrets.token_urlsafe(16),
+                                prefix=project_mod.of(request.config).topic_prefix)
+        instance = EmbeddedBroker(**address, auth=operator, tls=True)
+    else:
+        instance = EmbeddedBroker(**address)
     instance.start()
     yield instance
     instance.stop()
@@ -124,8 +132,14 @@ def hil_fw_server(request: pytest.FixtureRequest, hil_record: TestRecord) -> Ite
 @pytest.fixture
 def hil_link(request: pytest.FixtureRequest, hil_broker: MqttBroker,
              hil_record: TestRecord) -> Iterator[DeviceLink]:
+    policy = hil_broker.auth if isinstance(hil_broker, EmbeddedBroker) else None
+    if policy is not None:  # a secured broker: the test's link is its operator
+        hil_record.masker.add(policy.operator_password)
     device_link = DeviceLink(hil_broker.url, prefix=project_mod.of(request.config).topic_prefix,
-                             receipts=hil_broker.receipts).connect()
+                             receipts=hil_broker.receipts,
+                             username=policy.operator_username if policy else None,
+                             password=policy.operator_password if policy else None,
+                             ca_pem=hil_broker.ca_pem if policy is not None else None).connect()
     hil_record.links.append(device_link)
     device_link.add_listener(live_progress.of(request.config).on_message)
     yield device_link

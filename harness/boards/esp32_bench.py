@@ -204,7 +204,7 @@ class Esp32BoardFactory:
         board = self.bench.open_board(lease)
         self.boards.append(board)
         self.record.boards.append(board)
-        device_id = f"e{uuid.uuid4().hex[:7]}"
+        device_id = str(settings.get("device_id") or f"e{uuid.uuid4().hex[:7]}")  # a test may name it
         board.device_id = device_id
         values: dict[str, object] = {"device_id": device_id, "broker_url": self.broker_url,
                                      "topic_prefix": self.topic_prefix, **self.bench.wifi.settings(), **settings}

@@ -88,7 +88,7 @@ class VirtualBoardFactory:
 
     def __call__(self, image: bytes | None = None, *, variant: str = fw_build.DEFAULT_VARIANT,
                  **settings: object) -> VirtualBoard:
-        device_id = f"vb{uuid.uuid4().hex[:6]}"
+        device_id = str(settings.get("device_id") or f"vb{uuid.uuid4().hex[:6]}")  # a test may name it
         with self._lock:
             index = len(self.record.boards)
             self.record.masker.add_from_settings({**self.settings, **settings})
