@@ -9,6 +9,7 @@ ports on the runner). Every fault the proxy applied is in the test's timeline.
 from __future__ import annotations
 
 import itertools
+import threading
 
 import pytest
 
@@ -105,6 +106,41 @@ def test_a_half_open_connection_is_caught_by_the_idle_deadline(ota, board, fault
     ota.expect_outcome("half", "failed", "idle_timeout", since, timeout=10)
     http.set_blackhole(False)
     ota.assert_healthy_on_base(since)
+
+
+def test_a_partition_healed_after_3_s_mid_download_lets_it_finish(ota, board, fault_proxy, link: DeviceLink,
+                                                                   fw_server, firmware) -> None:
+    """The device's download link is partitioned mid-transfer for 3 s (what a real board sees of a short Wi-Fi
+    outage, within the 6 s beacon timeout): the connection stalls, carries on once healed and v2 installs over
+    one request, no Range. On the virtual board tests_hil/test_wifi.py takes the access point itself away."""
+    http = fault_proxy(fw_server.base_url, name="board-http")
+    http.set_bandwidth(100_000)  # a ~2.5 s download, so the partition lands inside it
+    artifact = fw_server.add(firmware.image(version="2.0.0"))
+    since = ota.start("p3", http.url_for(artifact.url))
+    link.wait_ota(board.device_id, "p3", "downloading", timeout=10, since=since, fail_on={"failed"})
+    http.set_blackhole(True)
+    heal = threading.Timer(3.0, http.set_blackhole, args=(False,))  # the outage's length is the scenario
+    heal.start()
+    try:
+        link.wait_ota(board.device_id, "p3", "succeeded", timeout=30, since=since,
+                      fail_on={"failed", "rejected", "rolled_back"})
+    finally:
+        heal.cancel()
+    assert [(r.status, r.range) for r in fw_server.requests_for(artifact)] == [(200, None)]
+
+
+def test_a_connection_the_network_cuts_mid_download_resumes_with_range(ota, board, fault_proxy, fw_server,
+                                                                       firmware) -> None:
+    """The network resets the download's connection after 100 KB (the proxy, not the server): the firmware
+    resumes with Range from what it had and v2 installs."""
+    http = fault_proxy(fw_server.base_url, name="board-http")
+    http.cut_after_bytes(100_000, direction="down", connections=1)
+    artifact = fw_server.add(firmware.image(version="2.0.0"))
+    ota.install("cut", http.url_for(artifact.url), "2.0.0")
+    first, resumed = fw_server.requests_for(artifact)
+    assert first.status == 200 and resumed.status == 206, (first, resumed)
+    resumed_at = int((resumed.range or "bytes=-1-").removeprefix("bytes=").split("-")[0])
+    assert 0 < resumed_at <= 100_000, resumed
 
 
 @pytest.mark.slow
