@@ -37,7 +37,7 @@ def ar_board(board_factory) -> Board:
 @pytest.mark.parametrize("force", [False, True])
 def test_lower_secure_version_is_refused_even_with_force(ar_board: Board, ota_for, fw_server, firmware,
                                                          force: bool) -> None:
-    """G1: a newer 2.0.0 with `secure_version` 0, below the eFuse's 1, is `rejected`/`secure_version` before
+    """A5: a newer 2.0.0 with `secure_version` 0, below the eFuse's 1, is `rejected`/`secure_version` before
     anything is erased, `force` or not: the bootloader would never boot it. The eFuse is unchanged.
 
     Needs: anti_rollback build."""
@@ -52,7 +52,7 @@ def test_lower_secure_version_is_refused_even_with_force(ar_board: Board, ota_fo
 
 def test_counter_is_raised_only_after_the_new_app_confirms(ar_board: Board, ota_for, link: DeviceLink, fw_server,
                                                            firmware) -> None:
-    """G2: an update to 2.0.0 with `secure_version` 2 leaves the eFuse at 1 through the download, the reboot and
+    """A5 (the counter): an update to 2.0.0 with `secure_version` 2 leaves the eFuse at 1 through the download, the reboot and
     the new app's first boot (its bootloader still reads 1); the counter becomes 2 inside the app's
     confirmation, after it is pending verification, and then a 1.0.1 with secure_version 1 is refused even with
     force.
@@ -93,7 +93,7 @@ def _confirm_ops(board_factory, ota_for, fw_server, firmware, v2_url: str) -> in
 @pytest.mark.needs_power_control
 def test_power_cut_around_the_counter_update_keeps_a_bootable_device(board_factory, ota_for, link: DeviceLink,
                                                                     fw_server, firmware) -> None:
-    """G3: power cut inside each flash operation of 2.0.0's (secure_version 2) first boot, its otadata
+    """A5 + E6: power cut inside each flash operation of 2.0.0's (secure_version 2) first boot, its otadata
     confirmation, the eFuse burn and the NVS record: the device always boots an app the eFuse allows and
     answers. Cut before its VALID entry is written: 1.0.0 comes back and the eFuse stays 1. Cut inside the
     burn (half of the new bits burnt) or after: 2.0.0 stays confirmed and the eFuse ends at 2, burnt by the

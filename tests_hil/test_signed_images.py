@@ -52,7 +52,7 @@ def _image_len(image: bytes) -> int:
 
 def test_image_signed_with_the_device_key_installs(signed_ota: Ota, signed_board: Board, fw_server, firmware,
                                                    keys) -> None:
-    """F1: a 2.0.0 signed with the key the running app is signed with installs: esp_ota_end() finds the key
+    """B1-B4 (the good case): a 2.0.0 signed with the key the running app is signed with installs: esp_ota_end() finds the key
     trusted and the RSA-PSS signature good, and the device confirms 2.0.0 in ota_1.
 
     Needs: signed build."""
@@ -75,7 +75,7 @@ def _refused(ota: Ota, board: Board, fw_server, request_id: str, image: bytes, l
 
 
 def test_unsigned_image_is_refused(signed_ota: Ota, signed_board: Board, fw_server, firmware) -> None:
-    """F2: an unsigned 2.0.0 (otherwise a good image: checksum and SHA-256 right) is
+    """B1: an unsigned 2.0.0 (otherwise a good image: checksum and SHA-256 right) is
     `failed`/`invalid_signature`: its first signature block is not valid (no 0xE7 magic, no CRC).
 
     Needs: signed build."""
@@ -85,7 +85,7 @@ def test_unsigned_image_is_refused(signed_ota: Ota, signed_board: Board, fw_serv
 
 def test_image_signed_with_another_key_is_refused(signed_ota: Ota, signed_board: Board, fw_server, firmware,
                                                   keys) -> None:
-    """F3: a 2.0.0 properly signed with another key is `failed`/`invalid_signature`: its key's digest is not
+    """B2: a 2.0.0 properly signed with another key is `failed`/`invalid_signature`: its key's digest is not
     the running app's, so no RSA check is even tried.
 
     Needs: signed build."""
@@ -98,7 +98,7 @@ def test_image_signed_with_another_key_is_refused(signed_ota: Ota, signed_board:
 @pytest.mark.parametrize("what", ["signature", "signature_crc_stale", "key"])
 def test_tampered_signature_block_is_refused(signed_ota: Ota, signed_board: Board, fw_server, firmware, keys,
                                              what: str) -> None:
-    """F4: a properly signed 2.0.0 whose signature block was changed afterwards is `failed`/`invalid_signature`:
+    """B3: a properly signed 2.0.0 whose signature block was changed afterwards is `failed`/`invalid_signature`:
     one signature byte with the block's CRC redone (the RSA-PSS check fails), the same with the CRC left
     stale (the block is not valid), or one byte of the key's modulus with the CRC redone (not the trusted key).
 
@@ -115,7 +115,7 @@ def test_tampered_signature_block_is_refused(signed_ota: Ota, signed_board: Boar
 
 def test_valid_signature_over_a_modified_image_is_refused(signed_ota: Ota, signed_board: Board, fw_server,
                                                           firmware, keys) -> None:
-    """F5: a 2.0.0 signed with the device key, then changed (its version patched to 2.0.1 and its checksum and
+    """B4: a 2.0.0 signed with the device key, then changed (its version patched to 2.0.1 and its checksum and
     SHA-256 redone, so it is a well-formed image with an intact signature block) is `failed`/`invalid_signature`:
     the signature is the key's, but over other bytes.
 
@@ -128,7 +128,7 @@ def test_valid_signature_over_a_modified_image_is_refused(signed_ota: Ota, signe
 
 
 def test_unsigned_running_app_refuses_every_update(board_factory, ota_for, fw_server, firmware, keys) -> None:
-    """F6: the chip's trap: a device running an unsigned app built with signed-on-update refuses every update,
+    """B1 (the chip's trap): a device running an unsigned app built with signed-on-update refuses every update,
     even one signed with the right key (`failed`/`invalid_signature`): the trusted keys are those of the
     running app's own signature block, and it has none ("No signatures were found for the running app").
     Sign the first image you flash, or the device can never be updated over the air.
