@@ -52,8 +52,8 @@ def test_lower_secure_version_is_refused_even_with_force(ar_board: Board, ota_fo
 
 def test_counter_is_raised_only_after_the_new_app_confirms(ar_board: Board, ota_for, link: DeviceLink, fw_server,
                                                            firmware) -> None:
-    """A5 (the counter): an update to 2.0.0 with `secure_version` 2 leaves the eFuse at 1 through the download, the reboot and
-    the new app's first boot (its bootloader still reads 1); the counter becomes 2 inside the app's
+    """A5 (the counter): an update to 2.0.0 with `secure_version` 2 leaves the eFuse at 1 through the download,
+    the reboot and the new app's first boot (its bootloader still reads 1); the counter becomes 2 inside the app's
     confirmation, after it is pending verification, and then a 1.0.1 with secure_version 1 is refused even with
     force.
 

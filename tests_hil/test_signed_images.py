@@ -52,8 +52,8 @@ def _image_len(image: bytes) -> int:
 
 def test_image_signed_with_the_device_key_installs(signed_ota: Ota, signed_board: Board, fw_server, firmware,
                                                    keys) -> None:
-    """B1-B4 (the good case): a 2.0.0 signed with the key the running app is signed with installs: esp_ota_end() finds the key
-    trusted and the RSA-PSS signature good, and the device confirms 2.0.0 in ota_1.
+    """B1-B4 (the good case): a 2.0.0 signed with the key the running app is signed with installs: esp_ota_end()
+    finds the key trusted and the RSA-PSS signature good, and the device confirms 2.0.0 in ota_1.
 
     Needs: signed build."""
     artifact = fw_server.add(firmware.image(VARIANT, version="2.0.0", sign_with=keys["device"]))
