@@ -130,6 +130,18 @@ class FarmAgent:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self._proc = subprocess.Popen([sys.executable, "-m", "harness.farm.agent", address, self.pattern, user],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        self._closed = False
+        # A child forked without exec (pytest-embedded's multiprocessing manager) would inherit our end of the
+        # agent's stdin and keep it open after this process died: the agent would never see it go.
+        pipes = [self._proc.stdin.fileno(), self._proc.stdout.fileno()]  # type: ignore[union-attr]
+
+        def forget_pipes_in_child() -> None:
+            if not self._closed:
+                for fd in pipes:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+
+        os.register_at_fork(after_in_child=forget_pipes_in_child)
         hello = self._read(START_TIMEOUT_S)
         if not hello.get("ok"):
             self.close()
@@ -186,6 +198,7 @@ class FarmAgent:
 
     def close(self) -> None:
         """Ends the agent: it releases what it still holds first."""
+        self._closed = True
         if self._proc.stdin is not None:
             with contextlib.suppress(OSError):
                 self._proc.stdin.close()

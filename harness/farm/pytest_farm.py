@@ -22,6 +22,8 @@ import dataclasses
 import importlib.util
 import os
 import re
+import signal
+import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +82,7 @@ def client(config: pytest.Config) -> FarmAgent:
             raise pytest.UsageError(f"--hil-farm: {err}") from None
         config.stash[_CLIENT_KEY] = farm
         config.add_cleanup(farm.close)
+        _forked_children_die_with_this_process()
     return config.stash[_CLIENT_KEY]
 
 
@@ -96,7 +99,8 @@ def place_specs(config: pytest.Config, target: str) -> list[inventory.BoardSpec]
                   f"{', '.join(f'{p.name} ({sorted(p.classes)}, target {p.target})' for p in places)}"
                   if places else f"places there: {', '.join(others) or 'none'}")
         raise pytest.UsageError(
-            f"--hil-farm {farm.address}: no labgrid place matches {pattern!r} with a {target} board ({detail}). "
+            f"--hil-farm {farm.address}: no labgrid place matches {pattern!r} with a board of target {target} "
+            f"({detail}). "
             "Add one: labgrid-client -x ADDRESS -p NAME create; labgrid-client -x ADDRESS -p NAME add-match "
             "'EXPORTER/GROUP/*' (docs/runner-setup.md), or fix --hil-farm-places")
     specs = []
@@ -113,6 +117,30 @@ def header_lines(config: pytest.Config) -> list[str]:
     farm = client(config)
     return [f"labgrid farm {farm.address}, places {farm.pattern!r}: "
             + ", ".join(p.holder() for p in farm.places() if p.is_board)]
+
+
+def _forked_children_die_with_this_process() -> None:
+    """A child this process forks without exec (pytest-embedded's multiprocessing manager, in every session)
+    gets SIGKILL when this process dies. Otherwise, when an xdist worker is killed, that child lives on with the
+    worker's end of its execnet pipes, and the controller never sees the worker go (nor releases its places)."""
+    if not sys.platform.startswith("linux") or _FORK_HOOKED:
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    parent = os.getpid()
+
+    def die_with_parent() -> None:
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # it died before prctl took effect
+            os._exit(1)
+
+    os.register_at_fork(after_in_child=die_with_parent)
+    _FORK_HOOKED.append(parent)
+
+
+PR_SET_PDEATHSIG = 1
+_FORK_HOOKED: list[int] = []
 
 
 class LabgridPower:
