@@ -193,8 +193,8 @@ def test_a_killed_worker_leaves_no_place_acquired(farm: Farm, tmp_path: Path) ->
     output = result.stdout + result.stderr
     assert result.returncode == 1, output[-4000:]
     assert output.count("crashed while running") >= 2, output[-4000:]
-    assert re.search(r"labgrid: released vb-\d, still held by worker gw\d when it went down", output), output[-4000:]
     _wait(lambda: farm.acquired() == {"vb-1": "None", "vb-2": "None"}, 15, "every place released")
+    assert re.search(r"labgrid: released vb-\d, still held by worker gw\d when it went down", output), output[-4000:]
 
 
 POWER = '''
