@@ -14,6 +14,9 @@
                              the README's scenario table, made from tests_hil's docstrings and markers
   farm serve [--boards 2] [--name vb] [--host 127.0.0.1] [--exporter-config FILE] [--dir DIR]
                              virtual ESP32 boards on RFC2217 ports with a power switch, for a labgrid exporter
+  farm builds DIR [--variant V ...]
+                             idf.py-style build_esp32_<variant>/ directories of the virtual firmware, for
+                             --app-path DIR when the gate runs over virtual boards
 """
 
 from __future__ import annotations
@@ -128,6 +131,20 @@ def cmd_farm_serve(args: argparse.Namespace) -> int:
                        args.power_port)
 
 
+def cmd_farm_builds(args: argparse.Namespace) -> int:
+    from harness.farm.virtual_builds import write_virtual_builds
+    from harness.virtual.firmware import FirmwareBuildError
+
+    try:
+        builds = write_virtual_builds(Path(args.dir), args.variant or None)
+    except FirmwareBuildError as err:
+        print(f"farm builds: {err}", file=sys.stderr)
+        return 1
+    for build in builds:
+        print(build)
+    return 0
+
+
 def cmd_catalog(args: argparse.Namespace) -> int:
     from harness import catalog
 
@@ -223,6 +240,14 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--exporter-config", metavar="FILE", help="write labgrid-exporter's YAML for the boards")
     serve.add_argument("--dir", help="where the boards' flash files go (default: a new temporary directory)")
     serve.set_defaults(func=cmd_farm_serve)
+    builds = farm_sub.add_parser(
+        "builds", help="write idf.py-style builds of the virtual firmware, to flash virtual boards over RFC2217",
+        description="Writes DIR/build_esp32_<variant>/ (flasher_args.json, bootloader, partition table, and the "
+                    "virtual build of the variant as the app), for pytest --target esp32 --app-path DIR over a "
+                    "farm's virtual boards.")
+    builds.add_argument("dir", help="the directory to pass as --app-path")
+    builds.add_argument("--variant", action="append", help="a variant (repeatable; default: all of them)")
+    builds.set_defaults(func=cmd_farm_builds)
     return p
 
 

@@ -1,56 +1,11 @@
 """The emulated ESP32 dev board of the --target esp32 tests (harness/farm/virtual_esp32.py, which a farm
-also exports), and idf.py-like builds whose app is the virtual board's firmware.
+also exports), and idf.py-like builds whose app is the virtual board's firmware (harness/farm/virtual_builds.py).
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
+from harness.farm.virtual_builds import esp32_bootloader_image, write_idf_build
 from harness.farm.virtual_esp32 import FlashOp, RecordingFlash
 from harness.farm.virtual_esp32 import VirtualEsp32 as Esp32Emulator
-from harness.formats import app_image
-from harness.formats import partition_table as pt
 
 __all__ = ["Esp32Emulator", "FlashOp", "RecordingFlash", "esp32_bootloader_image", "write_idf_build"]
-
-
-# --- idf.py-like builds for tests ---
-
-PARTITIONS_CSV = Path(__file__).resolve().parents[1] / "device" / "partitions.csv"
-
-
-def esp32_bootloader_image() -> bytes:
-    """A stand-in for bootloader/bootloader.bin: an ESP32 image (esptool checks the chip id at 0x1000)."""
-    return app_image.AppImage(chip_id=app_image.CHIP_ID_ESP32, entry_addr=0x40080400,
-                           segments=[app_image.Segment(0x3FFF0000, bytes(range(256)) * 16)]).to_bytes()
-
-
-def write_idf_build(device_dir: Path, app: bytes, target: str = "esp32", variant: str = "default",
-                    bootloader: bytes | None = None) -> Path:
-    """A build directory laid out as ``idf.py -B build_<target>_<variant> build`` leaves it."""
-    build = Path(device_dir) / f"build_{target}_{variant}"
-    (build / "bootloader").mkdir(parents=True, exist_ok=True)
-    (build / "partition_table").mkdir(parents=True, exist_ok=True)
-    if variant != "default":
-        (Path(device_dir) / f"sdkconfig.ci.{variant}").touch()
-    (build / "bootloader" / "bootloader.bin").write_bytes(bootloader or esp32_bootloader_image())
-    parts = pt.parse_csv(PARTITIONS_CSV.read_text())
-    (build / "partition_table" / "partition-table.bin").write_bytes(pt.to_binary(parts, pad_to_sector=False))
-    (build / "hil_ota_agent.bin").write_bytes(app)
-    (build / "ota_data_initial.bin").write_bytes(b"\xff" * 0x2000)
-    ota_0 = pt.ota_slots(parts)[0].offset
-    otadata = pt.otadata_partition(parts).offset
-    files = {"0x1000": "bootloader/bootloader.bin", "0x8000": "partition_table/partition-table.bin",
-             f"{otadata:#x}": "ota_data_initial.bin", f"{ota_0:#x}": "hil_ota_agent.bin"}
-    (build / "flasher_args.json").write_text(json.dumps({
-        "write_flash_args": ["--flash_mode", "dio", "--flash_size", "4MB", "--flash_freq", "40m"],
-        "flash_settings": {"flash_mode": "dio", "flash_size": "4MB", "flash_freq": "40m"},
-        "flash_files": files,
-        "bootloader": {"offset": "0x1000", "file": "bootloader/bootloader.bin", "encrypted": "false"},
-        "app": {"offset": f"{ota_0:#x}", "file": "hil_ota_agent.bin", "encrypted": "false"},
-        "partition-table": {"offset": "0x8000", "file": "partition_table/partition-table.bin", "encrypted": "false"},
-        "otadata": {"offset": f"{otadata:#x}", "file": "ota_data_initial.bin", "encrypted": "false"},
-        "extra_esptool_args": {"after": "hard_reset", "before": "default_reset", "stub": True, "chip": target},
-    }, indent=4))
-    return build

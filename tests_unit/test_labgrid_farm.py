@@ -24,9 +24,6 @@ from pathlib import Path
 
 import pytest
 
-from harness.virtual import firmware as virtual_firmware
-from tests_unit.esp32_emulator import write_idf_build
-
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 QUIET = ["-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning"]
@@ -117,7 +114,9 @@ class Farm:
 def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
     work = tmp_path_factory.mktemp("farm")
     device = work / "device"
-    write_idf_build(device, virtual_firmware.build("default").image)
+    made = subprocess.run([sys.executable, "-m", "harness", "farm", "builds", str(device), "--variant", "default"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert made.returncode == 0 and (device / "build_esp32_default" / "flasher_args.json").exists(), made.stderr
     address = f"127.0.0.1:{_free_port()}"
     started: list[Process] = []
     try:
