@@ -12,6 +12,11 @@
                              push an image to a device through the broker (docs/protocol.md, `push`)
   catalog [--write FILE | --check FILE]
                              the README's scenario table, made from tests_hil's docstrings and markers
+  farm serve [--boards 2] [--name vb] [--host 127.0.0.1] [--exporter-config FILE] [--dir DIR]
+                             virtual ESP32 boards on RFC2217 ports with a power switch, for a labgrid exporter
+  farm builds DIR [--variant V ...]
+                             idf.py-style build_esp32_<variant>/ directories of the virtual firmware, for
+                             --app-path DIR when the gate runs over virtual boards
 """
 
 from __future__ import annotations
@@ -119,6 +124,27 @@ def cmd_board_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_farm_serve(args: argparse.Namespace) -> int:
+    from harness.farm import bench
+
+    return bench.serve(args.boards, args.name, args.host, args.dir, args.exporter_config, args.first_port,
+                       args.power_port)
+
+
+def cmd_farm_builds(args: argparse.Namespace) -> int:
+    from harness.farm.virtual_builds import write_virtual_builds
+    from harness.virtual.firmware import FirmwareBuildError
+
+    try:
+        builds = write_virtual_builds(Path(args.dir), args.variant or None)
+    except FirmwareBuildError as err:
+        print(f"farm builds: {err}", file=sys.stderr)
+        return 1
+    for build in builds:
+        print(build)
+    return 0
+
+
 def cmd_catalog(args: argparse.Namespace) -> int:
     from harness import catalog
 
@@ -196,6 +222,32 @@ def parser() -> argparse.ArgumentParser:
                        "catalog:end marker comments in FILE (README.md) instead of printing it")
     where.add_argument("--check", metavar="FILE", help="exit 1 if the table in FILE differs from the generated one")
     cat.set_defaults(func=cmd_catalog)
+    farm = sub.add_parser("farm", help="a labgrid board farm: virtual boards exported like USB ones")
+    farm_sub = farm.add_subparsers(dest="farm_command", required=True)
+    serve = farm_sub.add_parser(
+        "serve", help="run virtual ESP32 boards behind RFC2217 ports until Ctrl-C, for labgrid-exporter",
+        description="Each board is a virtual ESP32 behind its own RFC2217 port (esptool flashes it, RTS/DTR reset "
+                    "it, as a USB board shared with esp_rfc2217_server), with a power switch over HTTP. "
+                    "--exporter-config writes the labgrid exporter configuration that publishes them "
+                    "(docs/runner-setup.md, 'A board farm with labgrid').")
+    serve.add_argument("--boards", type=int, default=2, help="how many boards (default: 2)")
+    serve.add_argument("--name", default="vb", help="board names are NAME-1, NAME-2, ... (default: vb)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address the ports listen on and the exporter publishes (default: 127.0.0.1)")
+    serve.add_argument("--first-port", type=int, default=0,
+                       help="RFC2217 port of the first board, the others following (default: any free ports)")
+    serve.add_argument("--power-port", type=int, default=0, help="port of the power switch (default: any free)")
+    serve.add_argument("--exporter-config", metavar="FILE", help="write labgrid-exporter's YAML for the boards")
+    serve.add_argument("--dir", help="where the boards' flash files go (default: a new temporary directory)")
+    serve.set_defaults(func=cmd_farm_serve)
+    builds = farm_sub.add_parser(
+        "builds", help="write idf.py-style builds of the virtual firmware, to flash virtual boards over RFC2217",
+        description="Writes DIR/build_esp32_<variant>/ (flasher_args.json, bootloader, partition table, and the "
+                    "virtual build of the variant as the app), for pytest --target esp32 --app-path DIR over a "
+                    "farm's virtual boards.")
+    builds.add_argument("dir", help="the directory to pass as --app-path")
+    builds.add_argument("--variant", action="append", help="a variant (repeatable; default: all of them)")
+    builds.set_defaults(func=cmd_farm_builds)
     return p
 
 

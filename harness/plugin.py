@@ -29,6 +29,7 @@ from harness import project as project_mod
 from harness import report as report_mod
 from harness.boards.esp32 import PortLostError
 from harness.broker import BrokerError, ExternalBroker
+from harness.farm import pytest_farm
 from harness.idf_build import FirmwareMissingError
 from harness.net import parse_mqtt_url
 from harness.session.record import RECORD_KEY, run_masker, timeline_path
@@ -87,6 +88,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    pytest_farm.keep_labgrid_plugin_out(early_config)  # its `target` fixture would skip every test
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
     """An external broker that does not answer stops the run before any test, instead of failing each one."""
     config = session.config
@@ -128,6 +134,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     specs = targets.boards_of(config)
     lines = [f"target {targets.target_of(config)}: {len(specs)} board(s): "
              + ", ".join(f"{s.name} ({s.where()})" for s in specs)]
+    if pytest_farm.farm_address(config):
+        lines += pytest_farm.header_lines(config)
     with contextlib.suppress(FirmwareMissingError):
         build = targets.idf_firmware(config).build()
         lines.append(f"firmware {build.build_dir} version {build.version}")
@@ -145,6 +153,12 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
     dropped = getattr(node, "workeroutput", {}).get("hil_deselected")
     if dropped is not None:
         node.config.stash[_WORKER_DESELECTED_KEY] = [tuple(d) for d in dropped]
+    released = pytest_farm.release_dead_worker(node.config, node)  # a worker killed mid-test held its places
+    if released:
+        reporter = node.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"labgrid: released {', '.join(released)}, still held by worker "
+                                f"{node.workerinput.get('workerid')} when it went down")
 
 
 _WORKER_DESELECTED_KEY = pytest.StashKey[list[tuple[str, str]]]()

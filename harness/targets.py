@@ -21,6 +21,7 @@ from esptool.targets import CHIP_DEFS
 from harness import project
 from harness.boards import inventory
 from harness.boards.power import parse_power
+from harness.farm import pytest_farm
 from harness.idf_build import FirmwareMissingError, IdfFirmware
 from harness.masking import Secret
 
@@ -105,6 +106,7 @@ def add_target_option(parser: pytest.Parser, pluginmanager: pytest.PytestPluginM
     group.addoption("--hil-power", default=None, metavar="SPEC",
                     help="power control for --port boards: uhubctl:<hub location>:<port> or "
                          "command:<command with {action}>")
+    pytest_farm.add_options(group)
 
 
 def esptool_baud(config: pytest.Config) -> int:
@@ -132,6 +134,8 @@ def _configured_specs(config: pytest.Config) -> list[inventory.BoardSpec]:
     """Boards named by the options (no probing): inventory entries for the target, --port / ESPPORT
     entries (globs expanded), or USB serial bridges found on this machine."""
     target = target_of(config)
+    if pytest_farm.farm_address(config):
+        return pytest_farm.place_specs(config, target)
     path = config.getoption("--hil-board-inventory", default=None)
     if path:
         try:
@@ -216,17 +220,25 @@ def check_target_usable(config: pytest.Config) -> None:
     for line in MARKERS:
         config.addinivalue_line("markers", line)
     target = target_of(config)
+    farm = pytest_farm.farm_address(config)
+    if farm and (config.getoption("--hil-board-inventory", default=None) or config.getoption("--port", default=None)):
+        raise pytest.UsageError("--hil-farm: the boards come from the farm's places; leave out --port and "
+                                "--hil-board-inventory")
     if target == VIRTUAL_TARGET:
+        if farm:
+            raise pytest.UsageError(f"--hil-farm {farm}: a farm's places are real targets (USB boards or exported "
+                                    "virtual ones); add --target esp32")
         return
     if target not in REAL_TARGETS:
         raise pytest.UsageError(f"--target {target}: unknown target; use {VIRTUAL_TARGET} (the virtual ESP32) "
                                 "or esp32 (a real board)")
     if config.option.collectonly or hasattr(config, "workerinput") or config.option.help:
         return  # collection alone needs no board; xdist workers trust the controller's check
-    specs = boards_of(config)
+    specs = boards_of(config)  # with a farm: its matching places (none is a usage error naming the coordinator)
     if not specs:
         raise pytest.UsageError(_no_board_message(target, "no board named and no ESP32 USB serial bridge found."))
-    present = [s for s in specs if s.mac and not (s.port or s.serial_number) or _answers(inventory.resolve_port(s))]
+    present = farm or [s for s in specs if s.mac and not (s.port or s.serial_number)
+                       or _answers(inventory.resolve_port(s))]
     if not present:
         where = ", ".join(s.where() for s in specs)
         raise pytest.UsageError(_no_board_message(target, f"no board found at {where}."))

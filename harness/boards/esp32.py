@@ -309,16 +309,20 @@ class Esp32Board(Board):
             raise PortLostError(f"{self.name}: resetting through {self.port_url} failed: {err}") from None
 
     def power_cut(self) -> None:
-        """Switches the board's power off and on; the port is reopened when it is back."""
+        """Switches the board's power off and on. A local port is closed meanwhile and reopened when it is back
+        (the USB bridge may lose power too); a network port (a farm's) stays open, so the boot lines are read."""
         if self.power is None:
             raise Esp32Error(f"{self.name}: no power control back-end (set --hil-power or 'power' in the board "
                              "inventory); tests that cut power are marked needs_power_control")
-        self.close()
+        local = is_local_device(self.port_url)
+        if local:
+            self.close()
         self.power.off()
         time.sleep(POWER_OFF_S)  # long enough for the board's capacitors to drain
         self.power.on()
-        self._wait_for_port(PORT_RETURN_TIMEOUT_S)
-        self.open()
+        if local:
+            self._wait_for_port(PORT_RETURN_TIMEOUT_S)
+            self.open()
 
     def _wait_for_port(self, timeout: float) -> None:
         if not is_local_device(self.port_url):

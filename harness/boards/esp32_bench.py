@@ -20,7 +20,8 @@ import pytest
 from harness import project, targets
 from harness.boards import inventory
 from harness.boards.esp32 import LOADED_APP, Esp32Board, Esp32Error, PortLostError
-from harness.boards.power import parse_power
+from harness.farm import pytest_farm
+from harness.farm.pytest_farm import FarmPool
 from harness.idf_build import IdfFirmware
 from harness.masking import is_secret_key
 from harness.provision import provision
@@ -64,7 +65,7 @@ class Esp32Bench:
 
     config: pytest.Config
     target: str
-    pool: inventory.BoardPool
+    pool: inventory.BoardPool | FarmPool
     firmware: IdfFirmware
     wifi: WifiCredentials
     flash_baud: int
@@ -82,7 +83,7 @@ class Esp32Bench:
             url = inventory.find_by_mac(spec, claimed, self._read_mac_at)
         if url is None:
             raise PortLostError(f"board {spec.name} ({spec.where()}) is not connected")
-        board = Esp32Board(spec.name, url, target=self.target, power=parse_power(spec.power),
+        board = Esp32Board(spec.name, url, target=self.target, power=lease.power_control(),
                            flash_baud=self.flash_baud)
         board.add_secrets(v for v in (self.wifi.password,) if v)
         board.open()
@@ -156,11 +157,12 @@ def bench(config: pytest.Config) -> Esp32Bench:
     if _BENCH_KEY not in config.stash:
         worker = getattr(config, "workerinput", {}).get("workerid", "gw0")
         host_ip = config.getoption("--hil-host-ip", default=None)
+        index, count = int(worker.lstrip("gw") or 0), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
         config.stash[_BENCH_KEY] = Esp32Bench(
             config=config,
             target=target_of(config),
-            pool=inventory.BoardPool(boards_of(config), worker_index=int(worker.lstrip("gw") or 0),
-                                     worker_count=int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))),
+            pool=(pytest_farm.pool(config, boards_of(config), index, count) if pytest_farm.farm_address(config)
+                  else inventory.BoardPool(boards_of(config), worker_index=index, worker_count=count)),
             firmware=idf_firmware(config),
             wifi=wifi_credentials(config),
             flash_baud=targets.esptool_baud(config),

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from serial.tools import list_ports
 
-from harness.boards.power import parse_power
+from harness.boards.power import PowerControl, parse_power
 
 # USB vendor ids of the UART bridges on ESP32 boards: Silicon Labs CP210x, WCH CH34x, FTDI, Espressif.
 ESP_USB_VIDS = frozenset({0x10C4, 0x1A86, 0x0403, 0x303A})
@@ -77,7 +77,7 @@ class BoardSpec:
 
     @property
     def has_power(self) -> bool:
-        return self.power is not None
+        return self.power is not None or POWER_CAPABILITY in self.capabilities
 
     def provides(self, needed: frozenset[str]) -> bool:
         return needed <= self.capabilities
@@ -245,6 +245,10 @@ class Lease:
             return json.loads(self.state_path.read_text())
         except (OSError, ValueError):
             return {}
+
+    def power_control(self) -> PowerControl | None:
+        """The board's power switch: its spec's back-end (a farm's lease has labgrid's driver instead)."""
+        return parse_power(self.spec.power)
 
     def write_state(self, **values: object) -> None:
         state = {**self.read_state(), **values}
