@@ -8,7 +8,8 @@
  * handler, that is from the event loop's own task: posting there, with the loop's queue full (an HTTP
  * download posts an event per chunk), would block that task on its own queue for ever.
  *
- * The driver task follows the AP's file with inotify and its own deadlines, as the chip's timers:
+ * The driver task follows the AP's file with inotify (or reads it every 50 ms when the user's inotify
+ * instances are used up, as by a fleet of over a hundred boards) and its own deadlines, as the chip's timers:
  *   connect, AP on the air:  STA_CONNECTED, then IP_EVENT_STA_GOT_IP (127.0.0.1; ip_changed unless the
  *                            station gets its old address back before the IP-lost timer fired).
  *   connect, AP off the air: an all-channel scan (13 channels x 120 ms, the default active dwell), then
@@ -279,14 +280,23 @@ static void wifi_driver_task(void *arg)
     (void)arg;
     for (;;) {
         struct pollfd fds[2] = {{.fd = s_requests, .events = POLLIN}, {.fd = s_ap_file, .events = POLLIN}};
-        int rc = poll(fds, 2, next_timeout_ms(now_ns()));
+        int timeout_ms = next_timeout_ms(now_ns());
+        if (host_wifi_ap_polled() && (timeout_ms < 0 || timeout_ms > HOST_WIFI_AP_POLL_MS)) {
+            timeout_ms = HOST_WIFI_AP_POLL_MS; /* no inotify: look at the AP's file again soon */
+        }
+        int rc = poll(fds, 2, timeout_ms);
         if (rc < 0 && errno != EINTR) {
             ESP_LOGE(TAG, "driver task: poll: %s", strerror(errno));
             vTaskDelay(pdMS_TO_TICKS(100));
             continue;
         }
-        if (fds[1].revents & POLLIN) {
+        bool ap_changed = (fds[1].revents & POLLIN) != 0;
+        if (ap_changed) {
             host_wifi_ap_update();
+        } else if (host_wifi_ap_polled()) {
+            ap_changed = host_wifi_ap_update();
+        }
+        if (ap_changed) {
             on_ap_change();
         }
         if (fds[0].revents & POLLIN) {

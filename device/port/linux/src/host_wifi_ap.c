@@ -25,6 +25,7 @@ static int s_rssi = HOST_WIFI_AP_DEFAULT_RSSI;
 static int64_t s_changed_ns;
 static int s_file = -1;
 static int s_notify = -1;
+static bool s_polled; /* no inotify instance: the driver task reads the file every HOST_WIFI_AP_POLL_MS */
 static char s_line[LINE_MAX_LEN];
 static size_t s_line_len;
 static bool s_line_too_long;
@@ -74,7 +75,7 @@ static void take(const char *data, size_t len)
     }
 }
 
-void host_wifi_ap_update(void)
+bool host_wifi_ap_update(void)
 {
     char buf[1024];
     char events[1024];
@@ -82,9 +83,17 @@ void host_wifi_ap_update(void)
     while (s_notify >= 0 && read(s_notify, events, sizeof(events)) > 0) {
     }
     ssize_t n;
+    bool read_any = false;
     while (s_file >= 0 && (n = read(s_file, buf, sizeof(buf))) > 0) {
         take(buf, (size_t)n);
+        read_any = true;
     }
+    return read_any;
+}
+
+bool host_wifi_ap_polled(void)
+{
+    return s_polled;
 }
 
 int host_wifi_ap_open(void)
@@ -96,6 +105,14 @@ int host_wifi_ap_open(void)
     }
     s_notify = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     s_file = open(path, O_RDONLY | O_CLOEXEC);
+    if (s_file >= 0 && s_notify < 0 && (errno == EMFILE || errno == ENFILE)) {
+        /* Every inotify instance of the user is taken (a fleet of boards): read the file periodically. */
+        ESP_LOGW(TAG, "no inotify instance left (%s): reading %s every %d ms instead", strerror(errno), path,
+                 HOST_WIFI_AP_POLL_MS);
+        s_polled = true;
+        host_wifi_ap_update();
+        return -1;
+    }
     if (s_file < 0 || s_notify < 0 || inotify_add_watch(s_notify, path, IN_MODIFY) < 0) {
         ESP_LOGE(TAG, "cannot follow %s: %s", path, strerror(errno));
         if (s_file >= 0) {
