@@ -91,7 +91,9 @@ def test_lab_page_shows_an_update_of_every_board_as_it_happens(tmp_path: Path, b
     throttle = int(len(build.image) / UPDATE_SECONDS)
     with cli_lab("--boards", "3", "--http-port", "0", "--throttle", str(throttle)) as lab:
         url = lab.wait_line(r"live view: (http://\S+)", timeout=30).group(1)
-        broker = lab.wait_line(r"lab ready: 3 linux board\(s\) on (\S+)", timeout=60).group(1)
+        ready = lab.wait_line(r"lab ready: 3 linux board\(s\) on (\S+); their files in (\S+) ", timeout=60)
+        broker, workdir = ready.group(1), Path(ready.group(2))
+        assert workdir.is_dir()
         driver.get(url)  # type: ignore[attr-defined]
         wait = WebDriverWait(driver, 30, poll_frequency=0.05)
 
@@ -160,6 +162,7 @@ def test_lab_page_shows_an_update_of_every_board_as_it_happens(tmp_path: Path, b
     left = [pid for pid in children if Path(f"/proc/{pid}").exists()]
     assert not left, f"processes left behind by the lab: {left}"
     assert _port_closed(url), f"{url} still answers after the lab stopped"
+    assert not workdir.exists(), f"the lab left {workdir} behind"
     endpoint = parse_mqtt_url(broker)
     assert _port_closed(f"http://{endpoint.host}:{endpoint.port}"), "the broker's port is still open"
 
@@ -205,3 +208,18 @@ def test_lab_actions_answer_with_what_to_fix() -> None:
         assert any("no image #7" in n["text"] for n in state["notes"]), state["notes"]
         lab.stop()
     assert lab.proc.returncode == 0
+
+
+def test_lab_on_real_boards_says_what_it_needs() -> None:
+    with cli_lab("--target", "esp32") as lab:
+        lab.proc.wait(30)
+        output = lab.stop()
+    assert lab.proc.returncode == 2 and "give the boards' serial ports with --port" in output, output
+    with cli_lab("--target", "esp32", "--port", "/dev/ttyUSB9", "--http-port", "0") as lab:
+        lab.proc.wait(30)
+        output = lab.stop()
+    assert lab.proc.returncode == 2 and "give --host-ip ADDRESS" in output, output
+    with cli_lab("--port", "/dev/ttyUSB0") as lab:
+        lab.proc.wait(30)
+        output = lab.stop()
+    assert lab.proc.returncode == 2 and "add --target esp32" in output, output

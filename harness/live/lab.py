@@ -102,6 +102,11 @@ class Lab:
     def url(self) -> str:
         return self.server.url
 
+    @property
+    def workdir(self) -> Path:
+        """The boards' flash files and the like, removed by stop()."""
+        return self._workdir
+
     # --- lifecycle -----------------------------------------------------------------------------------
 
     def __enter__(self) -> Self:
@@ -367,8 +372,8 @@ def run(config: LabConfig, stop: threading.Event, project: project_mod.HilProjec
         print(f"live view: {url}  (starting the boards; Ctrl-C stops the lab)", flush=True)
 
     with Lab(config, project, announce=announce) as lab:
-        print(f"lab ready: {len(lab.boards)} {config.target} board(s) on {lab.broker.url if lab.broker else '-'}",
-              flush=True)
+        print(f"lab ready: {len(lab.boards)} {config.target} board(s) on {lab.broker.url if lab.broker else '-'}; "
+              f"their files in {lab.workdir} (removed at the end)", flush=True)
         previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
         try:
             stop.wait()
