@@ -192,7 +192,10 @@ class Lab:
         if self.config.boards < 1:
             raise LabError(f"--boards {self.config.boards}: at least one board")
         self._firmware = VirtualFirmware(self.project)
-        base = self._image_of(self.config.variant, None)
+        try:
+            base = self._image_of(self.config.variant, None)  # built here, once, before the boards start
+        except ActionError as err:
+            raise LabError(f"the {self.config.variant} firmware: {err}") from None
         assert self.broker is not None and self.link is not None
         self._factory = VirtualBoardFactory(self._workdir, self._firmware, self.broker.url, self.link, self.record)
         image = None if self.config.variant == project_mod.DEFAULT_VARIANT else base
@@ -248,7 +251,7 @@ class Lab:
         try:
             return bytes(self._firmware.image(variant, version))
         except pytest.fail.Exception as err:  # VirtualFirmware's build errors, meant for a pytest run
-            raise LabError(str(err.msg)) from None
+            raise ActionError(str(err.msg)) from None
         except (RuntimeError, ValueError, app_image.ImageError) as err:  # idf.py build missing, bad version
             raise ActionError(str(err)) from None
 

@@ -249,8 +249,12 @@ async function post(path, body, contentType = "application/json") {
   try {
     const response = await fetch(path, { method: "POST", headers: { "Content-Type": contentType },
       body: contentType === "application/json" ? JSON.stringify(body) : body });
-    const data = await response.json();
-    if (!response.ok) { result(data.error || `HTTP ${response.status}`, true); return null; }
+    const data = await response.json().catch(() => ({}));
+    if (!response.ok) {
+      const why = response.status === 413 ? "the file is larger than the 8 MB the lab takes" : `HTTP ${response.status}`;
+      result(data.error || why, true);
+      return null;
+    }
     return data;
   } catch (err) {
     result(`the harness did not answer: ${err}`, true);

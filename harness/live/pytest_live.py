@@ -95,6 +95,11 @@ class LiveRun:
             return
         self.state.scenario(report.nodeid, outcome, report.duration)
 
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        self.state.set_info(test=None)
+        self.state.note(f"run finished: {session.testscollected} collected, {session.testsfailed} failed "
+                        f"(exit status {int(exitstatus)})", level="error" if session.testsfailed else "info")
+
     def pytest_unconfigure(self) -> None:
         self.server.stop()
 

@@ -186,6 +186,9 @@ class LiveServer(ListeningService):
         except ActionError as err:
             self.state.note(f"{name}: {err}", level="error")
             return web.json_response({"error": str(err)}, status=400)
+        except Exception as exc:  # noqa: BLE001 - a broken link, a stopped broker: said on the page, not a bare 500
+            self.state.note(f"{name} failed: {exc!r}", level="error")
+            return web.json_response({"error": f"{name} failed: {exc}"}, status=500)
         return web.json_response(result)
 
     async def _parse(self, name: str, request: web.Request) -> Any:
