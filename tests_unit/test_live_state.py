@@ -144,7 +144,8 @@ SESSION_TESTS = '''
 
 @pytest.fixture
 def session_dir(tmp_path: Path) -> Path:
-    (tmp_path / "pytest.ini").write_text("[pytest]\nfilterwarnings =\n    ignore::pytest.PytestExperimentalApiWarning\n")
+    (tmp_path / "pytest.ini").write_text(
+        "[pytest]\nfilterwarnings =\n    ignore::pytest.PytestExperimentalApiWarning\n")
     (tmp_path / "test_live_run.py").write_text(textwrap.dedent(SESSION_TESTS))
     (tmp_path / "build").mkdir()
     (tmp_path / "build" / "virtual").symlink_to(ROOT / "build" / "virtual", target_is_directory=True)
