@@ -83,10 +83,10 @@ def test_push_chunks_and_other_prefixes_stay_out() -> None:
 
 SESSION_TESTS = '''
     import json
-    import time
     import urllib.request
 
     from harness.live import pytest_live
+    from harness.live.client import wait_event
 
 
     def page(config, path="api/state"):
@@ -94,16 +94,9 @@ SESSION_TESTS = '''
             return json.loads(response.read())
 
 
-    def eventually(check, what, timeout=10.0):
-        """The page's model is fed by the link's listener, which may run just after a wait returned."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                return check()
-            except AssertionError:
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"the live page never showed {what}") from None
-            time.sleep(0.05)  # polling the page, not pacing the device
+    def row_shown(event, check):
+        rows = event["boards"] if event["type"] == "snapshot" else [event["board"]] if event["type"] == "board" else []
+        return any(check(row) for row in rows)
 
 
     def test_first():
@@ -116,14 +109,12 @@ SESSION_TESTS = '''
         link.send(board.device_id, {"type": "ota", "id": "r1", "url": artifact.url})
         link.wait_ota(board.device_id, "r1", "succeeded", timeout=40, since=since, fail_on={"failed", "rejected"})
 
-        def row_on_2():
-            state = page(request.config)
-            assert [r["device_id"] for r in state["boards"]] == [board.device_id], state["boards"]
-            row = state["boards"][0]
-            assert (row["version"], row["slot"], row["last_outcome"]) == ("2.0.0", "ota_1", "succeeded 2.0.0"), row
-            return state
-
-        state = eventually(row_on_2, "the board on 2.0.0")
+        # the page's model is fed by the link's listener, which may run just after wait_ota returned
+        on_2 = (board.device_id, "2.0.0", "ota_1", "succeeded 2.0.0")
+        wait_event(pytest_live.of(request.config).url, lambda e: row_shown(
+            e, lambda r: (r["device_id"], r["version"], r["slot"], r["last_outcome"]) == on_2), 10, "the row on 2.0.0")
+        state = page(request.config)
+        assert [r["device_id"] for r in state["boards"]] == [board.device_id], state["boards"]
         outcomes = {s["nodeid"]: s["outcome"] for s in state["scenarios"]}
         assert outcomes == {"test_live_run.py::test_first": "passed",
                             "test_live_run.py::test_updates_on_the_page": "running",

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.live.client import wait_event
 from harness.net import parse_mqtt_url
 from harness.virtual import firmware
 from tests_unit.cli_lab import cli_lab
@@ -181,7 +182,8 @@ def test_lab_refuses_a_taken_port_naming_the_option() -> None:
 
 
 def test_lab_actions_answer_with_what_to_fix() -> None:
-    """The JSON endpoints behind the page's buttons: a bad upload, no image yet, an unknown board."""
+    """The JSON endpoints behind the page's buttons: a bad upload, no image yet, an unknown board, a staged rollout
+    of a built image, a bad plan, cancel."""
     with cli_lab("--boards", "1", "--http-port", "0") as lab:
         url = lab.wait_line(r"live view: (http://\S+)", timeout=30).group(1)
         lab.wait_line(r"lab ready", timeout=60)
@@ -206,7 +208,28 @@ def test_lab_actions_answer_with_what_to_fix() -> None:
             state = json.loads(response.read())
         assert [a["version"] for a in state["artifacts"]] == ["3.1.0"]
         assert any("no image #7" in n["text"] for n in state["notes"]), state["notes"]
-        lab.stop()
+        device = state["boards"][0]["device_id"]
+
+        status, answer = post("api/rollout", json.dumps({"artifact": 1, "devices": "all", "canary": 1,
+                                                         "steps": [100]}).encode())
+        assert status == 200 and answer["cohorts"] == ["canary 1"], answer
+        ended = f"{answer['job_id']}: succeeded"  # the note, live or already in the snapshot's
+        wait_event(url, lambda e: any(n["text"] == ended for n in [e] if e["type"] == "note")
+                   or any(n["text"] == ended for n in e.get("notes", [])), 60, "the rollout's end")
+        on_3 = (device, "3.1.0", "succeeded 3.1.0")
+
+        def row_on_3(event: dict[str, object]) -> bool:
+            rows = event.get("boards") if event["type"] == "snapshot" else [event.get("board")]
+            return any(isinstance(r, dict) and (r["device_id"], r["version"], r["last_outcome"]) == on_3
+                       for r in rows or [])
+
+        wait_event(url, row_on_3, 20, "the board's row on 3.1.0")
+        status, answer = post("api/rollout", json.dumps({"artifact": 1, "steps": "half"}).encode())
+        assert status == 400 and "steps must be a list of percentages" in str(answer["error"]), answer
+        status, answer = post("api/cancel", json.dumps({"devices": [device]}).encode())
+        assert status == 200 and answer == {"devices": [device], "rollout_aborted": False}, answer
+        output = lab.stop()
+        assert "Traceback" not in output, output
     assert lab.proc.returncode == 0
 
 
