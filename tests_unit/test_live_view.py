@@ -246,3 +246,13 @@ def test_lab_on_real_boards_says_what_it_needs() -> None:
         lab.proc.wait(30)
         output = lab.stop()
     assert lab.proc.returncode == 2 and "add --target esp32" in output, output
+
+
+def test_ctrl_c_while_the_boards_start_leaves_nothing_behind() -> None:
+    with cli_lab("--boards", "12", "--http-port", "0") as lab:
+        url = lab.wait_line(r"live view: (http://\S+)", timeout=30).group(1)  # printed before the boards start
+        children = lab.descendants()
+        output = lab.stop()
+    assert lab.proc.returncode == 0 and "lab stopped" in output and "Traceback" not in output, output
+    assert not [pid for pid in children if Path(f"/proc/{pid}").exists()], "processes left behind"
+    assert _port_closed(url)
