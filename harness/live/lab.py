@@ -11,6 +11,8 @@ stops both. `stop()` takes everything down in the reverse order, leaving no proc
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import shutil
 import signal
 import tempfile
@@ -68,6 +70,14 @@ class _Image:
     version: str | None
 
 
+class _NoCancelledTracebacks(logging.Filter):
+    """amqtt logs its broadcast loop's CancelledError as an error with a traceback when its loop stops before
+    the broker started (Ctrl-C during the lab's start): noise, nothing the user can act on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError))
+
+
 class Lab:
     """The lab session: services, boards and the live page; a context manager."""
 
@@ -77,6 +87,7 @@ class Lab:
         self.config = config
         self._announce = announce or (lambda _url: None)
         self.project = project or project_mod.reference()
+        logging.getLogger("amqtt.broker").addFilter(_NoCancelledTracebacks())
         self.masker = masking.Masker()
         self.masker.add(config.wifi_password)
         self.state = LiveState(self.masker, title=f"esp-ota-hil lab: {config.target}")
