@@ -4,7 +4,7 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := cmake gcc make pkg-config libmosquitto-dev libcurl4-openssl-dev libcjson-dev libssl-dev zlib1g-dev mosquitto mosquitto-clients
+APT_PACKAGES := cmake gcc make pkg-config libmosquitto-dev libcurl4-openssl-dev libcjson-dev libssl-dev zlib1g-dev mosquitto mosquitto-clients chromium chromium-driver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_FLAGS ?=
 
@@ -19,7 +19,8 @@ test: setup
 
 setup: deps venv firmware
 
-# Debian packages, only those missing (apt-get needs root; sudo is used when not root).
+# Debian packages, only those missing (apt-get needs root; sudo is used when not root). chromium and
+# chromium-driver: the live view's browser test (tests_unit/test_live_view.py) drives Debian's browser.
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

@@ -10,6 +10,8 @@
                              run a virtual ESP32 in the foreground until Ctrl-C
   push --broker URL --device ID IMAGE [--prefix devices] [--window 4] [--chunk 16384] [--qos 1] [--version V]
                              push an image to a device through the broker (docs/protocol.md, `push`)
+  lab [--boards N | --target esp32 --port PORT ...] [--http-port 8765] [--bind 127.0.0.1] ...
+                             broker, firmware server and boards, watched and updated from a page in the browser
   catalog [--write FILE | --check FILE]
                              the README's scenario table, made from tests_hil's docstrings and markers
   farm serve [--boards 2] [--name vb] [--host 127.0.0.1] [--exporter-config FILE] [--dir DIR]
@@ -145,6 +147,39 @@ def cmd_farm_builds(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lab(args: argparse.Namespace) -> int:
+    import os
+
+    from harness.live import lab
+    from harness.live.server import port_taken_message
+    from harness.net import PortInUseError
+
+    config = lab.LabConfig(
+        boards=args.boards, target=args.target, ports=args.port, bind=args.bind, port=args.http_port,
+        broker=args.broker, variant=args.variant, throttle_bps=args.throttle, host_ip=args.host_ip,
+        wifi_ssid=args.wifi_ssid or os.environ.get("HIL_WIFI_SSID"),
+        wifi_password=args.wifi_password or os.environ.get("HIL_WIFI_PASSWORD"),
+        device_timeout_s=args.device_timeout)
+    if args.target == "linux" and args.port:
+        print("lab: --port is a real board's serial port; add --target esp32 (virtual boards need none)",
+              file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    try:
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        lab.run(config, stop)
+    except KeyboardInterrupt:
+        pass
+    except PortInUseError:
+        print(f"lab: {port_taken_message('--http-port', args.bind, args.http_port)}", file=sys.stderr)
+        return 2
+    except lab.LabError as err:
+        print(f"lab: {err}", file=sys.stderr)
+        return 2
+    print("lab stopped", file=sys.stderr)
+    return 0
+
+
 def cmd_catalog(args: argparse.Namespace) -> int:
     from harness import catalog
 
@@ -211,6 +246,7 @@ def parser() -> argparse.ArgumentParser:
     push.add_argument("--force", action="store_true", help="install even if the version is not newer")
     push.add_argument("--timeout", type=int, default=300, help="overall deadline in seconds (default: 300)")
     push.set_defaults(func=cmd_push)
+    add_lab_parser(sub)
     cat = sub.add_parser(
         "catalog", help="print the README's scenario catalog table, made from tests_hil",
         description="Collects tests_hil with pytest (--collect-only) and prints the scenario catalog as a "
@@ -249,6 +285,56 @@ def parser() -> argparse.ArgumentParser:
     builds.add_argument("--variant", action="append", help="a variant (repeatable; default: all of them)")
     builds.set_defaults(func=cmd_farm_builds)
     return p
+
+
+def add_lab_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from harness.live.server import DEFAULT_PORT
+
+    lab = sub.add_parser(
+        "lab", help="a bench of boards with a live page in the browser: versions, progress, consoles, updates",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Starts an MQTT broker, the firmware server and the boards (N virtual boards, or real ESP32 "
+                    "boards on --port), and serves a page on http://BIND:HTTP_PORT/: one row per board (id, "
+                    "version, slot, ota_state, online, last outcome, reset reason) with a progress bar during "
+                    "an update; a board's serial console and MQTT transcript on click; upload an image (or "
+                    "use a built variant at a version), update one board, a selection or all, run a staged "
+                    "rollout (harness.fleet), cancel. Changes are pushed to the page as they happen "
+                    "(server-sent events). Secrets are masked. Ctrl-C stops everything.",
+        epilog="examples:\n"
+               "  python -m harness lab                               3 virtual boards, http://127.0.0.1:8765/\n"
+               "  python -m harness lab --boards 10 --throttle 200000  slower downloads, to watch the bars\n"
+               "  python -m harness lab --target esp32 --port /dev/ttyUSB0 --port /dev/ttyUSB1 \\\n"
+               "      --host-ip 192.168.1.20 --wifi-ssid lab   real boards running the firmware under test")
+    lab.add_argument("--boards", type=int, default=3, metavar="N",
+                     help="virtual boards to start (default: 3; ignored with --target esp32)")
+    lab.add_argument("--variant", default=project.DEFAULT_VARIANT, choices=VARIANTS,
+                     help="the firmware variant the virtual boards run (default: %(default)s)")
+    lab.add_argument("--http-port", type=int, default=DEFAULT_PORT, metavar="PORT",
+                     help="the page's port (default: %(default)s; 0 picks a free one, printed at start)")
+    lab.add_argument("--bind", default="127.0.0.1", metavar="ADDRESS",
+                     help="the page's address (default: 127.0.0.1, this machine only: whoever reaches the page "
+                          "can update the boards; 0.0.0.0 for every interface)")
+    lab.add_argument("--broker", choices=("embedded", "mosquitto"), default="embedded",
+                     help="the MQTT broker: the embedded amqtt broker, or a mosquitto subprocess (default: "
+                          "%(default)s)")
+    lab.add_argument("--throttle", type=int, metavar="BYTES_PER_S",
+                     help="serve every image at most this fast (the firmware server's FaultPlan throttle_bps), "
+                          "so an update takes long enough to watch (default: full speed)")
+    lab.add_argument("--device-timeout", type=float, default=120.0, metavar="S",
+                     help="a staged rollout's deadline per device, in seconds (default: %(default)s)")
+    real = lab.add_argument_group("real boards")
+    real.add_argument("--target", choices=("linux", "esp32"), default="linux",
+                      help="linux: virtual boards (default); esp32: the boards on --port, already flashed with "
+                           "the firmware under test (idf.py flash), provisioned by the lab")
+    real.add_argument("--port", action="append", default=[], metavar="PORT",
+                      help="a real board's serial port (/dev/ttyUSB0, rfc2217://host:port); once per board")
+    real.add_argument("--host-ip", metavar="ADDRESS",
+                      help="this machine's address on the boards' network: the broker and firmware server "
+                           "listen on 0.0.0.0 and are advertised there (needed with --target esp32)")
+    real.add_argument("--wifi-ssid", metavar="SSID", help="the Wi-Fi network for the real boards (or $HIL_WIFI_SSID)")
+    real.add_argument("--wifi-password", metavar="PASSWORD",
+                      help="its password (or $HIL_WIFI_PASSWORD); masked on the page and in every log")
+    lab.set_defaults(func=cmd_lab)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,6 +38,7 @@ from harness.fleet import Rollout, RolloutPlan, start_boards
 from harness.fleet.rollout import Command
 from harness.fwserver import FirmwareServer
 from harness.link import DeviceLink
+from harness.live import pytest_live
 from harness.ota import Ota
 from harness.push import Pusher
 from harness.session.interfaces import BoardFactory, FirmwareSource
@@ -69,7 +70,12 @@ def hil_firmware(request: pytest.FixtureRequest) -> FirmwareSource:
 def hil_record(request: pytest.FixtureRequest) -> Iterator[TestRecord]:
     record = TestRecord(masker=masking.Masker(set(run_masker(request.config).secrets)))
     request.node.stash[RECORD_KEY] = record
+    live = pytest_live.of(request.config)  # --hil-live: the page shows this test's boards
+    if live is not None:
+        live.attach_record(record)
     yield record
+    if live is not None:
+        live.detach_record(record)
     entries = record.timeline()
     timeline.write_jsonl(entries, timeline_path(request.config, request.node.nodeid))
     served = {r.artifact for server in record.servers for r in server.requests}
@@ -142,6 +148,9 @@ def hil_link(request: pytest.FixtureRequest, hil_broker: MqttBroker,
                              ca_pem=hil_broker.ca_pem if policy is not None else None).connect()
     hil_record.links.append(device_link)
     device_link.add_listener(live_progress.of(request.config).on_message)
+    live = pytest_live.of(request.config)
+    if live is not None:
+        live.attach_link(device_link)
     yield device_link
     device_link.close()
 

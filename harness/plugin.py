@@ -31,6 +31,7 @@ from harness.boards.esp32 import PortLostError
 from harness.broker import BrokerError, ExternalBroker
 from harness.farm import pytest_farm
 from harness.idf_build import FirmwareMissingError
+from harness.live import pytest_live
 from harness.net import parse_mqtt_url
 from harness.session.record import RECORD_KEY, run_masker, timeline_path
 from harness.virtual import build_dirs
@@ -56,6 +57,7 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
     )
     targets.add_target_option(parser, pluginmanager)
     live_progress.add_option(group)
+    pytest_live.add_options(group)
     project_mod.add_ini_options(parser)
     build_dirs.add_ini_option(parser)
 
@@ -85,6 +87,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if html and not hasattr(config, "workerinput"):  # xdist workers send their reports to the controller
         config.pluginmanager.register(HtmlReport(Path(html)), "hil-html-report")
     live_progress.configure(config)
+    pytest_live.configure(config)
 
 
 @pytest.hookimpl(tryfirst=True)

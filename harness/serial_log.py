@@ -32,6 +32,7 @@ class SerialLog:
         self._cursor = 0
         self._changed = threading.Condition()
         self._on_line = on_line
+        self._listeners: list[Callable[[SerialLine], None]] = []
 
     def add(self, text: str) -> None:
         line = SerialLine(clock.now(), text)
@@ -40,6 +41,17 @@ class SerialLog:
             self._changed.notify_all()
         if self._on_line is not None:
             self._on_line(line)
+        for listener in list(self._listeners):
+            listener(line)
+
+    def add_listener(self, listener: Callable[[SerialLine], None]) -> None:
+        """Call `listener(line)` for every line from now on, in the thread that read it (the live view's
+        serial tail); keep it quick, it holds up the board's reader."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[SerialLine], None]) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
 
     def mark(self) -> int:
         """The index the next expect() starts from after skip_to(mark)."""

@@ -204,10 +204,10 @@ class Esp32BoardFactory:
                                  f"@pytest.mark.boards({index + 1})") from None
         lease = self.leases[index]
         board = self.bench.open_board(lease)
-        self.boards.append(board)
-        self.record.boards.append(board)
         device_id = str(settings.get("device_id") or f"e{uuid.uuid4().hex[:7]}")  # a test may name it
         board.device_id = device_id
+        self.boards.append(board)
+        self.record.add_board(board)
         values: dict[str, object] = {"device_id": device_id, "broker_url": self.broker_url,
                                      "topic_prefix": self.topic_prefix, **self.bench.wifi.settings(), **settings}
         board.add_secrets(str(v) for k, v in values.items() if is_secret_key(k))

@@ -34,6 +34,14 @@ class TestRecord:
     # set at the end of the test (hil_record's teardown), for the HTML report
     properties: dict[str, Any] | None = None
     entries: list[timeline.Entry] | None = None
+    # called with each board as a factory adds it (add_board), before it boots: the live view (harness/live)
+    board_listeners: list[Any] = field(default_factory=list, repr=False)
+
+    def add_board(self, board: Any) -> None:
+        """A factory's new board, its device_id set: recorded, and handed to the board listeners."""
+        self.boards.append(board)
+        for listener in list(self.board_listeners):
+            listener(board)
 
     def timeline(self) -> list[timeline.Entry]:
         return timeline.collect(self.t0, self.boards, self.links, self.servers, self.masker, self.notes)

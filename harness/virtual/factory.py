@@ -96,7 +96,7 @@ class VirtualBoardFactory:
             workdir.mkdir(parents=True, exist_ok=True)
             flash_path = workdir / "flash.bin"
             board = VirtualBoard(device_id, flash_path, workdir, mac=f"240ac4{index + 1:06x}")
-            self.record.boards.append(board)
+            self.record.add_board(board)
         create_flash(flash_path, self.firmware.project.partitions_csv.read_text())
         build = self.firmware.build(variant)
         board.flash(image if image is not None else build.image, bootloader=build.bootloader)
