@@ -53,7 +53,6 @@ class PushFaults:
     stall_at: int | None = None  # stop sending at this byte offset until resume() (else the idle deadline ends it)
     sha256: str | None = None  # announce this SHA-256 instead of the image's
     size: int | None = None  # announce this size instead of the image's
-    flood: bool = False  # ignore the window: publish every chunk at once, as a careless pusher would
 
 
 @dataclass
@@ -282,7 +281,7 @@ class Pusher:
         sender.rewinds += 1
 
     def _send_window(self, image: bytes, sender: _Sender, faults: PushFaults) -> None:
-        limit = sender.size if faults.flood else min(sender.size, sender.acked + sender.window * self.chunk)
+        limit = min(sender.size, sender.acked + sender.window * self.chunk)
         if faults.stall_at is not None and not self._resumed:
             limit = min(limit, faults.stall_at)
         offsets = list(range(sender.sent_upto, limit, self.chunk))

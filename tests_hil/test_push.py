@@ -190,20 +190,6 @@ def test_dropped_duplicated_and_reordered_chunks_do_not_corrupt_the_slot(link: D
     _install_confirmed(link, board, since, "p-faults", "2.0.0")
 
 
-def test_a_pusher_that_ignores_the_window_cannot_make_the_device_hold_more(link: DeviceLink, board, ota,
-                                                                             pusher: Pusher, firmware) -> None:
-    """A pusher that ignores the window and publishes the whole image at once: the device keeps at most
-    window + 2 chunks in RAM (its queue's bound), answers the others as ignored, the pusher goes back for them,
-    and the image installs."""
-    image = firmware.image(version="2.0.0")
-    assert len(image) > (pusher.window + 2) * pusher.chunk, "the image must be larger than what the device holds"
-    since = ota.mark()
-    result = pusher.push(image, "p-flood", faults=PushFaults(flood=True))
-    assert result.ok, result.describe()
-    assert result.rewinds >= 1, f"every chunk of a flood was taken: the device's queue is not bounded: {result}"
-    _install_confirmed(link, board, since, "p-flood", "2.0.0")
-
-
 def test_push_at_qos_0(link: DeviceLink, board, broker, ota, firmware) -> None:
     """A push whose chunks go at QoS 0 (no PUBACK, nothing retransmitted by MQTT) installs and confirms."""
     since = ota.mark()
