@@ -7,11 +7,14 @@ PY := $(VENV)/bin/python
 APT_PACKAGES := cmake gcc make pkg-config libmosquitto-dev libcurl4-openssl-dev libcjson-dev libssl-dev zlib1g-dev mosquitto mosquitto-clients chromium chromium-driver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_FLAGS ?=
+# `make hil` runs the catalog in 4 xdist workers: its scenarios mostly wait (beacon timeouts, keep-alives,
+# deadlines, reboots), so even 2 cores keep 4 busy (docs/performance.md); HIL_WORKERS=0 runs it in one process.
+HIL_WORKERS ?= 4
 
 .PHONY: hil test setup deps venv firmware lint wheel clean
 
 hil: setup
-	$(PY) -m pytest tests_hil -v -p no:cacheprovider --hil-report build/report.html --junitxml build/junit.xml $(PYTEST_FLAGS)
+	$(PY) -m pytest tests_hil -v -p no:cacheprovider -n $(HIL_WORKERS) --hil-report build/report.html --junitxml build/junit.xml $(PYTEST_FLAGS)
 
 test: setup
 	$(PY) -m ruff check harness tests_unit tests_hil bench examples
