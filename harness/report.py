@@ -88,7 +88,11 @@ def ota_properties(entries: list[Entry], target: str, image_sha256: list[str]) -
     if accepted is not None and final is not None:
         props["ota_duration_s"] = round(final[0] - accepted, 3)
         props["ota_result"] = final[1].get("state") + (f" ({final[1]['reason']})" if final[1].get("reason") else "")
-    if accepted is not None and downloads:
+    if len(downloads) >= 2:  # from the first progress to the last: the transfer, not the connection's set-up
+        (t_first, first), (t_last, last) = downloads[0], downloads[-1]
+        seconds = max(t_last - t_first, 1e-3)
+        props["ota_throughput_kBps"] = round((last.get("bytes", 0) - first.get("bytes", 0)) / 1000 / seconds, 1)
+    elif accepted is not None and downloads:
         seconds = max(downloads[-1][0] - accepted, 1e-3)
         props["ota_throughput_kBps"] = round(downloads[-1][1].get("bytes", 0) / 1000 / seconds, 1)
     # Reboots during the scenario: those after the first OTA command (set-up boots do not count).
