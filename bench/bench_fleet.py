@@ -114,10 +114,17 @@ def broadcast_fleet(workdir: Path, args: argparse.Namespace, base: bytes) -> Non
                     all_confirmed.set()
 
         link.add_listener(count)
+        since = link.cursor()
         sent = time.monotonic()
         link.broadcast({"type": "ota", "id": "fleet-bcast", "url": artifact.url})
         if not all_confirmed.wait(300):
-            raise RuntimeError(f"{len(confirmed)} of {len(ids)} boards confirmed within 300 s")
+            last: dict[str, str] = {}
+            for m in link.messages[since:]:
+                if m.kind == "ota" and m.device_id in ids - confirmed and isinstance(m.data, dict):
+                    last[m.device_id] = f"{m.data.get('state')} {m.data.get('reason') or ''}".strip()
+            states = sorted(f"{d}: {last.get(d, 'no event')}" for d in ids - confirmed)
+            raise RuntimeError(f"{len(confirmed)} of {len(ids)} boards confirmed within 300 s; the others' last "
+                               f"events: {states[:20]}")
         total = time.monotonic() - t0
         print(f"  broadcast -> all confirmed: {time.monotonic() - sent:.1f} s")
         rss = rss_mb(boards)

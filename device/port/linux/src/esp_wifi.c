@@ -8,7 +8,7 @@
  * handler, that is from the event loop's own task: posting there, with the loop's queue full (an HTTP
  * download posts an event per chunk), would block that task on its own queue for ever.
  *
- * The driver task follows the AP's file with inotify (or reads it every 50 ms when the user's inotify
+ * The driver task follows the AP's file with inotify (or reads it every 200 ms when the user's inotify
  * instances are used up, as by a fleet of over a hundred boards) and its own deadlines, as the chip's timers:
  *   connect, AP on the air:  STA_CONNECTED, then IP_EVENT_STA_GOT_IP (127.0.0.1; ip_changed unless the
  *                            station gets its old address back before the IP-lost timer fired).
