@@ -8,8 +8,8 @@ at a time (harness.fleet.start_boards' default). Figures and targets (issue 17):
 - 100 boards started (each provisioned and reporting its first status): < 3 s;
 - a staged rollout of a 600 KB image over those 100 (canary 5 -> 25 % -> 100 %, harness.fleet.Rollout), from the
   first command to the last board confirmed: < 20 s; peak RSS per board (reported);
-- 1,000 boards started, updated by one broadcast (`<prefix>/all/cmd`) and all confirmed: < 90 s, < 15 MB RSS
-  each. The system of ../shared/reference/systems/003 gives 20 nodes x 200 KB sequentially: 20 min.
+- 1,000 boards started, updated by one broadcast (`<prefix>/all/cmd`; the image 200 KB, or the firmware itself
+  when larger) and all confirmed: < 90 s, < 15 MB RSS each. The system of ../shared/reference/systems/003 gives 20 nodes x 200 KB sequentially: 20 min.
 Prints each figure with PASS/FAIL beside its target and exits non-zero on a miss.
 """
 
@@ -101,7 +101,8 @@ def broadcast_fleet(workdir: Path, args: argparse.Namespace, base: bytes) -> Non
         boards, started_s = start_fleet(workdir, args.fleet, 10_000, base, broker.url, link)
         stack.callback(stop_fleet, boards)
         print(f"  {args.fleet} boards started in {started_s:.1f} s")
-        artifact = server.add(padded_image(base, 200 * 1024, "2.0.0"))
+        image = padded_image(base, 200 * 1024, "2.0.0")  # the system's 200 KB, or the firmware if larger
+        artifact = server.add(image)
         ids = {b.device_id for b in boards}
         confirmed: set[str] = set()
         all_confirmed = threading.Event()
@@ -128,7 +129,8 @@ def broadcast_fleet(workdir: Path, args: argparse.Namespace, base: bytes) -> Non
         total = time.monotonic() - t0
         print(f"  broadcast -> all confirmed: {time.monotonic() - sent:.1f} s")
         rss = rss_mb(boards)
-        report(Result(f"{args.fleet} boards started, updated by one broadcast (200 KB) and all confirmed",
+        report(Result(f"{args.fleet} boards started, updated by one broadcast ({len(image) // 1024} KB) and all "
+                      "confirmed",
                       f"{total:.1f} s", "< 90 s", total < 90))
         report(Result(f"RSS per board, {args.fleet} boards", f"mean {statistics.mean(rss):.1f} MB, max "
                       f"{max(rss):.1f} MB", "< 15 MB each", max(rss) < 15))
