@@ -9,7 +9,8 @@ at a time (harness.fleet.start_boards' default). Figures and targets (issue 17):
 - a staged rollout of a 600 KB image over those 100 (canary 5 -> 25 % -> 100 %, harness.fleet.Rollout), from the
   first command to the last board confirmed: < 20 s; peak RSS per board (reported);
 - 1,000 boards started, updated by one broadcast (`<prefix>/all/cmd`; the image 200 KB, or the firmware itself
-  when larger) and all confirmed: < 90 s, < 15 MB RSS each. The system of ../shared/reference/systems/003 gives 20 nodes x 200 KB sequentially: 20 min.
+  when larger) and all confirmed: < 90 s, < 15 MB RSS each. The system of ../shared/reference/systems/003
+  gives 20 nodes x 200 KB sequentially: 20 min.
 Prints each figure with PASS/FAIL beside its target and exits non-zero on a miss.
 """
 
