@@ -105,6 +105,7 @@ def test_packets_reach_a_node_the_root_and_everyone(node: NodeFactory, medium: M
     mid, leaf = node(1, max_connection=1), node(2)
     medium.wait_members(3)
     leaf.expect(r"^mesh_event=PARENT_CONNECTED .*layer=3")
+    root.expect(r"^mesh_event=ROUTING_TABLE_ADD .*new=3")  # the root's own view, which arrives on its own
     assert root.run(f"mesh_send {MACS[2]} p2p hello-leaf")["mesh_send"] == "ESP_OK"
     got = leaf.run("mesh_recv 5000")
     assert (got["mesh_recv"], got["from"], got["text"]) == ("ESP_OK", MACS[0], "hello-leaf")

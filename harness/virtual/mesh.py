@@ -584,10 +584,12 @@ class MeshMedium:
     def _broadcast_from(self, here: bytes, came_from: bytes | None, header: tuple[bytes, int, int, int],
                         payload: bytes, at: float, up: bool) -> None:
         node = self._nodes.get(here)
-        if node is None or not node.in_range or node.state.layer == 0:
+        if node is None or not node.in_range:
             return
         if here != header[0]:
-            self._deliver(here, header, payload)
+            self._deliver(here, header, payload)  # a frame heard is heard, whatever happened to its sender since
+        if node.state.layer == 0:
+            return  # detached: it forwards nothing
         size = len(payload)
         if up and node.state.layer > 1:  # towards the root first: unicast to the parent, acknowledged
             parent = node.state.parent

@@ -47,6 +47,7 @@ static const char *event_name(int32_t id)
 
 static void on_mesh_event(void *arg, esp_event_base_t base, int32_t id, void *data)
 {
+    flockfile(stdout); /* one line, never split by the prompt another thread prints */
     printf("mesh_event=%s", event_name(id));
     switch (id) {
     case MESH_EVENT_PARENT_CONNECTED: {
@@ -89,6 +90,7 @@ static void on_mesh_event(void *arg, esp_event_base_t base, int32_t id, void *da
     }
     printf(" t_ms=%lld\n", now_ms());
     fflush(stdout);
+    funlockfile(stdout);
 }
 
 static void on_ip_event(void *arg, esp_event_base_t base, int32_t id, void *data)
