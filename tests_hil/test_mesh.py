@@ -20,6 +20,7 @@ from harness.fleet.mesh import Mesh, board_mac
 from harness.fwserver import FaultPlan
 from harness.link import DeviceLink
 from harness.protocol import Message
+from harness.virtual.mesh import Hop, NodeState
 
 pytestmark = pytest.mark.virtual_only
 
@@ -50,20 +51,21 @@ def test_an_ota_trigger_to_the_root_with_mosquitto_pub_updates_every_node(mesh, 
                                                                           link: DeviceLink) -> None:
     """M1: 001 end to end: `{"type": "ota_trigger", "url": ...}` published with mosquitto_pub to the root's cmd
     topic is broadcast over the mesh; every node (the root too) downloads the URL, reboots into v2 and confirms
-    it, and reports `succeeded` and a v2 status through whichever node is root by then."""
+    it, and its status says so (v2, valid, last_ota `succeeded`) through whichever node is root by then. (Its
+    `succeeded` event itself can be lost when the root it went through reboots into its own update a moment
+    later; the status packages carry the outcome again.)"""
     net = mesh(4, ip_forwarding=True, heartbeat_s=0)
     artifact = fw_server.add(firmware.image(VARIANT, version="2.0.0"))
     since = link.cursor()
     mosquitto_pub(broker.url, f"devices/{net.root.device_id}/cmd",
                   {"type": "ota_trigger", "id": "m1", "url": artifact.url, "sha256": artifact.sha256})
     for board in net.boards:
-        done = link.wait_ota(board.device_id, "m1", "succeeded", timeout=SUCCEEDED_S, since=since,
-                             fail_on={"failed", "rejected", "rolled_back"})
-        assert done["version"] == "2.0.0"
-    for board in net.boards:
-        status = link.wait_status(board.device_id, lambda s: s.get("version") == "2.0.0"
-                                  and s.get("ota_state") == "valid", timeout=30, since=since)
-        assert status["partition"] == "ota_1"
+        status = link.wait_status(board.device_id, lambda s: (s.get("last_ota") or {}).get("id") == "m1",
+                                  timeout=SUCCEEDED_S, since=since)
+        assert (status["version"], status["ota_state"], status["partition"]) == ("2.0.0", "valid", "ota_1")
+        assert status["last_ota"]["state"] == "succeeded"
+    assert not [m for m in link.messages[since:] if m.kind == "ota" and m.data.get("state") in
+                ("failed", "rejected", "rolled_back")]
     # Every node fetched the image itself (001): one download per board.
     assert len([r for r in fw_server.requests_for(artifact) if r.status in (200, 206)]) >= len(net.boards)
     link.check_protocol()
@@ -118,3 +120,96 @@ def test_a_node_whose_image_fails_its_hash_is_refused_alone(mesh, fw_server, fir
     for board in net.boards:
         link.wait_ota(board.device_id, "m3-good", "succeeded", timeout=SUCCEEDED_S, since=since,
                       fail_on={"failed", "rejected", "rolled_back"})
+
+
+def _distribute(link: DeviceLink, root_id: str, artifact, mode: str, request_id: str, **fields: object) -> int:
+    """Sends the root an `ota` it distributes through the mesh (`mesh`: sequential, broadcast or p2p); returns
+    the link's cursor from before it."""
+    since = link.cursor()
+    link.send(root_id, {"type": "ota", "id": request_id, "url": artifact.url, "sha256": artifact.sha256,
+                        "version": "2.0.0", "mesh": mode, **fields})
+    return since
+
+
+def _all_succeed(link: DeviceLink, boards, request_id: str, since: int, timeout: float = SUCCEEDED_S) -> None:
+    for board in boards:
+        link.wait_ota(board.device_id, request_id, "succeeded", timeout=timeout, since=since,
+                      fail_on={"failed", "rejected", "rolled_back"})
+
+
+@pytest.mark.parametrize("mode", ["sequential", "broadcast", "p2p"])
+def test_the_root_fetches_once_and_distributes_the_image_through_the_mesh(mesh, fw_server, firmware,
+                                                                          link: DeviceLink, mode: str) -> None:
+    """M4: 003's distribution options: the root downloads the image once (one HTTP request), then serves it
+    through the mesh to each node in turn (sequential), as broadcast chunks with NAKs (1A) or from node to
+    node (1C, p2p); every node writes it through the same checks as a download and confirms v2."""
+    net = mesh(4, heartbeat_s=0)
+    artifact = fw_server.add(firmware.image(VARIANT, version="2.0.0"))
+    since = _distribute(link, net.root.device_id, artifact, mode, f"m4-{mode}")
+    _all_succeed(link, net.boards, f"m4-{mode}", since)
+    assert len(fw_server.requests_for(artifact)) == 1, "only the root fetches the image"
+    link.check_protocol()
+
+
+def test_a_node_that_misses_broadcast_chunks_gets_them_by_nak(mesh, fw_server, firmware, link: DeviceLink) -> None:
+    """M5: 1A's NAK: a node's hop loses 8 of the broadcast chunks; it asks the root for exactly what it missed,
+    the root broadcasts those again, and every node confirms v2 (no node downloads anything itself)."""
+    net = mesh(3, heartbeat_s=0)
+    artifact = fw_server.add(firmware.image(VARIANT, version="2.0.0"))
+    lossy = net.nodes[0]
+    since = _distribute(link, net.root.device_id, artifact, "broadcast", "m5")
+    lossy.expect(r"mesh_dist: receiving m5", timeout=30)
+    net.medium.drop_next(board_mac(lossy), 8)
+    lossy.expect(r"mesh_dist: NAK to .*: [1-9]\d* chunks", timeout=30)
+    net.root.expect(r"mesh_dist: NAK from ", timeout=30)
+    _all_succeed(link, net.boards, "m5", since)
+    assert net.medium.stats(board_mac(lossy)).lost >= 8
+
+
+def test_the_root_rebooting_mid_distribution_leaves_the_nodes_on_v1_and_a_new_root_finishes(
+        mesh, fw_server, firmware, link: DeviceLink) -> None:
+    """M6: the root resets half-way through a broadcast (500 kbit/s hops: about 6 s of chunks): the nodes stop
+    hearing chunks, end `failed`/`idle_timeout` and keep running v1 from ota_0; another node is root by then.
+    The old root boots the v2 it had already switched to and confirms it. Sent again to the new root, the
+    distribution brings every node to v2."""
+    net = mesh(3, hop=Hop(rate_bps=500_000), heartbeat_s=0)
+    artifact = fw_server.add(firmware.image(VARIANT, version="2.0.0"))
+    nodes = net.nodes
+    since = _distribute(link, net.root.device_id, artifact, "broadcast", "m6", idle_timeout_s=3, timeout_s=120)
+    net.medium.wait_for(lambda m: all(m.stats(board_mac(b)).rx_bytes > 30_000 for b in nodes), 60,
+                        "every node half-way through its chunks")
+    net.root.reset()
+    for board in nodes:
+        failed = link.wait_ota(board.device_id, "m6", "failed", timeout=30, since=since, fail_on={"rebooting"})
+        assert failed["reason"] == "idle_timeout"
+    link.wait_ota(net.root.device_id, "m6", "succeeded", timeout=60, since=since)
+    for board in nodes:
+        status = link.wait_status(board.device_id, lambda s: (s.get("last_ota") or {}).get("id") == "m6",
+                                  timeout=30, since=since)
+        assert (status["version"], status["partition"]) == ("1.0.0", "ota_0")
+    new_root = net.current_root()
+    assert new_root is not None and new_root is not net.root
+    since = _distribute(link, new_root.device_id, artifact, "broadcast", "m6-again")
+    _all_succeed(link, nodes, "m6-again", since, timeout=120)
+
+
+def test_a_node_that_leaves_and_rejoins_mid_distribution_catches_up(mesh, fw_server, firmware,
+                                                                     link: DeviceLink) -> None:
+    """M7: a node goes out of range in the middle of a broadcast distribution (500 kbit/s hops) while the other
+    node hears 60 KB more: the root keeps it among the nodes it waits for; back in range, it NAKs everything it
+    missed, round after round, and confirms v2 with the others."""
+    net = mesh(3, hop=Hop(rate_bps=500_000), heartbeat_s=0)
+    artifact = fw_server.add(firmware.image(VARIANT, version="2.0.0"))
+    away, other = net.nodes[-1], net.nodes[0]
+    mac = board_mac(away)
+    since = _distribute(link, net.root.device_id, artifact, "broadcast", "m7", timeout_s=180)
+    net.medium.wait_for(lambda m: m.stats(mac).rx_bytes > 30_000, 60, f"{away.device_id} a third through")
+    net.medium.out_of_range(mac)
+    net.medium.wait_for(lambda m: (m.state(mac) or NodeState()).layer == 0, 5, f"{away.device_id} out of the mesh")
+    away.expect(r"mesh_link: parent lost", timeout=10)
+    heard = net.medium.stats(board_mac(other)).rx_bytes
+    net.medium.wait_for(lambda m: m.stats(board_mac(other)).rx_bytes > heard + 60_000, 30,
+                        f"{other.device_id} 60 KB further while {away.device_id} is away")
+    net.medium.in_range(mac)
+    away.expect(r"mesh_dist: NAK to ", timeout=30)
+    _all_succeed(link, net.boards, "m7", since, timeout=150)

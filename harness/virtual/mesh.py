@@ -135,6 +135,8 @@ class _Node:
     drop_next: int = 0
     outbox: deque[bytes] = field(default_factory=deque)
     to_ds: bool = False
+    epoch: int = 0  # bumped each time the node goes away (leaves, out of range)
+    gone_at: float | None = None  # when it last went away: its frames not yet on the air then are lost
 
 
 def mac_text(mac: bytes) -> str:
@@ -265,6 +267,8 @@ class MeshMedium:
             node = self._nodes.get(key)
             if node is None:
                 raise KeyError(f"{mac_text(key)}: not in the mesh")
+            if not in_range:
+                self._gone(node)
             node.in_range = in_range
             self._rebuild()
         self._call(run)
@@ -292,18 +296,14 @@ class MeshMedium:
     def wait_for(self, predicate: Callable[[MeshMedium], bool], timeout: float, what: str) -> None:
         """Waits until predicate(self) holds (checked at every change of the tree), up to timeout."""
         deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                self._changed.release()
-                try:
-                    if predicate(self):
-                        return
-                finally:
-                    self._changed.acquire()
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"mesh: {what} not within {timeout} s; tree: {self._describe()}")
-                self._changed.wait(min(left, 0.5))
+        while not predicate(self):  # the tree's changes wake the wait; the counters' are polled
+            left = deadline - time.monotonic()
+            if left <= 0:
+                with self._lock:
+                    tree = self._describe()
+                raise AssertionError(f"mesh: {what} not within {timeout} s; tree: {tree}")
+            with self._changed:
+                self._changed.wait(min(left, 0.1))
 
     def wait_members(self, count: int, timeout: float = 10.0) -> None:
         self.wait_for(lambda m: len(m.members()) >= count, timeout, f"{count} nodes in the mesh")
@@ -376,7 +376,15 @@ class MeshMedium:
             listener("join", mac)
         self._rebuild()
 
+    def _gone(self, node: _Node) -> None:
+        """The node's radio stops: what it had queued but not yet begun to send never goes out."""
+        now = self._thread.loop.time()
+        node.gone_at = now
+        node.epoch += 1
+        node.radio_free_at = now
+
     def _leave(self, node: _Node) -> None:
+        self._gone(node)
         with self._lock:
             if self._nodes.get(node.mac) is node:
                 del self._nodes[node.mac]
@@ -521,6 +529,23 @@ class MeshMedium:
             return
         self._hop_forward(path, 0, header, payload, self._thread.loop.time())
 
+    def _later(self, at: float, sender: bytes, end: float, hop: Hop, size: int, fn: Callable[..., None],
+               receiver: bytes, *args: object) -> None:
+        """At `at`, `receiver` has heard the frame (ending at `end`): counts it and runs fn(receiver, *args),
+        unless `sender` went away before the frame began (it was still in its radio's queue)."""
+        node = self._nodes.get(sender)
+        epoch, begin = (node.epoch if node else 0), end - hop.airtime(size)
+
+        def run() -> None:
+            if node is not None and node.epoch != epoch and node.gone_at is not None and begin >= node.gone_at:
+                return  # queued in a radio that went silent before it was sent
+            with self._lock:
+                stats = self._stats.setdefault(receiver, NodeStats())
+                stats.rx_frames += 1
+                stats.rx_bytes += size
+            fn(receiver, *args)
+        self._thread.loop.call_at(at, run)
+
     def _transmit(self, sender: bytes, size: int, hop: Hop, start: float) -> float:
         """Occupies sender's radio for one frame from `start`; returns when the frame has left."""
         node = self._nodes.get(sender)
@@ -543,14 +568,10 @@ class MeshMedium:
             lost = True
         elif hop.loss > 0 and self._rng.random() < hop.loss:
             lost = True
-        with self._lock:
-            stats = self._stats.setdefault(receiver, NodeStats())
-            if lost:
-                stats.lost += 1
-            else:
-                stats.rx_frames += 1
-                stats.rx_bytes += size
-        return not lost
+        if lost:
+            with self._lock:
+                self._stats.setdefault(receiver, NodeStats()).lost += 1
+        return not lost  # a frame heard is counted when it arrives (_later)
 
     def _hop_forward(self, path: list[bytes], i: int, header: tuple[bytes, int, int, int], payload: bytes,
                      at: float) -> None:
@@ -566,9 +587,14 @@ class MeshMedium:
             end = self._transmit(sender, len(payload), hop, end)
             if self._heard(receiver, hop, len(payload)):
                 arrive = end + hop.latency_s
-                self._thread.loop.call_at(arrive, self._arrive, path, i + 1, header, payload)
+                self._later(arrive, sender, end, hop, len(payload), self._arrive_at, receiver, path, i + 1, header,
+                            payload)
                 return
         log.debug("mesh: a frame %s -> %s lost after %d attempts", mac_text(sender), mac_text(receiver), attempts)
+
+    def _arrive_at(self, receiver: bytes, path: list[bytes], i: int, header: tuple[bytes, int, int, int],
+                   payload: bytes) -> None:
+        self._arrive(path, i, header, payload)
 
     def _arrive(self, path: list[bytes], i: int, header: tuple[bytes, int, int, int], payload: bytes) -> None:
         here, dst = path[i], path[-1]
@@ -598,9 +624,8 @@ class MeshMedium:
             for _ in range(RETRY_LIMIT):
                 end = self._transmit(here, size, hop, end)
                 if self._heard(parent, hop, size):
-                    self._thread.loop.call_at(end + hop.latency_s,
-                                              self._broadcast_from, parent, here, header, payload,
-                                              end + hop.latency_s, True)
+                    self._later(end + hop.latency_s, here, end, hop, size, self._broadcast_from, parent, here,
+                                header, payload, end + hop.latency_s, True)
                     break
         down = [c for c in node.state.children if c != came_from]
         if down:  # one group frame for all the children, heard by each on its own hop
@@ -609,8 +634,8 @@ class MeshMedium:
             for child in down:
                 hop = self._hop(child)
                 if self._heard(child, hop, size):
-                    self._thread.loop.call_at(end + hop.latency_s, self._broadcast_from, child, here, header,
-                                              payload, end + hop.latency_s, False)
+                    self._later(end + hop.latency_s, here, end, slowest, size, self._broadcast_from, child, here,
+                                header, payload, end + hop.latency_s, False)
 
     def _deliver(self, mac: bytes, header: tuple[bytes, int, int, int], payload: bytes) -> None:
         node = self._nodes.get(mac)

@@ -12,6 +12,7 @@
  *                   to one node for <prefix>/<its device id>/cmd
  *   node -> root    {"m":"pub","dev":"<device id>","kind":"ota|status|...","retain":0|1,"text":"<payload>"}
  *                   what the node would have published; the root publishes it on <prefix>/<dev>/<kind>
+ * Distribution packets (chunks and their control messages) go to mesh_dist.c.
  * A node reports its status when it gets a way out and every CONFIG_OTA_AGENT_MESH_STATUS_S (2B's periodic
  * status packages); the root keeps the last one of each node and publishes the aggregate, retained, on
  * <prefix>/<root id>/mesh every CONFIG_OTA_AGENT_MESH_AGGREGATE_S and when a node or its state changes.
@@ -36,6 +37,7 @@
 #include "freertos/semphr.h"
 #include "freertos/task.h"
 #include "agent_config.h"
+#include "mesh_dist.h"
 #include "mqtt_link.h"
 #include "status.h"
 
@@ -250,10 +252,17 @@ static void rx_task(void *arg)
             vTaskDelay(pdMS_TO_TICKS(100));
             continue;
         }
+        if (data.size > 0 && s_rx[0] == 'C') {
+            mesh_dist_on_chunk(from.addr, s_rx, data.size); /* a distribution's chunk (mesh_dist.c) */
+            continue;
+        }
         cJSON *msg = cJSON_ParseWithLength((const char *)s_rx, data.size);
         const cJSON *m = cJSON_GetObjectItemCaseSensitive(msg, "m");
         const cJSON *cmd = cJSON_GetObjectItemCaseSensitive(msg, "cmd");
-        if (cJSON_IsString(m) && strcmp(m->valuestring, "cmd") == 0 && cJSON_IsString(cmd)) {
+        if (cJSON_IsString(m) && (strcmp(m->valuestring, "end") == 0 || strcmp(m->valuestring, "fin") == 0 ||
+                                  strcmp(m->valuestring, "nak") == 0 || strcmp(m->valuestring, "done") == 0)) {
+            mesh_dist_on_control(from.addr, m->valuestring, msg);
+        } else if (cJSON_IsString(m) && strcmp(m->valuestring, "cmd") == 0 && cJSON_IsString(cmd)) {
             mqtt_link_inject_command(cmd->valuestring, (int)strlen(cmd->valuestring));
         } else if (cJSON_IsString(m) && strcmp(m->valuestring, "pub") == 0 && esp_mesh_is_root()) {
             on_node_message(&from, msg);
@@ -480,6 +489,7 @@ esp_err_t mesh_link_start(void)
     CHECK(esp_event_handler_register(IP_EVENT, IP_EVENT_STA_GOT_IP, on_ip_event, NULL));
     CHECK(esp_wifi_start());
     CHECK(esp_mesh_init());
+    CHECK(mesh_dist_init()); /* its MESH_EVENT handler: the node's children */
     CHECK(esp_event_handler_register(MESH_EVENT, ESP_EVENT_ANY_ID, on_mesh_event, NULL));
     CHECK(esp_mesh_set_topology(MESH_TOPO_TREE));
     CHECK(esp_mesh_set_max_layer(CONFIG_OTA_AGENT_MESH_MAX_LAYER));

@@ -209,7 +209,9 @@ static bool relay_to_mesh(const char *payload, int len)
         cJSON *json = ota_json_depth_ok(payload, (size_t)len, OTA_JSON_MAX_DEPTH)
                           ? cJSON_ParseWithLength(payload, (size_t)len) : NULL;
         const cJSON *type = cJSON_GetObjectItemCaseSensitive(json, "type");
-        everyone = cJSON_IsString(type) && strcmp(type->valuestring, "ota_trigger") == 0;
+        /* an ota_trigger the nodes download themselves (001); with "mesh" the root distributes it instead */
+        everyone = cJSON_IsString(type) && strcmp(type->valuestring, "ota_trigger") == 0 &&
+                   cJSON_GetObjectItemCaseSensitive(json, "mesh") == NULL;
         cJSON_Delete(json);
     }
     if (everyone) {
