@@ -143,7 +143,7 @@ def test_the_root_fetches_once_and_distributes_the_image_through_the_mesh(mesh, 
     """M4: 003's distribution options: the root downloads the image once (one HTTP request), then serves it
     through the mesh to each node in turn (sequential), as broadcast chunks with NAKs (1A) or from node to
     node (1C, p2p); every node writes it through the same checks as a download and confirms v2."""
-    net = mesh(4, heartbeat_s=0)
+    net = mesh(9, heartbeat_s=0)
     artifact = fw_server.add(firmware.image(VARIANT, version="2.0.0"))
     since = _distribute(link, net.root.device_id, artifact, mode, f"m4-{mode}")
     _all_succeed(link, net.boards, f"m4-{mode}", since)

@@ -510,12 +510,18 @@ static void serve_answers(target_t *t, int n, const esp_partition_t *part, uint3
     free(wanted);
 }
 
+/* Serves the targets in turn (those in `only`, when given: a p2p root serves its children and counts
+   everyone's `done`). */
 static void serve_one_by_one(target_t *t, int n, const esp_partition_t *part, uint32_t tag, int64_t size,
-                             int64_t deadline)
+                             int64_t deadline, const uint8_t (*only)[6], int n_only)
 {
     uint32_t chunks = (uint32_t)((size + MESH_DIST_CHUNK - 1) / MESH_DIST_CHUNK);
     for (int i = 0; i < n && now_ms() < deadline; i++) {
-        if (t[i].done) {
+        bool mine = only == NULL;
+        for (int k = 0; k < n_only && !mine; k++) {
+            mine = memcmp(only[k], t[i].mac, 6) == 0;
+        }
+        if (t[i].done || !mine) {
             continue;
         }
         ESP_LOGI(TAG, "serving " MACSTR " (%d of %d)", MAC2STR(t[i].mac), i + 1, n);
@@ -556,8 +562,10 @@ static void serve_broadcast(target_t *t, int n, const esp_partition_t *part, uin
     }
 }
 
-/* The root's announce: a mesh_ota command to every node. */
-static void announce(const ota_request_t *req, int64_t size, uint32_t tag, const uint8_t digest[32], int timeout_s)
+/* The root's announce: a mesh_ota command to every node, unicast (acknowledged per hop: a lost group frame
+   would leave a node out of the whole distribution). */
+static void announce(const ota_request_t *req, int64_t size, uint32_t tag, const uint8_t digest[32], int timeout_s,
+                     const target_t *targets, int n)
 {
     char hex[65];
     for (int i = 0; i < 32; i++) {
@@ -578,11 +586,13 @@ static void announce(const ota_request_t *req, int64_t size, uint32_t tag, const
     }
     char *text = cJSON_PrintUnformatted(cmd);
     cJSON_Delete(cmd);
-    cJSON *msg = cJSON_CreateObject();
-    cJSON_AddStringToObject(msg, "m", "cmd");
-    cJSON_AddStringToObject(msg, "cmd", text != NULL ? text : "");
+    for (int i = 0; i < n; i++) {
+        cJSON *msg = cJSON_CreateObject();
+        cJSON_AddStringToObject(msg, "m", "cmd");
+        cJSON_AddStringToObject(msg, "cmd", text != NULL ? text : "");
+        send_json(targets[i].mac, msg);
+    }
     cJSON_free(text);
-    send_json(BROADCAST, msg);
 }
 
 static bool image_digest(const esp_partition_t *part, int64_t size, uint8_t digest[32])
@@ -632,7 +642,7 @@ void mesh_dist_after_switch(const ota_request_t *req, const ota_outcome_t *outco
             }
             xSemaphoreGive(s_lock);
             drain(s_ctl);
-            serve_one_by_one(t, n, part, req->mesh_tag, size, deadline);
+            serve_one_by_one(t, n, part, req->mesh_tag, size, deadline, NULL, 0);
         }
         s_parent_lost = false;
         while (now_ms() < deadline && !s_parent_lost) { /* the root gone: the distribution is over too */
@@ -677,28 +687,19 @@ void mesh_dist_after_switch(const ota_request_t *req, const ota_outcome_t *outco
     drain(s_ctl);
     ESP_LOGI(TAG, "distributing %s (%lld bytes) to %d nodes: %s", req->id, (long long)size, n,
              ota_mesh_mode_name(req->mesh));
-    announce(req, size, tag, digest, req->timeout_s);
+    announce(req, size, tag, digest, req->timeout_s, targets, n);
     vTaskDelay(pdMS_TO_TICKS(100)); /* the nodes' update tasks take the announce before the first chunk */
     if (req->mesh == OTA_MESH_BROADCAST) {
         serve_broadcast(targets, n, part, tag, size, deadline);
     } else if (req->mesh == OTA_MESH_SEQUENTIAL) {
-        serve_one_by_one(targets, n, part, tag, size, deadline);
+        serve_one_by_one(targets, n, part, tag, size, deadline, NULL, 0);
     } else { /* p2p: the root's children from here; the rest from their parents; the root waits for all */
-        target_t children[MESH_MAX_CONNECTIONS];
+        uint8_t children[MESH_MAX_CONNECTIONS][6];
         xSemaphoreTake(s_lock, portMAX_DELAY);
         int nc = s_n_children;
-        for (int i = 0; i < nc; i++) {
-            memcpy(children[i].mac, s_children[i], 6);
-            children[i].done = false;
-        }
+        memcpy(children, s_children, sizeof(children));
         xSemaphoreGive(s_lock);
-        serve_one_by_one(children, nc, part, tag, size, deadline);
-        for (int i = 0; i < nc; i++) {
-            int k = find_target(targets, n, children[i].mac);
-            if (k >= 0 && children[i].done) {
-                targets[k].done = true;
-            }
-        }
+        serve_one_by_one(targets, n, part, tag, size, deadline, (const uint8_t (*)[6])children, nc);
         while (count_done(targets, n) < n && now_ms() < deadline) {
             serve_answers(targets, n, part, tag, size, NULL, MESH_TOS_P2P, 500);
         }
@@ -706,7 +707,9 @@ void mesh_dist_after_switch(const ota_request_t *req, const ota_outcome_t *outco
     int done = count_done(targets, n);
     ESP_LOGI(TAG, "distribution of %s over: %d of %d nodes done in %lld ms", req->id, done, n,
              (long long)(now_ms() - start));
-    send_control(BROADCAST, "fin", tag);
+    for (int i = 0; i < n; i++) {
+        send_control(targets[i].mac, "fin", tag); /* unicast, acknowledged per hop, as the announce */
+    }
     vTaskDelay(pdMS_TO_TICKS(200)); /* for `fin` to leave the radio before the reboot */
 }
 
