@@ -15,6 +15,7 @@ from harness.boards.base import Board
 from harness.broker import MqttBroker
 from harness.fault_proxy import FaultProxyFactory
 from harness.fleet import Rollout
+from harness.fleet.mesh import Mesh
 from harness.fwserver import FirmwareServer
 from harness.link import DeviceLink
 from harness.ota import Ota
@@ -92,3 +93,9 @@ def fleet(hil_fleet: Callable[..., list[Board]]) -> Callable[..., list[Board]]:
 def rollout(hil_rollout: Callable[..., Rollout]) -> Callable[..., Rollout]:
     """`hil_rollout`: makes a staged rollout over boards (harness.fleet)."""
     return hil_rollout
+
+
+@pytest.fixture
+def mesh(hil_mesh: Callable[..., Mesh]) -> Callable[..., Mesh]:
+    """`hil_mesh`: starts a mesh of virtual boards (the first one the root)."""
+    return hil_mesh

@@ -35,6 +35,7 @@ from harness.broker import AccessPolicy, BrokerError, EmbeddedBroker, ExternalBr
 from harness.fault_proxy import FaultProxy, FaultProxyFactory, ProxyEvent, upstream_address
 from harness.fault_proxy.events import EventHook
 from harness.fleet import Rollout, RolloutPlan, start_boards
+from harness.fleet.mesh import MESH_VARIANT, Mesh, start_mesh
 from harness.fleet.rollout import Command
 from harness.fwserver import FirmwareServer
 from harness.link import DeviceLink
@@ -45,6 +46,7 @@ from harness.session.interfaces import BoardFactory, FirmwareSource
 from harness.session.record import RECORD_KEY, TestRecord, run_masker, timeline_path
 from harness.virtual import build_dirs
 from harness.virtual.factory import VirtualBoardFactory, VirtualFirmware
+from harness.virtual.mesh import Hop, MeshMedium
 
 BROKER_KINDS = ("embedded", "mosquitto", "secured")
 
@@ -181,6 +183,34 @@ def hil_fleet(hil_board_factory: BoardFactory) -> Callable[..., list[Board]]:
     """Starts many boards at once: `hil_fleet(100, **settings)` (settings as for `hil_board_factory`), a few
     dozen at a time, all on the test's broker and link; stopped with the factory at teardown."""
     return lambda count, **settings: start_boards(hil_board_factory, count, **settings)
+
+
+@pytest.fixture
+def hil_mesh(request: pytest.FixtureRequest, hil_board_factory: BoardFactory) -> Iterator[Callable[..., Mesh]]:
+    """Starts a mesh of virtual boards (harness.fleet.mesh): `hil_mesh(count, hop=Hop(...), ip_forwarding=...,
+    healing_s=..., variant="mesh", **settings)`; the first board is the root. One mesh per test; its boards
+    and its medium stop at teardown. Virtual boards only."""
+    if not isinstance(hil_board_factory, VirtualBoardFactory):
+        pytest.skip("a mesh needs virtual boards (mark the test virtual_only)")
+    factory = hil_board_factory
+    media: list[MeshMedium] = []
+    nets: list[Mesh] = []
+
+    def make(count: int, *, hop: Hop | None = None, ip_forwarding: bool = False, healing_s: float = 0.5,
+             variant: str = MESH_VARIANT, **settings: object) -> Mesh:
+        if media:
+            raise RuntimeError("hil_mesh: one mesh per test")
+        medium = MeshMedium(hop=hop or Hop(), ip_forwarding=ip_forwarding, healing_s=healing_s).start()
+        media.append(medium)
+        factory.mesh = medium
+        nets.append(start_mesh(factory, medium, count, variant, **settings))
+        return nets[0]
+    yield make
+    for net in nets:
+        for board in net.boards:
+            board.stop()
+    for medium in media:
+        medium.stop()
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ from harness.virtual.ble_air import BleAir
 from harness.virtual.bootloader import Bootloader, BootloaderConfig
 from harness.virtual.efuse import Efuses
 from harness.virtual.flash import SECTOR_SIZE, Flash
+from harness.virtual.mesh import MeshMedium
 from harness.virtual.mqtt_trace import Published, read_trace
 from harness.virtual.uart import PtyUart
 from harness.virtual.wifi_ap import WifiAp
@@ -82,6 +83,9 @@ class VirtualBoard(Board):
         self.efuses.create()
         # The options of the bootloader on the flash (flash(..., bootloader=...)): the build's sdkconfig's.
         self.bootloader_config = BootloaderConfig()
+        # The ESP-WIFI-MESH network the board is in range of (harness/virtual/mesh.py), if any: its firmware
+        # finds the medium through HIL_MESH at every boot.
+        self.mesh: MeshMedium | None = None
 
     # --- flash operations of the running app (counted by the host port) ---
 
@@ -258,6 +262,8 @@ class VirtualBoard(Board):
             abi.ENV_WIFI_AP: str(self._wifi_ap.path),
             abi.ENV_EFUSE_FILE: str(self.efuses.path),
         }
+        if self.mesh is not None:
+            env[abi.ENV_MESH] = str(self.mesh.path)
         # A cut armed for the last run must not fire in this one; the counters keep counting
         # across boots, so a test can measure and target operations across a reboot.
         self._control_word(abi.FC_CUT_AT, 0)

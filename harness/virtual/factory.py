@@ -23,6 +23,7 @@ from harness.session.baseline import bring_up
 from harness.session.record import TestRecord
 from harness.virtual import firmware as fw_build
 from harness.virtual.board import VirtualBoard, create_flash
+from harness.virtual.mesh import MeshMedium
 
 BOOT_TIMEOUT_S = 15.0
 
@@ -84,6 +85,7 @@ class VirtualBoardFactory:
     link: DeviceLink
     record: TestRecord
     settings: dict[str, object] = field(default_factory=dict, repr=False)  # may hold passwords
+    mesh: MeshMedium | None = None  # boards made while set are in range of this mesh (harness/fleet/mesh.py)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # tests may start boards in threads
 
     def __call__(self, image: bytes | None = None, *, variant: str = fw_build.DEFAULT_VARIANT,
@@ -100,6 +102,7 @@ class VirtualBoardFactory:
         create_flash(flash_path, self.firmware.project.partitions_csv.read_text())
         build = self.firmware.build(variant)
         board.flash(image if image is not None else build.image, bootloader=build.bootloader)
+        board.mesh = self.mesh
         board.power_on()
         values = {"device_id": device_id, "broker_url": self.broker_url,
                   "topic_prefix": self.firmware.project.topic_prefix, **self.settings, **settings}

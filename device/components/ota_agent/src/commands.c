@@ -34,6 +34,7 @@ static const command_entry_t COMMANDS[] = {
     {"status", handle_status},
     {"reboot", ota_updater_handle_reboot},
     {"check", handle_check},
+    {"mesh_ota", ota_updater_handle_mesh_rx}, /* from a mesh root: an image through the mesh (mesh_dist.c) */
 };
 
 static const command_entry_t *find(const char *type)

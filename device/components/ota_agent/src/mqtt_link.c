@@ -11,6 +11,14 @@
  *
  * Chunks of a `push` (<prefix>/<id>/push/<transfer>/<offset>) are assembled the same way into a
  * malloc'd buffer and handed to ota_push.c's handler, which queues them for the update task.
+ *
+ * On an ESP-WIFI-MESH network (CONFIG_OTA_AGENT_MESH: mesh_link.c sets its hooks here, mqtt_link_set_mesh())
+ * only the root runs the esp-mqtt client,
+ * started when it is root with an address and stopped when it no longer is. It subscribes to
+ * <prefix>/+/cmd: a command on <prefix>/all/cmd is relayed to every node and run here; one on its own topic
+ * is run here and, if it is an ota_trigger, relayed to every node too; one for another device id goes to
+ * that node only. A node publishes through the root (mesh_link_forward_publish), and "connected" means its
+ * way out: the mesh up to a root that reaches the broker.
  */
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -36,6 +44,7 @@ static const char *TAG = "mqtt_link";
 
 #define CONNECTED_BIT BIT0
 #define ACKED_BIT     BIT1 /* set on every PUBACK or SUBACK: the outbox may be empty now */
+#define UPLINK_BIT    BIT2 /* the device's way out: the broker, or on a mesh node the root that reaches it */
 #define TOPIC_MAX 128
 /* esp-mqtt's buffer (in and out): a push chunk of the default size (OTA_PUSH_CHUNK_DEFAULT), its topic
    (under TOPIC_MAX + a transfer id and an offset) and the fixed header fit in one, so such a chunk arrives
@@ -71,6 +80,24 @@ static char s_topic_push[TOPIC_MAX];     /* "<prefix>/<id>/push/": the chunks' t
 static char s_topic_push_sub[TOPIC_MAX]; /* "<prefix>/<id>/push/#" */
 static const mqtt_link_push_handler_t *s_push;
 static overflow_t s_overflow;
+static bool s_client_started; /* esp_mqtt_client_start() done and not stopped (a mesh node's is not) */
+
+/* Who a command on a cmd topic is for. */
+typedef enum { CMD_NONE, CMD_OWN, CMD_ALL, CMD_OTHER } cmd_target_t;
+static cmd_target_t s_cmd_target;
+static char s_cmd_dev[ID_MAX + 1]; /* CMD_OTHER: the device id in the topic */
+static const mqtt_link_mesh_t *s_mesh; /* the mesh's hooks (NULL: not on a mesh) */
+
+void mqtt_link_set_mesh(const mqtt_link_mesh_t *mesh)
+{
+    s_mesh = mesh;
+}
+
+/* On a mesh, as a node (not the root): no broker session of its own. */
+static bool mesh_node(void)
+{
+    return s_mesh != NULL && !s_mesh->is_root();
+}
 
 /* Reassembly of a message that esp-mqtt delivers in several DATA events. */
 static char *s_partial;
@@ -136,10 +163,61 @@ static void queue_command(char *payload, int len)
     free(payload);
 }
 
-static bool is_command_topic(const esp_mqtt_event_t *event)
+static bool topic_is(const esp_mqtt_event_t *event, const char *topic)
 {
-    return (event->topic_len == (int)strlen(s_topic_cmd) && memcmp(event->topic, s_topic_cmd, event->topic_len) == 0) ||
-           (event->topic_len == (int)strlen(s_topic_all) && memcmp(event->topic, s_topic_all, event->topic_len) == 0);
+    return event->topic_len == (int)strlen(topic) && memcmp(event->topic, topic, (size_t)event->topic_len) == 0;
+}
+
+static cmd_target_t command_target(const esp_mqtt_event_t *event)
+{
+    if (topic_is(event, s_topic_cmd)) {
+        return CMD_OWN;
+    }
+    if (topic_is(event, s_topic_all)) {
+        return CMD_ALL;
+    }
+    if (s_mesh == NULL) {
+        return CMD_NONE;
+    }
+    /* <prefix>/<device id>/cmd of a node this root may relay to */
+    const char *prefix = agent_config_get()->topic_prefix;
+    int prefix_len = (int)strlen(prefix);
+    int id_len = event->topic_len - prefix_len - 5; /* "/" id "/cmd" */
+    if (id_len > 0 && id_len <= ID_MAX && memcmp(event->topic, prefix, (size_t)prefix_len) == 0 &&
+        event->topic[prefix_len] == '/' && memcmp(event->topic + prefix_len + 1 + id_len, "/cmd", 4) == 0) {
+        memcpy(s_cmd_dev, event->topic + prefix_len + 1, (size_t)id_len);
+        s_cmd_dev[id_len] = '\0';
+        return CMD_OTHER;
+    }
+    return CMD_NONE;
+}
+
+/* The root's relay of a whole command; true when it is not for this device (nothing to run here). */
+static bool relay_to_mesh(const char *payload, int len)
+{
+    if (s_mesh == NULL || !s_mesh->is_root()) {
+        return false;
+    }
+    if (s_cmd_target == CMD_OTHER) {
+        if (!s_mesh->relay_command(s_cmd_dev, payload, len)) {
+            ESP_LOGD(TAG, "a command for %s: not a node of this mesh", s_cmd_dev);
+        }
+        return true;
+    }
+    bool everyone = s_cmd_target == CMD_ALL;
+    if (s_cmd_target == CMD_OWN) {
+        cJSON *json = ota_json_depth_ok(payload, (size_t)len, OTA_JSON_MAX_DEPTH)
+                          ? cJSON_ParseWithLength(payload, (size_t)len) : NULL;
+        const cJSON *type = cJSON_GetObjectItemCaseSensitive(json, "type");
+        /* an ota_trigger the nodes download themselves (001); with "mesh" the root distributes it instead */
+        everyone = cJSON_IsString(type) && strcmp(type->valuestring, "ota_trigger") == 0 &&
+                   cJSON_GetObjectItemCaseSensitive(json, "mesh") == NULL;
+        cJSON_Delete(json);
+    }
+    if (everyone) {
+        s_mesh->relay_command(NULL, payload, len);
+    }
+    return false;
 }
 
 void mqtt_link_set_push_handler(const mqtt_link_push_handler_t *handler)
@@ -227,11 +305,14 @@ static void on_data(const esp_mqtt_event_t *event)
         free(s_partial);
         s_partial = NULL;
         s_partial_len = 0;
-        if (!is_command_topic(event)) {
+        s_cmd_target = command_target(event);
+        if (s_cmd_target == CMD_NONE) {
             return;
         }
         if (event->total_data_len > MQTT_LINK_MAX_COMMAND_LEN) {
-            queue_command(NULL, event->total_data_len);
+            if (s_cmd_target != CMD_OTHER) {
+                queue_command(NULL, event->total_data_len);
+            }
             return;
         }
         s_partial = malloc((size_t)event->total_data_len + 1);
@@ -247,6 +328,11 @@ static void on_data(const esp_mqtt_event_t *event)
     s_partial_len = event->current_data_offset + event->data_len;
     if (s_partial_len >= event->total_data_len) {
         s_partial[s_partial_len] = '\0';
+        if (relay_to_mesh(s_partial, s_partial_len)) {
+            free(s_partial);
+            s_partial = NULL;
+            return;
+        }
         queue_command(s_partial, s_partial_len);
         s_partial = NULL;
     }
@@ -272,10 +358,20 @@ static void on_connected(void)
     ESP_LOGI(TAG, "connected to the broker");
     disable_nagle();
     esp_mqtt_client_publish(s_client, s_topic_online, "online", 0, 1, 1);
-    esp_mqtt_client_subscribe(s_client, s_topic_cmd, 1);
-    esp_mqtt_client_subscribe(s_client, s_topic_all, 1);
+    if (s_mesh != NULL) {
+        char every_cmd[TOPIC_MAX];
+        make_topic(every_cmd, "+", "cmd"); /* its own, all, and the nodes' (one subscription: no duplicates) */
+        esp_mqtt_client_subscribe(s_client, every_cmd, 1);
+    } else {
+        esp_mqtt_client_subscribe(s_client, s_topic_cmd, 1);
+        esp_mqtt_client_subscribe(s_client, s_topic_all, 1);
+    }
     esp_mqtt_client_subscribe(s_client, s_topic_push_sub, 1);
     xEventGroupSetBits(s_events, CONNECTED_BIT);
+    mqtt_link_uplink_changed();
+    if (s_mesh != NULL) {
+        s_mesh->broker_state(true);
+    }
     if (s_push != NULL) {
         s_push->reconnected(); /* a running push acknowledges again, so its pusher resumes */
     }
@@ -293,6 +389,10 @@ static void mqtt_event_handler(void *arg, esp_event_base_t base, int32_t event_i
     case MQTT_EVENT_DISCONNECTED:
         ESP_LOGW(TAG, "disconnected from the broker");
         xEventGroupClearBits(s_events, CONNECTED_BIT);
+        mqtt_link_uplink_changed();
+        if (s_mesh != NULL) {
+            s_mesh->broker_state(false);
+        }
         break;
     case MQTT_EVENT_PUBLISHED:
     case MQTT_EVENT_SUBSCRIBED:
@@ -409,11 +509,89 @@ esp_err_t mqtt_link_start(mqtt_link_command_cb_t on_command)
     if (xTaskCreate(command_task, "commands", 8192, NULL, 5, NULL) != pdPASS) {
         return ESP_ERR_NO_MEM;
     }
+    if (s_mesh != NULL) {
+        return ESP_OK; /* started when this node is the mesh's root (mqtt_link_mesh_root) */
+    }
     err = esp_mqtt_client_start(s_client);
     if (err != ESP_OK) {
         ESP_LOGE(TAG, "esp_mqtt_client_start failed: %s", esp_err_to_name(err));
     }
+    s_client_started = err == ESP_OK;
     return err;
+}
+
+bool mqtt_link_broker_connected(void)
+{
+    return s_events != NULL && (xEventGroupGetBits(s_events) & CONNECTED_BIT) != 0;
+}
+
+void mqtt_link_uplink_changed(void)
+{
+    if (s_events == NULL) {
+        return;
+    }
+    bool up = mesh_node() ? s_mesh->node_uplink() : mqtt_link_broker_connected();
+    if (up) {
+        xEventGroupSetBits(s_events, UPLINK_BIT);
+    } else {
+        xEventGroupClearBits(s_events, UPLINK_BIT);
+    }
+}
+
+void mqtt_link_mesh_root(bool is_root)
+{
+    if (s_client == NULL || s_mesh == NULL) {
+        return;
+    }
+    if (is_root && !s_client_started) {
+        esp_err_t err = esp_mqtt_client_start(s_client);
+        if (err != ESP_OK) {
+            ESP_LOGE(TAG, "esp_mqtt_client_start failed: %s", esp_err_to_name(err));
+        }
+        s_client_started = err == ESP_OK;
+    } else if (!is_root && s_client_started) {
+        esp_err_t err = esp_mqtt_client_stop(s_client);
+        if (err != ESP_OK) {
+            ESP_LOGW(TAG, "esp_mqtt_client_stop failed: %s", esp_err_to_name(err));
+        }
+        s_client_started = false;
+        xEventGroupClearBits(s_events, CONNECTED_BIT);
+        ESP_LOGI(TAG, "not the mesh's root any more: the broker session is closed");
+    }
+    mqtt_link_uplink_changed();
+}
+
+void mqtt_link_inject_command(const char *payload, int len)
+{
+    if (s_commands == NULL) {
+        return;
+    }
+    if (len > MQTT_LINK_MAX_COMMAND_LEN) {
+        queue_command(NULL, len);
+        return;
+    }
+    char *copy = malloc((size_t)len + 1);
+    if (copy == NULL) {
+        ESP_LOGE(TAG, "no memory for a %d byte command", len);
+        return;
+    }
+    memcpy(copy, payload, (size_t)len);
+    copy[len] = '\0';
+    queue_command(copy, len);
+}
+
+int mqtt_link_publish_as(const char *device_id, const char *kind, const char *text, bool retain)
+{
+    if (s_client == NULL || !s_client_started) {
+        return -1;
+    }
+    char topic[TOPIC_MAX];
+    make_topic(topic, device_id, kind);
+    int msg_id = esp_mqtt_client_publish(s_client, topic, text, 0, 1, retain ? 1 : 0);
+    if (msg_id < 0) {
+        ESP_LOGW(TAG, "publish to %s failed (%d)", topic, msg_id);
+    }
+    return msg_id;
 }
 
 /* pdMS_TO_TICKS() multiplies in TickType_t (32 bits) and overflows for long waits. */
@@ -431,19 +609,22 @@ bool mqtt_link_wait_connected(int timeout_ms)
     if (s_events == NULL) {
         return false; /* mqtt_link_start() was not called: there is no broker to wait for */
     }
-    EventBits_t bits = xEventGroupWaitBits(s_events, CONNECTED_BIT, pdFALSE, pdTRUE, ms_to_ticks(timeout_ms));
-    return (bits & CONNECTED_BIT) != 0;
+    EventBits_t bits = xEventGroupWaitBits(s_events, UPLINK_BIT, pdFALSE, pdTRUE, ms_to_ticks(timeout_ms));
+    return (bits & UPLINK_BIT) != 0;
 }
 
 bool mqtt_link_is_connected(void)
 {
-    return s_events != NULL && (xEventGroupGetBits(s_events) & CONNECTED_BIT) != 0;
+    return s_events != NULL && (xEventGroupGetBits(s_events) & UPLINK_BIT) != 0;
 }
 
 int mqtt_link_publish_text(const char *kind, const char *text, bool retain)
 {
     if (s_client == NULL) {
         return -1; /* no broker configured: nothing can be published */
+    }
+    if (mesh_node()) {
+        return s_mesh->forward_publish(kind, text, retain); /* through the root */
     }
     char topic[TOPIC_MAX];
     make_topic(topic, agent_config_get()->device_id, kind);
@@ -472,6 +653,9 @@ bool mqtt_link_flush(int timeout_ms)
 {
     if (s_client == NULL) {
         return false;
+    }
+    if (mesh_node()) {
+        return true; /* a node's messages went to the root hop by hop with MESH_TOS_P2P */
     }
     const TickType_t start = xTaskGetTickCount();
     const TickType_t budget = ms_to_ticks(timeout_ms);

@@ -62,3 +62,26 @@ int mqtt_link_publish_text(const char *kind, const char *text, bool retain);
 int mqtt_link_publish_json(const char *kind, const cJSON *json, bool retain);
 /* Waits until the broker acknowledged everything published so far; false on timeout. */
 bool mqtt_link_flush(int timeout_ms);
+
+/* ---- ESP-WIFI-MESH (CONFIG_OTA_AGENT_MESH, mesh_link.c); without it these change nothing ---- */
+/* What the link needs from the mesh; mesh_link.c sets it before mqtt_link_start(). */
+typedef struct {
+    bool (*is_root)(void);                                             /* this node is the root now */
+    bool (*node_uplink)(void);                                         /* a node's way out to the broker */
+    int (*forward_publish)(const char *kind, const char *text, bool retain); /* a node's publish, to the root */
+    bool (*relay_command)(const char *device_id, const char *payload, int len); /* the root: to a node or all */
+    void (*broker_state)(bool connected);                              /* the root's broker session changed */
+} mqtt_link_mesh_t;
+/* On a mesh (mesh must stay valid): the client runs only while this node is root (mqtt_link_mesh_root()). */
+void mqtt_link_set_mesh(const mqtt_link_mesh_t *mesh);
+/* Whether the broker session is up (mqtt_link_is_connected() is the device's way out: on a mesh node, the
+   mesh with a root that reaches the broker). */
+bool mqtt_link_broker_connected(void);
+/* The node became the mesh's root with an address (true: start the esp-mqtt client) or stopped being it. */
+void mqtt_link_mesh_root(bool is_root);
+/* The mesh's view changed: recomputes mqtt_link_is_connected(). */
+void mqtt_link_uplink_changed(void);
+/* A command that came over the mesh, handled as one from MQTT (queued; busy when the queue is full). */
+void mqtt_link_inject_command(const char *payload, int len);
+/* The root publishes a node's message on <prefix>/<device_id>/<kind> (QoS 1); the msg id, or -1. */
+int mqtt_link_publish_as(const char *device_id, const char *kind, const char *text, bool retain);

@@ -1,6 +1,7 @@
 /*
  * The component's public face (ota_agent.h): brings the agent's parts up in order. The parts are
- * agent_config (NVS settings), agent_console (provisioning), wifi_sta, mqtt_link and commands,
+ * agent_config (NVS settings), agent_console (provisioning), wifi_sta or mesh_link (ESP-WIFI-MESH),
+ * mqtt_link and commands,
  * ota_updater (one update at a time), manifest (periodic checks), boot_check (self-test and
  * rollback) and status.
  */
@@ -15,6 +16,7 @@
 #include "boot_check.h"
 #include "commands.h"
 #include "manifest.h"
+#include "mesh_link.h"
 #include "mqtt_link.h"
 #include "ota_events.h"
 #include "ota_updater.h"
@@ -61,9 +63,17 @@ esp_err_t ota_agent_start(void)
     if (err == ESP_OK) {
         err = ota_updater_start();
     }
+#if CONFIG_OTA_AGENT_MESH
+    mesh_link_attach(); /* before the link starts: on a mesh only the root has a broker session */
+#endif
     if (err == ESP_OK) {
         err = mqtt_link_start(commands_handle);
     }
+#if CONFIG_OTA_AGENT_MESH
+    if (err == ESP_OK) {
+        err = mesh_link_start(); /* after the link: the root starts its broker session from mesh events */
+    }
+#endif
     if (err == ESP_OK) {
         err = manifest_start();
     }

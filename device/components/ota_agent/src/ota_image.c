@@ -280,6 +280,7 @@ bool ota_image_finish(ota_image_t *image, ota_outcome_t *out)
         ESP_LOGE(TAG, "esp_ota_end failed (%s)", esp_err_to_name(err));
         return ota_outcome_fail(out, "failed", OTA_REASON_FLASH_ERROR, esp_err_to_name(err));
     }
+    out->image_len = image->received;
     return switch_boot(image, out);
 }
 

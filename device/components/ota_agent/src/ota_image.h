@@ -35,6 +35,7 @@ typedef struct {
     char target_label[17];  /* the slot written */
     bool compressed;        /* a compressed download: the events also say `written` */
     int64_t written;        /* decompressed bytes written to the slot, when compressed */
+    int64_t image_len;      /* on success: the image's length in the slot (what a mesh root serves) */
 } ota_outcome_t;
 
 typedef struct {

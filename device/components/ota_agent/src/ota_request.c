@@ -99,6 +99,10 @@ bool ota_request_parse(const cJSON *command, ota_request_t *req, char *error, in
     } else if (!get_int(command, "timeout_s", 1, 86400, &timeout) || !get_int(command, "idle_timeout_s", 1, 3600, &idle) ||
                !get_int(command, "retries", 0, 20, &retries)) {
         bad = "timeout_s, idle_timeout_s and retries must be integers in range";
+    } else if (cJSON_GetObjectItemCaseSensitive(command, "mesh") != NULL &&
+               (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(command, "mesh")) ||
+                !ota_mesh_mode_parse(cJSON_GetObjectItemCaseSensitive(command, "mesh")->valuestring, &req->mesh))) {
+        bad = "mesh must be \"sequential\", \"broadcast\" or \"p2p\"";
     }
     if (bad != NULL) {
         snprintf(error, (size_t)error_len, "%s", bad);
@@ -109,6 +113,64 @@ bool ota_request_parse(const cJSON *command, ota_request_t *req, char *error, in
     req->timeout_s = (int)timeout;
     req->idle_timeout_s = (int)idle;
     req->retries = (int)retries;
+    return true;
+}
+
+bool ota_mesh_mode_parse(const char *text, ota_mesh_mode_t *mode)
+{
+    static const char *NAMES[] = {"sequential", "broadcast", "p2p"};
+    for (int i = 0; i < 3; i++) {
+        if (strcmp(text, NAMES[i]) == 0) {
+            *mode = (ota_mesh_mode_t)(OTA_MESH_SEQUENTIAL + i);
+            return true;
+        }
+    }
+    return false;
+}
+
+const char *ota_mesh_mode_name(ota_mesh_mode_t mode)
+{
+    switch (mode) {
+    case OTA_MESH_SEQUENTIAL: return "sequential";
+    case OTA_MESH_BROADCAST: return "broadcast";
+    case OTA_MESH_P2P: return "p2p";
+    default: return "none";
+    }
+}
+
+bool ota_request_parse_mesh_rx(const cJSON *command, ota_request_t *req, char *error, int error_len)
+{
+    memset(req, 0, sizeof(*req));
+    req->mesh_rx = true;
+    int64_t timeout = CONFIG_HIL_OTA_TIMEOUT_S, idle = CONFIG_HIL_OTA_IDLE_TIMEOUT_S, tag = 0;
+    char sha_hex[65] = "";
+    const cJSON *mode = cJSON_GetObjectItemCaseSensitive(command, "mesh");
+    const char *bad = NULL;
+    if (!get_string(command, "id", req->id, sizeof(req->id)) ||
+        !get_string(command, "version", req->version, sizeof(req->version))) {
+        bad = "id and version must be short strings";
+    } else if (!cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(command, "size")) ||
+               !get_int(command, "size", 1, INT32_MAX, &req->size)) {
+        bad = "size is required and must be a positive integer";
+    } else if (!get_string(command, "sha256", sha_hex, sizeof(sha_hex)) ||
+               !parse_hex(sha_hex, req->sha256, sizeof(req->sha256))) {
+        bad = "sha256 is required and must be 64 hex digits";
+    } else if (!cJSON_IsString(mode) || !ota_mesh_mode_parse(mode->valuestring, &req->mesh)) {
+        bad = "mesh must be \"sequential\", \"broadcast\" or \"p2p\"";
+    } else if (!cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(command, "tag")) ||
+               !get_int(command, "tag", 0, UINT32_MAX, &tag) ||
+               !get_int(command, "timeout_s", 1, 86400, &timeout) || !get_int(command, "idle_timeout_s", 1, 3600, &idle)) {
+        bad = "tag, timeout_s and idle_timeout_s must be integers in range";
+    }
+    if (bad != NULL) {
+        snprintf(error, (size_t)error_len, "%s", bad);
+        return false;
+    }
+    req->has_sha256 = true;
+    req->force = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(command, "force"));
+    req->mesh_tag = (uint32_t)tag;
+    req->timeout_s = (int)timeout;
+    req->idle_timeout_s = (int)idle;
     return true;
 }
 

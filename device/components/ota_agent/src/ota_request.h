@@ -11,6 +11,10 @@
    far more than an 8 KB task stack holds, so deeper text is refused before it is parsed. */
 #define OTA_JSON_MAX_DEPTH 8
 
+/* How a mesh root distributes an image (docs/protocol.md, "Mesh"): not at all (each node downloads the URL
+   itself, or the root alone updates), to each node in turn, broadcast chunks with NAKs, peer to peer. */
+typedef enum { OTA_MESH_NONE, OTA_MESH_SEQUENTIAL, OTA_MESH_BROADCAST, OTA_MESH_P2P } ota_mesh_mode_t;
+
 typedef struct {
     char id[48];
     char url[OTA_URL_MAX];
@@ -26,6 +30,9 @@ typedef struct {
     bool push;             /* a `push` command: the image comes through the broker (ota_push.c), url is "" */
     int window;            /* push: chunks the pusher may have in flight beyond the acknowledged offset */
     int chunk;             /* push: bytes in every chunk but the last */
+    ota_mesh_mode_t mesh;  /* the root: after its own update, distribute the image through the mesh this way */
+    bool mesh_rx;          /* a node: the image comes through the mesh (mesh_dist.c), url is "" */
+    uint32_t mesh_tag;     /* mesh_rx: the distribution's tag in its chunks */
 } ota_request_t;
 
 /* push: the window when the command gives none, and the largest one (the chunk queue's size). */
@@ -46,6 +53,11 @@ bool ota_request_parse(const cJSON *command, ota_request_t *req, char *error, in
 /* Fills req from a "push" command (size and sha256 required, window 1..OTA_PUSH_WINDOW_MAX,
    chunk OTA_PUSH_CHUNK_MIN..OTA_PUSH_CHUNK_MAX, window x chunk at most OTA_PUSH_IN_FLIGHT_MAX). On a bad
    field returns false and writes a short explanation to error. */
+/* A node's `mesh_ota` (from the root, over the mesh): id, version, size, sha256, mesh, tag, deadlines. */
+bool ota_request_parse_mesh_rx(const cJSON *command, ota_request_t *req, char *error, int error_len);
+/* "sequential", "broadcast", "p2p" -> the mode; false for anything else. */
+bool ota_mesh_mode_parse(const char *text, ota_mesh_mode_t *mode);
+const char *ota_mesh_mode_name(ota_mesh_mode_t mode);
 bool ota_request_parse_push(const cJSON *command, ota_request_t *req, char *error, int error_len);
 
 /* True when text (len bytes, JSON or not) opens at most max_depth arrays/objects at once. */

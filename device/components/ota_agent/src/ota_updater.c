@@ -14,6 +14,7 @@
 #include "ota_updater.h"
 #include "ota_download.h"
 #include "ota_push.h"
+#include "mesh_dist.h"
 #include "ota_events.h"
 #include "ota_record.h"
 #include "ota_request.h"
@@ -53,6 +54,19 @@ void ota_updater_handle_ota(const cJSON *command)
     ota_updater_submit(&req);
 }
 
+void ota_updater_handle_mesh_rx(const cJSON *command)
+{
+    static ota_request_t req; /* off the command task's stack, as a push's */
+    char error[96];
+    if (!ota_request_parse_mesh_rx(command, &req, error, sizeof(error))) {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(command, "id");
+        const char *req_id = cJSON_IsString(id) && strlen(id->valuestring) < 48 ? id->valuestring : "";
+        ota_updater_reject(req_id, OTA_REASON_BAD_COMMAND, error);
+        return;
+    }
+    ota_updater_submit(&req);
+}
+
 void ota_updater_handle_push(const cJSON *command)
 {
     static ota_request_t req; /* 400 bytes: off the command task's stack */
@@ -78,7 +92,7 @@ static void refuse(const ota_request_t *req, ota_reason_t reason, const char *de
 
 void ota_updater_submit(const ota_request_t *req)
 {
-    if (!req->push && agent_config_get()->require_https && !is_https(req->url)) {
+    if (!req->push && !req->mesh_rx && agent_config_get()->require_https && !is_https(req->url)) {
         refuse(req, OTA_REASON_BAD_COMMAND, "plain http refused: require_https is set");
         return;
     }
@@ -171,9 +185,11 @@ static void run_request(const ota_request_t *req)
     /* A push is always the agent's: an application's installer fetches from a URL. Either way it runs
        here, on the one update task, so a URL update and a push exclude each other (s_busy). */
     ota_outcome_t outcome = req->push                 ? ota_push_receive(req, cancel_requested)
+                            : req->mesh_rx            ? mesh_dist_receive(req, cancel_requested)
                             : app_installer_present() ? app_installer_run(req, cancel_requested)
                                                       : ota_download_and_switch(req, cancel_requested);
     if (outcome.reason == OTA_REASON_NONE) {
+        mesh_dist_after_switch(req, &outcome); /* a mesh root serves the image before it reboots */
         ESP_LOGI(TAG, "update %s written to %s; rebooting", req->id, outcome.target_label);
         agent_cb_finished(req);
         ota_event_send(ota_event_new(req->id, "rebooting"));

@@ -21,6 +21,8 @@ void ota_updater_submit(const ota_request_t *req);
 void ota_updater_handle_ota(const cJSON *command);
 /* "push": parses the transfer and submits it (the image then comes in chunks, ota_push.c). */
 void ota_updater_handle_push(const cJSON *command);
+/* `mesh_ota`: a mesh root announces an image it distributes through the mesh (mesh_dist.c). */
+void ota_updater_handle_mesh_rx(const cJSON *command);
 /* "cancel": stops the running update (the one named by "id", if given). */
 void ota_updater_handle_cancel(const cJSON *command);
 /* "reboot": restarts the device, or rejects it as busy while an update runs. */

@@ -13,6 +13,12 @@
 #include "status.h"
 
 static const char *TAG = "status";
+static void (*s_extra)(cJSON *status);
+
+void status_set_extra(void (*add)(cJSON *status))
+{
+    s_extra = add;
+}
 
 const char *status_reset_reason_name(void)
 {
@@ -82,6 +88,9 @@ cJSON *status_build(void)
         cJSON_AddNullToObject(status, "rssi");
     }
     add_last_ota(status);
+    if (s_extra != NULL) {
+        s_extra(status); /* the mesh's part (mesh_link.c) */
+    }
     return status;
 }
 

@@ -17,6 +17,9 @@ typedef enum {
 
 esp_err_t esp_read_mac(uint8_t *mac, esp_mac_type_t type);
 
+#define MAC2STR(a) (a)[0], (a)[1], (a)[2], (a)[3], (a)[4], (a)[5]
+#define MACSTR "%02x:%02x:%02x:%02x:%02x:%02x"
+
 #ifdef __cplusplus
 }
 #endif

@@ -50,6 +50,10 @@ typedef struct {
 
 esp_err_t esp_netif_init(void);
 esp_netif_t *esp_netif_create_default_wifi_sta(void);
+/* DHCP client of a netif: the mesh root restarts it on MESH_EVENT_PARENT_CONNECTED (the port's address is
+   given at association, so both only check the handle). */
+esp_err_t esp_netif_dhcpc_start(esp_netif_t *esp_netif);
+esp_err_t esp_netif_dhcpc_stop(esp_netif_t *esp_netif);
 
 #ifdef __cplusplus
 }

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include "esp_err.h"
 #include "esp_event_base.h"
+#include "esp_netif.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -130,6 +131,21 @@ typedef struct {
     int8_t rssi;
 } wifi_event_sta_disconnected_t;
 
+/* WIFI_EVENT_AP_STACONNECTED / AP_STADISCONNECTED (v5.5.5 esp_wifi_types_generic.h): the mesh's
+   MESH_EVENT_CHILD_CONNECTED / CHILD_DISCONNECTED carry these. */
+typedef struct {
+    uint8_t mac[6];           /**< MAC address of the station connected to Soft-AP */
+    uint8_t aid;              /**< AID assigned by the Soft-AP to the connected station  */
+    bool is_mesh_child;       /**< Flag indicating whether the connected station is a mesh child */
+} wifi_event_ap_staconnected_t;
+
+typedef struct {
+    uint8_t mac[6];           /**< MAC address of the station disconnects from the soft-AP */
+    uint8_t aid;              /**< AID that the Soft-AP assigned to the disconnected station  */
+    bool is_mesh_child;       /**< Flag indicating whether the disconnected station is a mesh child */
+    uint16_t reason;           /**< Disconnection reason */
+} wifi_event_ap_stadisconnected_t;
+
 esp_err_t esp_wifi_init(const wifi_init_config_t *config);
 esp_err_t esp_wifi_set_mode(wifi_mode_t mode);
 esp_err_t esp_wifi_set_config(wifi_interface_t interface, wifi_config_t *conf);
@@ -139,6 +155,9 @@ esp_err_t esp_wifi_sta_get_ap_info(wifi_ap_record_t *ap_info);
 /* For the station: disconnect after sec seconds without a beacon (default 6, at least 3). */
 esp_err_t esp_wifi_set_inactive_time(wifi_interface_t ifx, uint16_t sec);
 esp_err_t esp_wifi_get_inactive_time(wifi_interface_t ifx, uint16_t *sec);
+/* esp_wifi_default.h (which esp_wifi.h includes on the chip): the mesh's station and softAP netifs. The
+   port's station netif is the one esp_netif_create_default_wifi_sta() returns; the softAP is a handle. */
+esp_err_t esp_netif_create_default_wifi_mesh_netifs(esp_netif_t **p_netif_sta, esp_netif_t **p_netif_ap);
 
 #ifdef __cplusplus
 }

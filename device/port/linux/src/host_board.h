@@ -21,6 +21,7 @@
 #define HOST_ENV_BLE_AIR         "HIL_BLE_AIR"         /* file of the BLE advertisements around the board */
 #define HOST_ENV_WIFI_AP         "HIL_WIFI_AP"         /* file of the board's Wi-Fi access point: on the air or not, RSSI */
 #define HOST_ENV_EFUSE_FILE      "HIL_EFUSE_FILE"      /* the board's eFuses (src/esp_efuse.c) */
+#define HOST_ENV_MESH            "HIL_MESH"            /* Unix socket of the mesh medium (src/esp_mesh.c) */
 
 /* HIL_EFUSE_FILE: the eFuse fields the port emulates, little-endian u32s, owned by the board and kept
    across boots like the flash. Bits only go from 0 to 1 (burning), in the app and in the virtual
@@ -48,6 +49,10 @@
      "<t> up\n"            the AP is on the air again from t
      "<t> down\n"          the AP is off the air from t (no beacons, no frames either way)
      "<t> rssi <dBm>\n"    the station hears the AP at this RSSI from t (-128..0) */
+
+/* HIL_MESH: a SOCK_SEQPACKET socket the harness's mesh medium listens on (harness/virtual/mesh.py, whose
+   docstring has its records). esp_mesh_start() connects and joins; closing it is leaving the mesh. Unset:
+   no mesh network is in range. */
 
 /* HIL_FLASH_CONTROL: little-endian u32 words that the app updates at every flash write or erase
    and the board reads (and writes HOST_FC_CUT_AT into) at any moment, through a shared mapping. */

@@ -14,6 +14,7 @@
  *   https_ota <url> [options]           esp_https_ota against a local server (https_ota_check.c)
  *   bt_* | ble_*                        Bluetooth controller, Bluedroid and BLE scanning (ble_check.c)
  *   wifi_* | tcp_*                      the Wi-Fi station and sockets through the network gate (wifi_check.c)
+ *   mesh_*                              ESP-WIFI-MESH over the harness's mesh medium (mesh_check.c)
  *   sigcheck <label> <n>                n x esp_secure_boot_verify_signature() of the image in that slot
  *                                       (signed builds only; bench/bench_signature.py times it)
  */
@@ -37,6 +38,7 @@
 #include "net_check.h"
 #include "spi_flash_mmap.h"
 #include "wifi_check.h"
+#include "mesh_check.h"
 
 static const char *TAG = "port_check";
 
@@ -186,7 +188,7 @@ void app_main(void)
                 esp_partition_find_first(ESP_PARTITION_TYPE_DATA, ESP_PARTITION_SUBTYPE_ANY, "nvs");
             report("erase_sector", esp_partition_erase_range(p, 0, SPI_FLASH_SEC_SIZE));
         } else if (!https_ota_check_command(line) && !net_check_command(line) && !ble_check_command(line) &&
-                   !wifi_check_command(line) && !miniz_check_command(line)) {
+                   !wifi_check_command(line) && !miniz_check_command(line) && !mesh_check_command(line)) {
             printf("unknown command\n");
         }
         printf("port_check>\n");
