@@ -37,7 +37,9 @@ def test_push_command_installs_v2_on_a_cli_board_over_mosquitto(tmp_path: Path) 
     assert "app_init: App version:      2.0.0" in board.output
     deciles = [line for line in pushed.stdout.splitlines() if line.startswith("pushed ") and "%" in line]
     assert deciles[0].startswith("pushed 0%") and deciles[-1].startswith("pushed 100%"), pushed.stdout
-    assert len(deciles) == 11, pushed.stdout  # one line per 10 % without a terminal: 0 %, 10 %, ... 100 %
+    # without a terminal, one line per 10 % reached: 16 KiB chunks may step over a decile, never repeat one
+    percents = [int(line.split()[1].rstrip("%")) // 10 for line in deciles]
+    assert percents == sorted(set(percents)) and len(percents) >= 6, pushed.stdout
     assert "the device is rebooting" in pushed.stdout
 
 
