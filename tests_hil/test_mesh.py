@@ -64,8 +64,7 @@ def test_an_ota_trigger_to_the_root_with_mosquitto_pub_updates_every_node(mesh, 
     mosquitto_pub(broker.url, f"devices/{net.root.device_id}/cmd",
                   {"type": "ota_trigger", "id": "m1", "url": artifact.url, "sha256": artifact.sha256})
     for board in net.boards:
-        status = link.wait_status(board.device_id, lambda s: (s.get("last_ota") or {}).get("id") == "m1",
-                                  timeout=SUCCEEDED_S, since=since)
+        status = link.wait_status(board.device_id, lambda s: _settled(s, "m1"), timeout=SUCCEEDED_S, since=since)
         assert (status["version"], status["ota_state"], status["partition"]) == ("2.0.0", "valid", "ota_1")
         assert status["last_ota"]["state"] == "succeeded"
     assert not [m for m in link.messages[since:] if m.kind == "ota" and m.data.get("state") in
@@ -124,6 +123,14 @@ def test_a_node_whose_image_fails_its_hash_is_refused_alone(mesh, fw_server, fir
     for board in net.boards:
         link.wait_ota(board.device_id, "m3-good", "succeeded", timeout=SUCCEEDED_S, since=since,
                       fail_on={"failed", "rejected", "rolled_back"})
+
+
+def _settled(status: dict[str, Any], request_id: str) -> bool:
+    """A node's status once `request_id` has ended: confirmed (valid), or failed or rolled back; a status of the
+    new image still pending verification is not yet the outcome."""
+    last = status.get("last_ota") or {}
+    return last.get("id") == request_id and (status.get("ota_state") == "valid"
+                                             or last.get("state") in ("failed", "rejected", "rolled_back"))
 
 
 def _distribute(link: DeviceLink, root_id: str, artifact, mode: str, request_id: str, **fields: object) -> int:
