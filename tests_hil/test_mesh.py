@@ -143,9 +143,11 @@ def _distribute(link: DeviceLink, root_id: str, artifact, mode: str, request_id:
 
 
 def _all_succeed(link: DeviceLink, boards, request_id: str, since: int, timeout: float = SUCCEEDED_S) -> None:
+    """Every board confirmed the update, by its status (as M1): a node's `succeeded` event can be lost around
+    a root change (the open defect of issue 18), its status packages carry the outcome again."""
     for board in boards:
-        link.wait_ota(board.device_id, request_id, "succeeded", timeout=timeout, since=since,
-                      fail_on={"failed", "rejected", "rolled_back"})
+        status = link.wait_status(board.device_id, lambda s: _settled(s, request_id), timeout=timeout, since=since)
+        assert (status["last_ota"]["state"], status["version"]) == ("succeeded", "2.0.0"), status
 
 
 @pytest.mark.parametrize("mode", ["sequential", "broadcast", "p2p"])
