@@ -23,12 +23,12 @@ a run on ``--target esp32`` then deselects it, with the reason in the report.
 
 from __future__ import annotations
 
-import os
 import re
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from harness.virtual.host_abi import append_record
 
 ADV_DATA_MAX = 31  # a legacy advertising PDU's payload (ESP_BLE_ADV_DATA_LEN_MAX)
 AD_TYPE_NAME_CMPL = 0x09  # ESP_BLE_AD_TYPE_NAME_CMPL
@@ -119,10 +119,4 @@ class BleAir:
             return dict(self._advertisers)
 
     def _append(self, record: str) -> None:
-        line = f"{time.monotonic_ns()} {record}\n".encode()
-        # One write() with O_APPEND: the firmware never reads half a record from two writers.
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
-        try:
-            os.write(fd, line)
-        finally:
-            os.close(fd)
+        append_record(self.path, record)

@@ -8,6 +8,10 @@ tests_unit/test_host_abi.py parses host_board.h and fails when either side chang
 
 from __future__ import annotations
 
+import os
+import time
+from pathlib import Path
+
 # Environment the board sets before it starts the app.
 ENV_FLASH_FILE = "HIL_FLASH_FILE"  # path of the 4 MB flash image
 ENV_APP_OFFSET = "HIL_APP_OFFSET"  # flash offset of the partition the bootloader loaded
@@ -46,3 +50,15 @@ EXIT_RESTART = 0  # esp_restart()
 EXIT_PANIC = 3  # abort(), a fatal signal: the panic handler ran
 EXIT_POWER_CUT = 4  # the flash operation counter reached ENV_POWER_CUT_AT
 EXIT_TASK_WDT = 5  # the task watchdog fired
+
+
+def append_record(path: Path, record: str) -> None:
+    """Appends one record to a file the host port follows (the BLE air, the Wi-Fi AP: host_board.h gives
+    their formats), stamped with CLOCK_MONOTONIC ns. One write() with O_APPEND: the firmware never reads half
+    a record, even from two writers."""
+    line = f"{time.monotonic_ns()} {record}\n".encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)

@@ -28,11 +28,11 @@ test that uses it ``@pytest.mark.virtual_only``.
 
 from __future__ import annotations
 
-import os
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from harness.virtual.host_abi import append_record
 
 DEFAULT_RSSI = -42  # HOST_WIFI_AP_DEFAULT_RSSI: what the station hears from an AP nobody touched
 RSSI_RANGE = range(-128, 1)  # dBm, as wifi_ap_record_t's int8_t rssi carries it from a real radio
@@ -88,10 +88,4 @@ class WifiAp:
             return self._state
 
     def _append(self, record: str) -> None:
-        line = f"{time.monotonic_ns()} {record}\n".encode()
-        # One write() with O_APPEND: the firmware never reads half a record.
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
-        try:
-            os.write(fd, line)
-        finally:
-            os.close(fd)
+        append_record(self.path, record)
