@@ -268,9 +268,11 @@ class FirmwareServer(ListeningService):
         response = web.Response(status=status, body=body, content_type=content_type)
         if location:
             response.headers["Location"] = location
+        # Logged before it is sent: the device may act on the status (and a test read the log) before
+        # this coroutine runs again after the write.
+        self.log.update(record, status=status)
         await response.prepare(request)
         await response.write_eof()
-        self.log.update(record, status=status)
         return response
 
     async def _send_body(
@@ -281,8 +283,8 @@ class FirmwareServer(ListeningService):
             span = parse_range(record.range, len(body)) if plan.ranges_honoured else None
         except RangeNotSatisfiable:
             response = web.Response(status=416, headers={"Content-Range": f"bytes */{len(body)}"})
-            await response.prepare(request)
             self.log.update(record, status=416)
+            await response.prepare(request)
             return response
         first, last = span or (0, len(body) - 1)
         response = web.StreamResponse(status=206 if span else 200)
@@ -294,8 +296,8 @@ class FirmwareServer(ListeningService):
             response.enable_chunked_encoding()
         else:
             response.content_length = last - first + 1
-        await response.prepare(request)
         self.log.update(record, status=response.status)
+        await response.prepare(request)
         if request.method == "HEAD":  # aiohttp would send a StreamResponse body even for HEAD
             await response.write_eof()
             return response
