@@ -25,6 +25,8 @@
 
 static const char *TAG = "ota_agent";
 
+#define FIRST_IP_WAIT_MS 5000 /* at start-up, how long the MQTT client waits for the station's IP */
+
 esp_err_t ota_agent_init(const ota_agent_config_t *config)
 {
     if (config == NULL) {
@@ -59,6 +61,12 @@ esp_err_t ota_agent_start(void)
     esp_err_t err = ESP_OK;
 #if CONFIG_OTA_AGENT_MANAGE_WIFI
     err = wifi_sta_start();
+    /* esp-mqtt started before the station has its address fails its first connect (no route) and
+       waits a whole reconnect timeout; ESP-IDF's examples start it after IP_EVENT_STA_GOT_IP. An AP
+       that stays away does not hold the agent up for long: esp-mqtt then connects when it comes. */
+    if (err == ESP_OK && !wifi_sta_wait_connected(FIRST_IP_WAIT_MS)) {
+        ESP_LOGW(TAG, "no IP address after %d ms; the broker is tried from now on", FIRST_IP_WAIT_MS);
+    }
 #endif
     if (err == ESP_OK) {
         err = ota_updater_start();

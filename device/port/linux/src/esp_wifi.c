@@ -10,6 +10,8 @@
  *
  * The driver task follows the AP's file with inotify (or reads it every 200 ms when the user's inotify
  * instances are used up, as by a fleet of over a hundred boards) and its own deadlines, as the chip's timers:
+ *   esp_wifi_start():        the station's netif has no address yet: connects fail with EHOSTUNREACH
+ *                            (gate DOWN) until the first association.
  *   connect, AP on the air:  STA_CONNECTED, then IP_EVENT_STA_GOT_IP (127.0.0.1; ip_changed unless the
  *                            station gets its old address back before the IP-lost timer fired).
  *   connect, AP off the air: an all-channel scan (13 channels x 120 ms, the default active dwell), then
@@ -313,6 +315,11 @@ esp_err_t esp_wifi_start(void)
 {
     if (!s_initialised) {
         return ESP_ERR_WIFI_NOT_INIT;
+    }
+    if (!s_started && get_state() == STA_IDLE) {
+        /* The station's netif has no address until it associates: lwIP finds no route (EHOSTUNREACH),
+           whatever the host's network would allow. */
+        host_net_set_state(HOST_NET_DOWN);
     }
     if (s_requests < 0) {
         s_requests = eventfd(0, EFD_CLOEXEC);
