@@ -39,6 +39,7 @@ def _slow_download(fw_server, firmware, seconds: float = 2.5):
     return fw_server.add(image, faults=FaultPlan(throttle_bps=int(len(image) / seconds)))
 
 
+@pytest.mark.slow
 def test_a_lost_access_point_is_retried_with_a_growing_delay_and_mqtt_comes_back(board_factory,
                                                                                  link: DeviceLink) -> None:
     """The AP goes away with MQTT connected: after the beacon timeout the firmware logs the disconnect with its
@@ -75,9 +76,11 @@ def test_a_lost_access_point_is_retried_with_a_growing_delay_and_mqtt_comes_back
                   timeout=10, since=asked, description="the device online again after the AP came back")
     back = link.cursor()
     link.send(board.device_id, commands.status())
-    status = link.wait_status(board.device_id, since=back, timeout=5, description="the status after the AP returned")
+    # A status built before the AP went (the boot one, its PUBACK lost with the link) may come again now: QoS 1
+    # is at least once, and esp-mqtt sends what its outbox holds after reconnecting. The answer is built now.
+    status = link.wait_status(board.device_id, lambda s: s["uptime_s"] > before["uptime_s"], since=back, timeout=5,
+                              description="the status after the AP returned")
     assert status["rssi"] == -67, status
-    assert status["uptime_s"] >= before["uptime_s"], "uptime went back: the device rebooted"
     assert not _rebooted(board, mark), "the firmware rebooted instead of reconnecting"
 
 
@@ -101,6 +104,7 @@ def test_an_access_point_back_before_the_beacon_timeout_only_stalls_the_session(
     assert not _rebooted(board, mark)
 
 
+@pytest.mark.slow
 def test_wifi_lost_for_3_s_mid_download_stalls_it_and_it_installs(ota, board, fw_server, firmware) -> None:
     """Wi-Fi lost mid-download and back after 3 s, within ESP-IDF's default 6 s beacon timeout: no disconnect,
     the download's connection only stalls (as TCP over a short outage does), carries on and installs: one
@@ -121,6 +125,7 @@ def test_wifi_lost_for_3_s_mid_download_stalls_it_and_it_installs(ota, board, fw
     assert not [line for line in board.serial.lines[ota.serial_mark:] if "wifi_sta: disconnected" in line.text]
 
 
+@pytest.mark.slow
 def test_wifi_lost_past_the_beacon_timeout_mid_download_resumes_with_range(board_factory, ota_for, fw_server,
                                                                            firmware) -> None:
     """Wi-Fi lost mid-download for longer than the beacon timeout: the station leaves the AP and lwIP aborts the
@@ -144,6 +149,7 @@ def test_wifi_lost_past_the_beacon_timeout_mid_download_resumes_with_range(board
     assert resumed.status == 206 and 0 < resumed_at < artifact.size, resumed
 
 
+@pytest.mark.slow
 def test_wifi_lost_longer_than_the_idle_deadline_fails_the_update_and_v1_answers_once_back(board_factory, ota_for,
                                                                                           link: DeviceLink,
                                                                                           fw_server,
