@@ -89,6 +89,7 @@ def test_failing_boards_abort_the_rollout_at_the_threshold_once_the_minimum_ran(
     assert not _commanded(link, [b.device_id for b in boards[5:]], since), "a board after the abort was commanded"
 
 
+@pytest.mark.slow
 def test_offline_boards_time_out_and_are_reported_not_waited_for(fleet, rollout, fw_server, firmware) -> None:
     """F4: 2 of 10 boards are off: the rollout gives each `device_timeout_s` (2 s), reports them `timed_out`
     (AWS's TIMED_OUT), and with a success threshold of 80 % the rest install and the rollout succeeds."""
@@ -105,6 +106,7 @@ def test_offline_boards_time_out_and_are_reported_not_waited_for(fleet, rollout,
         assert 2 <= result.devices[board.device_id].seconds < 3, result.table()
 
 
+@pytest.mark.slow
 def test_a_retry_after_idle_timeout_succeeds(fleet, rollout, fault_proxy, fw_server, firmware,
                                             link: DeviceLink) -> None:
     """F5: one board's link goes silent mid-download: `failed`/`idle_timeout`; the plan retries that reason

@@ -77,6 +77,7 @@ def test_check_without_a_newer_version_downloads_nothing(board_factory, ota_for,
     assert fw_server.requests_for(artifact) == [], "the image was downloaded"
 
 
+@pytest.mark.slow
 def test_unconfirmed_firmware_checks_the_manifest_only_after_its_self_test(
         board_factory, ota_for, broker, link: DeviceLink, fw_server, firmware) -> None:
     """A PENDING_VERIFY app does not start the manifest's update; once confirmed it installs it.

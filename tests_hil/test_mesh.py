@@ -22,7 +22,7 @@ from harness.link import DeviceLink
 from harness.protocol import Message
 from harness.virtual.mesh import Hop, NodeState
 
-pytestmark = pytest.mark.virtual_only
+pytestmark = [pytest.mark.virtual_only, pytest.mark.slow]  # every mesh scenario runs a mesh of boards: seconds
 
 # The distribution scenarios' hops: 4 Mbit/s, 5 ms. What they prove (every node gets the image, through the same
 # checks) does not depend on the rate; bench/bench_mesh.py measures at the plausible 1 Mbit/s, 20 ms.

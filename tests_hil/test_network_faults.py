@@ -55,6 +55,7 @@ def test_broker_partition_during_the_new_firmwares_self_test_rolls_back(board_fa
     ota.assert_healthy(firmware.base_version, "ota_0")
 
 
+@pytest.mark.slow
 def test_a_64_kb_per_s_link_reports_progress_once_a_second_and_honours_timeout_s(ota, board, fault_proxy,
                                                                                  link: DeviceLink, fw_server,
                                                                                  firmware) -> None:
@@ -108,6 +109,7 @@ def test_a_half_open_connection_is_caught_by_the_idle_deadline(ota, board, fault
     ota.assert_healthy_on_base(since)
 
 
+@pytest.mark.slow
 def test_a_partition_healed_after_3_s_mid_download_lets_it_finish(ota, board, fault_proxy, link: DeviceLink,
                                                                    fw_server, firmware) -> None:
     """The device's download link is partitioned mid-transfer for 3 s (what a real board sees of a short Wi-Fi
