@@ -41,6 +41,7 @@
 #include "freertos/task.h"
 #include "host_ble.h"
 #include "host_ble_air.h"
+#include "host_record_file.h"
 
 static const char *TAG = "BTDM_INIT"; /* bt.c's BTDM_LOG_TAG */
 
@@ -286,9 +287,18 @@ static void radio_task(void *arg)
             next = hear(now, scan_start);
         }
         pthread_mutex_unlock(&s_lock);
-        /* Event driven: the air file's inotify descriptor, the scan's eventfd, and the next advertisement. */
+        /* Event driven: the air file's inotify descriptor, the scan's eventfd, and the next advertisement;
+           a polled air (no inotify instance left) is read again every HOST_RECORD_POLL_MS. */
         struct pollfd fds[2] = {{.fd = air, .events = POLLIN}, {.fd = s_wake, .events = POLLIN}};
-        if (poll(fds, 2, poll_timeout_ms(next, now)) > 0) {
+        int timeout_ms = poll_timeout_ms(next, now);
+        if (host_ble_air_polled() && (timeout_ms < 0 || timeout_ms > HOST_RECORD_POLL_MS)) {
+            timeout_ms = HOST_RECORD_POLL_MS;
+        }
+        int ready = poll(fds, 2, timeout_ms);
+        if (host_ble_air_polled()) {
+            host_ble_air_update();
+        }
+        if (ready > 0) {
             if (fds[0].revents & POLLIN) {
                 host_ble_air_update();
             }

@@ -50,6 +50,7 @@
 #include "freertos/FreeRTOS.h"
 #include "freertos/task.h"
 #include "host_net_gate.h"
+#include "host_record_file.h"
 #include "host_wifi_ap.h"
 #include "sdkconfig.h"
 
@@ -283,8 +284,8 @@ static void wifi_driver_task(void *arg)
     for (;;) {
         struct pollfd fds[2] = {{.fd = s_requests, .events = POLLIN}, {.fd = s_ap_file, .events = POLLIN}};
         int timeout_ms = next_timeout_ms(now_ns());
-        if (host_wifi_ap_polled() && (timeout_ms < 0 || timeout_ms > HOST_WIFI_AP_POLL_MS)) {
-            timeout_ms = HOST_WIFI_AP_POLL_MS; /* no inotify: look at the AP's file again soon */
+        if (host_wifi_ap_polled() && (timeout_ms < 0 || timeout_ms > HOST_RECORD_POLL_MS)) {
+            timeout_ms = HOST_RECORD_POLL_MS; /* no inotify: look at the AP's file again soon */
         }
         int rc = poll(fds, 2, timeout_ms);
         if (rc < 0 && errno != EINTR) {

@@ -1,20 +1,15 @@
 /*
- * Reads the board's BLE air (host_board.h, HIL_BLE_AIR): an append-only file of records, read from
- * the start (the air outlives the app's reboots) and then tailed. The board appends each record with
- * one write(); inotify tells the radio task when, so it never polls the file. A line the board is
- * still writing (no newline yet) waits for the next read. No ESP-IDF counterpart.
+ * The board's BLE air (host_board.h, HIL_BLE_AIR): its records, "<t> adv ...", "<t> stop <addr>" and
+ * "<t> clear", followed as host_record_file.h says. No ESP-IDF counterpart.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/inotify.h>
-#include <unistd.h>
 #include "esp_log.h"
 #include "host_ble_air.h"
 #include "host_board.h"
+#include "host_record_file.h"
 
 static const char *TAG = "ble_air";
 
@@ -22,11 +17,6 @@ static const char *TAG = "ble_air";
 
 static host_ble_advertiser_t s_devices[HOST_BLE_AIR_MAX_DEVICES];
 static size_t s_count;
-static int s_file = -1;
-static int s_notify = -1;
-static char s_line[LINE_MAX_LEN];
-static size_t s_line_len;
-static bool s_line_too_long;
 
 static bool parse_addr(const char *text, uint8_t addr[6])
 {
@@ -129,39 +119,16 @@ static void apply(const char *line)
     }
 }
 
-static void take(const char *data, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        if (data[i] != '\n') {
-            if (s_line_len < sizeof(s_line) - 1) {
-                s_line[s_line_len++] = data[i];
-            } else {
-                s_line_too_long = true;
-            }
-            continue;
-        }
-        s_line[s_line_len] = '\0';
-        if (s_line_too_long) {
-            ESP_LOGW(TAG, "record longer than %d bytes ignored", LINE_MAX_LEN - 1);
-        } else if (s_line_len > 0) {
-            apply(s_line);
-        }
-        s_line_len = 0;
-        s_line_too_long = false;
-    }
-}
+static host_record_file_t s_file = HOST_RECORD_FILE_INIT("ble_air", apply, LINE_MAX_LEN - 1);
 
 void host_ble_air_update(void)
 {
-    char buf[4096];
-    char events[4096];
-    /* Drain the notifications first: a write after this read is notified again. */
-    while (s_notify >= 0 && read(s_notify, events, sizeof(events)) > 0) {
-    }
-    ssize_t n;
-    while (s_file >= 0 && (n = read(s_file, buf, sizeof(buf))) > 0) {
-        take(buf, (size_t)n);
-    }
+    host_record_file_update(&s_file);
+}
+
+bool host_ble_air_polled(void)
+{
+    return host_record_file_polled(&s_file);
 }
 
 int host_ble_air_open(void)
@@ -171,22 +138,7 @@ int host_ble_air_open(void)
         ESP_LOGD(TAG, "no " HOST_ENV_BLE_AIR ": nothing advertises");
         return -1;
     }
-    s_notify = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    s_file = open(path, O_RDONLY | O_CLOEXEC);
-    if (s_file < 0 || s_notify < 0 || inotify_add_watch(s_notify, path, IN_MODIFY) < 0) {
-        ESP_LOGE(TAG, "cannot follow %s: %s", path, strerror(errno));
-        if (s_file >= 0) {
-            close(s_file);
-            s_file = -1;
-        }
-        if (s_notify >= 0) {
-            close(s_notify);
-            s_notify = -1;
-        }
-        return -1;
-    }
-    host_ble_air_update();
-    return s_notify;
+    return host_record_file_open(&s_file, path);
 }
 
 size_t host_ble_air_count(void)

@@ -23,9 +23,13 @@ typedef struct {
 } host_ble_advertiser_t;
 
 /* Opens the board's air (HIL_BLE_AIR) and reads what is in it; returns a descriptor that is readable
-   when the board appends to it, or -1 without an air (an app run outside a board: nothing advertises). */
+   when the board appends to it, or -1 without an air (an app run outside a board: nothing advertises;
+   or no inotify instance left: then host_ble_air_polled() is true and the caller reads every
+   HOST_RECORD_POLL_MS, host_record_file.h). */
 int host_ble_air_open(void);
 /* Reads and applies the records appended since the last call (after a readable descriptor). */
 void host_ble_air_update(void);
+/* True when the air is read every HOST_RECORD_POLL_MS instead of on inotify's word. */
+bool host_ble_air_polled(void);
 size_t host_ble_air_count(void);
 host_ble_advertiser_t *host_ble_air_device(size_t index);

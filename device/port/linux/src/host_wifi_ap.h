@@ -10,14 +10,11 @@
 
 #define HOST_WIFI_AP_DEFAULT_RSSI (-42) /* a board whose AP nobody touched: in range, a strong signal */
 
-/* How often the file is read when inotify is not available (host_wifi_ap_polled()): often enough for a
-   test's down()/up(), rare enough that a thousand boards' reads cost little CPU. */
-#define HOST_WIFI_AP_POLL_MS 200
 
 /* Opens the board's AP file (HIL_WIFI_AP) and reads what is in it; returns a descriptor that is readable
    when the board appends to it, or -1 without one (an app run outside a board: the AP is always there;
    or no inotify instance left: then host_wifi_ap_polled() is true and the caller reads every
-   HOST_WIFI_AP_POLL_MS). */
+   HOST_RECORD_POLL_MS, host_record_file.h). */
 int host_wifi_ap_open(void);
 /* Reads and applies the records appended since the last call; true when there were any. */
 bool host_wifi_ap_update(void);
