@@ -11,6 +11,7 @@
 #include "esp_https_ota.h"
 #include "esp_wifi.h"
 #include "esp_mesh.h"
+#include "esp_tls_errors.h"
 #include "nvs.h"
 #include "spi_flash_mmap.h"
 
@@ -100,6 +101,11 @@ static const esp_err_msg_t esp_err_msg_table[] = {
     ERR_TBL_IT(ESP_ERR_MESH_QUEUE_READ),
     ERR_TBL_IT(ESP_ERR_MESH_PS),
     ERR_TBL_IT(ESP_ERR_MESH_RECV_RELEASE),
+    ERR_TBL_IT(ESP_ERR_ESP_TLS_CANNOT_RESOLVE_HOSTNAME),
+    ERR_TBL_IT(ESP_ERR_ESP_TLS_FAILED_CONNECT_TO_HOST),
+    ERR_TBL_IT(ESP_ERR_ESP_TLS_CONNECTION_TIMEOUT),
+    ERR_TBL_IT(ESP_ERR_MBEDTLS_SSL_HANDSHAKE_FAILED),
+    ERR_TBL_IT(ESP_ERR_MBEDTLS_SSL_READ_FAILED),
     {0xe003, "ESP_ERR_TCP_TRANSPORT_CONNECTION_FAILED"},
 };
 

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "esp_tls_errors.h"
 #include "esp_log.h"
 #include "http_client_priv.h"
 
@@ -16,13 +17,7 @@ static const char *TAG_TRANSPORT = "transport_base";
 static const char *TAG_TLS = "esp-tls";
 static const char *TAG_MBEDTLS = "esp-tls-mbedtls";
 
-/* Error codes from esp-tls (esp_tls_errors.h) and tcp_transport (esp_transport.h), v5.5.4. */
-#define HOST_ESP_ERR_ESP_TLS_BASE                       0x8000
-#define HOST_ESP_ERR_ESP_TLS_CANNOT_RESOLVE_HOSTNAME    (HOST_ESP_ERR_ESP_TLS_BASE + 0x01)
-#define HOST_ESP_ERR_ESP_TLS_FAILED_CONNECT_TO_HOST     (HOST_ESP_ERR_ESP_TLS_BASE + 0x04)
-#define HOST_ESP_ERR_ESP_TLS_CONNECTION_TIMEOUT         (HOST_ESP_ERR_ESP_TLS_BASE + 0x06)
-#define HOST_ESP_ERR_MBEDTLS_SSL_HANDSHAKE_FAILED       (HOST_ESP_ERR_ESP_TLS_BASE + 0x1A)
-#define HOST_ESP_ERR_MBEDTLS_SSL_READ_FAILED            (HOST_ESP_ERR_ESP_TLS_BASE + 0x1D)
+/* Error codes from tcp_transport (esp_transport.h), v5.5.4; esp-tls's are in esp_tls_errors.h. */
 #define HOST_ESP_ERR_TCP_TRANSPORT_CONNECTION_FAILED    (0xe000 + 3)
 
 /* mbedTLS codes and certificate flags the real handshake reports (mbedtls/ssl.h, x509.h). */
@@ -62,7 +57,7 @@ static int http_cert_flags_from_curl(const esp_http_client_t *client)
 void http_report_connect_failure(esp_http_client_t *client, CURLcode res, long os_errno)
 {
     const bool https = http_is_https(client);
-    client->tls_error.last_error = HOST_ESP_ERR_ESP_TLS_FAILED_CONNECT_TO_HOST;
+    client->tls_error.last_error = ESP_ERR_ESP_TLS_FAILED_CONNECT_TO_HOST;
     client->tls_error.esp_tls_error_code = 0;
     client->tls_error.esp_tls_flags = 0;
     bool tls_stage = false;
@@ -71,7 +66,7 @@ void http_report_connect_failure(esp_http_client_t *client, CURLcode res, long o
     case CURLE_COULDNT_RESOLVE_HOST:
         ESP_LOGE(TAG_TLS, "couldn't get hostname for :%s: getaddrinfo() returns %d, addrinfo=%p",
                  client->host, 202, (void *)NULL);
-        client->tls_error.last_error = HOST_ESP_ERR_ESP_TLS_CANNOT_RESOLVE_HOSTNAME;
+        client->tls_error.last_error = ESP_ERR_ESP_TLS_CANNOT_RESOLVE_HOSTNAME;
         break;
     case CURLE_OPERATION_TIMEDOUT: {
         curl_off_t connect_time = 0;
@@ -82,7 +77,7 @@ void http_report_connect_failure(esp_http_client_t *client, CURLcode res, long o
         } else {
             ESP_LOGE(TAG_TLS, "[sock=%d] select() timeout", client->last_sock);
         }
-        client->tls_error.last_error = HOST_ESP_ERR_ESP_TLS_CONNECTION_TIMEOUT;
+        client->tls_error.last_error = ESP_ERR_ESP_TLS_CONNECTION_TIMEOUT;
         break;
     }
     case CURLE_PEER_FAILED_VERIFICATION:
@@ -90,7 +85,7 @@ void http_report_connect_failure(esp_http_client_t *client, CURLcode res, long o
     case CURLE_SSL_ISSUER_ERROR:
         ESP_LOGE(TAG_MBEDTLS, "mbedtls_ssl_handshake returned -0x%04X", HOST_MBEDTLS_ERR_X509_CERT_VERIFY_FAILED);
         ESP_LOGI(TAG_MBEDTLS, "Failed to verify peer certificate!");
-        client->tls_error.last_error = HOST_ESP_ERR_MBEDTLS_SSL_HANDSHAKE_FAILED;
+        client->tls_error.last_error = ESP_ERR_MBEDTLS_SSL_HANDSHAKE_FAILED;
         client->tls_error.esp_tls_error_code = HOST_MBEDTLS_ERR_X509_CERT_VERIFY_FAILED;
         client->tls_error.esp_tls_flags = http_cert_flags_from_curl(client);
         tls_stage = true;
@@ -112,7 +107,7 @@ void http_report_connect_failure(esp_http_client_t *client, CURLcode res, long o
             int code = os_errno == 0 && strstr(client->curl_error, "EOF") ? HOST_MBEDTLS_ERR_SSL_CONN_EOF
                        : HOST_MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE;
             ESP_LOGE(TAG_MBEDTLS, "mbedtls_ssl_handshake returned -0x%04X", code);
-            client->tls_error.last_error = HOST_ESP_ERR_MBEDTLS_SSL_HANDSHAKE_FAILED;
+            client->tls_error.last_error = ESP_ERR_MBEDTLS_SSL_HANDSHAKE_FAILED;
             client->tls_error.esp_tls_error_code = code;
             tls_stage = true;
         } else {
@@ -144,7 +139,7 @@ void http_report_read_error(esp_http_client_t *client)
     if (http_is_https(client)) {
         ESP_LOGE(TAG_MBEDTLS, "read error :-0x%04X", 0x50);
         ESP_LOGE(TAG_TRANSPORT, "esp_tls_conn_read error, errno=%s", strerror(err));
-        client->tls_error.last_error = HOST_ESP_ERR_MBEDTLS_SSL_READ_FAILED;
+        client->tls_error.last_error = ESP_ERR_MBEDTLS_SSL_READ_FAILED;
     } else {
         ESP_LOGE(TAG_TRANSPORT, "tcp_read error, errno=%s", strerror(err));
     }

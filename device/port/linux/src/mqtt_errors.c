@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "esp_tls_errors.h"
 #include "esp_log.h"
 #include "mqtt_client_priv.h"
 
@@ -17,11 +18,7 @@ static const char *TAG_TRANSPORT = "transport_base";
 static const char *TAG_TLS = "esp-tls";
 static const char *TAG_MBEDTLS = "esp-tls-mbedtls";
 
-/* Error codes and mbedTLS values reported by esp-tls on the device. */
-#define HOST_ESP_ERR_ESP_TLS_CANNOT_RESOLVE_HOSTNAME    0x8001
-#define HOST_ESP_ERR_ESP_TLS_FAILED_CONNECT_TO_HOST     0x8004
-#define HOST_ESP_ERR_ESP_TLS_CONNECTION_TIMEOUT         0x8006
-#define HOST_ESP_ERR_MBEDTLS_SSL_HANDSHAKE_FAILED       0x801A
+/* mbedTLS values reported by esp-tls on the device (its error codes: esp_tls_errors.h). */
 #define HOST_MBEDTLS_ERR_X509_CERT_VERIFY_FAILED        0x2700
 #define HOST_MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE        0x7780
 #define HOST_MBEDTLS_X509_BADCERT_NOT_TRUSTED           0x08
@@ -61,16 +58,16 @@ static void mqtt_log_transport_connect_failed(esp_mqtt_client_handle_t client, e
 
 void mqtt_report_tls_config_failed(esp_mqtt_client_handle_t client)
 {
-    mqtt_log_transport_connect_failed(client, HOST_ESP_ERR_MBEDTLS_SSL_HANDSHAKE_FAILED);
-    esp_mqtt_client_dispatch_transport_error(client, HOST_ESP_ERR_MBEDTLS_SSL_HANDSHAKE_FAILED, 0, 0, 0);
+    mqtt_log_transport_connect_failed(client, ESP_ERR_MBEDTLS_SSL_HANDSHAKE_FAILED);
+    esp_mqtt_client_dispatch_transport_error(client, ESP_ERR_MBEDTLS_SSL_HANDSHAKE_FAILED, 0, 0, 0);
 }
 
 void mqtt_report_resolve_failed(esp_mqtt_client_handle_t client)
 {
     const char *host = client->config->host ? client->config->host : "";
     ESP_LOGE(TAG_TLS, "couldn't get hostname for :%s: getaddrinfo() returns %d, addrinfo=%p", host, 202, (void *)NULL);
-    mqtt_log_transport_connect_failed(client, HOST_ESP_ERR_ESP_TLS_CANNOT_RESOLVE_HOSTNAME);
-    esp_mqtt_client_dispatch_transport_error(client, HOST_ESP_ERR_ESP_TLS_CANNOT_RESOLVE_HOSTNAME, 0, 0, 0);
+    mqtt_log_transport_connect_failed(client, ESP_ERR_ESP_TLS_CANNOT_RESOLVE_HOSTNAME);
+    esp_mqtt_client_dispatch_transport_error(client, ESP_ERR_ESP_TLS_CANNOT_RESOLVE_HOSTNAME, 0, 0, 0);
 }
 
 /* The CONNACK refused the connection: esp_mqtt_connect()'s lines and the ERROR event. */
@@ -107,28 +104,28 @@ void mqtt_transport_connect_failed(esp_mqtt_client_handle_t client, bool timeout
     int sock_errno = client->sock_error ? client->sock_error : (client->tcp_connected ? 0 : client->link_errno);
     if (timeout && !client->tcp_connected) {
         ESP_LOGE(TAG_TLS, "[sock=%d] select() timeout", client->last_sock);
-        mqtt_log_transport_connect_failed(client, HOST_ESP_ERR_ESP_TLS_CONNECTION_TIMEOUT);
-        esp_mqtt_client_dispatch_transport_error(client, HOST_ESP_ERR_ESP_TLS_CONNECTION_TIMEOUT, 0, 0, 0);
+        mqtt_log_transport_connect_failed(client, ESP_ERR_ESP_TLS_CONNECTION_TIMEOUT);
+        esp_mqtt_client_dispatch_transport_error(client, ESP_ERR_ESP_TLS_CONNECTION_TIMEOUT, 0, 0, 0);
     } else if (ssl && client->tcp_connected) {
         int code = client->verify_failed ? HOST_MBEDTLS_ERR_X509_CERT_VERIFY_FAILED : HOST_MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE;
         ESP_LOGE(TAG_MBEDTLS, "mbedtls_ssl_handshake returned -0x%04X", code);
         if (client->verify_failed) {
             ESP_LOGI(TAG_MBEDTLS, "Failed to verify peer certificate!");
         }
-        mqtt_log_transport_connect_failed(client, HOST_ESP_ERR_MBEDTLS_SSL_HANDSHAKE_FAILED);
-        esp_mqtt_client_dispatch_transport_error(client, HOST_ESP_ERR_MBEDTLS_SSL_HANDSHAKE_FAILED, code,
+        mqtt_log_transport_connect_failed(client, ESP_ERR_MBEDTLS_SSL_HANDSHAKE_FAILED);
+        esp_mqtt_client_dispatch_transport_error(client, ESP_ERR_MBEDTLS_SSL_HANDSHAKE_FAILED, code,
                 client->verify_failed ? HOST_MBEDTLS_X509_BADCERT_NOT_TRUSTED : 0, 0);
     } else if (sock_errno == EHOSTUNREACH) {
         /* Only the network gate gives it (every server is local): lwIP's connect() fails at once while the
            netif is down, so esp-tls reports it from its connect() call, not after select(). */
         ESP_LOGE(TAG_TLS, "[sock=%d] connect() error: %s", client->last_sock, strerror(sock_errno));
-        mqtt_log_transport_connect_failed(client, HOST_ESP_ERR_ESP_TLS_FAILED_CONNECT_TO_HOST);
-        esp_mqtt_client_dispatch_transport_error(client, HOST_ESP_ERR_ESP_TLS_FAILED_CONNECT_TO_HOST, 0, 0, sock_errno);
+        mqtt_log_transport_connect_failed(client, ESP_ERR_ESP_TLS_FAILED_CONNECT_TO_HOST);
+        esp_mqtt_client_dispatch_transport_error(client, ESP_ERR_ESP_TLS_FAILED_CONNECT_TO_HOST, 0, 0, sock_errno);
     } else {
         ESP_LOGE(TAG_TLS, "[sock=%d] delayed connect error: %s", client->last_sock,
                  strerror(sock_errno ? sock_errno : ECONNREFUSED));
-        mqtt_log_transport_connect_failed(client, HOST_ESP_ERR_ESP_TLS_FAILED_CONNECT_TO_HOST);
-        esp_mqtt_client_dispatch_transport_error(client, HOST_ESP_ERR_ESP_TLS_FAILED_CONNECT_TO_HOST, 0, 0, sock_errno);
+        mqtt_log_transport_connect_failed(client, ESP_ERR_ESP_TLS_FAILED_CONNECT_TO_HOST);
+        esp_mqtt_client_dispatch_transport_error(client, ESP_ERR_ESP_TLS_FAILED_CONNECT_TO_HOST, 0, 0, sock_errno);
     }
     esp_mqtt_abort_connection(client);
 }
