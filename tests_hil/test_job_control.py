@@ -97,6 +97,8 @@ def test_update_while_the_new_firmware_verifies_itself_is_busy(ota, link: Device
     since = ota.start("r1", first.url)
     link.wait_ota(board.device_id, "r1", "rebooting", timeout=20, since=since, fail_on={"failed", "rejected"})
     board.expect(r"self-test: application checks take \d+ ms", timeout=15)
+    link.wait_for(lambda m: m.device_id == board.device_id and m.kind == "online" and m.payload == b"online",
+                  timeout=10, since=since, description="the new firmware online (subscribed to its commands)")
     asked = link.cursor()
     link.send(board.device_id, {"type": "status"})  # answered: the new firmware is listening for commands
     pending = link.wait_status(board.device_id, since=asked, timeout=10, description="a status while pending")

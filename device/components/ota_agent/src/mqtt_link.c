@@ -357,7 +357,6 @@ static void on_connected(void)
 {
     ESP_LOGI(TAG, "connected to the broker");
     disable_nagle();
-    esp_mqtt_client_publish(s_client, s_topic_online, "online", 0, 1, 1);
     if (s_mesh != NULL) {
         char every_cmd[TOPIC_MAX];
         make_topic(every_cmd, "+", "cmd"); /* its own, all, and the nodes' (one subscription: no duplicates) */
@@ -367,6 +366,9 @@ static void on_connected(void)
         esp_mqtt_client_subscribe(s_client, s_topic_all, 1);
     }
     esp_mqtt_client_subscribe(s_client, s_topic_push_sub, 1);
+    /* `online` after the SUBSCRIBEs: the broker handles a client's packets in order, so whoever sees it and
+       then sends a command reaches a subscribed device (the session is clean: a command before would be lost). */
+    esp_mqtt_client_publish(s_client, s_topic_online, "online", 0, 1, 1);
     xEventGroupSetBits(s_events, CONNECTED_BIT);
     mqtt_link_uplink_changed();
     if (s_mesh != NULL) {
