@@ -56,6 +56,8 @@ static int s_head, s_count;
 static uint32_t s_boot;           /* this boot's id: n starts again at every boot */
 static uint32_t s_next_n;
 static int64_t s_sent_us;         /* when the oldest was last sent; 0: not yet */
+static int s_wait_ms;             /* how long to wait for its ack: doubles at every resend (a busy root's radio
+                                     or a loaded mesh delays acks; resending sooner would only add to it) */
 static volatile bool s_resend;    /* the way out came back: send the oldest again now */
 static bool s_was_up;
 static seen_t *s_seen;            /* the root: CONFIG_OTA_AGENT_MESH_MAX_NODES */
@@ -73,6 +75,7 @@ static void pop_oldest(void)
     s_head = (s_head + 1) % MESH_OUTBOX_LEN;
     s_count--;
     s_sent_us = 0;
+    s_wait_ms = MESH_OUTBOX_ACK_MS;
 }
 
 bool mesh_outbox_put(const char *kind, const char *text, bool retain)
@@ -167,9 +170,15 @@ static void send_due(void)
     int64_t now = esp_timer_get_time();
     char *packet = NULL;
     xSemaphoreTake(s_lock, portMAX_DELAY);
-    if (s_count > 0 && (s_sent_us == 0 || s_resend || now - s_sent_us > (int64_t)MESH_OUTBOX_ACK_MS * 1000)) {
+    bool timed_out = s_sent_us != 0 && now - s_sent_us > (int64_t)s_wait_ms * 1000;
+    if (s_count > 0 && (s_sent_us == 0 || s_resend || timed_out)) {
         packet = pub_packet(&s_queue[s_head]);
         s_sent_us = now;
+        if (timed_out && s_wait_ms < MESH_OUTBOX_ACK_MAX_MS) {
+            s_wait_ms *= 2;
+        } else if (s_resend) {
+            s_wait_ms = MESH_OUTBOX_ACK_MS; /* a new root: a fresh start */
+        }
         s_resend = false;
     }
     xSemaphoreGive(s_lock);
@@ -387,6 +396,7 @@ bool mesh_outbox_start(bool (*uplink)(void))
 {
     s_uplink = uplink;
     s_boot = esp_random();
+    s_wait_ms = MESH_OUTBOX_ACK_MS;
     s_lock = xSemaphoreCreateMutex();
     s_wake = xSemaphoreCreateBinary();
     s_seen = calloc(CONFIG_OTA_AGENT_MESH_MAX_NODES, sizeof(seen_t));

@@ -7,8 +7,10 @@
  *
  * So a node queues each message (in order, at most MESH_OUTBOX_LEN; when full the oldest goes, with a log
  * line), sends the oldest one to the root while it has a way out, and drops it only when the root says the
- * broker acknowledged it: {"m":"ack","b":boot,"n":n}, sent by the root at the MQTT PUBACK. Without an ack
- * for MESH_OUTBOX_ACK_MS, or when the way out comes back (another root), it sends the same message again.
+ * broker acknowledged it: {"m":"ack","b":boot,"n":n}, sent by the root at the MQTT PUBACK. When the way out
+ * comes back (another root) it sends the same message again at once; without an ack for MESH_OUTBOX_ACK_MS it
+ * sends it again too, waiting twice as long each time (up to MESH_OUTBOX_ACK_MAX_MS): an ack is late when the
+ * root's radio is busy (a distribution), and resending sooner would only load it more.
  * The root publishes a (boot, n) of a node once: a message sent again that it already published is acked,
  * not published twice.
  */
@@ -20,6 +22,7 @@
 
 #define MESH_OUTBOX_LEN 16
 #define MESH_OUTBOX_ACK_MS 3000
+#define MESH_OUTBOX_ACK_MAX_MS 48000
 
 /* Creates the queue and its task; uplink() says whether the node has a way out (a parent and a root that
    reaches the broker). */
