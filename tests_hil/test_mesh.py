@@ -234,7 +234,7 @@ def test_a_node_s_event_taken_by_a_root_that_leaves_goes_through_the_next_root(m
     the node keeps every event until the root acks it at the broker's PUBACK, and sends it again through the
     next root: its `rejected` reaches the broker once, in order."""
     net = mesh(3, heartbeat_s=0)
-    victim = net.nodes[0]
+    victim = net.nodes[-1]  # joined last: the next root is the other node, through which it must send again
     net.medium.set_hop(board_mac(victim), latency_s=1.0)
     since = link.cursor()
     link.send(victim.device_id, {"type": "ota", "id": "m8"})  # no url: rejected at once, bad_command
@@ -242,5 +242,6 @@ def test_a_node_s_event_taken_by_a_root_that_leaves_goes_through_the_next_root(m
     net.root.reset()
     rejected = link.wait_ota(victim.device_id, "m8", "rejected", timeout=30, since=since)
     assert rejected["reason"] == "bad_command"
+    assert net.current_root() not in (None, net.root, victim)
     assert len([m for m in link.messages[since:] if m.kind == "ota" and m.device_id == victim.device_id]) == 1
     link.check_protocol()
