@@ -63,6 +63,7 @@ SYSTEM_003 = {  # ../shared/reference/systems/003: its own figures, per option
     "p2p": "~15 s for a large mesh; 1 min for 20 nodes x 200 KB (1C); +200-500 KB flash",
 }
 CRASH_LINE = re.compile(r"Guru Meditation Error|abort\(\) was called|assert failed|Task watchdog got triggered")
+BOOT_LINE = re.compile(r"mesh_link|mesh_outbox|boot_check|App version|rst:|mesh_dist: (received|failed)")
 DONE_LINE = re.compile(r"mesh_dist: done: (\S+) \((ok|failed), (\d+) bytes of transfer memory\)")
 
 
@@ -120,16 +121,18 @@ def stop_mesh(net: Net) -> None:
     net.medium.stop()
 
 
-def describe(board: VirtualBoard, link: DeviceLink, request: str) -> None:
-    """What a node that did not confirm last said: its last OTA event and status for the request, its console."""
+def describe(board: VirtualBoard, link: DeviceLink, request: str, since: int) -> None:
+    """What a node that did not confirm last said: its last OTA event and status for the request, and its mesh,
+    boot and self-test lines since the request."""
     said = [m for m in link.messages if m.device_id == board.device_id and m.kind in ("ota", "status")]
     event = next((m.data for m in reversed(said) if m.kind == "ota"), None)
     status = next((m.data for m in reversed(said) if m.kind == "status"), None)
     last = status.get("last_ota") if isinstance(status, dict) else None
     print(f"    {board.device_id}: last event {event}; status version "
           f"{status.get('version') if isinstance(status, dict) else None}, last_ota {last} ({request})")
-    for line in board.serial.lines[-12:]:
-        print(f"      {line.text}")
+    lines = [line for line in board.serial.lines[since:] if BOOT_LINE.search(line.text)]
+    for line in lines[-30:]:
+        print(f"      {line.t:.3f} {line.text}")
 
 
 def run_mode(net: Net, link: DeviceLink, server: FirmwareServer, base: bytes, mode: str, version: str) -> Run:
@@ -167,7 +170,7 @@ def run_mode(net: Net, link: DeviceLink, server: FirmwareServer, base: bytes, mo
         print(f"  {mode}: {len(confirmed)} of {len(ids)} confirmed within 300 s", flush=True)
         for board in net.boards:
             if board.device_id not in confirmed:
-                describe(board, link, request)
+                describe(board, link, request, marks[board.device_id])
     link.remove_listener(count)
     for board in net.boards:
         for line in board.serial.lines[marks[board.device_id]:]:
