@@ -17,8 +17,9 @@ forwarding; 1 % loss makes the broadcast's NAK rounds and the unicast retries (8
 
 The image is the firmware itself (the smallest image that boots, about 310 KB); system 003's table is for 200 KB,
 so the times are also given scaled to 200 KB (the distribution is airtime: it grows with the size).
-Peak memory per node is the transfer's own (the chunk bitmap, the 16-chunk window, queued chunks), as each node
-reports it in its `done`; p2p nodes also keep the image in flash (their new slot), which they serve from.
+Peak memory per node is the transfer's own (the chunk bitmap, up to 16 chunks held when they come before chunk 0,
+queued chunks), as each node reports it in its `done`; p2p nodes also keep the image in flash (their new slot),
+which they serve from.
 
 Targets (issue 18): broadcast with NAK at least 10x faster than sequential at 20 nodes; p2p's time growing
 roughly with log(N) from 20 to 100 nodes (at most 1.5 x ln(100)/ln(20) = 2.3 times, where linear would be 5);
@@ -61,6 +62,8 @@ SYSTEM_003 = {  # ../shared/reference/systems/003: its own figures, per option
     "broadcast": "~30 s for any number; 5 min for 20 nodes x 200 KB (1A); +2-5 KB per node",
     "p2p": "~15 s for a large mesh; 1 min for 20 nodes x 200 KB (1C); +200-500 KB flash",
 }
+CRASH_LINE = re.compile(r"Guru Meditation Error|abort\(\) was called|assert failed|Task watchdog got triggered")
+BOOT_LINE = re.compile(r"mesh_link|mesh_outbox|boot_check|App version|rst:|mesh_dist: (received|failed)")
 DONE_LINE = re.compile(r"mesh_dist: done: (\S+) \((ok|failed), (\d+) bytes of transfer memory\)")
 
 
@@ -118,6 +121,20 @@ def stop_mesh(net: Net) -> None:
     net.medium.stop()
 
 
+def describe(board: VirtualBoard, link: DeviceLink, request: str, since: int) -> None:
+    """What a node that did not confirm last said: its last OTA event and status for the request, and its mesh,
+    boot and self-test lines since the request."""
+    said = [m for m in link.messages if m.device_id == board.device_id and m.kind in ("ota", "status")]
+    event = next((m.data for m in reversed(said) if m.kind == "ota"), None)
+    status = next((m.data for m in reversed(said) if m.kind == "status"), None)
+    last = status.get("last_ota") if isinstance(status, dict) else None
+    print(f"    {board.device_id}: last event {event}; status version "
+          f"{status.get('version') if isinstance(status, dict) else None}, last_ota {last} ({request})")
+    lines = [line for line in board.serial.lines[since:] if BOOT_LINE.search(line.text)]
+    for line in lines[-30:]:
+        print(f"      {line.t:.3f} {line.text}")
+
+
 def run_mode(net: Net, link: DeviceLink, server: FirmwareServer, base: bytes, mode: str, version: str) -> Run:
     # the root now: the last run's root rebooted into its update last, and another node took over meanwhile
     net.medium.wait_for(lambda m: m.root() is not None and len(m.members()) == len(net.boards), 60, "a whole mesh")
@@ -141,6 +158,7 @@ def run_mode(net: Net, link: DeviceLink, server: FirmwareServer, base: bytes, mo
     before = {b.device_id: net.medium.stats(board_mac(b)) for b in net.boards}
     root.serial.skip_to_end()
     serial_from = root.serial.mark()
+    marks = {b.device_id: b.serial.mark() for b in net.boards}
     link.send(root.device_id, {"type": "ota", "id": request, "url": artifact.url, "sha256": artifact.sha256,
                                "version": version, "mesh": mode, "timeout_s": 1800, "idle_timeout_s": 120})
     over = root.serial.expect(rf"mesh_dist: distribution of {request} over: (\d+) of (\d+) nodes done in (\d+) ms",
@@ -150,7 +168,14 @@ def run_mode(net: Net, link: DeviceLink, server: FirmwareServer, base: bytes, mo
     mems = [int(m.group(3)) for line in root.serial.lines[serial_from:] if (m := DONE_LINE.search(line.text))]
     if not all_confirmed.wait(300):
         print(f"  {mode}: {len(confirmed)} of {len(ids)} confirmed within 300 s", flush=True)
+        for board in net.boards:
+            if board.device_id not in confirmed:
+                describe(board, link, request, marks[board.device_id])
     link.remove_listener(count)
+    for board in net.boards:
+        for line in board.serial.lines[marks[board.device_id]:]:
+            if CRASH_LINE.search(line.text):
+                print(f"  {mode}: {board.device_id} crashed: {line.text}", flush=True)
 
     def moved(device_id: str) -> int:
         a, b = after[device_id], before[device_id]

@@ -55,14 +55,15 @@ def test_an_ota_trigger_to_the_root_with_mosquitto_pub_updates_every_node(mesh, 
                                                                           link: DeviceLink) -> None:
     """M1: 001 end to end: `{"type": "ota_trigger", "url": ...}` published with mosquitto_pub to the root's cmd
     topic is broadcast over the mesh; every node (the root too) downloads the URL, reboots into v2 and confirms
-    it, and its status says so (v2, valid, last_ota `succeeded`) through whichever node is root by then. (Its
-    `succeeded` event itself can be lost when the root it went through reboots into its own update a moment
-    later; the status packages carry the outcome again.)"""
+    it: its `succeeded` event reaches the broker through whichever node is root by then (a node keeps its
+    events until the root says the broker has them, so a root that reboots into its own update a moment later
+    does not lose them), and its status says so too (v2, valid, last_ota `succeeded`)."""
     net = mesh(4, ip_forwarding=True, heartbeat_s=0)
     artifact = fw_server.add(firmware.image(VARIANT, version="2.0.0"))
     since = link.cursor()
     mosquitto_pub(broker.url, f"devices/{net.root.device_id}/cmd",
                   {"type": "ota_trigger", "id": "m1", "url": artifact.url, "sha256": artifact.sha256})
+    _all_succeed(link, net.boards, "m1", since)
     for board in net.boards:
         status = link.wait_status(board.device_id, lambda s: _settled(s, "m1"), timeout=SUCCEEDED_S, since=since)
         assert (status["version"], status["ota_state"], status["partition"]) == ("2.0.0", "valid", "ota_1")
@@ -143,11 +144,11 @@ def _distribute(link: DeviceLink, root_id: str, artifact, mode: str, request_id:
 
 
 def _all_succeed(link: DeviceLink, boards, request_id: str, since: int, timeout: float = SUCCEEDED_S) -> None:
-    """Every board confirmed the update, by its status (as M1): a node's `succeeded` event can be lost around
-    a root change (the open defect of issue 18), its status packages carry the outcome again."""
+    """Every board's `succeeded` event for request_id reached the broker (v2), whichever root it went through."""
     for board in boards:
-        status = link.wait_status(board.device_id, lambda s: _settled(s, request_id), timeout=timeout, since=since)
-        assert (status["last_ota"]["state"], status["version"]) == ("succeeded", "2.0.0"), status
+        event = link.wait_ota(board.device_id, request_id, "succeeded", timeout=timeout, since=since,
+                              fail_on={"failed", "rejected", "rolled_back"})
+        assert event["version"] == "2.0.0", event
 
 
 @pytest.mark.parametrize("mode", ["sequential", "broadcast", "p2p"])
@@ -203,10 +204,7 @@ def test_the_root_rebooting_mid_distribution_leaves_the_nodes_on_v1_and_a_new_ro
     new_root = net.current_root()
     assert new_root is not None and new_root is not net.root
     since = _distribute(link, new_root.device_id, artifact, "broadcast", "m6-again")
-    for board in nodes:  # by status, as M1: a node's `succeeded` can be lost around a root change (issue 18 note)
-        status = link.wait_status(board.device_id, lambda s: (s.get("last_ota") or {}).get("id") == "m6-again"
-                                  and s["version"] == "2.0.0", timeout=50, since=since)
-        assert (status["last_ota"]["state"], status["ota_state"]) == ("succeeded", "valid"), status
+    _all_succeed(link, nodes, "m6-again", since, timeout=50)
 
 
 def test_a_node_that_leaves_and_rejoins_mid_distribution_catches_up(mesh, fw_server, firmware,
@@ -229,3 +227,21 @@ def test_a_node_that_leaves_and_rejoins_mid_distribution_catches_up(mesh, fw_ser
     net.medium.in_range(mac)
     away.expect(r"mesh_dist: NAK to ", timeout=30)
     _all_succeed(link, net.boards, "m7", since, timeout=150)
+
+
+def test_a_node_s_event_taken_by_a_root_that_leaves_goes_through_the_next_root(mesh, link: DeviceLink) -> None:
+    """M8: a node's event is on its way up (a 1 s hop) when the root resets, so that root never publishes it;
+    the node keeps every event until the root acks it at the broker's PUBACK, and sends it again through the
+    next root: its `rejected` reaches the broker once, in order."""
+    net = mesh(3, heartbeat_s=0)
+    victim = net.nodes[-1]  # joined last: the next root is the other node, through which it must send again
+    net.medium.set_hop(board_mac(victim), latency_s=1.0)
+    since = link.cursor()
+    link.send(victim.device_id, {"type": "ota", "id": "m8"})  # no url: rejected at once, bad_command
+    victim.expect(r"request m8 rejected", timeout=15)
+    net.root.reset()
+    rejected = link.wait_ota(victim.device_id, "m8", "rejected", timeout=30, since=since)
+    assert rejected["reason"] == "bad_command"
+    assert net.current_root() not in (None, net.root, victim)
+    assert len([m for m in link.messages[since:] if m.kind == "ota" and m.device_id == victim.device_id]) == 1
+    link.check_protocol()

@@ -59,6 +59,36 @@ def test_esp_partition_has_nor_semantics_and_partition_linux_error_codes(port_ch
     assert "W (" in out and "esp_partition: invalid flash operation detected" in out
 
 
+def test_esp_ota_write_with_offset_writes_out_of_order_with_esp_idf_s_return_codes(port_check: Path,
+                                                                                     tmp_path: Path) -> None:
+    """v5.5.5's esp_ota_write_with_offset(): chunks land where they are told, in any order, with no magic-byte
+    check; a NULL buffer or an unknown handle is ESP_ERR_INVALID_ARG, the rest is esp_partition_write()'s."""
+    out = _run(port_check, tmp_path, "ota_offset\n").stdout
+    results = dict(re.findall(r"^(\w+)=(\S+)$", out, re.MULTILINE))
+    assert results == {
+        "begin": "ESP_OK",
+        "write_2": "ESP_OK",
+        "write_0": "ESP_OK",  # its first byte is 0x10, not 0xE9: not checked (esp_ota_write would refuse it)
+        "write_1": "ESP_OK",
+        "readback": "ok",
+        "null_data": "ESP_ERR_INVALID_ARG",
+        "bad_handle": "ESP_ERR_INVALID_ARG",
+        "past_end": "ESP_ERR_INVALID_SIZE",
+        "unerased": "ESP_ERR_FLASH_OP_FAIL",  # bits set again over written bytes: no erase is done for it
+        "abort": "ESP_OK",
+        "after_abort": "ESP_ERR_INVALID_ARG",
+    }, out
+    assert "OTA handle not found" in out
+
+
+def test_esp_ota_write_with_offset_asserts_the_slot_was_erased(port_check: Path, tmp_path: Path) -> None:
+    """After esp_ota_begin(OTA_WITH_SEQUENTIAL_WRITES) nothing is erased ahead: ESP-IDF's assert aborts."""
+    run = _run(port_check, tmp_path, "ota_offset_sequential\n")
+    assert "begin=ESP_OK" in run.stdout
+    assert "must erase the partition before writing to it" in run.stdout + run.stderr
+    assert "write_" not in run.stdout and run.returncode != 0
+
+
 def test_power_is_lost_at_the_nth_flash_operation(port_check: Path, tmp_path: Path) -> None:
     control = tmp_path / "control.bin"
     control.write_bytes(bytes(4 * abi.FC_WORDS))

@@ -7,10 +7,14 @@
  * "miss": [index, ...]} (at most NAK_MAX) and {"m": "done", "t": tag, "ok": 1, "mem": bytes} from a node,
  * {"m": "fin", "t": tag} from the root (the distribution is over: reboot).
  *
- * A node writes chunks in order (esp_ota_write is sequential) and keeps up to WINDOW chunks that came early;
- * one further ahead is dropped and asked for again. Its memory for the transfer: the bitmap (one bit per
- * chunk), the window, the chunks waiting in its queue; it reports the peak in `done` ("mem"). A p2p node
- * also keeps the image: it is its new slot, which it serves from (flash, no RAM).
+ * A node writes each chunk where it belongs (ota_image_write_at: esp_ota_write_with_offset into the slot that
+ * esp_ota_begin erased for the announced size), whatever order chunks come in, and keeps a bitmap of what
+ * it has; it NAKs what is missing. Only chunk 0 has to come first (its head is checked before anything is
+ * erased): chunks before it are held, up to WINDOW (allocated only then), and one more is dropped and asked
+ * for again. With every chunk written, the slot is read back for the SHA-256 and the image's checks
+ * (ota_image_finish_written). Its memory for the transfer: the bitmap (one bit per chunk), the held chunks
+ * if any, the chunks waiting in its queue; it reports the peak in `done` ("mem"). A p2p node also keeps the
+ * image: it is its new slot, which it serves from (flash, no RAM).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +36,7 @@
 
 static const char *TAG = "mesh_dist";
 
-#define WINDOW 16          /* chunks a node holds that came before their turn */
+#define WINDOW 16          /* chunks a node holds that came before chunk 0 (the image's head) */
 #define QUEUE_LEN 64       /* packets waiting for the update task */
 #define NAK_MAX 128        /* indices in one NAK (about 700 bytes of JSON) */
 #define MAX_TARGETS 256
@@ -247,9 +251,11 @@ static bool send_chunk(const uint8_t *to, const esp_partition_t *part, uint32_t 
 
 typedef struct {
     uint32_t n;          /* chunks */
-    uint32_t next;       /* first chunk not written */
+    int64_t size;        /* image bytes */
+    uint32_t next;       /* first chunk not yet had */
+    bool head_written;   /* chunk 0 is in the slot: the rest go straight there */
     uint8_t *have;       /* bitmap: written or held */
-    uint8_t *slots;      /* WINDOW chunks held */
+    uint8_t *slots;      /* WINDOW chunks held before chunk 0, allocated when the first comes */
     int32_t slot_index[WINDOW];
     uint16_t slot_len[WINDOW];
 } rx_state_t;
@@ -262,48 +268,67 @@ static bool has(const rx_state_t *s, uint32_t i)
 static void mark(rx_state_t *s, uint32_t i)
 {
     s->have[i / 8] |= (uint8_t)(1 << (i % 8));
+    while (s->next < s->n && has(s, s->next)) {
+        s->next++;
+    }
 }
 
-/* One chunk into the image: written if it is the next, held if it is close, dropped otherwise. */
-static bool take_chunk(rx_state_t *s, ota_image_t *image, const pkt_t *p, ota_outcome_t *out)
+static size_t chunk_len(const rx_state_t *s, uint32_t i)
 {
-    if (p->index >= s->n || has(s, p->index)) {
-        return true; /* a duplicate (a resend someone else asked for) */
+    int64_t left = s->size - (int64_t)i * MESH_DIST_CHUNK;
+    return left < MESH_DIST_CHUNK ? (size_t)left : MESH_DIST_CHUNK;
+}
+
+/* A chunk that came before chunk 0: held if there is room (the bitmap says so), else asked for again later. */
+static void hold(rx_state_t *s, const pkt_t *p)
+{
+    if (s->slots == NULL && (s->slots = malloc((size_t)WINDOW * MESH_DIST_CHUNK)) == NULL) {
+        return;
     }
-    if (p->index == s->next) {
-        if (!ota_image_write(image, p->data, p->len, out)) {
+    for (int k = 0; k < WINDOW; k++) {
+        if (s->slot_index[k] < 0) {
+            memcpy(s->slots + (size_t)k * MESH_DIST_CHUNK, p->data, p->len);
+            s->slot_index[k] = (int32_t)p->index;
+            s->slot_len[k] = p->len;
+            mark(s, p->index);
+            return;
+        }
+    }
+}
+
+/* Chunk 0 is written: the held chunks go where they belong. */
+static bool write_held(rx_state_t *s, ota_image_t *image, ota_outcome_t *out)
+{
+    for (int k = 0; k < WINDOW && s->slots != NULL; k++) {
+        if (s->slot_index[k] >= 0 &&
+            !ota_image_write_at(image, (int64_t)s->slot_index[k] * MESH_DIST_CHUNK,
+                                s->slots + (size_t)k * MESH_DIST_CHUNK, s->slot_len[k], out)) {
             return false;
         }
-        mark(s, p->index);
-        s->next++;
-        for (bool more = true; more && s->next < s->n && has(s, s->next);) {
-            more = false;
-            for (int k = 0; k < WINDOW; k++) {
-                if (s->slot_index[k] == (int32_t)s->next) {
-                    if (!ota_image_write(image, s->slots + (size_t)k * MESH_DIST_CHUNK, s->slot_len[k], out)) {
-                        return false;
-                    }
-                    s->slot_index[k] = -1;
-                    s->next++;
-                    more = true;
-                    break;
-                }
-            }
-        }
+        s->slot_index[k] = -1;
+    }
+    return true;
+}
+
+/* One chunk into the image, where it belongs (held, before chunk 0). */
+static bool take_chunk(rx_state_t *s, ota_image_t *image, const pkt_t *p, ota_outcome_t *out)
+{
+    if (p->index >= s->n || has(s, p->index) || p->len != chunk_len(s, p->index)) {
+        return true; /* a duplicate (a resend someone else asked for), or not this image's */
+    }
+    if (!s->head_written && p->index != 0) {
+        hold(s, p);
         return true;
     }
-    if (p->index < s->next + WINDOW) {
-        for (int k = 0; k < WINDOW; k++) {
-            if (s->slot_index[k] < 0) {
-                memcpy(s->slots + (size_t)k * MESH_DIST_CHUNK, p->data, p->len);
-                s->slot_index[k] = (int32_t)p->index;
-                s->slot_len[k] = p->len;
-                mark(s, p->index);
-                return true;
-            }
-        }
+    if (!ota_image_write_at(image, (int64_t)p->index * MESH_DIST_CHUNK, p->data, p->len, out)) {
+        return false;
     }
-    return true; /* too far ahead: asked for again later */
+    mark(s, p->index);
+    if (p->index == 0) {
+        s->head_written = true;
+        return write_held(s, image, out);
+    }
+    return true;
 }
 
 static void send_nak(const uint8_t *server, const rx_state_t *s, uint32_t tag)
@@ -364,12 +389,9 @@ ota_outcome_t mesh_dist_receive(const ota_request_t *req, bool (*cancelled)(void
 {
     ota_outcome_t out = {0};
     ota_image_t image;
-    rx_state_t s = {.n = (uint32_t)((req->size + MESH_DIST_CHUNK - 1) / MESH_DIST_CHUNK)};
+    rx_state_t s = {.n = (uint32_t)((req->size + MESH_DIST_CHUNK - 1) / MESH_DIST_CHUNK), .size = req->size};
     s.have = calloc((s.n + 7) / 8, 1);
-    s.slots = malloc((size_t)WINDOW * MESH_DIST_CHUNK);
-    if (s.have == NULL || s.slots == NULL) {
-        free(s.have);
-        free(s.slots);
+    if (s.have == NULL) {
         ota_outcome_fail(&out, "failed", OTA_REASON_FLASH_ERROR, "no memory for the mesh transfer");
         return out;
     }
@@ -377,7 +399,7 @@ ota_outcome_t mesh_dist_receive(const ota_request_t *req, bool (*cancelled)(void
         s.slot_index[k] = -1;
     }
     s_queued_peak = s_queued;
-    bool ok = ota_image_init(&image, req, req->size, &out);
+    bool ok = ota_image_init_at_offsets(&image, req, req->size, &out);
     int64_t start = now_ms(), last_chunk = 0, last_nak = 0;
     bool have_server = false, end_seen = false, nak_sent = false, chunk_since_nak = false;
     ESP_LOGI(TAG, "receiving %s: %lld bytes in %u chunks (%s)", req->id, (long long)req->size, (unsigned)s.n,
@@ -421,11 +443,12 @@ ota_outcome_t mesh_dist_receive(const ota_request_t *req, bool (*cancelled)(void
             chunk_since_nak = false;
         }
     }
-    uint32_t mem = (s.n + 7) / 8 + WINDOW * MESH_DIST_CHUNK + (uint32_t)s_queued_peak * (MESH_DIST_CHUNK + sizeof(pkt_t));
+    uint32_t mem = (s.n + 7) / 8 + (s.slots != NULL ? WINDOW * MESH_DIST_CHUNK : 0) +
+                   (uint32_t)s_queued_peak * (MESH_DIST_CHUNK + sizeof(pkt_t));
     free(s.have);
     free(s.slots);
     if (ok) {
-        ok = ota_image_finish(&image, &out);
+        ok = ota_image_finish_written(&image, &out);
     }
     ota_image_free(&image);
     if (have_server) {

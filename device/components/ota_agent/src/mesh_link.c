@@ -10,8 +10,13 @@
  *   root -> nodes   {"m":"cmd","cmd":"<the command as it came from MQTT>"}
  *                   broadcast for <prefix>/all/cmd and for an ota_trigger on the root's own cmd topic;
  *                   to one node for <prefix>/<its device id>/cmd
- *   node -> root    {"m":"pub","dev":"<device id>","kind":"ota|status|...","retain":0|1,"text":"<payload>"}
+ *   node -> root    {"m":"pub","dev":"<device id>","kind":"ota|status|...","retain":0|1,"text":"<payload>",
+ *                    "b":<boot id>,"n":<number in this boot>}
  *                   what the node would have published; the root publishes it on <prefix>/<dev>/<kind>
+ *   root -> node    {"m":"ack","b":<boot id>,"n":<n>} at the broker's PUBACK for it
+ * A node's messages wait in its outbox (mesh_outbox.c) while it has no way out, and stay there until the
+ * root acks them: a root that reboots (into its own update, just after its nodes) drops what it had not
+ * published yet, and the node sends it again through the next root.
  * Distribution packets (chunks and their control messages) go to mesh_dist.c.
  * A node reports its status when it gets a way out and every CONFIG_OTA_AGENT_MESH_STATUS_S (2B's periodic
  * status packages); the root keeps the last one of each node and publishes the aggregate, retained, on
@@ -38,6 +43,7 @@
 #include "freertos/task.h"
 #include "agent_config.h"
 #include "mesh_dist.h"
+#include "mesh_outbox.h"
 #include "mqtt_link.h"
 #include "status.h"
 
@@ -97,21 +103,10 @@ static bool send_json(const mesh_addr_t *to, cJSON *msg)
     return ok;
 }
 
+/* A node's publish: into its outbox, which sends it to the root once there is a way out. */
 static int mesh_link_forward_publish(const char *kind, const char *text, bool retain)
 {
-    if (!s_attached) {
-        ESP_LOGW(TAG, "no route to the root: a %s message is dropped", kind);
-        return -1;
-    }
-    cJSON *msg = cJSON_CreateObject();
-    cJSON_AddStringToObject(msg, "m", "pub");
-    cJSON_AddStringToObject(msg, "dev", agent_config_get()->device_id);
-    cJSON_AddStringToObject(msg, "kind", kind);
-    cJSON_AddNumberToObject(msg, "retain", retain ? 1 : 0);
-    cJSON_AddStringToObject(msg, "text", text);
-    bool ok = send_json(NULL, msg); /* to NULL: the root */
-    cJSON_Delete(msg);
-    return ok ? 1 : -1;
+    return mesh_outbox_put(kind, text, retain) ? 1 : -1;
 }
 
 static node_entry_t *find_node(const char *dev)
@@ -232,8 +227,10 @@ static void on_node_message(const mesh_addr_t *from, const cJSON *msg)
         ESP_LOGW(TAG, "a node's message from " MACSTR " is malformed: ignored", MAC2STR(from->addr));
         return;
     }
-    mqtt_link_publish_as(dev->valuestring, kind->valuestring, text->valuestring,
-                         cJSON_IsNumber(retain) && retain->valueint != 0);
+    if (!mesh_outbox_root_publish(from->addr, msg, dev->valuestring, kind->valuestring, text->valuestring,
+                                  cJSON_IsNumber(retain) && retain->valueint != 0)) {
+        return; /* published already (the node sent it again), or not now */
+    }
     if (strcmp(kind->valuestring, "status") == 0) {
         remember(dev->valuestring, from->addr, text->valuestring);
     }
@@ -266,6 +263,8 @@ static void rx_task(void *arg)
             mqtt_link_inject_command(cmd->valuestring, (int)strlen(cmd->valuestring));
         } else if (cJSON_IsString(m) && strcmp(m->valuestring, "pub") == 0 && esp_mesh_is_root()) {
             on_node_message(&from, msg);
+        } else if (cJSON_IsString(m) && strcmp(m->valuestring, "ack") == 0) {
+            mesh_outbox_on_ack(msg);
         } else {
             ESP_LOGW(TAG, "a mesh packet from " MACSTR " is not understood (%d bytes)", MAC2STR(from.addr), data.size);
         }
@@ -418,6 +417,7 @@ static void on_mesh_event(void *arg, esp_event_base_t base, int32_t id, void *da
         break;
     }
     mqtt_link_uplink_changed();
+    mesh_outbox_uplink_changed();
     if (!had_uplink && mesh_link_node_uplink()) {
         s_report_now = true; /* the node's first status through this root */
     }
@@ -454,6 +454,8 @@ static const mqtt_link_mesh_t HOOKS = {
     .forward_publish = mesh_link_forward_publish,
     .relay_command = mesh_link_relay_command,
     .broker_state = mesh_link_broker_state,
+    .published = mesh_outbox_root_published,
+    .flush = mesh_outbox_flush,
 };
 
 void mesh_link_attach(void)
@@ -477,7 +479,7 @@ esp_err_t mesh_link_start(void)
     s_lock = xSemaphoreCreateMutex();
     s_wake = xSemaphoreCreateBinary();
     s_nodes = calloc(CONFIG_OTA_AGENT_MESH_MAX_NODES, sizeof(node_entry_t));
-    if (s_lock == NULL || s_wake == NULL || s_nodes == NULL) {
+    if (s_lock == NULL || s_wake == NULL || s_nodes == NULL || !mesh_outbox_start(mesh_link_node_uplink)) {
         return ESP_ERR_NO_MEM;
     }
     mesh_cfg_t mesh_cfg = MESH_INIT_CONFIG_DEFAULT();

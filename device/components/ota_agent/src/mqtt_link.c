@@ -397,6 +397,11 @@ static void mqtt_event_handler(void *arg, esp_event_base_t base, int32_t event_i
         }
         break;
     case MQTT_EVENT_PUBLISHED:
+        if (s_mesh != NULL) {
+            s_mesh->published(event->msg_id); /* a node's message the root published: ack it to the node */
+        }
+        xEventGroupSetBits(s_events, ACKED_BIT);
+        break;
     case MQTT_EVENT_SUBSCRIBED:
         xEventGroupSetBits(s_events, ACKED_BIT);
         break;
@@ -657,7 +662,7 @@ bool mqtt_link_flush(int timeout_ms)
         return false;
     }
     if (mesh_node()) {
-        return true; /* a node's messages went to the root hop by hop with MESH_TOS_P2P */
+        return s_mesh->flush(timeout_ms); /* until the root says the broker has them */
     }
     const TickType_t start = xTaskGetTickCount();
     const TickType_t budget = ms_to_ticks(timeout_ms);

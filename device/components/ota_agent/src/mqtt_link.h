@@ -71,6 +71,8 @@ typedef struct {
     int (*forward_publish)(const char *kind, const char *text, bool retain); /* a node's publish, to the root */
     bool (*relay_command)(const char *device_id, const char *payload, int len); /* the root: to a node or all */
     void (*broker_state)(bool connected);                              /* the root's broker session changed */
+    void (*published)(int msg_id);                                     /* the root: the broker acked msg_id */
+    bool (*flush)(int timeout_ms);                                     /* a node: its messages through */
 } mqtt_link_mesh_t;
 /* On a mesh (mesh must stay valid): the client runs only while this node is root (mqtt_link_mesh_root()). */
 void mqtt_link_set_mesh(const mqtt_link_mesh_t *mesh);

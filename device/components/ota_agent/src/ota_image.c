@@ -1,5 +1,6 @@
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "esp_app_desc.h"
 #include "esp_log.h"
@@ -162,13 +163,18 @@ static bool check_head(ota_image_t *image, ota_outcome_t *out)
     if (!walk_segments(image, image->head, OTA_IMAGE_HEAD_LEN, 0, out)) {
         return false;
     }
-    esp_err_t err = esp_ota_begin(image->target, OTA_WITH_SEQUENTIAL_WRITES, &image->ota);
+    /* in order: erased as it is written; in any order: erased for the whole image now */
+    size_t erase = image->at_offsets ? (size_t)image->total : OTA_WITH_SEQUENTIAL_WRITES;
+    esp_err_t err = esp_ota_begin(image->target, erase, &image->ota);
     if (err != ESP_OK) {
         ESP_LOGE(TAG, "esp_ota_begin failed: %s", esp_err_to_name(err));
         return ota_outcome_fail(out, "failed", OTA_REASON_FLASH_ERROR, esp_err_to_name(err));
     }
     image->ota_open = true;
     image->slot_opened = true;
+    if (image->at_offsets) {
+        return true; /* ota_image_write_at() writes the head with the rest of its piece */
+    }
     err = esp_ota_write(image->ota, image->head, OTA_IMAGE_HEAD_LEN);
     return err == ESP_OK || ota_outcome_fail(out, "failed", OTA_REASON_FLASH_ERROR, esp_err_to_name(err));
 }
@@ -206,6 +212,97 @@ bool ota_image_write(ota_image_t *image, const uint8_t *data, size_t len, ota_ou
         image->received += (int64_t)(len - used);
     }
     return true;
+}
+
+bool ota_image_init_at_offsets(ota_image_t *image, const ota_request_t *req, int64_t total, ota_outcome_t *out)
+{
+    if (!ota_image_init(image, req, total, out)) {
+        return false;
+    }
+    image->at_offsets = true;
+    if (total < (int64_t)OTA_IMAGE_HEAD_LEN) {
+        return ota_outcome_fail(out, "failed", OTA_REASON_INVALID_IMAGE, "image shorter than its header and app descriptor");
+    }
+    return true;
+}
+
+/* One piece where it belongs. With flash encryption esp_ota_write_with_offset() takes only multiples of 16
+   bytes: a piece that is not (the image's last) is padded with 0xFF, erased flash's value (esp_ota_begin()
+   erased the slot up to a sector boundary past the image). */
+static esp_err_t write_piece(ota_image_t *image, int64_t offset, const uint8_t *data, size_t len)
+{
+    size_t padded = (len + 15) & ~(size_t)15;
+    if (padded == len) {
+        return esp_ota_write_with_offset(image->ota, data, len, (uint32_t)offset);
+    }
+    uint8_t *copy = malloc(padded);
+    if (copy == NULL) {
+        return ESP_ERR_NO_MEM;
+    }
+    memcpy(copy, data, len);
+    memset(copy + len, 0xff, padded - len);
+    esp_err_t err = esp_ota_write_with_offset(image->ota, copy, padded, (uint32_t)offset);
+    free(copy);
+    return err;
+}
+
+bool ota_image_write_at(ota_image_t *image, int64_t offset, const uint8_t *data, size_t len, ota_outcome_t *out)
+{
+    if (offset < 0 || offset + (int64_t)len > image->total) {
+        return ota_outcome_fail(out, "failed", OTA_REASON_SIZE_MISMATCH, "a piece past the image's size");
+    }
+    if (!image->ota_open) {
+        if (offset != 0 || len < OTA_IMAGE_HEAD_LEN) {
+            return ota_outcome_fail(out, "failed", OTA_REASON_INVALID_IMAGE, "the image's head did not come first");
+        }
+        memcpy(image->head, data, OTA_IMAGE_HEAD_LEN);
+        if (!check_head(image, out)) {
+            return false;
+        }
+    }
+    esp_err_t err = write_piece(image, offset, data, len);
+    if (err != ESP_OK) {
+        ESP_LOGE(TAG, "esp_ota_write_with_offset at %" PRId64 " failed: %s", offset, esp_err_to_name(err));
+        return ota_outcome_fail(out, "failed", OTA_REASON_FLASH_ERROR, esp_err_to_name(err));
+    }
+    return true;
+}
+
+/* The slot's first `total` bytes, in order: into the SHA-256 and, past the head, the segment walk. */
+static bool read_back(ota_image_t *image, ota_outcome_t *out)
+{
+    const size_t step = 1024;
+    uint8_t *buf = malloc(step);
+    if (buf == NULL) {
+        return ota_outcome_fail(out, "failed", OTA_REASON_FLASH_ERROR, "no memory to read the image back");
+    }
+    bool ok = true;
+    for (int64_t at = 0; ok && at < image->total; at += (int64_t)step) {
+        size_t len = image->total - at < (int64_t)step ? (size_t)(image->total - at) : step;
+        esp_err_t err = esp_partition_read(image->target, (size_t)at, buf, len);
+        if (err != ESP_OK) {
+            ok = ota_outcome_fail(out, "failed", OTA_REASON_FLASH_ERROR, esp_err_to_name(err));
+            break;
+        }
+        mbedtls_sha256_update(&image->sha, buf, len);
+        size_t skip = at < (int64_t)OTA_IMAGE_HEAD_LEN ? (size_t)((int64_t)OTA_IMAGE_HEAD_LEN - at) : 0;
+        if (skip < len) {
+            ok = walk_segments(image, buf + skip, len - skip, at + (int64_t)skip, out);
+        }
+    }
+    free(buf);
+    return ok;
+}
+
+bool ota_image_finish_written(ota_image_t *image, ota_outcome_t *out)
+{
+    if (image->ota_open) {
+        if (!read_back(image, out)) {
+            return false;
+        }
+        image->received = image->total;
+    }
+    return ota_image_finish(image, out);
 }
 
 /* Persists the request before the switch, so whichever firmware boots next can name it. */

@@ -10,6 +10,12 @@
  * too_large when that header arrives, not when the slot is full; once the last one is seen the image's
  * end is known (checksum padding, appended SHA-256). A bounded image (a compressed stream, ota_inflate.c)
  * may not write past that end either: its output has no other limit than the slot.
+ *
+ * An image whose pieces come in any order (a mesh broadcast, mesh_dist.c) has a known size: begun with
+ * ota_image_init_at_offsets(), its head comes first and is checked as above, the slot is erased for that size
+ * (esp_ota_begin with the size: esp_ota_write_with_offset needs it erased) and every piece is written where it
+ * belongs; at the end ota_image_finish_written() reads the slot back in order for the SHA-256 and the segment
+ * walk, then finishes as any image (size, hash, esp_ota_end, pending record, switch).
  */
 #pragma once
 
@@ -54,6 +60,7 @@ typedef struct {
     uint8_t segment_header[sizeof(esp_image_segment_header_t)];
     size_t segment_header_len;
     int64_t image_end;      /* the image's length by its headers, -1 until the last segment header */
+    bool at_offsets;        /* pieces in any order (ota_image_init_at_offsets) */
 } ota_image_t;
 
 /* Sets out's state, reason and detail; returns false (for `return ota_outcome_fail(...)`). */
@@ -61,6 +68,14 @@ bool ota_outcome_fail(ota_outcome_t *out, const char *state, ota_reason_t reason
 
 /* Starts an image for req into the passive slot (target NULL: there is none, *out says so). */
 bool ota_image_init(ota_image_t *image, const ota_request_t *req, int64_t total, ota_outcome_t *out);
+/* Starts an image of `total` bytes (known) whose pieces come in any order, the head first. */
+bool ota_image_init_at_offsets(ota_image_t *image, const ota_request_t *req, int64_t total, ota_outcome_t *out);
+/* Takes len bytes at image offset `offset` (each byte once; offset 0 with at least OTA_IMAGE_HEAD_LEN bytes
+   first). False with *out set when the image is refused or a write failed. */
+bool ota_image_write_at(ota_image_t *image, int64_t offset, const uint8_t *data, size_t len, ota_outcome_t *out);
+/* Every byte of an image begun with ota_image_init_at_offsets() is written: reads the slot back for the
+   SHA-256 and the segment checks, then ota_image_finish(). */
+bool ota_image_finish_written(ota_image_t *image, ota_outcome_t *out);
 /* Drops what was written (esp_ota_abort) and starts again from byte 0. */
 void ota_image_restart(ota_image_t *image);
 /* Takes the next len bytes of the image. False with *out set when the image is refused or a write

@@ -35,6 +35,7 @@ esp_err_t esp_ota_resume(const esp_partition_t *partition, const size_t erase_si
                          esp_ota_handle_t *out_handle);
 esp_err_t esp_ota_set_final_partition(esp_ota_handle_t handle, const esp_partition_t *final, bool finalize_with_copy);
 esp_err_t esp_ota_write(esp_ota_handle_t handle, const void *data, size_t size);
+esp_err_t esp_ota_write_with_offset(esp_ota_handle_t handle, const void *data, size_t size, uint32_t offset);
 esp_err_t esp_ota_end(esp_ota_handle_t handle);
 esp_err_t esp_ota_abort(esp_ota_handle_t handle);
 esp_err_t esp_ota_set_boot_partition(const esp_partition_t *partition);

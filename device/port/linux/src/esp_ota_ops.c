@@ -10,10 +10,17 @@
  * to the app's secure_version right after it wrote VALID (src/esp_efuse.c). With
  * CONFIG_SECURE_SIGNED_ON_UPDATE every image verification checks the signature (src/host_image.c).
  *
+ * esp_ota_write_with_offset() is v5.5.5's: it writes where it is told (no magic-byte check, no erase), asserts
+ * that esp_ota_begin() erased the slot (an image size, not OTA_WITH_SEQUENTIAL_WRITES: on the chip as here
+ * the assert aborts), adds the size to the bytes written, and returns esp_partition_write()'s error.
+ *
  * Known differences from the chip: only OTA app partitions can be updated (esp_ota_begin() and
  * esp_ota_resume() refuse other partitions with ESP_ERR_INVALID_ARG, where ESP-IDF also takes
- * bootloader, partition table and data partitions); no flash encryption, so no 16-byte buffering.
+ * bootloader, partition table and data partitions); no flash encryption, so no 16-byte buffering in
+ * esp_ota_write() and no 16-byte rule in esp_ota_write_with_offset() (with flash encryption ESP-IDF refuses a
+ * size that is not a multiple of 16 with ESP_ERR_INVALID_ARG).
  */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -347,6 +354,26 @@ esp_err_t esp_ota_write(esp_ota_handle_t handle, const void *data, size_t size)
         return ESP_ERR_OTA_VALIDATE_FAILED;
     }
     esp_err_t err = esp_partition_write(staging, it->wrote_size, bytes, size);
+    if (err == ESP_OK) {
+        it->wrote_size += size;
+    }
+    return err;
+}
+
+esp_err_t esp_ota_write_with_offset(esp_ota_handle_t handle, const void *data, size_t size, uint32_t offset)
+{
+    if (data == NULL) {
+        ESP_LOGE(TAG, "write data is invalid");
+        return ESP_ERR_INVALID_ARG;
+    }
+    ota_ops_entry_t *it = get_entry(handle);
+    if (it == NULL) {
+        ESP_LOGE(TAG, "OTA handle not found");
+        return ESP_ERR_INVALID_ARG;
+    }
+    /* must erase the partition before writing to it */
+    assert(it->need_erase == 0 && "must erase the partition before writing to it");
+    esp_err_t err = esp_partition_write(it->partition.staging, offset, data, size);
     if (err == ESP_OK) {
         it->wrote_size += size;
     }

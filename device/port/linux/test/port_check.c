@@ -15,6 +15,8 @@
  *   bt_* | ble_*                        Bluetooth controller, Bluedroid and BLE scanning (ble_check.c)
  *   wifi_* | tcp_*                      the Wi-Fi station and sockets through the network gate (wifi_check.c)
  *   mesh_*                              ESP-WIFI-MESH over the harness's mesh medium (mesh_check.c)
+ *   ota_offset                          esp_ota_write_with_offset(): out of order, its return codes
+ *   ota_offset_sequential               the same after esp_ota_begin(OTA_WITH_SEQUENTIAL_WRITES): the assert
  *   sigcheck <label> <n>                n x esp_secure_boot_verify_signature() of the image in that slot
  *                                       (signed builds only; bench/bench_signature.py times it)
  */
@@ -26,6 +28,7 @@
 #include "esp_log.h"
 #include "esp_partition.h"
 #include "esp_image_format.h"
+#include "esp_ota_ops.h"
 #include "esp_secure_boot.h"
 #include "esp_system.h"
 #include "esp_timer.h"
@@ -127,6 +130,38 @@ static void start_wdt(int timeout_ms, bool panic, int feeds)
     xTaskCreate(wdt_task, "stuck_task", 4096, &job, 5, NULL);
 }
 
+/* esp_ota_write_with_offset() into the next slot, erased by esp_ota_begin() for 5000 bytes: three chunks out
+   of order (the first byte is no image magic: it is not checked), then the errors. */
+static void ota_offset_checks(bool sequential)
+{
+    const esp_partition_t *p = esp_ota_get_next_update_partition(NULL);
+    esp_ota_handle_t h = 0;
+    report("begin", esp_ota_begin(p, sequential ? OTA_WITH_SEQUENTIAL_WRITES : 5000, &h));
+    static uint8_t chunk[3][1024];
+    for (int c = 0; c < 3; c++) {
+        memset(chunk[c], 0x10 * (c + 1), sizeof(chunk[c]));
+    }
+    const int order[3] = {2, 0, 1};
+    for (int i = 0; i < 3; i++) {
+        char what[16];
+        snprintf(what, sizeof(what), "write_%d", order[i]);
+        report(what, esp_ota_write_with_offset(h, chunk[order[i]], 1024, (uint32_t)order[i] * 1024));
+    }
+    uint8_t back[3 * 1024];
+    esp_partition_read(p, 0, back, sizeof(back));
+    bool same = true;
+    for (int c = 0; c < 3; c++) {
+        same = same && memcmp(back + c * 1024, chunk[c], 1024) == 0;
+    }
+    printf("readback=%s\n", same ? "ok" : "differs");
+    report("null_data", esp_ota_write_with_offset(h, NULL, 4, 0));
+    report("bad_handle", esp_ota_write_with_offset(h + 100, chunk[0], 4, 0));
+    report("past_end", esp_ota_write_with_offset(h, chunk[0], 8, (uint32_t)p->size - 4));
+    report("unerased", esp_ota_write_with_offset(h, (const uint8_t[4]){0xff, 0xff, 0xff, 0xff}, 4, 0));
+    report("abort", esp_ota_abort(h));
+    report("after_abort", esp_ota_write_with_offset(h, chunk[0], 4, 0));
+}
+
 /* Times the signature check of esp_ota_end() (SHA-256 of the padded image, trusted key, RSA-PSS) n times. */
 static void signature_check(const char *label, int n)
 {
@@ -177,6 +212,10 @@ void app_main(void)
             start_wdt(a, true, 4 * 4);
         } else if (sscanf(line, "wdt %d %d", &a, &b) == 2) {
             start_wdt(a, b != 0, 0);
+        } else if (strncmp(line, "ota_offset_sequential", 21) == 0) {
+            ota_offset_checks(true);
+        } else if (strncmp(line, "ota_offset", 10) == 0) {
+            ota_offset_checks(false);
         } else if (strncmp(line, "nor", 3) == 0) {
             nor_checks();
         } else if (sscanf(line, "writes %d", &a) == 1) {
