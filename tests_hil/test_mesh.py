@@ -234,7 +234,8 @@ def test_a_node_s_event_taken_by_a_root_that_leaves_goes_through_the_next_root(m
     the node keeps every event until the root acks it at the broker's PUBACK, and sends it again through the
     next root: its `rejected` reaches the broker once, in order."""
     net = mesh(3, heartbeat_s=0)
-    victim = net.nodes[-1]  # joined last: the next root is the other node, through which it must send again
+    victim = net.nodes[-1]
+    net.medium.no_router(board_mac(victim))  # never elected: the next root is the other node, its way out again
     net.medium.set_hop(board_mac(victim), latency_s=1.0)
     since = link.cursor()
     link.send(victim.device_id, {"type": "ota", "id": "m8"})  # no url: rejected at once, bad_command
