@@ -412,3 +412,39 @@ def test_mosquitto_start_failure_shows_its_output() -> None:
     with pytest.raises(BrokerError, match="no_such_option"):
         broker.start()
     assert broker.config_path is None
+
+
+def test_amqtt_packet_tasks_cancelled_with_their_connection_log_nothing_other_task_errors_do() -> None:
+    """amqtt turns a packet task's cancellation (its connection ended mid-PUBACK) into ProtocolHandlerError, in a
+    task nobody awaits: asyncio would log "Task exception was never retrieved". The broker's loop drops exactly
+    that; any other unretrieved task error still goes to asyncio's default handler."""
+    import asyncio
+
+    from amqtt.errors import ProtocolHandlerError
+
+    from harness.broker.embedded import _drop_cancelled_packet_tasks
+
+    async def cancelled_packet() -> None:
+        try:
+            raise asyncio.CancelledError
+        except asyncio.CancelledError as exc:
+            raise ProtocolHandlerError("Packet handling was cancelled") from exc
+
+    async def leave_a_failed_task_behind() -> None:
+        task = asyncio.get_running_loop().create_task(cancelled_packet())
+        await asyncio.wait([task])
+        del task  # never retrieved: asyncio reports it when the task is collected
+        gc.collect()
+
+    with EmbeddedBroker() as broker:
+        broker._loop.run(leave_a_failed_task_behind(), timeout=5)  # nothing logged (no_warnings_logged)
+
+    passed_on: list[dict[str, Any]] = []
+
+    class Loop:
+        def default_exception_handler(self, context: dict[str, Any]) -> None:
+            passed_on.append(context)
+
+    other = {"message": "Task exception was never retrieved", "exception": ValueError("a real bug")}
+    _drop_cancelled_packet_tasks(Loop(), other)  # type: ignore[arg-type]
+    assert passed_on == [other]

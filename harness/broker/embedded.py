@@ -10,6 +10,7 @@ from typing import Any
 
 from amqtt.adapters import StreamReaderAdapter, StreamWriterAdapter
 from amqtt.broker import Broker
+from amqtt.errors import ProtocolHandlerError
 
 from harness.broker.access import AccessPolicy, DeviceAuthPlugin, DeviceTopicPlugin
 from harness.broker.interface import BrokerError
@@ -177,6 +178,7 @@ class EmbeddedBroker(ListeningService):
         return {"listeners": {"default": {"type": "external"}}, "plugins": plugins}
 
     async def _start_broker(self) -> Broker:
+        asyncio.get_running_loop().set_exception_handler(_drop_cancelled_packet_tasks)
         broker = Broker(self._config(), loop=asyncio.get_running_loop())
         broker._subscriptions = _SubscriptionTable()  # see _SubscriptionTable
         await broker.start()
@@ -237,3 +239,14 @@ class EmbeddedBroker(ListeningService):
         finally:
             self._loop.stop()  # even after a failed shutdown: never leave a thread or socket behind
             self._server = None
+
+
+def _drop_cancelled_packet_tasks(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """The loop's exception handler: amqtt's ProtocolHandler turns the cancellation of a packet task it never
+    awaits (a client's connection closed, or the broker stopping, while a PUBACK was being sent) into
+    ProtocolHandlerError("Packet handling was cancelled"), which asyncio then logs as "Task exception was never
+    retrieved". That is a connection ending, not an error: it is dropped; everything else is logged as usual."""
+    exc = context.get("exception")
+    if isinstance(exc, ProtocolHandlerError) and isinstance(exc.__cause__, asyncio.CancelledError):
+        return
+    loop.default_exception_handler(context)
