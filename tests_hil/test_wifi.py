@@ -90,6 +90,7 @@ def test_an_access_point_back_before_the_beacon_timeout_only_stalls_the_session(
     board.serial.skip_to_end()
     mark = board.serial.mark()
     board.wifi_ap.down()
+    board.expect(r'wifi: virtual access point ".*" off the air', timeout=5)  # the driver has seen it go
     asked = link.cursor()
     link.send(board.device_id, commands.status())
     with pytest.raises(LinkTimeout):  # the stall lasts as long as this window: 1 s, well inside the 6 s

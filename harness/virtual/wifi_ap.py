@@ -14,7 +14,9 @@ device/port/linux/src/host_board.h, one line per record, appended with one write
 
 An empty file is an AP on the air at -42 dBm (DEFAULT_RSSI). The host port sees a change at once through
 inotify; when the user's inotify instances are used up (fs.inotify.max_user_instances, 128 by default: a
-fleet of over a hundred boards), it reads the file every 200 ms instead and says so on the console.
+fleet of over a hundred boards), it reads the file every 200 ms instead and says so on the console. The
+driver prints when it has seen the AP go (`wifi: virtual access point "<ssid>" off the air`) and come back
+before the beacon timeout (`... on the air again`): a test that needs the stall to have begun waits for that.
 
     board.wifi_ap.down()
     board.expect(r"wifi_sta: disconnected .*reason 200 BEACON_TIMEOUT", timeout=15)

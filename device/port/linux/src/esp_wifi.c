@@ -33,8 +33,9 @@
  * Known differences from the chip: association and DHCP take no time (the chip needs tens to hundreds
  * of ms); no authentication (any password joins), no roaming, no power save; the wifi library's own log
  * lines are not printed except the two around the beacon timeout, which say what the chip's say in the
- * port's log format; the RSSI is what the board set, without fading; STA_DISCONNECTED after
- * NO_AP_FOUND carries rssi 0 and a zero BSSID.
+ * port's log format; the port prints lines of its own when the virtual AP comes in range, goes off the
+ * air and is back (the board's AP file is followed asynchronously: a test waits for them); the RSSI is
+ * what the board set, without fading; STA_DISCONNECTED after NO_AP_FOUND carries rssi 0 and a zero BSSID.
  */
 #include <errno.h>
 #include <poll.h>
@@ -220,11 +221,15 @@ static void on_ap_change(void)
     uint16_t inactive_s = s_inactive_s;
     pthread_mutex_unlock(&s_lock);
     if (!present && state == STA_CONNECTED) {
+        /* The chip prints nothing here; this port's line (like its "in range") tells a test the driver
+           has seen the AP go, since the AP's file is followed asynchronously. */
+        ESP_LOGI(TAG, "virtual access point \"%.32s\" off the air", (const char *)s_config.sta.ssid);
         /* The beacon timeout counts from the last beacon heard, that is from when the AP went away. */
         int64_t gone = host_wifi_ap_changed_ns() > 0 ? host_wifi_ap_changed_ns() : now_ns();
         set_state(STA_BEACON_LOST, gone + (int64_t)inactive_s * 1000000000);
         host_net_set_state(HOST_NET_STALLED);
     } else if (present && (state == STA_BEACON_LOST || state == STA_PROBING)) {
+        ESP_LOGI(TAG, "virtual access point \"%.32s\" on the air again", (const char *)s_config.sta.ssid);
         set_state(STA_CONNECTED, 0); /* beacons again before the station gave up: nothing to tell */
         host_net_set_state(HOST_NET_UP);
     } else if (present && state == STA_SCANNING) {
