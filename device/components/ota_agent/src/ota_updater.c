@@ -41,14 +41,20 @@ void ota_updater_reject(const char *id, ota_reason_t reason, const char *detail)
     ota_event_send(event);
 }
 
+/* A command its parser refused: `rejected`/`bad_command` under its id when that is a usable one. */
+static void reject_unparsed(const cJSON *command, const char *error)
+{
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(command, "id");
+    const char *req_id = cJSON_IsString(id) && strlen(id->valuestring) < 48 ? id->valuestring : "";
+    ota_updater_reject(req_id, OTA_REASON_BAD_COMMAND, error);
+}
+
 void ota_updater_handle_ota(const cJSON *command)
 {
     ota_request_t req;
     char error[96];
     if (!ota_request_parse(command, &req, error, sizeof(error))) {
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(command, "id");
-        const char *req_id = cJSON_IsString(id) && strlen(id->valuestring) < 48 ? id->valuestring : "";
-        ota_updater_reject(req_id, OTA_REASON_BAD_COMMAND, error);
+        reject_unparsed(command, error);
         return;
     }
     ota_updater_submit(&req);
@@ -59,9 +65,7 @@ void ota_updater_handle_mesh_rx(const cJSON *command)
     static ota_request_t req; /* off the command task's stack, as a push's */
     char error[96];
     if (!ota_request_parse_mesh_rx(command, &req, error, sizeof(error))) {
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(command, "id");
-        const char *req_id = cJSON_IsString(id) && strlen(id->valuestring) < 48 ? id->valuestring : "";
-        ota_updater_reject(req_id, OTA_REASON_BAD_COMMAND, error);
+        reject_unparsed(command, error);
         return;
     }
     ota_updater_submit(&req);
@@ -72,9 +76,7 @@ void ota_updater_handle_push(const cJSON *command)
     static ota_request_t req; /* 400 bytes: off the command task's stack */
     char error[96];
     if (!ota_request_parse_push(command, &req, error, sizeof(error))) {
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(command, "id");
-        const char *req_id = cJSON_IsString(id) && strlen(id->valuestring) < 48 ? id->valuestring : "";
-        ota_updater_reject(req_id, OTA_REASON_BAD_COMMAND, error);
+        reject_unparsed(command, error);
         return;
     }
     ota_updater_submit(&req);
