@@ -32,7 +32,9 @@
 #include "freertos/FreeRTOS.h"
 #include "freertos/queue.h"
 #include "freertos/semphr.h"
+#include "freertos/task.h"
 #include "mbedtls/sha256.h"
+#include "mesh_send.h"
 
 static const char *TAG = "mesh_dist";
 
@@ -196,23 +198,13 @@ void mesh_dist_on_control(const uint8_t from[6], const char *m, const cJSON *msg
 /* to NULL: the root */
 static bool send_raw(const uint8_t *to, const uint8_t *data, size_t len, mesh_tos_t tos)
 {
-    mesh_addr_t addr;
-    if (to != NULL) {
-        memcpy(addr.addr, to, 6);
-    }
-    mesh_data_t d = {.data = (uint8_t *)data, .size = (uint16_t)len, .proto = MESH_PROTO_BIN, .tos = tos};
-    esp_err_t err = esp_mesh_send(to != NULL ? &addr : NULL, &d, MESH_DATA_P2P, NULL, 0);
-    if (err != ESP_OK) {
-        ESP_LOGD(TAG, "esp_mesh_send: %s", esp_err_to_name(err));
-    }
-    return err == ESP_OK;
+    return mesh_send_packet(to, data, len, MESH_PROTO_BIN, tos) == ESP_OK;
 }
 
 static bool send_json(const uint8_t *to, cJSON *msg)
 {
     char *text = cJSON_PrintUnformatted(msg);
-    bool ok = text != NULL && strlen(text) <= MESH_MPS &&
-              send_raw(to, (const uint8_t *)text, strlen(text), MESH_TOS_P2P);
+    bool ok = text != NULL && send_raw(to, (const uint8_t *)text, strlen(text), MESH_TOS_P2P);
     cJSON_free(text);
     cJSON_Delete(msg);
     return ok;

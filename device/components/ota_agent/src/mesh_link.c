@@ -44,6 +44,7 @@
 #include "agent_config.h"
 #include "mesh_dist.h"
 #include "mesh_outbox.h"
+#include "mesh_send.h"
 #include "mqtt_link.h"
 #include "status.h"
 
@@ -86,21 +87,13 @@ static bool send_json(const mesh_addr_t *to, cJSON *msg)
     if (text == NULL) {
         return false;
     }
-    size_t len = strlen(text);
-    bool ok = false;
-    if (len > MESH_MPS) {
-        ESP_LOGW(TAG, "a %u-byte mesh message is over MESH_MPS (%d): not sent", (unsigned)len, MESH_MPS);
-    } else {
-        mesh_data_t data = {.data = (uint8_t *)text, .size = (uint16_t)len, .proto = MESH_PROTO_JSON,
-                            .tos = MESH_TOS_P2P};
-        esp_err_t err = esp_mesh_send(to, &data, MESH_DATA_P2P, NULL, 0);
-        if (err != ESP_OK) {
-            ESP_LOGW(TAG, "esp_mesh_send failed: %s", esp_err_to_name(err));
-        }
-        ok = err == ESP_OK;
+    const uint8_t *mac = to != NULL ? to->addr : NULL;
+    esp_err_t err = mesh_send_packet(mac, text, strlen(text), MESH_PROTO_JSON, MESH_TOS_P2P);
+    if (err != ESP_OK && err != ESP_ERR_INVALID_SIZE) { /* an oversized one is logged already */
+        ESP_LOGW(TAG, "esp_mesh_send failed: %s", esp_err_to_name(err));
     }
     cJSON_free(text);
-    return ok;
+    return err == ESP_OK;
 }
 
 /* A node's publish: into its outbox, which sends it to the root once there is a way out. */

@@ -20,6 +20,7 @@
 #include "freertos/semphr.h"
 #include "freertos/task.h"
 #include "agent_config.h"
+#include "mesh_send.h"
 #include "mqtt_link.h"
 
 static const char *TAG = "mesh_outbox";
@@ -120,21 +121,7 @@ static char *pub_packet(const entry_t *e)
 
 static bool send_to(const uint8_t *to, const char *text)
 {
-    size_t len = strlen(text);
-    if (len > MESH_MPS) {
-        ESP_LOGW(TAG, "a %u-byte message is over MESH_MPS (%d): not sent", (unsigned)len, MESH_MPS);
-        return false;
-    }
-    mesh_addr_t addr;
-    if (to != NULL) {
-        memcpy(addr.addr, to, 6);
-    }
-    mesh_data_t data = {.data = (uint8_t *)text, .size = (uint16_t)len, .proto = MESH_PROTO_JSON, .tos = MESH_TOS_P2P};
-    esp_err_t err = esp_mesh_send(to != NULL ? &addr : NULL, &data, MESH_DATA_P2P, NULL, 0);
-    if (err != ESP_OK) {
-        ESP_LOGD(TAG, "esp_mesh_send: %s", esp_err_to_name(err));
-    }
-    return err == ESP_OK;
+    return mesh_send_packet(to, text, strlen(text), MESH_PROTO_JSON, MESH_TOS_P2P) == ESP_OK;
 }
 
 /* A node that became root publishes what it still holds itself (outside the lock: the PUBACK handler takes it). */
