@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from harness.virtual import host_abi as abi
-from harness.virtual.mesh import Hop, MeshMedium
+from harness.virtual.mesh import Hop, MeshMedium, mac_bytes
 from tests_unit.port_check_app import PortCheck, values
 
 MACS = [f"24:0a:c4:00:10:{i:02x}" for i in range(1, 9)]
@@ -160,6 +160,29 @@ def test_the_root_leaving_makes_the_next_node_root(node: NodeFactory, medium: Me
     event(third, rf"^mesh_event=ROOT_ADDRESS root={MACS[1]}", since[1])
     event(third, rf"^mesh_event=PARENT_CONNECTED layer=2 parent={MACS[1]}", since[1])
     assert medium.root() == MACS[1]
+
+
+def test_a_root_elected_and_gone_while_the_last_vote_s_heal_was_queued_still_gets_a_successor(
+        node: NodeFactory, medium: MeshMedium) -> None:
+    """On a busy loop (a mass reboot of 100 nodes) a join's rebuild can elect a root after the vote's end but
+    before the vote's own heal has run; when that root leaves at once, the next vote must still end in a root.
+    Played on the medium's loop in one go, so the order is exact: nothing can run in between."""
+    for i in range(3):
+        node(i)
+    medium.wait_for(lambda m: m.root() == MACS[0] and len(m.members()) == 3, 10, "a three-node mesh")
+    first, second = (mac_bytes(m) for m in MACS[:2])
+
+    def race() -> None:
+        medium._leave(medium._nodes[first])  # the root goes: a vote, whose heal is now queued
+        medium._rootless_until = medium._thread.loop.time()  # the loop was busy until past the vote's end...
+        medium._rebuild()  # ...and a join's rebuild ran before the heal: the next node is elected
+        assert medium._root == second
+        # and leaves: a new vote while the old heal is still queued, due before the new vote ends (in the
+        # 100-node run it came 15 ms into it; a longer vote gives the same order without waiting on the loop)
+        medium.healing_s *= 4
+        medium._leave(medium._nodes[second])
+    medium._call(race)
+    medium.wait_for(lambda m: m.root() == MACS[2], 10 * medium.healing_s, "the third node elected root")
 
 
 def test_a_hop_s_rate_and_latency_set_the_transfer_time(node: NodeFactory, medium: MeshMedium) -> None:

@@ -36,6 +36,7 @@ are the traffic over its link.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import shutil
@@ -175,7 +176,7 @@ class MeshMedium:
         self._stats: dict[bytes, NodeStats] = {}
         self._root: bytes | None = None
         self._rootless_until = 0.0
-        self._heal_handle: object | None = None
+        self._heal_handle: asyncio.TimerHandle | None = None
         self._lock = threading.Lock()  # guards what the test thread reads: states, stats
         self._changed = threading.Condition(self._lock)
         self.listeners: list[Callable[[str, bytes], None]] = []  # ("join"|"leave"|"root", mac), on the loop
@@ -402,13 +403,13 @@ class MeshMedium:
         if root is None and self._root is not None:  # the root left: a vote before a new one
             self._root = None
             self._rootless_until = now + self.healing_s
-            self._schedule_heal()
         if root is None and now >= self._rootless_until:
             root = next((n for n in present if n.mac not in self._no_router), None)
             if root is not None:
                 self._root = root.mac
                 for listener in self.listeners:
                     listener("root", root.mac)
+        self._schedule_heal(rootless=root is None and now < self._rootless_until)
         parent: dict[bytes, bytes | None] = {}
         layer: dict[bytes, int] = {}
         if root is not None:
@@ -451,12 +452,22 @@ class MeshMedium:
             return None
         return min(candidates, key=lambda m: (layer[m], self._nodes[m].order))
 
-    def _schedule_heal(self) -> None:
-        if self._heal_handle is None:
+    def _schedule_heal(self, rootless: bool) -> None:
+        """While the vote runs, one rebuild is due at its end (`_rootless_until`), and none otherwise.
+
+        The due time follows the current vote: on a busy loop a join can elect a root before the previous
+        vote's heal runs, and that root can leave again; a heal left at the old time then found the new vote
+        unfinished and nothing came after it, so the mesh stayed rootless until some node joined or left
+        (29 s in a 100-node mass reboot, past the nodes' self-test deadline)."""
+        handle = self._heal_handle
+        if handle is not None and (not rootless or handle.when() != self._rootless_until):
+            handle.cancel()
+            self._heal_handle = handle = None
+        if rootless and handle is None:
             def heal() -> None:
                 self._heal_handle = None
-                self._rebuild()
-            self._heal_handle = self._thread.loop.call_later(self.healing_s, heal)
+                self._rebuild()  # schedules itself again if the loop ran it a hair early
+            self._heal_handle = self._thread.loop.call_at(self._rootless_until, heal)
 
     def _apply(self, present: list[_Node], parent: dict[bytes, bytes | None], layer: dict[bytes, int],
                root: _Node | None) -> None:
