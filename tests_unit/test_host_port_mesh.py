@@ -128,6 +128,26 @@ def test_send_errors_are_esp_idf_s(node: NodeFactory, medium: MeshMedium) -> Non
     assert lone.run("mesh_send root p2p x")["mesh_send"] == "ESP_ERR_MESH_NOT_START"
 
 
+def test_a_node_moved_to_another_parent_hears_the_root_s_tods_state_again(
+        node: NodeFactory, medium: MeshMedium) -> None:
+    """A node's app forgets the toDS state with its parent (it may be another mesh's now, as mesh_link.c does) and
+    must hear it again on its new parent, or it never sends upstream (a node whose parent rebooted kept its
+    status and events for ever in a 100-node p2p run)."""
+    root = node(0, max_connection=1)
+    root.expect(r"^ip_event=GOT_IP ")
+    assert root.run("mesh_tods 1")["mesh_tods"] == "ESP_OK"
+    middle, leaf = node(1), node(2)
+    event(leaf, r"^mesh_event=PARENT_CONNECTED layer=3 ")
+    assert event(leaf, r"^mesh_event=TODS_STATE ")["state"] == "1"  # MESH_TODS_REACHABLE
+    since = len(leaf.lines)
+    middle.close()  # its parent is gone: the leaf moves up under the root in the same rebuild
+    event(leaf, r"^mesh_event=PARENT_DISCONNECTED ", since)
+    moved = leaf.expect(r"^mesh_event=PARENT_CONNECTED ", since=since).string
+    assert values([moved])["layer"] == "2"
+    after = leaf.lines.index(moved, since)
+    assert event(leaf, r"^mesh_event=TODS_STATE ", after)["state"] == "1"
+
+
 def test_a_node_out_of_range_leaves_and_rejoins(node: NodeFactory, medium: MeshMedium) -> None:
     root = node(0)
     root.expect(r"^ip_event=GOT_IP ")

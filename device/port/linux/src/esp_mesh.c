@@ -16,7 +16,9 @@
  *                               netif) gets IP_EVENT_STA_GOT_IP; without IP the port's network gate is DOWN
  *                               (connects fail as lwIP's do with no route): a node reaches the world only
  *                               through the mesh
- *   the root's toDS state       MESH_EVENT_TODS_STATE (esp_mesh_post_toDS_state() on the root)
+ *   the root's toDS state       MESH_EVENT_TODS_STATE (esp_mesh_post_toDS_state() on the root), and once
+ *                               more after each PARENT_CONNECTED while the root says reachable (what a
+ *                               node joining a mesh learns from its new parent)
  *   children                    MESH_EVENT_CHILD_DISCONNECTED / MESH_EVENT_CHILD_CONNECTED {mac, aid}
  *   sub-network                 MESH_EVENT_ROUTING_TABLE_REMOVE / MESH_EVENT_ROUTING_TABLE_ADD
  *                               {rt_size_new, rt_size_change}
@@ -189,12 +191,13 @@ static void post_changes(const mesh_state_t *was, const mesh_state_t *now)
     bool had_parent = was->layer > 0;
     bool has_parent = now->layer > 0;
     bool parent_changed = memcmp(was->parent, now->parent, 6) != 0;
+    bool connected = has_parent && (!had_parent || parent_changed);
     if (had_parent && (!has_parent || parent_changed)) {
         mesh_event_disconnected_t d = {.reason = now->reason ? now->reason : WIFI_REASON_BEACON_TIMEOUT};
         memcpy(d.bssid, was->parent, 6);
         post(MESH_EVENT_PARENT_DISCONNECTED, &d, sizeof(d));
     }
-    if (has_parent && (!had_parent || parent_changed)) {
+    if (connected) {
         mesh_event_connected_t c = {.self_layer = now->layer, .duty = 0};
         memcpy(c.connected.bssid, now->parent, 6);
         c.connected.ssid_len = now->is_root ? s_cfg.router.ssid_len : 0;
@@ -224,7 +227,9 @@ static void post_changes(const mesh_state_t *was, const mesh_state_t *now)
             post_got_ip();
         }
     }
-    if (now->to_ds != was->to_ds && has_parent) {
+    /* A new parent tells the node the root's toDS state it carries (an app forgets it with the old parent:
+     * it may be another mesh's now), or the node would wait for a change that never comes. */
+    if (has_parent && (now->to_ds != was->to_ds || (connected && now->to_ds))) {
         mesh_event_toDS_state_t t = now->to_ds ? MESH_TODS_REACHABLE : MESH_TODS_UNREACHABLE;
         post(MESH_EVENT_TODS_STATE, &t, sizeof(t));
     }
