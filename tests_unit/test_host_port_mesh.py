@@ -128,8 +128,7 @@ def test_send_errors_are_esp_idf_s(node: NodeFactory, medium: MeshMedium) -> Non
     assert lone.run("mesh_send root p2p x")["mesh_send"] == "ESP_ERR_MESH_NOT_START"
 
 
-def test_a_node_moved_to_another_parent_hears_the_root_s_tods_state_again(
-        node: NodeFactory, medium: MeshMedium) -> None:
+def test_a_node_moved_to_another_parent_hears_the_root_s_tods_state_again(node: NodeFactory) -> None:
     """A node's app forgets the toDS state with its parent (it may be another mesh's now, as mesh_link.c does) and
     must hear it again on its new parent, or it never sends upstream (a node whose parent rebooted kept its
     status and events for ever in a 100-node p2p run)."""
