@@ -1,6 +1,6 @@
 """Push figures: a 1 MiB image through the broker beside a 1 MiB URL update, on amqtt and mosquitto.
 
-    .venv/bin/python bench/bench_push.py [--rounds 3] [--window 4] [--chunk 16384]
+    .venv/bin/python bench/bench_push.py [--rounds 3] [--window 4] [--chunk 16384] [--qos 1]
 
 The device is the reference firmware on the virtual board (one board per broker); the pusher is the
 harness's `Pusher` (what `python -m harness push` runs) and the URL update comes from the harness's
@@ -32,7 +32,7 @@ from harness.broker import EmbeddedBroker, MosquittoBroker
 from harness.formats.app_image import build_virtual_image, virtual_payload
 from harness.fwserver import FirmwareServer
 from harness.link import DeviceLink
-from harness.push import DEFAULT_CHUNK, DEFAULT_WINDOW, Pusher
+from harness.push import DEFAULT_CHUNK, DEFAULT_QOS, DEFAULT_WINDOW, Pusher
 from harness.virtual import firmware
 
 MIB = 1024 * 1024
@@ -89,7 +89,8 @@ def measure(name: str, broker: EmbeddedBroker | MosquittoBroker, index: int, wor
         link = stack.enter_context(DeviceLink(broker.url))
         board = start_board(workdir / device_id, device_id, index, base, broker.url, link, heartbeat_s=0)
         stack.callback(board.stop)
-        pusher = stack.enter_context(Pusher(broker.url, device_id, window=args.window, chunk=args.chunk).connect())
+        pusher = stack.enter_context(Pusher(broker.url, device_id, window=args.window, chunk=args.chunk,
+                                            qos=args.qos).connect())
         url_s: list[float] = []
         push_s: list[float] = []
         peak_growth_kb = 0
@@ -132,6 +133,8 @@ def main() -> int:
     parser.add_argument("--window", type=int, default=DEFAULT_WINDOW,
                         help=f"chunks in flight (default {DEFAULT_WINDOW})")
     parser.add_argument("--chunk", type=int, default=DEFAULT_CHUNK, help=f"bytes per chunk (default {DEFAULT_CHUNK})")
+    parser.add_argument("--qos", type=int, choices=(0, 1), default=DEFAULT_QOS,
+                        help=f"the chunks' MQTT QoS (default {DEFAULT_QOS})")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         measure("amqtt (embedded)", EmbeddedBroker(), 0, Path(tmp), args)

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from harness import project
 from harness.formats import app_image
-from harness.push import DEFAULT_CHUNK, DEFAULT_WINDOW
+from harness.push import DEFAULT_CHUNK, DEFAULT_QOS, DEFAULT_WINDOW
 from harness.virtual import firmware
 
 VARIANTS = project.reference().variants
@@ -240,7 +240,8 @@ def parser() -> argparse.ArgumentParser:
                       help=f"chunks in flight, 1..16, window x chunk at most 65536 (default: {DEFAULT_WINDOW})")
     push.add_argument("--chunk", type=int, default=DEFAULT_CHUNK,
                       help=f"bytes per chunk, 512..16384 (default: {DEFAULT_CHUNK})")
-    push.add_argument("--qos", type=int, choices=(0, 1), default=1, help="QoS of the chunks (default: 1)")
+    push.add_argument("--qos", type=int, choices=(0, 1), default=DEFAULT_QOS,
+                      help=f"QoS of the chunks (default: {DEFAULT_QOS})")
     push.add_argument("--version", help="the version the image should carry, echoed in the device's reports")
     push.add_argument("--id", default="", help="the transfer id (default: push-<random>)")
     push.add_argument("--force", action="store_true", help="install even if the version is not newer")

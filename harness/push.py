@@ -36,6 +36,7 @@ DEFAULT_WINDOW = 4
 # 16 KiB chunks: a quarter of the messages, acknowledgements and broker hops of the protocol's 4 KiB default
 # for the same image (docs/performance.md, "Push").
 DEFAULT_CHUNK = 16384
+DEFAULT_QOS = 1
 OUTCOMES = frozenset({"rebooting", "failed", "rejected", "cancelled"})
 
 
@@ -108,7 +109,7 @@ class _Sender:
 class Pusher:
     """A paho client that pushes images to one device (see the module docstring)."""
 
-    def __init__(self, url: str, device_id: str, prefix: str = "devices", qos: int = 1,
+    def __init__(self, url: str, device_id: str, prefix: str = "devices", qos: int = DEFAULT_QOS,
                  window: int = DEFAULT_WINDOW, chunk: int = DEFAULT_CHUNK, username: str | None = None,
                  password: str | None = None, ca_pem: str | None = None, ack_timeout: float = 2.0,
                  on_progress: Callable[[int, int], None] | None = None) -> None:
