@@ -46,6 +46,22 @@ def test_newer_manifest_version_installs_after_the_start_up_delay(board_factory,
     link.check_protocol()
 
 
+def test_an_update_switched_before_the_broker_answers_is_not_taken_for_an_earlier_one(
+        board_factory, link: DeviceLink, fw_server, firmware, fault_proxy, broker) -> None:
+    """The start-up check installs 2.0.0 while the broker is slow to answer (250 ms each way): the update saves
+    its record and switches before the device's first status goes out. That record belongs to this update,
+    not to one from before the boot: no `failed` for it, and 2.0.0 confirms it as "manifest"."""
+    artifact = fw_server.add(firmware.image(version="2.0.0"))
+    manifest = _manifest(fw_server, "2.0.0", artifact)
+    mqtt = fault_proxy(broker.url, name="board-mqtt")
+    mqtt.set_latency(250)
+    since = link.cursor()
+    board = board_factory(broker_url=mqtt.url_for(broker.url), manifest_url=manifest.url, manifest_delay_s=0)
+    link.wait_ota(board.device_id, "manifest", "succeeded", timeout=40, since=since,
+                  fail_on={"failed", "rejected", "rolled_back"})
+    link.check_protocol()
+
+
 def test_check_command_installs_a_newer_version(board_factory, link: DeviceLink, fw_server, firmware) -> None:
     """`{"type": "check"}` fetches the manifest now and installs it under id `manifest`."""
     artifact = fw_server.add(firmware.image(version="2.0.0"))

@@ -40,7 +40,8 @@ static void save_result(const char *id, const char *state, ota_reason_t reason, 
     ota_record_save_result(&result);
 }
 
-static void confirm(const ota_pending_t *pending, bool have_pending)
+/* `pending`: the update's record, NULL when there is none. */
+static void confirm(const ota_pending_t *pending)
 {
     esp_err_t err = esp_ota_mark_app_valid_cancel_rollback();
     if (err != ESP_OK) {
@@ -49,9 +50,11 @@ static void confirm(const ota_pending_t *pending, bool have_pending)
     }
     const char *version = esp_app_get_description()->version;
     ESP_LOGI(TAG, "self-test passed; app %s marked valid, rollback cancelled", version);
-    const char *id = have_pending ? pending->id : "";
+    const char *id = pending != NULL ? pending->id : "";
     save_result(id, "succeeded", OTA_REASON_NONE, version);
-    ota_record_clear_pending();
+    if (pending != NULL) {
+        ota_record_clear_pending_if(pending);
+    }
     cJSON *event = ota_event_new(id, "succeeded");
     cJSON_AddStringToObject(event, "version", version);
     ota_event_send(event);
@@ -81,40 +84,41 @@ void boot_check_run_selftest(void)
     } else if (!agent_cb_selftest()) {
         roll_back(&pending, have_pending, "application check");
     } else {
-        confirm(&pending, have_pending);
+        confirm(have_pending ? &pending : NULL);
     }
 }
 
-void boot_check_report_previous_update(void)
+bool boot_check_take_previous_update(ota_pending_t *previous)
 {
-    ota_pending_t pending;
-    if (!ota_record_load_pending(&pending)) {
-        return;
-    }
+    return ota_record_load_pending(previous);
+}
+
+void boot_check_report_previous_update(const ota_pending_t *previous)
+{
     const esp_partition_t *running = esp_ota_get_running_partition();
     const esp_partition_t *invalid = esp_ota_get_last_invalid_partition();
-    if (strcmp(running->label, pending.target) == 0) {
+    if (strcmp(running->label, previous->target) == 0) {
         /* The new image runs and is confirmed, but its report was lost (reset in between). */
-        confirm(&pending, true);
+        confirm(previous);
         return;
     }
     ota_reason_t reason;
-    if (pending.stage == OTA_RECORD_SELFTEST_FAILED) {
+    if (previous->stage == OTA_RECORD_SELFTEST_FAILED) {
         reason = OTA_REASON_SELFTEST_FAILED;
-    } else if (invalid != NULL && strcmp(invalid->label, pending.target) == 0) {
+    } else if (invalid != NULL && strcmp(invalid->label, previous->target) == 0) {
         reason = OTA_REASON_BOOT_FAILED; /* crashed or reset before confirming: the bootloader rolled back */
     } else {
         reason = OTA_REASON_FLASH_ERROR; /* the switch never happened (power lost before it) */
     }
-    ESP_LOGW(TAG, "update %s to %s did not stick (%s); running %s from %s", pending.id, pending.version,
+    ESP_LOGW(TAG, "update %s to %s did not stick (%s); running %s from %s", previous->id, previous->version,
              ota_reason_name(reason), esp_app_get_description()->version, running->label);
     mqtt_link_wait_connected(MQTT_LINK_WAIT_FOREVER);
     const char *state = reason == OTA_REASON_FLASH_ERROR ? "failed" : "rolled_back";
-    cJSON *event = ota_event_new(pending.id, state);
+    cJSON *event = ota_event_new(previous->id, state);
     ota_event_add_reason(event, reason);
-    cJSON_AddStringToObject(event, "version", pending.version);
+    cJSON_AddStringToObject(event, "version", previous->version);
     ota_event_send(event);
-    save_result(pending.id, state, reason, pending.version);
-    ota_record_clear_pending();
+    save_result(previous->id, state, reason, previous->version);
+    ota_record_clear_pending_if(previous);
     status_publish();
 }

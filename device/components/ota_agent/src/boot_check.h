@@ -6,11 +6,16 @@
 #pragma once
 
 #include <stdbool.h>
+#include "ota_record.h"
 
 /* True when the running image still has to prove itself (first boot after an update). */
 bool boot_check_pending_verify(void);
 /* Runs the self-test of a new image: confirms it and reports succeeded, or marks it invalid
    and reboots into the previous image (this call then does not return). */
 void boot_check_run_selftest(void);
-/* On a confirmed image: reports the outcome of an update that was in flight before this boot. */
-void boot_check_report_previous_update(void);
+/* On a confirmed image: the record of the update that was in flight before this boot (false: none).
+   Taken before anything can start a new update, whose own record must not be taken for it. */
+bool boot_check_take_previous_update(ota_pending_t *previous);
+/* Reports the outcome of that update once the broker is reachable, and clears its record (unless a new
+   update has saved its own since). */
+void boot_check_report_previous_update(const ota_pending_t *previous);

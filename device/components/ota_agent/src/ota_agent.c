@@ -19,6 +19,7 @@
 #include "mesh_link.h"
 #include "mqtt_link.h"
 #include "ota_events.h"
+#include "ota_record.h"
 #include "ota_updater.h"
 #include "status.h"
 #include "wifi_sta.h"
@@ -34,6 +35,9 @@ esp_err_t ota_agent_init(const ota_agent_config_t *config)
     }
     agent_callbacks_set(&config->callbacks);
     esp_err_t err = agent_config_load();
+    if (err == ESP_OK) {
+        err = ota_record_init();
+    }
     if (err == ESP_OK) {
         err = ota_events_init();
     }
@@ -58,6 +62,10 @@ esp_err_t ota_agent_start(void)
         }
         return ESP_ERR_INVALID_STATE;
     }
+    /* Taken before the update task, the link and the manifest check start: an update one of them begins
+       saves a record of its own, which must not be reported (and cleared) as this boot's previous one. */
+    ota_pending_t previous;
+    bool have_previous = !pending_verify && boot_check_take_previous_update(&previous);
     esp_err_t err = ESP_OK;
 #if CONFIG_OTA_AGENT_MANAGE_WIFI
     err = wifi_sta_start();
@@ -94,7 +102,9 @@ esp_err_t ota_agent_start(void)
     } else {
         mqtt_link_wait_connected(30000);
         status_publish();
-        boot_check_report_previous_update();
+        if (have_previous) {
+            boot_check_report_previous_update(&previous);
+        }
     }
     return status_start_heartbeat();
 }

@@ -1,6 +1,8 @@
 /* OTA records in NVS, stored as fixed-size blobs so one write updates a whole record. */
 #include <string.h>
 #include "esp_log.h"
+#include "freertos/FreeRTOS.h"
+#include "freertos/semphr.h"
 #include "nvs.h"
 #include "ota_record.h"
 
@@ -8,6 +10,11 @@ static const char *TAG = "ota_record";
 static const char *NVS_NAMESPACE = "ota";
 static const char *KEY_PENDING = "pending";
 static const char *KEY_RESULT = "result";
+
+/* The pending record has two writers: the update task saves a new one before it switches partitions, and
+   after a boot boot_check clears the previous update's once it is reported. The lock keeps that clear from
+   erasing a record saved meanwhile. */
+static SemaphoreHandle_t s_pending_lock;
 
 static esp_err_t save_blob(const char *key, const void *data, size_t len)
 {
@@ -38,9 +45,20 @@ static bool load_blob(const char *key, void *data, size_t len)
     return err == ESP_OK && got == len;
 }
 
+esp_err_t ota_record_init(void)
+{
+    if (s_pending_lock == NULL) {
+        s_pending_lock = xSemaphoreCreateMutex();
+    }
+    return s_pending_lock != NULL ? ESP_OK : ESP_ERR_NO_MEM;
+}
+
 esp_err_t ota_record_save_pending(const ota_pending_t *pending)
 {
-    return save_blob(KEY_PENDING, pending, sizeof(*pending));
+    xSemaphoreTake(s_pending_lock, portMAX_DELAY);
+    esp_err_t err = save_blob(KEY_PENDING, pending, sizeof(*pending));
+    xSemaphoreGive(s_pending_lock);
+    return err;
 }
 
 bool ota_record_load_pending(ota_pending_t *pending)
@@ -52,7 +70,22 @@ esp_err_t ota_record_clear_pending(void)
 {
     ota_pending_t none;
     memset(&none, 0, sizeof(none));
-    return save_blob(KEY_PENDING, &none, sizeof(none));
+    return ota_record_save_pending(&none);
+}
+
+esp_err_t ota_record_clear_pending_if(const ota_pending_t *expected)
+{
+    ota_pending_t stored, none;
+    memset(&none, 0, sizeof(none));
+    esp_err_t err = ESP_OK;
+    xSemaphoreTake(s_pending_lock, portMAX_DELAY);
+    if (load_blob(KEY_PENDING, &stored, sizeof(stored)) && memcmp(&stored, expected, sizeof(stored)) == 0) {
+        err = save_blob(KEY_PENDING, &none, sizeof(none));
+    } else {
+        ESP_LOGI(TAG, "the pending record is a newer update's now: kept");
+    }
+    xSemaphoreGive(s_pending_lock);
+    return err;
 }
 
 esp_err_t ota_record_save_result(const ota_result_t *result)

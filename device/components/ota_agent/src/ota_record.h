@@ -29,10 +29,15 @@ typedef struct {
     char version[32];
 } ota_result_t;
 
+/* Once at start-up, before any task can save or clear a record. */
+esp_err_t ota_record_init(void);
 esp_err_t ota_record_save_pending(const ota_pending_t *pending);
 /* false when nothing is pending */
 bool ota_record_load_pending(ota_pending_t *pending);
 esp_err_t ota_record_clear_pending(void);
+/* Clears the pending record only if it is still `expected`: an update started since has saved its own,
+   which the next boot must find. */
+esp_err_t ota_record_clear_pending_if(const ota_pending_t *expected);
 esp_err_t ota_record_save_result(const ota_result_t *result);
 /* false when no OTA has finished yet */
 bool ota_record_load_result(ota_result_t *result);
