@@ -24,6 +24,7 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import signal
 import sys
 import tempfile
@@ -340,6 +341,8 @@ def add_lab_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    # `kill -USR1 <pid>` prints every thread's stack: what a lab or board that does not stop is waiting on
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     return args.func(args)
 
 

@@ -74,8 +74,12 @@ class CliLab:
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            self.proc.send_signal(signal.SIGUSR1)  # its threads' stacks into the output: what it waits on
+            try:
+                self.proc.wait(2)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
         while not self._ended:
             line = self._queue.get(timeout=5)
             if line is None:

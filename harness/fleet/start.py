@@ -23,4 +23,9 @@ def start_boards(factory: Callable[..., Board], count: int, workers: int = PARAL
         raise ValueError(f"start_boards: count must be >= 1, not {count}")
     with ThreadPoolExecutor(max_workers=min(workers, count), thread_name_prefix="board-start") as pool:
         futures = [pool.submit(factory, **settings) for _ in range(count)]
-        return [future.result() for future in futures]
+        try:
+            return [future.result() for future in futures]
+        except KeyboardInterrupt:  # Ctrl-C: the boards not yet begun are not started (the pool waits for the rest)
+            for future in futures:
+                future.cancel()
+            raise
