@@ -341,6 +341,10 @@ def add_lab_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    # Ctrl-C (SIGINT) stops every command, as --help says, even when it was started in the background by a
+    # script or CI job: the shell then starts it with SIGINT ignored, Python keeps that, and a lab or board
+    # interrupted before it installs its own handler would never stop.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     # `kill -USR1 <pid>` prints every thread's stack: what a lab or board that does not stop is waiting on
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     return args.func(args)

@@ -90,10 +90,14 @@ class CliLab:
 
 
 @contextmanager
-def cli_lab(*args: str) -> Iterator[CliLab]:
-    """The lab runs until the block ends (then it is stopped, whatever happened inside)."""
-    proc = subprocess.Popen([sys.executable, "-m", "harness", "lab", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+def cli_lab(*args: str, background: bool = False) -> Iterator[CliLab]:
+    """The lab runs until the block ends (then it is stopped, whatever happened inside). `background`: started
+    with SIGINT ignored, as a script's or CI job's `cmd &` starts it."""
+    command = [sys.executable, "-m", "harness", "lab", *args]
+    if background:  # what a non-interactive shell does to `cmd &`: SIGINT ignored, kept across exec
+        command = ["sh", "-c", 'trap "" INT; exec "$0" "$@"', *command]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
     lab = CliLab(proc)
     try:
         yield lab

@@ -248,8 +248,11 @@ def test_lab_on_real_boards_says_what_it_needs() -> None:
     assert lab.proc.returncode == 2 and "add --target esp32" in output, output
 
 
-def test_ctrl_c_while_the_boards_start_leaves_nothing_behind() -> None:
-    with cli_lab("--boards", "12", "--http-port", "0") as lab:
+@pytest.mark.parametrize("background", [False, True], ids=["foreground", "background_job"])
+def test_ctrl_c_while_the_boards_start_leaves_nothing_behind(background: bool) -> None:
+    """Also when the lab was started as a background job, with SIGINT ignored: the interrupt came before the lab's
+    own handler and was lost, and the lab ran on (seen in a CI run started with `&`)."""
+    with cli_lab("--boards", "12", "--http-port", "0", background=background) as lab:
         url = lab.wait_line(r"live view: (http://\S+)", timeout=30).group(1)  # printed before the boards start
         children = lab.descendants()
         output = lab.stop()
