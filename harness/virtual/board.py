@@ -261,6 +261,7 @@ class VirtualBoard(Board):
             abi.ENV_BLE_AIR: str(self._ble_air.path),
             abi.ENV_WIFI_AP: str(self._wifi_ap.path),
             abi.ENV_EFUSE_FILE: str(self.efuses.path),
+            abi.ENV_BOARD_PID: str(os.getpid()),
         }
         if self.mesh is not None:
             env[abi.ENV_MESH] = str(self.mesh.path)

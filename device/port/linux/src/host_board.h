@@ -22,6 +22,7 @@
 #define HOST_ENV_WIFI_AP         "HIL_WIFI_AP"         /* file of the board's Wi-Fi access point: on the air or not, RSSI */
 #define HOST_ENV_EFUSE_FILE      "HIL_EFUSE_FILE"      /* the board's eFuses (src/esp_efuse.c) */
 #define HOST_ENV_MESH            "HIL_MESH"            /* Unix socket of the mesh medium (src/esp_mesh.c) */
+#define HOST_ENV_BOARD_PID       "HIL_BOARD_PID"       /* pid of the harness process running the board: the app dies with it */
 
 /* HIL_EFUSE_FILE: the eFuse fields the port emulates, little-endian u32s, owned by the board and kept
    across boots like the flash. Bits only go from 0 to 1 (burning), in the app and in the virtual

@@ -1,9 +1,12 @@
 /*
  * The host port's main(): what the ESP32's ROM, cpu_start and main_task do before app_main(),
  * with the same log lines, so tests match a virtual boot with the regexes they use on a chip.
+ * Not on a chip: the process ends with the harness process that runs its board (HIL_BOARD_PID).
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 #include "esp_app_desc.h"
 #include "esp_log.h"
@@ -42,8 +45,23 @@ static void main_task(void *arg)
     vTaskDelete(NULL);
 }
 
+/* The harness process that runs the board is its power supply: when it dies (a killed test or lab), the app
+   dies too, instead of running on as an orphan with its flash file and broker session. */
+static void die_with_the_board(void)
+{
+    const char *board = getenv(HOST_ENV_BOARD_PID);
+    if (board == NULL) {
+        return; /* started by hand, not by a board */
+    }
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != (pid_t)atol(board)) {
+        _exit(1); /* the board was gone before prctl() took effect */
+    }
+}
+
 int main(void)
 {
+    die_with_the_board();
     /* Line-buffered stdout: the board relays whole log lines to the serial console. */
     setvbuf(stdout, NULL, _IOLBF, 0);
     host_install_panic_handler();
