@@ -408,21 +408,25 @@ esp_err_t esp_mesh_start(void)
         s_fd = connect_medium(path);
         if (s_fd < 0) {
             ESP_LOGE(TAG, "cannot reach the mesh medium at %s: %s", path, strerror(errno));
-        } else {
-            uint8_t join[14] = {'J'};
-            memcpy(join + 1, s_mac, 6);
-            memcpy(join + 7, s_cfg.mesh_id.addr, 6);
-            join[13] = s_cfg.mesh_ap.max_connection;
-            if (send(s_fd, join, sizeof(join), MSG_NOSIGNAL) != (ssize_t)sizeof(join) ||
-                xTaskCreate(mesh_task, "mesh", 4096, (void *)(intptr_t)s_fd, 22, NULL) != pdPASS) {
-                ESP_LOGE(TAG, "joining the mesh medium failed");
-                close(s_fd);
-                s_fd = -1;
-            }
         }
     }
+    /* Started, and MESH_EVENT_STARTED posted, before the mesh task reads its first state: on a busy host the
+     * root could otherwise get its parent, IP and broker session, and call esp_mesh_post_toDS_state(), while
+     * this function had not yet said it was started (ESP_FAIL, and its nodes never heard "reachable"). */
     s_started = true;
     post(MESH_EVENT_STARTED, NULL, 0);
+    if (s_fd >= 0) {
+        uint8_t join[14] = {'J'};
+        memcpy(join + 1, s_mac, 6);
+        memcpy(join + 7, s_cfg.mesh_id.addr, 6);
+        join[13] = s_cfg.mesh_ap.max_connection;
+        if (send(s_fd, join, sizeof(join), MSG_NOSIGNAL) != (ssize_t)sizeof(join) ||
+            xTaskCreate(mesh_task, "mesh", 4096, (void *)(intptr_t)s_fd, 22, NULL) != pdPASS) {
+            ESP_LOGE(TAG, "joining the mesh medium failed");
+            close(s_fd);
+            s_fd = -1;
+        }
+    }
     return ESP_OK;
 }
 
