@@ -61,8 +61,10 @@ def test_an_ota_trigger_to_the_root_with_mosquitto_pub_updates_every_node(mesh, 
     net = mesh(4, ip_forwarding=True, heartbeat_s=0)
     artifact = fw_server.add(firmware.image(VARIANT, version="2.0.0"))
     since = link.cursor()
+    # retries 6 (11.75 s of backoff in all): every node downloads while the others reboot, and each root that reboots
+    # leaves the mesh rootless for a vote; the default 3 (1.8 s in all) ran out once in a CI run under load
     mosquitto_pub(broker.url, f"devices/{net.root.device_id}/cmd",
-                  {"type": "ota_trigger", "id": "m1", "url": artifact.url, "sha256": artifact.sha256})
+                  {"type": "ota_trigger", "id": "m1", "url": artifact.url, "sha256": artifact.sha256, "retries": 6})
     _all_succeed(link, net.boards, "m1", since)
     for board in net.boards:
         status = link.wait_status(board.device_id, lambda s: _settled(s, "m1"), timeout=SUCCEEDED_S, since=since)
