@@ -16,6 +16,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+def descendants(pid: int) -> list[int]:
+    """The pids under a process, from /proc (children, their children, ...)."""
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        for children in Path(f"/proc/{parent}/task").glob("*/children"):
+            try:
+                kids = [int(p) for p in children.read_text().split()]
+            except OSError:
+                continue
+            found += kids
+            todo += kids
+    return found
+
+
 @dataclass
 class CliLab:
     proc: subprocess.Popen[str]
@@ -55,17 +70,7 @@ class CliLab:
 
     def descendants(self) -> list[int]:
         """The pids under the lab's process (the boards' firmware processes, a mosquitto)."""
-        found, todo = [], [self.proc.pid]
-        while todo:
-            pid = todo.pop()
-            for children in Path(f"/proc/{pid}/task").glob("*/children"):
-                try:
-                    kids = [int(p) for p in children.read_text().split()]
-                except OSError:
-                    continue
-                found += kids
-                todo += kids
-        return found
+        return descendants(self.proc.pid)
 
     def stop(self, timeout: float = 20.0) -> str:
         """Ctrl-C, as a user ends it (killed if it does not end); returns everything it printed."""

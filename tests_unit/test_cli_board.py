@@ -14,6 +14,7 @@ from harness.fwserver import FirmwareServer
 from harness.link import DeviceLink
 from harness.virtual import firmware
 from tests_unit.cli_board import cli_board
+from tests_unit.cli_lab import descendants
 
 pytestmark = pytest.mark.skipif(shutil.which("mosquitto_pub") is None, reason="mosquitto-clients not installed")
 
@@ -38,10 +39,6 @@ def test_board_run_updates_itself_from_a_mosquitto_pub_command(tmp_path: Path) -
 
 
 
-def _children(pid: int) -> list[int]:
-    return [int(p) for f in Path(f"/proc/{pid}/task").glob("*/children") for p in f.read_text().split()]
-
-
 def _ends_within(pid: int, timeout: float) -> bool:
     """Waits for the process to end (its pidfd becomes readable), at most `timeout` s."""
     try:
@@ -62,7 +59,7 @@ def test_the_firmware_dies_with_a_killed_harness(tmp_path: Path) -> None:
     with (EmbeddedBroker() as broker, DeviceLink(broker.url) as link,
           cli_board(image, broker.url, "cli2", tmp_path / "flash.bin") as board):
         link.wait_status("cli2", timeout=20, description="first status of the CLI board")
-        apps = _children(board.proc.pid)
+        apps = descendants(board.proc.pid)
         assert apps, "no firmware process under the CLI board"
         board.proc.kill()
         board.proc.wait(10)
