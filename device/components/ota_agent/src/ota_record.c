@@ -15,6 +15,7 @@ static const char *KEY_RESULT = "result";
    after a boot boot_check clears the previous update's once it is reported. The lock keeps that clear from
    erasing a record saved meanwhile. */
 static SemaphoreHandle_t s_pending_lock;
+static const ota_pending_t NO_PENDING; /* all zero: stage OTA_RECORD_NONE, what a cleared record holds */
 
 static esp_err_t save_blob(const char *key, const void *data, size_t len)
 {
@@ -68,19 +69,16 @@ bool ota_record_load_pending(ota_pending_t *pending)
 
 esp_err_t ota_record_clear_pending(void)
 {
-    ota_pending_t none;
-    memset(&none, 0, sizeof(none));
-    return ota_record_save_pending(&none);
+    return ota_record_save_pending(&NO_PENDING);
 }
 
 esp_err_t ota_record_clear_pending_if(const ota_pending_t *expected)
 {
-    ota_pending_t stored, none;
-    memset(&none, 0, sizeof(none));
+    ota_pending_t stored;
     esp_err_t err = ESP_OK;
     xSemaphoreTake(s_pending_lock, portMAX_DELAY);
     if (load_blob(KEY_PENDING, &stored, sizeof(stored)) && memcmp(&stored, expected, sizeof(stored)) == 0) {
-        err = save_blob(KEY_PENDING, &none, sizeof(none));
+        err = save_blob(KEY_PENDING, &NO_PENDING, sizeof(NO_PENDING));
     } else {
         ESP_LOGI(TAG, "the pending record is a newer update's now: kept");
     }
