@@ -220,13 +220,13 @@ static void on_node_message(const mesh_addr_t *from, const cJSON *msg)
         ESP_LOGW(TAG, "a node's message from " MACSTR " is malformed: ignored", MAC2STR(from->addr));
         return;
     }
-    if (!mesh_outbox_root_publish(from->addr, msg, dev->valuestring, kind->valuestring, text->valuestring,
-                                  cJSON_IsNumber(retain) && retain->valueint != 0)) {
-        return; /* published already (the node sent it again), or not now */
-    }
+    /* Known before its status is out: whoever sees the status may command the node at once, and the
+       root relays a command only to a node in its table (mesh_link_relay_command). */
     if (strcmp(kind->valuestring, "status") == 0) {
         remember(dev->valuestring, from->addr, text->valuestring);
     }
+    (void)mesh_outbox_root_publish(from->addr, msg, dev->valuestring, kind->valuestring, text->valuestring,
+                                   cJSON_IsNumber(retain) && retain->valueint != 0);
 }
 
 static void rx_task(void *arg)
