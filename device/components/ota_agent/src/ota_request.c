@@ -138,23 +138,34 @@ const char *ota_mesh_mode_name(ota_mesh_mode_t mode)
     }
 }
 
+/* The image a push or a mesh distribution announces before its bytes: size and SHA-256, both required (the
+   bytes come in pieces, so they are what the device checks the whole against). NULL when both are valid. */
+static const char *parse_announced_image(const cJSON *command, ota_request_t *req)
+{
+    char sha_hex[65] = "";
+    if (!cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(command, "size")) ||
+        !get_int(command, "size", 1, INT32_MAX, &req->size)) {
+        return "size is required and must be a positive integer";
+    }
+    if (!get_string(command, "sha256", sha_hex, sizeof(sha_hex)) || !parse_hex(sha_hex, req->sha256, sizeof(req->sha256))) {
+        return "sha256 is required and must be 64 hex digits";
+    }
+    req->has_sha256 = true;
+    return NULL;
+}
+
 bool ota_request_parse_mesh_rx(const cJSON *command, ota_request_t *req, char *error, int error_len)
 {
     memset(req, 0, sizeof(*req));
     req->mesh_rx = true;
     int64_t timeout = CONFIG_HIL_OTA_TIMEOUT_S, idle = CONFIG_HIL_OTA_IDLE_TIMEOUT_S, tag = 0;
-    char sha_hex[65] = "";
     const cJSON *mode = cJSON_GetObjectItemCaseSensitive(command, "mesh");
     const char *bad = NULL;
     if (!get_string(command, "id", req->id, sizeof(req->id)) ||
         !get_string(command, "version", req->version, sizeof(req->version))) {
         bad = "id and version must be short strings";
-    } else if (!cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(command, "size")) ||
-               !get_int(command, "size", 1, INT32_MAX, &req->size)) {
-        bad = "size is required and must be a positive integer";
-    } else if (!get_string(command, "sha256", sha_hex, sizeof(sha_hex)) ||
-               !parse_hex(sha_hex, req->sha256, sizeof(req->sha256))) {
-        bad = "sha256 is required and must be 64 hex digits";
+    } else if ((bad = parse_announced_image(command, req)) != NULL) {
+        /* bad says which */
     } else if (!cJSON_IsString(mode) || !ota_mesh_mode_parse(mode->valuestring, &req->mesh)) {
         bad = "mesh must be \"sequential\", \"broadcast\" or \"p2p\"";
     } else if (!cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(command, "tag")) ||
@@ -166,7 +177,6 @@ bool ota_request_parse_mesh_rx(const cJSON *command, ota_request_t *req, char *e
         snprintf(error, (size_t)error_len, "%s", bad);
         return false;
     }
-    req->has_sha256 = true;
     req->force = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(command, "force"));
     req->mesh_tag = (uint32_t)tag;
     req->timeout_s = (int)timeout;
@@ -181,7 +191,6 @@ bool ota_request_parse_push(const cJSON *command, ota_request_t *req, char *erro
     req->size = -1;
     int64_t timeout = CONFIG_HIL_OTA_TIMEOUT_S, idle = CONFIG_HIL_OTA_IDLE_TIMEOUT_S, window = OTA_PUSH_WINDOW_DEFAULT;
     int64_t chunk = OTA_PUSH_CHUNK_DEFAULT;
-    char sha_hex[65] = "";
     const cJSON *force = cJSON_GetObjectItemCaseSensitive(command, "force");
     const char *bad = NULL;
 
@@ -189,12 +198,8 @@ bool ota_request_parse_push(const cJSON *command, ota_request_t *req, char *erro
         bad = "id must be a string of at most 47 characters";
     } else if (!get_string(command, "version", req->version, sizeof(req->version))) {
         bad = "version must be a string of at most 31 characters";
-    } else if (!cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(command, "size")) ||
-               !get_int(command, "size", 1, INT32_MAX, &req->size)) {
-        bad = "size is required and must be a positive integer";
-    } else if (!get_string(command, "sha256", sha_hex, sizeof(sha_hex)) ||
-               !parse_hex(sha_hex, req->sha256, sizeof(req->sha256))) {
-        bad = "sha256 is required and must be 64 hex digits";
+    } else if ((bad = parse_announced_image(command, req)) != NULL) {
+        /* bad says which */
     } else if (force != NULL && !cJSON_IsBool(force)) {
         bad = "force must be true or false";
     } else if (!get_int(command, "window", 1, OTA_PUSH_WINDOW_MAX, &window)) {
@@ -210,7 +215,6 @@ bool ota_request_parse_push(const cJSON *command, ota_request_t *req, char *erro
         snprintf(error, (size_t)error_len, "%s", bad);
         return false;
     }
-    req->has_sha256 = true;
     req->force = cJSON_IsTrue(force);
     req->timeout_s = (int)timeout;
     req->idle_timeout_s = (int)idle;
