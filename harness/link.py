@@ -406,6 +406,8 @@ class DeviceLink:
             self._connack = reason_code
             self._connected = not reason_code.is_failure
             self._subscribed = False
+            if self._connected and self.disconnects:
+                self._checker.forget_sequences()  # what was published while the link was down never came
             self._changed.notify_all()
         if not reason_code.is_failure:
             # here, not after connect(): a clean session loses its subscriptions on every reconnect

@@ -156,6 +156,12 @@ class ProtocolChecker:
                 problems.append("reason 'http_status' needs an integer 'http_status'")
         return problems
 
+    def forget_sequences(self) -> None:
+        """The observer was away (its link reconnected): what it missed meanwhile may hold a boot's first
+        events, so the next `seq` of each device is compared with nothing."""
+        self._last_seq.clear()
+        self._last_payload.clear()
+
     def _check_seq(self, device_id: str, seq: int) -> list[str]:
         last = self._last_seq.get(device_id)
         self._last_seq[device_id] = seq
