@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from harness import live_progress, masking, panic_decoder, targets, timeline
+from harness import live_progress, masking, panic_decoder, run_order, targets, timeline
 from harness import project as project_mod
 from harness import report as report_mod
 from harness.boards.esp32 import PortLostError
@@ -63,6 +63,7 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", run_order.MARKER)
     if project_mod.is_configured(config):
         project_mod.of(config)  # a wrong hil_* setting stops the run here, not at the first board
     targets.check_target_usable(config)
@@ -115,6 +116,7 @@ _DESELECTED_KEY = pytest.StashKey[list[tuple[str, str]]]()
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     config.stash[_DESELECTED_KEY] = targets.deselect_for_target(config, items)
+    run_order.waits_first(items)
 
 
 def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:

@@ -111,6 +111,7 @@ def test_a_half_open_connection_is_caught_by_the_idle_deadline(ota, board, fault
 
 
 @pytest.mark.slow
+@pytest.mark.waits
 def test_a_partition_healed_after_3_s_mid_download_lets_it_finish(ota, board, fault_proxy, link: DeviceLink,
                                                                    fw_server, firmware) -> None:
     """The device's download link is partitioned mid-transfer for 3 s (what a real board sees of a short Wi-Fi
@@ -147,6 +148,7 @@ def test_a_connection_the_network_cuts_mid_download_resumes_with_range(ota, boar
 
 
 @pytest.mark.slow
+@pytest.mark.waits
 @pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)
 def test_the_broker_publishes_the_last_will_within_1_5_keepalives_of_a_partition(board_factory, broker, fault_proxy,
                                                                                link: DeviceLink) -> None:

@@ -19,7 +19,7 @@ from harness.fwserver import FaultPlan
 from harness.link import DeviceLink, LinkTimeout
 from harness.virtual.wifi_ap import PROBE_S, SCAN_S
 
-pytestmark = pytest.mark.virtual_only
+pytestmark = [pytest.mark.virtual_only, pytest.mark.waits]  # beacon timeouts and reconnect backoffs
 
 BEACON_TIMEOUT_S = 3  # `wifi_beacon_timeout_s` (esp_wifi_set_inactive_time's minimum; ESP-IDF's default is 6)
 DISCONNECT_S = BEACON_TIMEOUT_S + PROBE_S + 3.0  # from down() to STA_DISCONNECTED, with a margin
