@@ -7,9 +7,10 @@ PY := $(VENV)/bin/python
 APT_PACKAGES := cmake gcc make pkg-config libmosquitto-dev libcurl4-openssl-dev libcjson-dev libssl-dev zlib1g-dev mosquitto mosquitto-clients chromium chromium-driver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_FLAGS ?=
-# `make hil` runs the catalog in 4 xdist workers: its scenarios mostly wait (beacon timeouts, keep-alives,
-# deadlines, reboots), so even 2 cores keep 4 busy (docs/performance.md); HIL_WORKERS=0 runs it in one process.
-HIL_WORKERS ?= 4
+# `make hil` runs the catalog in 6 xdist workers: its scenarios mostly wait (beacon timeouts, keep-alives,
+# deadlines, reboots), so even 2 cores keep 6 busy (4: 60 to 64 s, 6: 50 to 57 s, 8: 54 s on 2 cores;
+# docs/performance.md); HIL_WORKERS=0 runs it in one process.
+HIL_WORKERS ?= 6
 
 .PHONY: hil test setup deps venv firmware lint wheel clean
 
