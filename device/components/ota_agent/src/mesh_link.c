@@ -445,6 +445,7 @@ static const mqtt_link_mesh_t HOOKS = {
     .is_root = mesh_link_is_root,
     .node_uplink = mesh_link_node_uplink,
     .forward_publish = mesh_link_forward_publish,
+    .publish_behind_held = mesh_outbox_put_behind_held,
     .relay_command = mesh_link_relay_command,
     .broker_state = mesh_link_broker_state,
     .published = mesh_outbox_root_published,

@@ -79,14 +79,9 @@ static void pop_oldest(void)
     s_wait_ms = MESH_OUTBOX_ACK_MS;
 }
 
-bool mesh_outbox_put(const char *kind, const char *text, bool retain)
+/* Queues `copy` (now the queue's); s_lock held. */
+static void put_locked(const char *kind, char *copy, bool retain)
 {
-    char *copy = strdup(text);
-    if (copy == NULL) {
-        ESP_LOGW(TAG, "no memory for a %s message: dropped", kind);
-        return false;
-    }
-    xSemaphoreTake(s_lock, portMAX_DELAY);
     if (s_count == MESH_OUTBOX_LEN) {
         ESP_LOGW(TAG, "%d messages wait for the root: the oldest (%s, n %u) is dropped", MESH_OUTBOX_LEN,
                  s_queue[s_head].kind, (unsigned)s_queue[s_head].n);
@@ -98,9 +93,41 @@ bool mesh_outbox_put(const char *kind, const char *text, bool retain)
     e->text = copy;
     e->retain = retain;
     s_count++;
+}
+
+bool mesh_outbox_put(const char *kind, const char *text, bool retain)
+{
+    char *copy = strdup(text);
+    if (copy == NULL) {
+        ESP_LOGW(TAG, "no memory for a %s message: dropped", kind);
+        return false;
+    }
+    xSemaphoreTake(s_lock, portMAX_DELAY);
+    put_locked(kind, copy, retain);
     xSemaphoreGive(s_lock);
     xSemaphoreGive(s_wake);
     return true;
+}
+
+bool mesh_outbox_put_behind_held(const char *kind, const char *text, bool retain)
+{
+    char *copy = strdup(text);
+    xSemaphoreTake(s_lock, portMAX_DELAY);
+    bool held = s_count > 0;
+    if (held && copy != NULL) {
+        put_locked(kind, copy, retain);
+        copy = NULL;
+    }
+    xSemaphoreGive(s_lock);
+    if (held && copy != NULL) {
+        ESP_LOGW(TAG, "no memory for a %s message: published before those held", kind);
+        held = false;
+    }
+    free(copy);
+    if (held) {
+        xSemaphoreGive(s_wake);
+    }
+    return held;
 }
 
 /* The oldest message as the root gets it (malloc'd), or NULL. */
@@ -124,22 +151,33 @@ static bool send_to(const uint8_t *to, const char *text)
     return mesh_send_packet(to, text, strlen(text), MESH_PROTO_JSON, MESH_TOS_P2P) == ESP_OK;
 }
 
-/* A node that became root publishes what it still holds itself (outside the lock: the PUBACK handler takes it). */
+/* A node that became root publishes what it still holds itself, oldest first (outside the lock: the PUBACK
+   handler takes it). Each message leaves the queue only once published, so that one published meanwhile by
+   another task queues behind it (mesh_outbox_put_behind_held) and the broker gets them in order. */
 static void publish_held_as_root(void)
 {
     for (;;) {
         entry_t e = {0};
         xSemaphoreTake(s_lock, portMAX_DELAY);
-        if (s_count > 0) {
+        bool any = s_count > 0;
+        if (any) {
             e = s_queue[s_head];
-            s_queue[s_head].text = NULL; /* now e's */
+            e.text = strdup(e.text); /* the queue's may go while it is published (a full queue drops its oldest) */
+        }
+        xSemaphoreGive(s_lock);
+        if (!any) {
+            return;
+        }
+        if (e.text != NULL) {
+            mqtt_link_publish_own(e.kind, e.text, e.retain);
+        } else {
+            ESP_LOGW(TAG, "no memory to publish a held %s message (n %u): dropped", e.kind, (unsigned)e.n);
+        }
+        xSemaphoreTake(s_lock, portMAX_DELAY);
+        if (s_count > 0 && s_queue[s_head].n == e.n) {
             pop_oldest();
         }
         xSemaphoreGive(s_lock);
-        if (e.text == NULL) {
-            return;
-        }
-        mqtt_link_publish_text(e.kind, e.text, e.retain);
         free(e.text);
     }
 }

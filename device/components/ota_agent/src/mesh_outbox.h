@@ -29,6 +29,9 @@
 bool mesh_outbox_start(bool (*uplink)(void));
 /* A node: queues one message for <prefix>/<its id>/<kind>. False if it cannot be kept (no memory). */
 bool mesh_outbox_put(const char *kind, const char *text, bool retain);
+/* A node that became root and still holds messages: queues this one behind them, so that the broker gets them
+   in order. False when it holds none: the caller publishes it itself. */
+bool mesh_outbox_put_behind_held(const char *kind, const char *text, bool retain);
 /* The node's way out changed (mesh events): sends at once what waits, again to a new root. */
 void mesh_outbox_uplink_changed(void);
 /* Waits until the broker acknowledged every queued message (before a reboot); false on timeout. */

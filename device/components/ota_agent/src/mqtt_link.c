@@ -633,6 +633,17 @@ int mqtt_link_publish_text(const char *kind, const char *text, bool retain)
     if (mesh_node()) {
         return s_mesh->forward_publish(kind, text, retain); /* through the root */
     }
+    if (s_mesh != NULL && s_mesh->publish_behind_held(kind, text, retain)) {
+        return 0; /* a node that became root: after the messages it still holds */
+    }
+    return mqtt_link_publish_own(kind, text, retain);
+}
+
+int mqtt_link_publish_own(const char *kind, const char *text, bool retain)
+{
+    if (s_client == NULL) {
+        return -1;
+    }
     char topic[TOPIC_MAX];
     make_topic(topic, agent_config_get()->device_id, kind);
     int msg_id = esp_mqtt_client_publish(s_client, topic, text, 0, 1, retain ? 1 : 0);
@@ -666,6 +677,9 @@ bool mqtt_link_flush(int timeout_ms)
     }
     const TickType_t start = xTaskGetTickCount();
     const TickType_t budget = ms_to_ticks(timeout_ms);
+    if (s_mesh != NULL && !s_mesh->flush(timeout_ms)) {
+        return false; /* a node that became root: what it still holds is not yet with esp-mqtt */
+    }
     for (;;) {
         xEventGroupClearBits(s_events, ACKED_BIT);
         if (esp_mqtt_client_get_outbox_size(s_client) == 0) {

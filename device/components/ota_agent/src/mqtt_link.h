@@ -59,6 +59,9 @@ bool mqtt_link_is_connected(void);
 /* Publishes text (QoS 1) to <prefix>/<device id>/<kind>; the message id, or -1 when the link was never
    started or esp-mqtt refused it. While disconnected esp-mqtt keeps it in its outbox until it reconnects. */
 int mqtt_link_publish_text(const char *kind, const char *text, bool retain);
+/* The same on this device's own broker session, past the mesh: what a node that became root still held
+   (mesh_outbox.c). */
+int mqtt_link_publish_own(const char *kind, const char *text, bool retain);
 int mqtt_link_publish_json(const char *kind, const cJSON *json, bool retain);
 /* Waits until the broker acknowledged everything published so far; false on timeout. */
 bool mqtt_link_flush(int timeout_ms);
@@ -73,6 +76,8 @@ typedef struct {
     void (*broker_state)(bool connected);                              /* the root's broker session changed */
     void (*published)(int msg_id);                                     /* the root: the broker acked msg_id */
     bool (*flush)(int timeout_ms);                                     /* a node: its messages through */
+    /* a node that became root: queues a message behind those it still holds (false: it holds none) */
+    bool (*publish_behind_held)(const char *kind, const char *text, bool retain);
 } mqtt_link_mesh_t;
 /* On a mesh (mesh must stay valid): the client runs only while this node is root (mqtt_link_mesh_root()). */
 void mqtt_link_set_mesh(const mqtt_link_mesh_t *mesh);
