@@ -149,6 +149,7 @@ static void mesh_link_broker_state(bool connected)
     }
     s_aggregate_now = true;
     xSemaphoreGive(s_wake);
+    mesh_outbox_uplink_changed(); /* a node that became root publishes what it still holds now */
 }
 
 static void mesh_link_add_status(cJSON *status)

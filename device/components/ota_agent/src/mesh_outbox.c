@@ -186,7 +186,10 @@ static void publish_held_as_root(void)
 static void send_due(void)
 {
     if (esp_mesh_is_root()) {
-        publish_held_as_root();
+        if (mqtt_link_broker_connected()) { /* not before: esp-mqtt would queue them, and send anything
+                                               published once it is connected first */
+            publish_held_as_root();
+        }
         return;
     }
     if (!s_uplink()) {
