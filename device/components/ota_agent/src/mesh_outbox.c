@@ -111,19 +111,17 @@ bool mesh_outbox_put(const char *kind, const char *text, bool retain)
 
 bool mesh_outbox_put_behind_held(const char *kind, const char *text, bool retain)
 {
-    char *copy = strdup(text);
     xSemaphoreTake(s_lock, portMAX_DELAY);
     bool held = s_count > 0;
-    if (held && copy != NULL) {
+    char *copy = held ? strdup(text) : NULL; /* a root's every publish comes here: copy only when queued */
+    if (copy != NULL) {
         put_locked(kind, copy, retain);
-        copy = NULL;
     }
     xSemaphoreGive(s_lock);
-    if (held && copy != NULL) {
+    if (held && copy == NULL) {
         ESP_LOGW(TAG, "no memory for a %s message: published before those held", kind);
-        held = false;
+        return false;
     }
-    free(copy);
     if (held) {
         xSemaphoreGive(s_wake);
     }

@@ -587,11 +587,9 @@ void mqtt_link_inject_command(const char *payload, int len)
     queue_command(copy, len);
 }
 
-int mqtt_link_publish_as(const char *device_id, const char *kind, const char *text, bool retain)
+/* QoS 1 on <prefix>/<device_id>/<kind>, on this device's broker session (s_client set). */
+static int publish_on_session(const char *device_id, const char *kind, const char *text, bool retain)
 {
-    if (s_client == NULL || !s_client_started) {
-        return -1;
-    }
     char topic[TOPIC_MAX];
     make_topic(topic, device_id, kind);
     int msg_id = esp_mqtt_client_publish(s_client, topic, text, 0, 1, retain ? 1 : 0);
@@ -599,6 +597,14 @@ int mqtt_link_publish_as(const char *device_id, const char *kind, const char *te
         ESP_LOGW(TAG, "publish to %s failed (%d)", topic, msg_id);
     }
     return msg_id;
+}
+
+int mqtt_link_publish_as(const char *device_id, const char *kind, const char *text, bool retain)
+{
+    if (s_client == NULL || !s_client_started) {
+        return -1;
+    }
+    return publish_on_session(device_id, kind, text, retain);
 }
 
 /* pdMS_TO_TICKS() multiplies in TickType_t (32 bits) and overflows for long waits. */
@@ -644,13 +650,7 @@ int mqtt_link_publish_own(const char *kind, const char *text, bool retain)
     if (s_client == NULL) {
         return -1;
     }
-    char topic[TOPIC_MAX];
-    make_topic(topic, agent_config_get()->device_id, kind);
-    int msg_id = esp_mqtt_client_publish(s_client, topic, text, 0, 1, retain ? 1 : 0);
-    if (msg_id < 0) {
-        ESP_LOGW(TAG, "publish to %s failed (%d)", topic, msg_id);
-    }
-    return msg_id;
+    return publish_on_session(agent_config_get()->device_id, kind, text, retain);
 }
 
 int mqtt_link_publish_json(const char *kind, const cJSON *json, bool retain)
