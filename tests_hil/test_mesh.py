@@ -24,8 +24,10 @@ from harness.virtual.mesh import Hop, NodeState
 
 pytestmark = [pytest.mark.virtual_only, pytest.mark.slow]  # every mesh scenario runs a mesh of boards: seconds
 
-# The distribution scenarios' hops: 4 Mbit/s, 5 ms. What they prove (every node gets the image, through the same
-# checks) does not depend on the rate; bench/bench_mesh.py measures at the plausible 1 Mbit/s, 20 ms.
+# The distribution scenarios' hops: 10 Mbit/s (a good ESP-WIFI-MESH hop), 5 ms. What they prove (every node gets
+# the image, through the same checks) does not depend on the rate; bench/bench_mesh.py measures at the plausible
+# 1 Mbit/s, 20 ms. The scenarios that break a distribution half-way run it on 500 kbit/s hops (time to act in)
+# and finish on these once the fault has been shown (_fast_hops).
 FAST_HOP = Hop(rate_bps=10_000_000, latency_s=0.005)
 
 VARIANT = "mesh"

@@ -38,7 +38,6 @@ def test_board_run_updates_itself_from_a_mosquitto_pub_command(tmp_path: Path) -
     assert "board stopped" in output
 
 
-
 def _ends_within(pid: int, timeout: float) -> bool:
     """Waits for the process to end (its pidfd becomes readable), at most `timeout` s."""
     try:
