@@ -1,14 +1,22 @@
 /*
  * The default event loop: posted events are queued and dispatched by one loop thread, in
  * order, as ESP-IDF's default loop task does.
+ *
+ * Known difference from the chip: the loop task (sys_evt) has priority 20, above the tasks that post
+ * to it, so on a chip it handles an event as soon as it is posted; host threads have no priorities,
+ * and a poster may run on before the handler. Where that shows, at a restart (the log lines of
+ * esp_https_ota's last events, posted just before esp_restart()), host_event_loop_settle() waits
+ * for what was posted to be handled.
  */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "esp_event.h"
 #include "esp_log.h"
 #include "freertos/queue.h"
 #include "freertos/task.h"
+#include "host_event_loop.h"
 
 #define MAX_HANDLERS 32
 #define EVENT_QUEUE_LEN 32
@@ -32,6 +40,21 @@ static pthread_mutex_t s_lock = PTHREAD_MUTEX_INITIALIZER;
 static handler_entry_t s_handlers[MAX_HANDLERS];
 static size_t s_handler_count;
 static QueueHandle_t s_queue;
+/* Events posted and not yet handled (queued, or in their handlers), for host_event_loop_settle(). */
+static pthread_mutex_t s_pending_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t s_pending_done = PTHREAD_COND_INITIALIZER;
+static int s_pending;
+static pthread_t s_loop_thread;
+
+static void pending_add(int delta)
+{
+    pthread_mutex_lock(&s_pending_lock);
+    s_pending += delta;
+    if (s_pending == 0) {
+        pthread_cond_broadcast(&s_pending_done);
+    }
+    pthread_mutex_unlock(&s_pending_lock);
+}
 
 static bool matches(const handler_entry_t *h, esp_event_base_t base, int32_t id)
 {
@@ -57,13 +80,39 @@ static void dispatch(const posted_event_t *ev)
 static void event_loop_task(void *arg)
 {
     (void)arg;
+    pthread_mutex_lock(&s_pending_lock);
+    s_loop_thread = pthread_self();
+    pthread_mutex_unlock(&s_pending_lock);
     posted_event_t ev;
     for (;;) {
         if (xQueueReceive(s_queue, &ev, portMAX_DELAY) == pdPASS) {
             dispatch(&ev);
             free(ev.data);
+            pending_add(-1);
         }
     }
+}
+
+void host_event_loop_settle(int timeout_ms)
+{
+    pthread_mutex_lock(&s_pending_lock);
+    bool in_loop = pthread_equal(pthread_self(), s_loop_thread);
+    pthread_mutex_unlock(&s_pending_lock);
+    if (s_queue == NULL || in_loop) {
+        return; /* no loop, or a handler itself restarts: nothing it could wait for */
+    }
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&s_pending_lock);
+    while (s_pending > 0 && pthread_cond_timedwait(&s_pending_done, &s_pending_lock, &deadline) == 0) {
+    }
+    pthread_mutex_unlock(&s_pending_lock);
 }
 
 esp_err_t esp_event_loop_create_default(void)
@@ -148,7 +197,9 @@ esp_err_t esp_event_post(esp_event_base_t event_base, int32_t event_id, const vo
         }
         memcpy(ev.data, event_data, event_data_size);
     }
+    pending_add(1);
     if (xQueueSend(s_queue, &ev, ticks_to_wait) != pdPASS) {
+        pending_add(-1);
         free(ev.data);
         return ESP_ERR_TIMEOUT;
     }

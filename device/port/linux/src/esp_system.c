@@ -34,6 +34,7 @@
 #include "esp_log.h"
 #include "esp_system.h"
 #include "host_board.h"
+#include "host_event_loop.h"
 
 /* A classic ESP32 has about 300 KB of heap after start-up; the host reports that budget minus
    what the firmware has allocated, so leaks show in status reports as they would on a chip. */
@@ -43,6 +44,7 @@ static uint32_t s_min_free_heap = HOST_HEAP_BUDGET;
 
 void esp_restart(void)
 {
+    host_event_loop_settle(100); /* what sys_evt would have handled first on a chip (esp_event.c) */
     fflush(stdout);
     _exit(HOST_EXIT_RESTART);
 }
