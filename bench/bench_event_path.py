@@ -13,7 +13,7 @@ exits non-zero if one is missed; docs/performance.md ("Event path") records them
   `--commands` of them, one after the other. No target; printed for both brokers.
 - status round trip: `{"type": "status"}` -> the status message, timed the same way
   (target on amqtt: p50 < 2 ms, p99 < 10 ms; amqtt's p50 within 2x of mosquitto's in the same run).
-  Split at the command's echo: the link subscribes to `devices/#`, so the broker hands it its own command
+  Split at the command's echo: the link subscribes to `devices/+/+`, so the broker hands it its own command
   at about the time it hands it to the device. send -> echo is one broker hop; echo -> status is the
   device's receive and answer plus the answer's hop, i.e. where the firmware's own time is.
 - burst: `--burst` QoS 1 commands published through the link's paho client without waiting between them
@@ -79,7 +79,7 @@ def app_pid(board: VirtualBoard) -> int | None:
 @dataclass(frozen=True)
 class Trip:
     ms: float  # just before send() -> the answer's arrival at the link
-    echo_ms: float  # just before send() -> the command itself back at the link (it subscribes to devices/#)
+    echo_ms: float  # just before send() -> the command itself back at the link (it subscribes to devices/+/+)
     answer: Message
 
 

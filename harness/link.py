@@ -1,9 +1,14 @@
 """Device link: the harness side of the MQTT protocol (docs/protocol.md; harness.protocol), on paho-mqtt 2.x.
 
-`DeviceLink` subscribes to `<prefix>/#`, records every message in order, sends commands, and lets the test
+`DeviceLink` subscribes to `<prefix>/+/+`, records every message in order, sends commands, and lets the test
 thread wait for messages with a deadline. paho callbacks only record and notify: an assertion there would
 kill paho's network thread, so failures (a callback exception, a protocol violation) are stored and raised
 from the next wait in the test thread.
+
+`<prefix>/+/+` is every topic of the protocol (docs/protocol.md) but a push's image chunks
+(`<prefix>/<id>/push/<transfer>/<offset>`): recording each chunk again doubled the broker's work per chunk
+(amqtt forwarded every 16 KiB twice, at QoS 1) and halved a push's speed; the pusher keeps what it sent
+(`PushResult.offsets`), and the device's acknowledgements stay in the transcript.
 """
 
 from __future__ import annotations
@@ -56,7 +61,7 @@ class CallbackError(RuntimeError):
 
 
 class DeviceLink:
-    """paho-mqtt 2.x client (MQTT 3.1.1) that records every message under `<prefix>/#`.
+    """paho-mqtt 2.x client (MQTT 3.1.1) that records every message on `<prefix>/+/+` (all but push chunks).
 
     Use as a context manager or call connect()/close(). Waits take `since`, an index into the transcript
     (see `cursor()`): messages from there on, already received or still to come, are considered.
@@ -142,6 +147,11 @@ class DeviceLink:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    @property
+    def topic_filter(self) -> str:
+        """What the link subscribes to: every protocol topic of every device, but push chunks (module docstring)."""
+        return f"{self.prefix}/+/+"
 
     @property
     def connected(self) -> bool:
@@ -368,7 +378,7 @@ class DeviceLink:
             if self._connack is not None and self._connack.is_failure:
                 raise LinkError(f"broker {self.url} refused the connection: {self._connack}")
             if any(code.is_failure for code in self._suback or []):
-                raise LinkError(f"broker {self.url} refused the subscription to {self.prefix}/#: {self._suback}")
+                raise LinkError(f"broker {self.url} refused the subscription to {self.topic_filter}: {self._suback}")
 
     # --- internals: paho -----------------------------------------------------------------------------
 
@@ -411,7 +421,7 @@ class DeviceLink:
             self._changed.notify_all()
         if not reason_code.is_failure:
             # here, not after connect(): a clean session loses its subscriptions on every reconnect
-            client.subscribe(f"{self.prefix}/#", qos=1)
+            client.subscribe(self.topic_filter, qos=1)
 
     def _on_subscribe(self, _client: mqtt.Client, _userdata: Any, _mid: int, reason_codes: list[mqtt.ReasonCode],
                       _properties: Any) -> None:

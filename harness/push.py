@@ -62,7 +62,7 @@ class PushResult:
 
     state: str  # "rebooting" on success, else "failed", "rejected" or "cancelled"
     event: dict[str, Any]
-    chunks_sent: int = 0  # publishes of chunks, re-sends included
+    offsets: list[int] = field(default_factory=list)  # every chunk published, by offset, in order (re-sends too)
     rewinds: int = 0  # times the pusher went back to the device's `next` because the device said so
     stall_rewinds: int = 0  # times it went back after ack_timeout with no progress
     acks: list[int] = field(default_factory=list)  # every acknowledged `next`, in order
@@ -71,6 +71,11 @@ class PushResult:
     @property
     def ok(self) -> bool:
         return self.state == "rebooting"
+
+    @property
+    def chunks_sent(self) -> int:
+        """Publishes of chunks, re-sends included."""
+        return len(self.offsets)
 
     def describe(self) -> str:
         reason = self.event.get("reason")
@@ -101,7 +106,7 @@ class _Sender:
     seen_acks: int = 0  # acks consumed from _Transfer.acks
     last_progress_at: float = field(default_factory=time.monotonic)  # when `next` last advanced
     first_time: set[int] = field(default_factory=set)  # chunk indexes sent at least once
-    chunks_sent: int = 0
+    offsets: list[int] = field(default_factory=list)  # each chunk published, in order
     rewinds: int = 0
     stall_rewinds: int = 0
 
@@ -307,7 +312,7 @@ class Pusher:
     def _send_chunk(self, image: bytes, offset: int, sender: _Sender) -> None:
         transfer = self._state().transfer_id
         self._publish(self.topic(f"push/{transfer}/{offset}"), image[offset:offset + self.chunk], qos=self.qos)
-        sender.chunks_sent += 1
+        sender.offsets.append(offset)
 
     def _publish(self, topic: str, payload: str | bytes, qos: int) -> None:
         info = self._client.publish(topic, payload, qos=qos)
@@ -317,7 +322,7 @@ class Pusher:
     def _result(self, state: _Transfer, sender: _Sender) -> PushResult:
         assert state.outcome is not None
         result = PushResult(state=state.outcome["state"], event=state.outcome, acks=[n for n, _ in state.acks],
-                            chunks_sent=sender.chunks_sent, rewinds=sender.rewinds,
+                            offsets=sender.offsets, rewinds=sender.rewinds,
                             stall_rewinds=sender.stall_rewinds)
         if result.ok and self.on_progress is not None:
             self.on_progress(sender.size, sender.size)

@@ -369,7 +369,7 @@ def test_credentials_and_acl() -> None:
     with EmbeddedBroker(auth=policy) as broker:
         with pytest.raises(LinkError, match="refused the connection"):
             DeviceLink(broker.url, username="op", password="wrong").connect()
-        with pytest.raises(LinkError, match="refused the subscription to devices/#"):
+        with pytest.raises(LinkError, match=r"refused the subscription to devices/\+/\+"):
             DeviceLink(broker.url, username="d1", password="p1").connect()  # a device may not watch all
         userinfo_url = broker.url.replace("mqtt://", "mqtt://op:secret@")
         with DeviceLink(userinfo_url) as link:
