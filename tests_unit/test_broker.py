@@ -30,6 +30,7 @@ from harness.broker import (
 )
 from harness.broker.probe import _connect_packet
 from harness.fwserver import FirmwareServer
+from harness.net import free_port
 
 pytestmark = pytest.mark.usefixtures("no_warnings_logged")
 
@@ -405,6 +406,26 @@ def test_mosquitto_broker_runs_and_cleans_up(clients: list[Client]) -> None:
     assert not config.parent.exists()
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+def test_mosquitto_on_a_free_port_taken_before_it_binds_tries_another(squatter: int, clients: list[Client],
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The race under xdist: the free port probed is taken by another worker before mosquitto binds it."""
+    import harness.broker.mosquitto as mosquitto_module
+
+    probed = iter([squatter])
+    monkeypatch.setattr(mosquitto_module, "free_port", lambda host: next(probed, 0) or free_port(host))
+    broker = MosquittoBroker().start()
+    try:
+        assert broker.port != squatter
+        round_trip(clients, broker)
+    finally:
+        broker.stop()
+
+
+def test_mosquitto_on_a_port_asked_for_and_taken_fails_naming_it(squatter: int) -> None:
+    with pytest.raises(PortInUseError, match=rf"port {squatter} on 127\.0\.0\.1 is already in use"):
+        MosquittoBroker(port=squatter).start()
 
 
 def test_mosquitto_start_failure_shows_its_output() -> None:

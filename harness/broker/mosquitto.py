@@ -114,15 +114,17 @@ class MosquittoBroker(ListeningService):
         self._start_with_retries()
 
     def _start_with_retries(self) -> None:
+        # a port asked for, or the one an earlier start bound (clients have its URL): that one or an error;
+        # else a free one, another on the race where something takes it between the probe and mosquitto's bind
+        fixed = self._port
         for attempt in range(self._ATTEMPTS):
-            port = self._port or free_port(self._host)
-            self._launch(port)
+            self._launch(fixed or free_port(self._host))
             try:
                 self._wait_ready()
                 return
             except PortInUseError:
                 self._stop_process()
-                if attempt == self._ATTEMPTS - 1 or self._port:
+                if fixed or attempt == self._ATTEMPTS - 1:
                     raise
 
     def _launch(self, port: int) -> None:
