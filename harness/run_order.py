@@ -7,9 +7,15 @@ ended `make hil` up to 12 s after every other worker was done (docs/performance.
 Handed out first, they overlap the CPU-bound scenarios instead. Only these move: handing out every long
 scenario first (the `slow` ones) put the CPU-heavy mesh and fleet scenarios together on two cores and made
 the run slower.
+
+Under xdist they are also dealt out one per worker. xdist's `load` scheduling starts each worker on a run of
+consecutive scenarios (a quarter of its share, at least 2: LoadScheduling.schedule in xdist 3.x), so the
+seven of them, all at the front, went to the first worker alone, which ended `make hil` 5 s after the others.
 """
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
@@ -17,6 +23,22 @@ MARKER = ("waits: spends seconds waiting on the device's own timers (beacon time
           "little CPU; handed out first, so that it overlaps the rest of a parallel run instead of trailing it")
 
 
-def waits_first(items: list[pytest.Item]) -> None:
-    """Moves the `waits` scenarios to the front, each group in its collection order."""
-    items.sort(key=lambda item: item.get_closest_marker("waits") is None)  # sort is stable
+def waits_first(items: list[pytest.Item], workers: int | None = None) -> None:
+    """Moves the `waits` scenarios to the front, in their collection order; with xdist workers (default: this
+    process's PYTEST_XDIST_WORKER_COUNT), into each worker's first batch in turn, the rest as collected."""
+    if workers is None:
+        workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    waiting = [item for item in items if item.get_closest_marker("waits") is not None]
+    rest = [item for item in items if item.get_closest_marker("waits") is None]
+    batch = max(2, len(items) // max(workers, 1) // 4)  # each worker's first batch under xdist's load scheduling
+    for k, item in sorted(enumerate(waiting), key=lambda pair: _place(pair[0], workers, batch)):
+        rest.insert(_place(k, workers, batch), item)
+    items[:] = rest
+
+
+def _place(k: int, workers: int, batch: int) -> int:
+    """Where the k-th waiting scenario goes: worker k % workers's first batch, or after all first batches."""
+    if workers <= 1:
+        return k
+    turn, worker = divmod(k, workers)
+    return worker * batch + turn if turn < batch else k
