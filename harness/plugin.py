@@ -116,7 +116,7 @@ _DESELECTED_KEY = pytest.StashKey[list[tuple[str, str]]]()
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     config.stash[_DESELECTED_KEY] = targets.deselect_for_target(config, items)
-    run_order.waits_first(items)
+    run_order.waits_first(items, run_order.xdist_workers(config))
 
 
 def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:

@@ -15,19 +15,21 @@ seven of them, all at the front, went to the first worker alone, which ended `ma
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 MARKER = ("waits: spends seconds waiting on the device's own timers (beacon timeout, keep-alive, backoff) with "
           "little CPU; handed out first, so that it overlaps the rest of a parallel run instead of trailing it")
 
 
-def waits_first(items: list[pytest.Item], workers: int | None = None) -> None:
-    """Moves the `waits` scenarios to the front, in their collection order; with xdist workers (default: this
-    process's PYTEST_XDIST_WORKER_COUNT), into each worker's first batch in turn, the rest as collected."""
-    if workers is None:
-        workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+def xdist_workers(config: pytest.Config) -> int:
+    """How many xdist workers share the run, when this process is one of them (each collects); else 1."""
+    workerinput = getattr(config, "workerinput", None)
+    return int(workerinput.get("workercount", 1)) if workerinput else 1
+
+
+def waits_first(items: list[pytest.Item], workers: int = 1) -> None:
+    """Moves the `waits` scenarios to the front, in their collection order; with xdist workers, into each
+    worker's first batch in turn, the rest as collected."""
     waiting = [item for item in items if item.get_closest_marker("waits") is not None]
     rest = [item for item in items if item.get_closest_marker("waits") is None]
     batch = max(2, len(items) // max(workers, 1) // 4)  # each worker's first batch under xdist's load scheduling
