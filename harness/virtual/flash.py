@@ -48,8 +48,10 @@ class Flash:
         return flash
 
     def close(self) -> None:
+        # No msync (mmap.flush): the firmware and every later reader map or read the same file through the page
+        # cache, so what was written is there for them, and a killed firmware process (a power cut) loses none
+        # of it. Forcing it to disk only cost a 4 MB write per new board (9 s of worker time per make hil).
         if not self._map.closed:
-            self._map.flush()
             self._map.close()
             os.close(self._fd)
 
