@@ -11,6 +11,11 @@ PYTEST_FLAGS ?=
 # deadlines, reboots), so even 2 cores keep 6 busy (4: 60 to 64 s, 6: 50 to 57 s, 8: 54 s on 2 cores;
 # docs/performance.md); HIL_WORKERS=0 runs it in one process.
 HIL_WORKERS ?= 6
+# Python's bytecode cache, which also holds pytest's rewritten test and plugin modules (the harness is a
+# plugin: every module of it is rewritten): without it each pytest process parses and compiles them again,
+# 0.6 s of CPU each, and make hil starts seven. An environment may turn it off (PYTHONDONTWRITEBYTECODE);
+# the caches go to __pycache__ directories, which git ignores.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: hil test setup deps venv firmware lint wheel clean
 
