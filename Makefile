@@ -8,8 +8,8 @@ APT_PACKAGES := cmake gcc make pkg-config libmosquitto-dev libcurl4-openssl-dev 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_FLAGS ?=
 # `make hil` runs the catalog in 6 xdist workers: its scenarios mostly wait (beacon timeouts, keep-alives,
-# deadlines, reboots), so even 2 cores keep 6 busy (4: 60 to 64 s, 6: 50 to 57 s, 8: 54 s on 2 cores;
-# docs/performance.md); HIL_WORKERS=0 runs it in one process.
+# deadlines, reboots), so even 2 cores keep 6 busy (on 2 cores: 5 workers 48 to 51 s, 6 workers 39 to 50 s,
+# 8 workers 42 to 54 s; docs/performance.md); HIL_WORKERS=0 runs it in one process.
 HIL_WORKERS ?= 6
 # Python's bytecode cache, which also holds pytest's rewritten test and plugin modules (the harness is a
 # plugin: every module of it is rewritten): without it each pytest process parses and compiles them again,
