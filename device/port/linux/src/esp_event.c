@@ -17,6 +17,7 @@
 #include "freertos/queue.h"
 #include "freertos/task.h"
 #include "host_event_loop.h"
+#include "host_time.h"
 
 #define MAX_HANDLERS 32
 #define EVENT_QUEUE_LEN 32
@@ -101,14 +102,7 @@ void host_event_loop_settle(int timeout_ms)
     if (s_queue == NULL || in_loop) {
         return; /* no loop, or a handler itself restarts: nothing it could wait for */
     }
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    struct timespec deadline = host_deadline_ms(CLOCK_REALTIME, timeout_ms);
     pthread_mutex_lock(&s_pending_lock);
     while (s_pending > 0 && pthread_cond_timedwait(&s_pending_done, &s_pending_lock, &deadline) == 0) {
     }

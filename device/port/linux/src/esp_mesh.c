@@ -56,6 +56,7 @@
 #include "freertos/task.h"
 #include "host_board.h"
 #include "host_net_gate.h"
+#include "host_time.h"
 
 static const char *TAG = "mesh";
 
@@ -526,17 +527,8 @@ esp_err_t esp_mesh_recv(mesh_addr_t *from, mesh_data_t *data, int timeout_ms, in
     if (from == NULL || data == NULL || data->data == NULL || (opt_count > 0 && opt == NULL)) {
         return ESP_ERR_MESH_ARGUMENT;
     }
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
     bool forever = (uint32_t)timeout_ms == portMAX_DELAY || timeout_ms < 0;
-    if (!forever) {
-        deadline.tv_sec += timeout_ms / 1000;
-        deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (deadline.tv_nsec >= 1000000000L) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000L;
-        }
-    }
+    struct timespec deadline = host_deadline_ms(CLOCK_MONOTONIC, forever ? 0 : timeout_ms);
     pthread_mutex_lock(&s_lock);
     while (s_rx_head == NULL && s_started) {
         if (forever) {

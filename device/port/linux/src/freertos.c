@@ -14,6 +14,7 @@
 #include "freertos/queue.h"
 #include "freertos/semphr.h"
 #include "freertos/event_groups.h"
+#include "host_time.h"
 
 struct host_task {
     pthread_t thread;
@@ -55,16 +56,7 @@ struct host_event_group {
    CLOCK_REALTIME for pthread_mutex_timedlock (the only clock it takes). */
 static struct timespec deadline_on(clockid_t clock, TickType_t ticks)
 {
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    uint64_t ms = pdTICKS_TO_MS(ticks);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)((ms % 1000) * 1000000);
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
+    return host_deadline_ms(clock, (int64_t)pdTICKS_TO_MS(ticks));
 }
 
 static void init_monotonic_cond(pthread_cond_t *cond)

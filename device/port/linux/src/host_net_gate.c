@@ -54,6 +54,7 @@
 #include <unistd.h>
 
 #include "host_net_gate.h"
+#include "host_time.h"
 
 #define GATE_MAX_FDS 1024
 #define GATE_SND_BUF 5760     /* CONFIG_LWIP_TCP_SND_BUF_DEFAULT: what send() takes before it blocks */
@@ -296,14 +297,7 @@ host_net_state_t host_net_state(void)
 
 bool host_net_wait_state(host_net_state_t state, int timeout_ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until); /* pthread_cond_timedwait's default clock */
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = host_deadline_ms(CLOCK_REALTIME, timeout_ms); /* the cond's default clock */
     pthread_mutex_lock(&s_lock);
     int rc = 0;
     while (s_state != state && rc == 0) {

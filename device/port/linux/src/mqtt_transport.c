@@ -20,6 +20,7 @@
 
 #include "esp_log.h"
 #include "mqtt_client_priv.h"
+#include "host_time.h"
 
 static const char *TAG = MQTT_CLIENT_TAG;
 
@@ -648,14 +649,7 @@ static void mqtt_step_wait_reconnect(esp_mqtt_client_handle_t client)
         if (wait_ms < 1) {
             wait_ms = 1;
         }
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += wait_ms / 1000;
-        until.tv_nsec += (wait_ms % 1000) * 1000000;
-        if (until.tv_nsec >= 1000000000) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000;
-        }
+        struct timespec until = host_deadline_ms(CLOCK_MONOTONIC, wait_ms);
         pthread_cond_timedwait(&client->wake, &client->lock, &until);
     }
     pthread_mutex_unlock(&client->lock);
