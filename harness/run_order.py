@@ -33,8 +33,8 @@ def waits_first(items: list[pytest.Item], workers: int = 1) -> None:
     waiting = [item for item in items if item.get_closest_marker("waits") is not None]
     rest = [item for item in items if item.get_closest_marker("waits") is None]
     batch = max(2, len(items) // max(workers, 1) // 4)  # each worker's first batch under xdist's load scheduling
-    for k, item in sorted(enumerate(waiting), key=lambda pair: _place(pair[0], workers, batch)):
-        rest.insert(_place(k, workers, batch), item)
+    for place, item in sorted((_place(k, workers, batch), item) for k, item in enumerate(waiting)):
+        rest.insert(place, item)  # in ascending places, so each lands where it was placed
     items[:] = rest
 
 
