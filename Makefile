@@ -4,7 +4,7 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := cmake gcc make pkg-config libmosquitto-dev libcurl4-openssl-dev libcjson-dev libssl-dev zlib1g-dev mosquitto mosquitto-clients chromium chromium-driver
+APT_PACKAGES := cmake ninja-build gcc make pkg-config libmosquitto-dev libcurl4-openssl-dev libcjson-dev libssl-dev zlib1g-dev mosquitto mosquitto-clients chromium chromium-driver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_FLAGS ?=
 # `make hil` runs the catalog in 6 xdist workers: its scenarios mostly wait (beacon timeouts, keep-alives,

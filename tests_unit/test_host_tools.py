@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
-from harness import package_data
+from harness import package_data, project
 from harness.virtual import firmware, host_tools
 
 PKGCONF = """-- Checking for modules 'libmosquitto;libcurl;libcjson;openssl;zlib'
@@ -55,3 +56,19 @@ def test_a_harness_installed_without_its_package_data_says_so(tmp_path: Path, mo
     monkeypatch.setattr(package_data, "HOST_PORT_DIR", tmp_path / "port" / "linux")
     with pytest.raises(firmware.FirmwareBuildError, match="installed without its package data"):
         firmware.build(build_root=tmp_path / "build")
+
+
+@pytest.mark.skipif(shutil.which("ninja") is None, reason="needs ninja (Debian's ninja-build)")
+def test_a_build_dir_made_with_make_is_configured_again_for_ninja(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """ninja installed after a first build: CMake refuses a second generator in one directory unless it starts
+    afresh, so the configure step clears the old cache."""
+    options = firmware._cmake_options(project.reference(), project.DEFAULT_VARIANT)
+    assert options[:2] == ["-G", "Ninja"]
+    make_options = options[2:]
+    build_dir = tmp_path / "default"
+    firmware._configure(build_dir, make_options, "default")
+    assert firmware._cached_generator(build_dir / "CMakeCache.txt") == "Unix Makefiles"
+    firmware._configure(build_dir, options, "default")
+    assert firmware._cached_generator(build_dir / "CMakeCache.txt") == "Ninja"
+    assert (build_dir / "build.ninja").exists()

@@ -13,6 +13,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -75,6 +76,7 @@ def _cmake_options(project: HilProject, variant: str) -> list[str]:
     except ManifestError as exc:
         raise FirmwareBuildError(f"cannot build {project.app_dir} for the virtual board: {exc}") from exc
     return [
+        *host_tools.generator_options(),
         f"-DPython3_EXECUTABLE={sys.executable}",
         f"-DHIL_APP_DIR={project.app_dir}",
         f"-DHIL_SDKCONFIG_DEFAULTS={';'.join(map(str, project.sdkconfig_defaults))}",
@@ -93,11 +95,28 @@ def _check_host_port() -> None:
 def _configure(build_dir: Path, options: list[str], variant: str) -> None:
     """Runs CMake's configure step when the build dir is new or was configured for another app."""
     stamp = build_dir / "hil-configure.json"
-    if (build_dir / "CMakeCache.txt").exists() and stamp.exists() and json.loads(stamp.read_text()) == options:
+    cache = build_dir / "CMakeCache.txt"
+    if cache.exists() and stamp.exists() and json.loads(stamp.read_text()) == options:
         return
+    if cache.exists() and _cached_generator(cache) != _generator(options):
+        # CMake refuses another generator in a configured directory ("Does not match the generator used
+        # previously"): ninja installed (or removed) since the last build starts the directory afresh
+        cache.unlink()
+        shutil.rmtree(build_dir / "CMakeFiles", ignore_errors=True)
     _run([_cmake(), "-S", str(package_data.HOST_PORT_DIR), "-B", str(build_dir), *options],
          f"configuring the {variant} firmware")
     stamp.write_text(json.dumps(options))
+
+
+def _generator(options: list[str]) -> str:
+    return options[options.index("-G") + 1] if "-G" in options else "Unix Makefiles"
+
+
+def _cached_generator(cache: Path) -> str | None:
+    for line in cache.read_text(errors="replace").splitlines():
+        if line.startswith("CMAKE_GENERATOR:INTERNAL="):
+            return line.split("=", 1)[1]
+    return None
 
 
 def _without_debug_info(elf: Path) -> bytes:

@@ -42,6 +42,15 @@ def find_cmake() -> str | None:
     return shutil.which("cmake") or shutil.which("cmake", path=str(Path(sys.executable).parent))
 
 
+def generator_options() -> list[str]:
+    """CMake's generator for the host build: Ninja where it is installed, else CMake's default (Unix Makefiles).
+
+    Every pytest process checks every firmware variant it uses at its start, 20 to 30 checks a `make hil`:
+    Ninja finds nothing to do in about 0.04 s, Make in about 0.14 s (it re-reads the whole makefile tree).
+    """
+    return ["-G", "Ninja"] if shutil.which("ninja") else []
+
+
 def cmake_missing_message() -> str:
     return ("the virtual board's firmware is built with CMake (3.16 or newer), and cmake is neither on PATH nor "
             f"beside {sys.executable}. Install it with:\n    {apt_get_install(['cmake'])}\n"
