@@ -1,6 +1,6 @@
 """Push: an image through the broker.
 
-The `push` transfer (docs/protocol.md): the image in 4 KB chunks on an MQTT topic, acknowledged by the device with
+The `push` transfer (docs/protocol.md): the image in chunks on an MQTT topic, acknowledged by the device with
 a window; the same checks, progress, confirmation and rollback as a URL update.
 """
 
@@ -188,6 +188,20 @@ def test_dropped_duplicated_and_reordered_chunks_do_not_corrupt_the_slot(link: D
     assert result.rewinds >= 2 and result.chunks_sent > 2 * (len(image) // pusher.chunk), result
     assert result.stall_rewinds == 0, f"the device did not ask for the dropped chunks; the pusher timed out: {result}"
     _install_confirmed(link, board, since, "p-faults", "2.0.0")
+
+
+def test_copies_of_chunks_are_dropped_on_arrival(link: DeviceLink, board, pusher: Pusher, ota, firmware) -> None:
+    """C5 (push, copies): every chunk sent twice: the device drops each copy of a chunk it has written or queued as
+    it arrives, without an answer, so that copies never fill its chunk queue (window + 2) and crowd out the chunk
+    it needs; the image installs without the pusher ever going back."""
+    since = ota.mark()
+    result = pusher.push(firmware.image(version="2.0.0"), "p-copies", faults=PushFaults(duplicate=True))
+    assert result.ok, result.describe()
+    acks = [m.data for m in link.messages[since:] if m.kind == "push_ack" and m.data.get("id") == "p-copies"]
+    answered_copies = [a for a in acks if "ignored" in a]
+    assert acks and not answered_copies, f"copies reached the update task: {answered_copies[:3]}"
+    assert result.rewinds == 0 and result.stall_rewinds == 0, result
+    _install_confirmed(link, board, since, "p-copies", "2.0.0")
 
 
 def test_push_at_qos_0(link: DeviceLink, board, broker, ota, firmware) -> None:

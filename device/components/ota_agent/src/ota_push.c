@@ -34,27 +34,60 @@ typedef struct {
     ota_deadline_t deadline;
 } push_t;
 
+/* The running push, as the MQTT task sees it. s_lock guards it: the update task sets it, the MQTT task
+   reads it and advances `queued_upto`. */
+typedef struct {
+    char id[48];         /* "" when no push runs */
+    int slots;           /* window + 2 */
+    int64_t size;        /* the image's length */
+    int chunk;           /* bytes in every chunk but the last */
+    int64_t queued_upto; /* end of the chunks queued in order from offset 0: the next one the device needs */
+} transfer_t;
+
 static QueueHandle_t s_chunks;
-static SemaphoreHandle_t s_lock; /* guards s_transfer: written by the update task, read by the MQTT task */
-static char s_transfer[48];      /* the running push's id, "" when none runs */
-static atomic_int s_slots;       /* window + 2 of the running push */
-static atomic_bool s_resend;     /* the link reconnected: acknowledge again */
+static SemaphoreHandle_t s_lock;
+static transfer_t s_transfer;
+static atomic_bool s_resend; /* the link reconnected: acknowledge again */
+
+static bool running(const char *transfer)
+{
+    return s_transfer.id[0] != '\0' && strcmp(s_transfer.id, transfer) == 0;
+}
 
 static bool wants(const char *transfer)
 {
     xSemaphoreTake(s_lock, portMAX_DELAY);
-    bool running = s_transfer[0] != '\0' && strcmp(s_transfer, transfer) == 0;
+    bool wanted = running(transfer);
     xSemaphoreGive(s_lock);
-    return running;
+    return wanted;
 }
 
-/* On the MQTT task: never blocks. A full queue drops the chunk; the pusher sends it again when
-   the acknowledgements show it missing. */
+/* Is this chunk the next one in order, whole? Then the update task will write it. */
+static bool in_order(int64_t offset, int len)
+{
+    int64_t left = s_transfer.size - offset;
+    return offset == s_transfer.queued_upto && len == (left < s_transfer.chunk ? left : s_transfer.chunk);
+}
+
+/* On the MQTT task: never blocks. A chunk before `queued_upto` (a duplicate, or one re-sent after a
+   go-back) is written or queued to be written already: it is dropped without taking a slot, so that a
+   pusher re-sending a window cannot fill the queue with copies and crowd out the chunk the device needs.
+   Any other chunk is queued (one past a gap too: the update task answers it, and the pusher goes back);
+   a full queue drops it, and the pusher sends it again when the acknowledgements show it missing. */
 static void offer(const char *transfer, int64_t offset, uint8_t *data, int len)
 {
     chunk_t chunk = {.offset = offset, .len = len, .data = data};
-    if (!wants(transfer) || (int)uxQueueMessagesWaiting(s_chunks) >= atomic_load(&s_slots) ||
-        xQueueSend(s_chunks, &chunk, 0) != pdPASS) {
+    bool queued = false;
+    xSemaphoreTake(s_lock, portMAX_DELAY);
+    if (running(transfer) && offset >= s_transfer.queued_upto &&
+        (int)uxQueueMessagesWaiting(s_chunks) < s_transfer.slots && xQueueSend(s_chunks, &chunk, 0) == pdPASS) {
+        queued = true;
+        if (in_order(offset, len)) {
+            s_transfer.queued_upto = offset + len;
+        }
+    }
+    xSemaphoreGive(s_lock);
+    if (!queued) {
         ESP_LOGD(TAG, "chunk %s@%" PRId64 " dropped", transfer, offset);
         free(data);
     }
@@ -85,13 +118,19 @@ static void drain(void)
     }
 }
 
-static void set_transfer(const char *id, int window)
+/* Starts (req) or ends (NULL) taking the chunks of a push. */
+static void set_transfer(const ota_request_t *req)
 {
     xSemaphoreTake(s_lock, portMAX_DELAY);
-    snprintf(s_transfer, sizeof(s_transfer), "%s", id);
-    xSemaphoreGive(s_lock);
-    atomic_store(&s_slots, window + 2);
+    memset(&s_transfer, 0, sizeof(s_transfer));
+    if (req != NULL) {
+        snprintf(s_transfer.id, sizeof(s_transfer.id), "%s", req->id);
+        s_transfer.slots = req->window + 2;
+        s_transfer.size = req->size;
+        s_transfer.chunk = req->chunk;
+    }
     drain(); /* chunks of an earlier transfer with the same id */
+    xSemaphoreGive(s_lock);
 }
 
 /* ignored: the offset of the chunk this answers when it was not written, else -1. It tells the pusher a
@@ -118,8 +157,8 @@ static bool check_deadlines(push_t *push)
     return ota_deadline_check(&push->deadline, true, "no chunk received within idle_timeout_s", &push->out);
 }
 
-/* Writes the chunk if it is the one expected, else ignores it (a duplicate, or one after a gap);
-   acknowledges either way, so the pusher goes back to `next`. False when the image was refused. */
+/* Writes the chunk if it is the one expected, else ignores it (one after a gap: duplicates of written or
+   queued chunks never get here, see offer()); acknowledges either way, so the pusher goes back to `next`. False when the image was refused. */
 static bool take_chunk(push_t *push, const chunk_t *chunk)
 {
     int64_t next = push->image.received;
@@ -184,9 +223,9 @@ ota_outcome_t ota_push_receive(const ota_request_t *req, bool (*cancelled)(void)
                      req->window, req->chunk,
                      push.image.target->label);
             atomic_store(&s_resend, false);
-            set_transfer(req->id, req->window);
+            set_transfer(req);
             bool complete = receive(&push);
-            set_transfer("", 0);
+            set_transfer(NULL);
             if (complete) {
                 ota_image_finish(&push.image, &push.out);
             }

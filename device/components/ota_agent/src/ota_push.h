@@ -5,8 +5,9 @@
  * wants, so a lost, duplicated or reordered chunk is recovered by the pusher going back to `next`.
  *
  * Chunks arrive on the MQTT client's task, which must not write flash (it would stall the link and
- * every PUBACK behind it): mqtt_link hands each assembled chunk to ota_push_offer(), which queues it
- * for the update task, where ota_push_receive() runs the transfer as any other update.
+ * every PUBACK behind it): mqtt_link hands each assembled chunk to the handler registered here, which
+ * queues it for the update task (dropping a copy of a chunk it has already), where ota_push_receive()
+ * runs the transfer as any other update.
  */
 #pragma once
 
