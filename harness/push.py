@@ -3,9 +3,9 @@
 `Pusher.push(image)` sends the `push` command, waits for the device's first acknowledgement on
 `<prefix>/<id>/push_ack`, then publishes the image in chunks of `chunk` bytes (16 KiB by default) on
 `<prefix>/<id>/push/<transfer>/<offset>`, never more than `window` chunks beyond the last acknowledged offset. The
-device writes only the chunk it expects and acknowledges its next offset after each one; an acknowledgement that
-does not advance (the device ignored a duplicate, or a chunk after a gap) or none for `ack_timeout` seconds sends
-the image again from that offset (go-back-N). It returns when the device says `rebooting` or another outcome.
+device writes only the chunk it expects and acknowledges its next offset after each one; an acknowledgement of a
+chunk it ignored past that offset (a gap), or none for `ack_timeout` seconds, sends the image again from that
+offset (go-back-N). Copies of chunks the device has already it drops without an answer. It returns when the device says `rebooting` or another outcome.
 `PushFaults` makes it misbehave as the issue's fault plan asks (drop, duplicate, reorder, stall, a wrong hash, a
 size past the slot).
 """
