@@ -72,3 +72,18 @@ def test_a_build_dir_made_with_make_is_configured_again_for_ninja(tmp_path: Path
     firmware._configure(build_dir, options, "default")
     assert firmware._cached_generator(build_dir / "CMakeCache.txt") == "Ninja"
     assert (build_dir / "build.ninja").exists()
+
+
+def test_a_missing_build_program_names_its_package() -> None:
+    ninja = 'CMake Error: CMake was unable to find a build program corresponding to "Ninja".  CMAKE_MAKE_PROGRAM is'
+    make = 'CMake Error: CMake was unable to find a build program corresponding to "Unix Makefiles".  CMAKE_MAKE'
+    assert "apt-get install ninja-build" in (host_tools.missing_packages_message(ninja) or "")
+    assert "apt-get install make" in (host_tools.missing_packages_message(make) or "")
+
+
+def test_the_generator_in_the_environment_is_cmake_s_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CMAKE_GENERATOR", "Unix Makefiles")
+    assert host_tools.generator_options() == ["-G", "Unix Makefiles"]
+    monkeypatch.delenv("CMAKE_GENERATOR")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert host_tools.generator_options() == []

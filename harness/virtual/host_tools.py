@@ -28,7 +28,8 @@ _MISSING_MODULE = re.compile(r"Package '([^']+)', required by '[^']*', not found
 _MISSING_TOOL = {
     "Could NOT find PkgConfig": "pkg-config",
     "No CMAKE_C_COMPILER could be found": "gcc",
-    "unable to find a build program": "make",
+    'unable to find a build program corresponding to "Ninja"': "ninja-build",
+    'unable to find a build program corresponding to "Unix Makefiles"': "make",
 }
 
 
@@ -47,7 +48,10 @@ def generator_options() -> list[str]:
 
     Every pytest process checks every firmware variant it uses at its start, 20 to 30 checks a `make hil`:
     Ninja finds nothing to do in about 0.04 s, Make in about 0.14 s (it re-reads the whole makefile tree).
+    A generator chosen in the environment (CMAKE_GENERATOR) is left to CMake.
     """
+    if os.environ.get("CMAKE_GENERATOR"):
+        return ["-G", os.environ["CMAKE_GENERATOR"]]
     return ["-G", "Ninja"] if shutil.which("ninja") else []
 
 
