@@ -5,9 +5,9 @@
 `<prefix>/<id>/push/<transfer>/<offset>`, never more than `window` chunks beyond the last acknowledged offset. The
 device writes only the chunk it expects and acknowledges its next offset after each one; an acknowledgement of a
 chunk it ignored past that offset (a gap), or none for `ack_timeout` seconds, sends the image again from that
-offset (go-back-N). Copies of chunks the device has already it drops without an answer. It returns when the device says `rebooting` or another outcome.
+offset (go-back-N). It returns when the device says `rebooting` or another outcome.
 `PushFaults` makes it misbehave as the issue's fault plan asks (drop, duplicate, reorder, stall, a wrong hash, a
-size past the slot).
+size past the slot), and lose acknowledgements.
 """
 
 from __future__ import annotations
@@ -44,6 +44,9 @@ class PushError(RuntimeError):
     """The push could not run: no broker, no answer from the device."""
 
 
+_Ack = tuple[int, int | None]  # an acknowledgement: the device's `next`, and the offset it `ignored` if any
+
+
 @dataclass(frozen=True)
 class PushFaults:
     """How the pusher misbehaves (each off by default)."""
@@ -52,6 +55,7 @@ class PushFaults:
     duplicate: bool = False  # every chunk published twice
     reorder: bool = False  # each pair of chunks published the second one first (the first time)
     stall_at: int | None = None  # stop sending at this byte offset until resume() (else the idle deadline ends it)
+    lose_acks: int = 0  # the device's first acknowledgements after its first one never reach the pusher
     sha256: str | None = None  # announce this SHA-256 instead of the image's
     size: int | None = None  # announce this size instead of the image's
 
@@ -88,7 +92,7 @@ class _Transfer:
     """What the paho thread has heard about one transfer (guarded by Pusher._changed)."""
 
     transfer_id: str
-    acks: list[tuple[int, int | None]] = field(default_factory=list)  # (next, ignored) in order
+    acks: list[_Ack] = field(default_factory=list)  # (next, ignored) in order
     window: int | None = None
     outcome: dict[str, Any] | None = None
     offline: bool = False  # the device's last will came: it lost power, crashed or its link dropped
@@ -109,6 +113,7 @@ class _Sender:
     offsets: list[int] = field(default_factory=list)  # each chunk published, in order
     rewinds: int = 0
     stall_rewinds: int = 0
+    lost_acks: int = 0  # acknowledgements the fault plan took away
 
 
 class Pusher:
@@ -249,7 +254,7 @@ class Pusher:
                                     "once it is back online")
                 new_acks = state.acks[sender.seen_acks:]
                 sender.seen_acks = len(state.acks)
-            self._take_acks(sender, new_acks)
+            self._take_acks(sender, self._lose_acks(new_acks, sender, faults))
             if time.monotonic() > deadline:
                 raise PushError(f"device {self.device_id} neither finished nor failed the push within its timeout_s; "
                                 "look at its serial console")
@@ -260,7 +265,7 @@ class Pusher:
         return (len(state.acks) > sender.seen_acks or state.outcome is not None or state.offline
                 or self._resumed != resumed)
 
-    def _take_acks(self, sender: _Sender, acks: list[tuple[int, int | None]]) -> None:
+    def _take_acks(self, sender: _Sender, acks: list[_Ack]) -> None:
         """Go-back-N: to the device's `next` when it ignored a chunk past it (a gap), when it acknowledged again
         of its own accord (after a reconnect), or when `next` has not moved for ack_timeout with chunks out."""
         now = time.monotonic()
@@ -280,6 +285,15 @@ class Pusher:
             sender.rewinds -= 1
             sender.stall_rewinds += 1
             sender.last_progress_at = now
+
+    @staticmethod
+    def _lose_acks(acks: list[_Ack], sender: _Sender, faults: PushFaults) -> list[_Ack]:
+        """The fault plan's lost acknowledgements: as when the pusher's own connection drops, or a broker loses them."""
+        lost = min(len(acks), faults.lose_acks - sender.lost_acks)
+        if lost <= 0:
+            return acks
+        sender.lost_acks += lost
+        return acks[lost:]
 
     def _rewind(self, sender: _Sender, offset: int) -> None:
         sender.sent_upto = offset

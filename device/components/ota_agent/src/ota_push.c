@@ -16,14 +16,15 @@
 static const char *TAG = "ota_push";
 
 #define POLL_MS 250 /* wait for a chunk, between checks of the deadlines, cancel and reconnects */
-/* The queue holds window + 2 chunks at most: the window the pusher may have in flight, and room for
-   a re-sent chunk or two that cross an acknowledgement. */
+/* The queue holds window + 2 entries at most: the chunks in order the pusher may have in flight (its window:
+   it sends none past the last acknowledged `next` + window), one notice (see offer()) and one spare. */
 #define QUEUE_SLOTS (OTA_PUSH_WINDOW_MAX + 2)
+#define NONE (-1)
 
 typedef struct {
     int64_t offset;
     int len;
-    uint8_t *data; /* malloc'd by mqtt_link; freed by whoever drops or consumes the chunk */
+    uint8_t *data; /* malloc'd by mqtt_link; freed by whoever drops or consumes the chunk; NULL: a notice */
 } chunk_t;
 
 typedef struct {
@@ -34,14 +35,17 @@ typedef struct {
     ota_deadline_t deadline;
 } push_t;
 
-/* The running push, as the MQTT task sees it. s_lock guards it: the update task sets it, the MQTT task
-   reads it and advances `queued_upto`. */
+/* The running push, as the MQTT task sees it. s_lock guards it: the update task sets it and takes the
+   notes, the MQTT task advances `queued_upto` and makes the notes. */
 typedef struct {
     char id[48];         /* "" when no push runs */
     int slots;           /* window + 2 */
     int64_t size;        /* the image's length */
     int chunk;           /* bytes in every chunk but the last */
     int64_t queued_upto; /* end of the chunks queued in order from offset 0: the next one the device needs */
+    int64_t gap;         /* a chunk dropped as out of order, or for want of room, since the last notice */
+    int64_t copy;        /* a chunk dropped as a copy of one queued or written, since the last notice */
+    bool notice_queued;  /* a notice waits in the queue: the update task will look at the notes */
 } transfer_t;
 
 static QueueHandle_t s_chunks;
@@ -69,26 +73,40 @@ static bool in_order(int64_t offset, int len)
     return offset == s_transfer.queued_upto && len == (left < s_transfer.chunk ? left : s_transfer.chunk);
 }
 
-/* On the MQTT task: never blocks. A chunk before `queued_upto` (a duplicate, or one re-sent after a
-   go-back) is written or queued to be written already: it is dropped without taking a slot, so that a
-   pusher re-sending a window cannot fill the queue with copies and crowd out the chunk the device needs.
-   Any other chunk is queued (one past a gap too: the update task answers it, and the pusher goes back);
-   a full queue drops it, and the pusher sends it again when the acknowledgements show it missing. */
+static bool queue(const chunk_t *chunk)
+{
+    return (int)uxQueueMessagesWaiting(s_chunks) < s_transfer.slots && xQueueSend(s_chunks, chunk, 0) == pdPASS;
+}
+
+/* On the MQTT task: never blocks. Only the chunks in order take a place in the queue, so a pusher re-sending
+   a window, or every chunk twice, cannot crowd out the chunk the device needs. Any other chunk is dropped and
+   noted: a copy of one queued or written (a duplicate, or one re-sent after a go-back), or one past a gap
+   (one lost or overtaken); a notice in the queue has the update task answer the notes once it has written
+   what came before (answer_notes()). */
 static void offer(const char *transfer, int64_t offset, uint8_t *data, int len)
 {
     chunk_t chunk = {.offset = offset, .len = len, .data = data};
     bool queued = false;
     xSemaphoreTake(s_lock, portMAX_DELAY);
-    if (running(transfer) && offset >= s_transfer.queued_upto &&
-        (int)uxQueueMessagesWaiting(s_chunks) < s_transfer.slots && xQueueSend(s_chunks, &chunk, 0) == pdPASS) {
-        queued = true;
-        if (in_order(offset, len)) {
+    if (running(transfer)) {
+        if (in_order(offset, len) && queue(&chunk)) {
+            queued = true;
             s_transfer.queued_upto = offset + len;
+        } else {
+            if (offset < s_transfer.queued_upto) {
+                s_transfer.copy = offset;
+            } else {
+                s_transfer.gap = offset;
+            }
+            chunk_t notice = {.offset = NONE, .len = 0, .data = NULL};
+            if (!s_transfer.notice_queued && queue(&notice)) {
+                s_transfer.notice_queued = true;
+            }
         }
     }
     xSemaphoreGive(s_lock);
     if (!queued) {
-        ESP_LOGD(TAG, "chunk %s@%" PRId64 " dropped", transfer, offset);
+        ESP_LOGD(TAG, "chunk %s@%" PRId64 " not queued", transfer, offset);
         free(data);
     }
 }
@@ -123,6 +141,7 @@ static void set_transfer(const ota_request_t *req)
 {
     xSemaphoreTake(s_lock, portMAX_DELAY);
     memset(&s_transfer, 0, sizeof(s_transfer));
+    s_transfer.gap = s_transfer.copy = NONE;
     if (req != NULL) {
         snprintf(s_transfer.id, sizeof(s_transfer.id), "%s", req->id);
         s_transfer.slots = req->window + 2;
@@ -157,8 +176,9 @@ static bool check_deadlines(push_t *push)
     return ota_deadline_check(&push->deadline, true, "no chunk received within idle_timeout_s", &push->out);
 }
 
-/* Writes the chunk if it is the one expected, else ignores it (one after a gap: duplicates of written or
-   queued chunks never get here, see offer()); acknowledges either way, so the pusher goes back to `next`. False when the image was refused. */
+/* Writes the chunk if it is the one expected: offer() queues only those, and this check keeps flash written
+   in sequence whatever reaches it; a chunk out of place is answered as in answer_notes(). False when the
+   image was refused. */
 static bool take_chunk(push_t *push, const chunk_t *chunk)
 {
     int64_t next = push->image.received;
@@ -174,11 +194,31 @@ static bool take_chunk(push_t *push, const chunk_t *chunk)
     }
     ota_deadline_restart_idle(&push->deadline);
     int64_t received = push->image.received;
-    ota_progress_report(&push->progress, received, push->req->size, received == chunk->len || received == push->req->size);
+    bool first_or_last = received == chunk->len || received == push->req->size;
+    ota_progress_report(&push->progress, received, push->req->size, first_or_last);
     if (received < push->req->size) {
         send_ack(push, -1); /* the last one is answered by `verifying` or the failure */
     }
     return true;
+}
+
+/* The chunks offer() dropped, answered once what was queued before them is written, so that `next` is
+   where the pusher must go on: past a gap, an acknowledgement with `ignored` at or past `next` (go back to
+   `next`); a copy of a written chunk, one with `ignored` below it, which tells a pusher whose acknowledgements
+   were lost (its connection dropped) that the device is further on. */
+static void answer_notes(const push_t *push)
+{
+    xSemaphoreTake(s_lock, portMAX_DELAY);
+    int64_t gap = s_transfer.gap;
+    int64_t copy = s_transfer.copy;
+    s_transfer.gap = s_transfer.copy = NONE;
+    s_transfer.notice_queued = false;
+    xSemaphoreGive(s_lock);
+    if (gap != NONE) {
+        send_ack(push, gap);
+    } else if (copy != NONE && copy < push->image.received) {
+        send_ack(push, copy);
+    }
 }
 
 /* Receives chunks until the image is complete (true) or the transfer ends otherwise (false). */
@@ -187,7 +227,11 @@ static bool receive(push_t *push)
     send_ack(push, -1);
     while (push->image.received < push->req->size) {
         chunk_t chunk;
-        if (xQueueReceive(s_chunks, &chunk, pdMS_TO_TICKS(POLL_MS)) == pdPASS) {
+        if (xQueueReceive(s_chunks, &chunk, pdMS_TO_TICKS(POLL_MS)) != pdPASS) {
+            answer_notes(push); /* a notice that found the queue full */
+        } else if (chunk.data == NULL) {
+            answer_notes(push);
+        } else {
             bool ok = take_chunk(push, &chunk);
             free(chunk.data);
             if (!ok) {

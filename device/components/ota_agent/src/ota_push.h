@@ -6,8 +6,8 @@
  *
  * Chunks arrive on the MQTT client's task, which must not write flash (it would stall the link and
  * every PUBACK behind it): mqtt_link hands each assembled chunk to the handler registered here, which
- * queues it for the update task (dropping a copy of a chunk it has already), where ota_push_receive()
- * runs the transfer as any other update.
+ * queues it for the update task if it is the next in order (any other is noted, for one answer), where
+ * ota_push_receive() runs the transfer as any other update.
  */
 #pragma once
 
