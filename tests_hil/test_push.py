@@ -200,6 +200,7 @@ def test_copies_of_chunks_never_send_the_pusher_back(link: DeviceLink, board, pu
     acks = [m.data for m in link.messages[since:] if m.kind == "push_ack" and m.data.get("id") == "p-copies"]
     go_backs = [a for a in acks if a.get("ignored", -1) >= a["next"]]
     assert acks and not go_backs, f"copies answered as gaps: {go_backs[:3]}"
+    assert any(0 <= a.get("ignored", -1) < a["next"] for a in acks), f"no copy was answered: {acks}"
     assert result.rewinds == 0 and result.stall_rewinds == 0, result
     _install_confirmed(link, board, since, "p-copies", "2.0.0")
 
@@ -215,6 +216,8 @@ def test_lost_acknowledgements_are_recovered_by_the_pusher_s_timer(link: DeviceL
                          faults=PushFaults(lose_acks=pusher.window))
     assert result.ok, result.describe()
     assert result.stall_rewinds >= 1, f"no acknowledgement was lost: {result}"
+    acks = [m.data for m in link.messages[since:] if m.kind == "push_ack" and m.data.get("id") == "p-lost"]
+    assert any(0 <= a.get("ignored", -1) < a["next"] for a in acks), f"the device did not answer the copies: {acks}"
     _install_confirmed(link, board, since, "p-lost", "2.0.0")
 
 

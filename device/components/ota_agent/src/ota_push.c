@@ -81,8 +81,8 @@ static bool queue(const chunk_t *chunk)
 /* On the MQTT task: never blocks. Only the chunks in order take a place in the queue, so a pusher re-sending
    a window, or every chunk twice, cannot crowd out the chunk the device needs. Any other chunk is dropped and
    noted: a copy of one queued or written (a duplicate, or one re-sent after a go-back), or one past a gap
-   (one lost or overtaken); a notice in the queue has the update task answer the notes once it has written
-   what came before (answer_notes()). */
+   (one lost or overtaken); a notice in the queue wakes the update task, which answers the notes once every
+   chunk queued so far is written (answer_notes()). */
 static void offer(const char *transfer, int64_t offset, uint8_t *data, int len)
 {
     chunk_t chunk = {.offset = offset, .len = len, .data = data};
@@ -153,8 +153,8 @@ static void set_transfer(const ota_request_t *req)
 }
 
 /* ignored: the offset of the chunk this answers when it was not written, else -1. It tells the pusher a
-   gap (ignored > next: go back to next) from a duplicate (ignored < next: nothing to do), which the same
-   `next` alone cannot: after a go-back every chunk re-sent that had arrived already is answered too. */
+   gap (ignored >= next: go back to next) from a copy (ignored < next: nothing to do, but `next` may be news
+   to a pusher whose acknowledgements were lost), which the same `next` alone cannot. */
 static void send_ack(const push_t *push, int64_t ignored)
 {
     cJSON *ack = cJSON_CreateObject();
@@ -186,6 +186,9 @@ static bool take_chunk(push_t *push, const chunk_t *chunk)
     int64_t expected_len = left < push->req->chunk ? left : push->req->chunk;
     if (chunk->offset != next || chunk->len != expected_len) {
         ESP_LOGD(TAG, "chunk at %" PRId64 " (%d bytes) ignored; expecting %" PRId64, chunk->offset, chunk->len, next);
+        xSemaphoreTake(s_lock, portMAX_DELAY);
+        s_transfer.queued_upto = next; /* never so while offer() and this agree; if not, re-sends are taken */
+        xSemaphoreGive(s_lock);
         send_ack(push, chunk->offset);
         return true;
     }
@@ -202,23 +205,34 @@ static bool take_chunk(push_t *push, const chunk_t *chunk)
     return true;
 }
 
-/* The chunks offer() dropped, answered once what was queued before them is written, so that `next` is
-   where the pusher must go on: past a gap, an acknowledgement with `ignored` at or past `next` (go back to
-   `next`); a copy of a written chunk, one with `ignored` below it, which tells a pusher whose acknowledgements
+/* The chunks offer() dropped, answered once every chunk queued so far is written, so that `next` is where
+   the pusher must go on: past a gap, an acknowledgement with `ignored` at or past `next` (go back to `next`);
+   else a copy of a written chunk, one with `ignored` below it, which tells a pusher whose acknowledgements
    were lost (its connection dropped) that the device is further on. */
 static void answer_notes(const push_t *push)
 {
+    int64_t received = push->image.received;
     xSemaphoreTake(s_lock, portMAX_DELAY);
+    if (received < s_transfer.queued_upto) {
+        xSemaphoreGive(s_lock); /* chunks in order still wait in the queue: answered after them */
+        return;
+    }
     int64_t gap = s_transfer.gap;
     int64_t copy = s_transfer.copy;
     s_transfer.gap = s_transfer.copy = NONE;
-    s_transfer.notice_queued = false;
     xSemaphoreGive(s_lock);
-    if (gap != NONE) {
+    if (gap != NONE && gap >= received) {
         send_ack(push, gap);
-    } else if (copy != NONE && copy < push->image.received) {
+    } else if (copy != NONE && copy < received) {
         send_ack(push, copy);
     }
+}
+
+static void notice_taken(void)
+{
+    xSemaphoreTake(s_lock, portMAX_DELAY);
+    s_transfer.notice_queued = false;
+    xSemaphoreGive(s_lock);
 }
 
 /* Receives chunks until the image is complete (true) or the transfer ends otherwise (false). */
@@ -227,17 +241,18 @@ static bool receive(push_t *push)
     send_ack(push, -1);
     while (push->image.received < push->req->size) {
         chunk_t chunk;
-        if (xQueueReceive(s_chunks, &chunk, pdMS_TO_TICKS(POLL_MS)) != pdPASS) {
-            answer_notes(push); /* a notice that found the queue full */
-        } else if (chunk.data == NULL) {
-            answer_notes(push);
-        } else {
-            bool ok = take_chunk(push, &chunk);
-            free(chunk.data);
-            if (!ok) {
-                return false;
+        if (xQueueReceive(s_chunks, &chunk, pdMS_TO_TICKS(POLL_MS)) == pdPASS) {
+            if (chunk.data == NULL) {
+                notice_taken();
+            } else {
+                bool ok = take_chunk(push, &chunk);
+                free(chunk.data);
+                if (!ok) {
+                    return false;
+                }
             }
         }
+        answer_notes(push); /* also a notice that found the queue full, at the next poll */
         if (push->image.received < push->req->size && !check_deadlines(push)) {
             return false;
         }
