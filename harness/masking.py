@@ -35,6 +35,9 @@ _PATTERNS = (
     # mqtt://user:pass@host
     re.compile(r"""(\b[a-z][a-z0-9+.-]*://[^/\s:@]*:)([^@\s/]+)(@)""", re.IGNORECASE),
 )
+# Each of the first three patterns needs one of these words, the fourth "://" and "@": most lines (serial logs,
+# events) have neither, and one scan for them costs less than the four patterns.
+_KEY_WORD = re.compile(r"password|passwd|secret|token", re.IGNORECASE)
 # `config set <secret key> <value>` typed on a console: group 1 is the value
 TYPED_SECRET = re.compile(rf"^\s*config\s+set\s+{_KEY}\s+(\S+)", re.IGNORECASE)
 
@@ -54,6 +57,10 @@ def mask_secrets(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
+def _masked(match: re.Match[str]) -> str:
+    return match.group(1) + MASK + match.group(3)
+
+
 @dataclass
 class Masker:
     """Hides secrets in text and data. `secrets` are known values (e.g. the provisioned passwords)."""
@@ -69,8 +76,11 @@ class Masker:
 
     def text(self, text: str) -> str:
         text = mask_secrets(text, self.secrets)
-        for pattern in _PATTERNS:
-            text = pattern.sub(lambda m: m.group(1) + MASK + m.group(3), text)
+        keyed = _KEY_WORD.search(text) is not None
+        for pattern in _PATTERNS[:3] if keyed else ():
+            text = pattern.sub(_masked, text)
+        if "://" in text and "@" in text:
+            text = _PATTERNS[3].sub(_masked, text)
         return text
 
     def data(self, data: Any) -> Any:
