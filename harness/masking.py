@@ -16,7 +16,7 @@ value in a console line that sets a secret key, so a board can learn the secrets
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,19 +25,31 @@ SHORT_SECRET = 4  # shorter known secrets are masked only as whole words
 
 _KEY = r"[\w-]*(?:password|passwd|secret|token)[\w-]*"
 _SECRET_KEY = re.compile(_KEY, re.IGNORECASE)
-_PATTERNS = (
-    # "wifi_password": "a b" (a JSON string, spaces and escapes included)
-    re.compile(rf"""(["']{_KEY}["']\s*:\s*")((?:[^"\\]|\\.)*)(")""", re.IGNORECASE),
-    # password=x, broker_password: x, ?token=x&, wifi_password='x'
-    re.compile(rf"""(\b{_KEY}["']?\s*[:=]\s*["']?)(?!\*{{8}})([^\s"',;&}}]+)()""", re.IGNORECASE),
-    # config set broker_password x, wifi_password x (a key with a prefix, then a space)
-    re.compile(r"""(\b\w+_(?:password|passwd|secret|token)\s+)(?!\*{8})([^\s"',;&}]+)()""", re.IGNORECASE),
-    # mqtt://user:pass@host
-    re.compile(r"""(\b[a-z][a-z0-9+.-]*://[^/\s:@]*:)([^@\s/]+)(@)""", re.IGNORECASE),
-)
-# Each of the first three patterns needs one of these words, the fourth "://" and "@": most lines (serial logs,
-# events) have neither, and one scan for them costs less than the four patterns.
 _KEY_WORD = re.compile(r"password|passwd|secret|token", re.IGNORECASE)
+
+
+def _has_key_word(text: str) -> bool:
+    return _KEY_WORD.search(text) is not None
+
+
+def _has_user_info(text: str) -> bool:
+    return "://" in text and "@" in text
+
+
+# Each pattern beside a quick test of what it cannot match without: most lines (serial logs, events) pass none,
+# and the quick tests cost less than the patterns (Masker.text runs on every timeline entry). Masking only
+# replaces values with MASK, so a line that fails a test before the substitutions fails it after them too.
+_PATTERNS: tuple[tuple[Callable[[str], bool], re.Pattern[str]], ...] = (
+    # "wifi_password": "a b" (a JSON string, spaces and escapes included)
+    (_has_key_word, re.compile(rf"""(["']{_KEY}["']\s*:\s*")((?:[^"\\]|\\.)*)(")""", re.IGNORECASE)),
+    # password=x, broker_password: x, ?token=x&, wifi_password='x'
+    (_has_key_word, re.compile(rf"""(\b{_KEY}["']?\s*[:=]\s*["']?)(?!\*{{8}})([^\s"',;&}}]+)()""", re.IGNORECASE)),
+    # config set broker_password x, wifi_password x (a key with a prefix, then a space)
+    (_has_key_word,
+     re.compile(r"""(\b\w+_(?:password|passwd|secret|token)\s+)(?!\*{8})([^\s"',;&}]+)()""", re.IGNORECASE)),
+    # mqtt://user:pass@host
+    (_has_user_info, re.compile(r"""(\b[a-z][a-z0-9+.-]*://[^/\s:@]*:)([^@\s/]+)(@)""", re.IGNORECASE)),
+)
 # `config set <secret key> <value>` typed on a console: group 1 is the value
 TYPED_SECRET = re.compile(rf"^\s*config\s+set\s+{_KEY}\s+(\S+)", re.IGNORECASE)
 
@@ -76,11 +88,9 @@ class Masker:
 
     def text(self, text: str) -> str:
         text = mask_secrets(text, self.secrets)
-        keyed = _KEY_WORD.search(text) is not None
-        for pattern in _PATTERNS[:3] if keyed else ():
-            text = pattern.sub(_masked, text)
-        if "://" in text and "@" in text:
-            text = _PATTERNS[3].sub(_masked, text)
+        for may_match, pattern in _PATTERNS:
+            if may_match(text):
+                text = pattern.sub(_masked, text)
         return text
 
     def data(self, data: Any) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from harness import masking
 from harness.masking import MASK, TYPED_SECRET, Masker, Secret, is_secret_key, mask_data, mask_secrets, mask_text
 
 
@@ -13,7 +14,7 @@ def test_mask_hides_password_values_in_text_and_data() -> None:
         {"a": {"broker_password": MASK, "ok": [1, {"token": MASK}]}}
 
 
-@pytest.mark.parametrize(("text", "masked"), [
+PATTERN_CASES = [
     ("config set wifi_password pa55word", f"config set wifi_password {MASK}"),
     ('{"broker_password": "two words \\" quoted", "id": "r1"}', f'{{"broker_password": "{MASK}", "id": "r1"}}'),
     ("broker_url=mqtt://ci:pa55word@broker:1883", f"broker_url=mqtt://ci:{MASK}@broker:1883"),
@@ -22,9 +23,21 @@ def test_mask_hides_password_values_in_text_and_data() -> None:
     ("wifi_password=********", "wifi_password=********"),  # config show masks already; left alone
     ("GET http://host:8080/fw/1/fw.bin", "GET http://host:8080/fw/1/fw.bin"),
     ('I (33) wifi_sta: connecting to "lab"', 'I (33) wifi_sta: connecting to "lab"'),
-])
+    ('{"Broker_Password": "x"} ftp://anon:Secret@host', f'{{"Broker_Password": "{MASK}"}} ftp://anon:{MASK}@host'),
+]
+
+
+@pytest.mark.parametrize(("text", "masked"), PATTERN_CASES)
 def test_masker_patterns(text: str, masked: str) -> None:
     assert Masker().text(text) == masked
+
+
+@pytest.mark.parametrize("text", [text for text, _ in PATTERN_CASES])
+def test_a_pattern_matches_only_lines_its_quick_test_lets_through(text: str) -> None:
+    """Masker.text skips a pattern when its quick test fails: the test must pass every line the pattern matches."""
+    for may_match, pattern in masking._PATTERNS:
+        if pattern.search(text):
+            assert may_match(text), (pattern.pattern, text)
 
 
 def test_known_secrets_are_masked_wherever_they_appear() -> None:
