@@ -38,10 +38,7 @@ typedef struct {
 /* The running push, as the MQTT task sees it. s_lock guards it: the update task sets it and takes the
    notes, the MQTT task advances `queued_upto` and makes the notes. */
 typedef struct {
-    char id[48];         /* "" when no push runs */
-    int slots;           /* window + 2 */
-    int64_t size;        /* the image's length */
-    int chunk;           /* bytes in every chunk but the last */
+    const ota_request_t *req; /* the push command (the update task's, for the transfer); NULL when none runs */
     int64_t queued_upto; /* end of the chunks queued in order from offset 0: the next one the device needs */
     int64_t gap;         /* a chunk dropped as out of order, or for want of room, since the last notice */
     int64_t copy;        /* a chunk dropped as a copy of one queued or written, since the last notice */
@@ -55,7 +52,15 @@ static atomic_bool s_resend; /* the link reconnected: acknowledge again */
 
 static bool running(const char *transfer)
 {
-    return s_transfer.id[0] != '\0' && strcmp(s_transfer.id, transfer) == 0;
+    const ota_request_t *req = s_transfer.req;
+    return req != NULL && req->id[0] != '\0' && strcmp(req->id, transfer) == 0;
+}
+
+/* The length of the chunk at `offset`: `chunk` bytes, the last one shorter. */
+static int64_t chunk_len_at(const ota_request_t *req, int64_t offset)
+{
+    int64_t left = req->size - offset;
+    return left < req->chunk ? left : req->chunk;
 }
 
 static bool wants(const char *transfer)
@@ -69,13 +74,14 @@ static bool wants(const char *transfer)
 /* Is this chunk the next one in order, whole? Then the update task will write it. */
 static bool in_order(int64_t offset, int len)
 {
-    int64_t left = s_transfer.size - offset;
-    return offset == s_transfer.queued_upto && len == (left < s_transfer.chunk ? left : s_transfer.chunk);
+    return offset == s_transfer.queued_upto && len == chunk_len_at(s_transfer.req, offset);
 }
 
+/* Into the queue if it has room for this push: window + 2 entries. */
 static bool queue(const chunk_t *chunk)
 {
-    return (int)uxQueueMessagesWaiting(s_chunks) < s_transfer.slots && xQueueSend(s_chunks, chunk, 0) == pdPASS;
+    return (int)uxQueueMessagesWaiting(s_chunks) < s_transfer.req->window + 2 &&
+           xQueueSend(s_chunks, chunk, 0) == pdPASS;
 }
 
 /* On the MQTT task: never blocks. Only the chunks in order take a place in the queue, so a pusher re-sending
@@ -141,13 +147,8 @@ static void set_transfer(const ota_request_t *req)
 {
     xSemaphoreTake(s_lock, portMAX_DELAY);
     memset(&s_transfer, 0, sizeof(s_transfer));
+    s_transfer.req = req;
     s_transfer.gap = s_transfer.copy = NONE;
-    if (req != NULL) {
-        snprintf(s_transfer.id, sizeof(s_transfer.id), "%s", req->id);
-        s_transfer.slots = req->window + 2;
-        s_transfer.size = req->size;
-        s_transfer.chunk = req->chunk;
-    }
     drain(); /* chunks of an earlier transfer with the same id */
     xSemaphoreGive(s_lock);
 }
@@ -182,9 +183,7 @@ static bool check_deadlines(push_t *push)
 static bool take_chunk(push_t *push, const chunk_t *chunk)
 {
     int64_t next = push->image.received;
-    int64_t left = push->req->size - next;
-    int64_t expected_len = left < push->req->chunk ? left : push->req->chunk;
-    if (chunk->offset != next || chunk->len != expected_len) {
+    if (chunk->offset != next || chunk->len != chunk_len_at(push->req, next)) {
         ESP_LOGD(TAG, "chunk at %" PRId64 " (%d bytes) ignored; expecting %" PRId64, chunk->offset, chunk->len, next);
         xSemaphoreTake(s_lock, portMAX_DELAY);
         s_transfer.queued_upto = next; /* never so while offer() and this agree; if not, re-sends are taken */
