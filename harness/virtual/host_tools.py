@@ -48,7 +48,8 @@ def generator_options() -> list[str]:
 
     Every pytest process checks every firmware variant it uses at its start, 20 to 30 checks a `make hil`:
     Ninja finds nothing to do in about 0.04 s, Make in about 0.14 s (it re-reads the whole makefile tree).
-    A generator chosen in the environment (CMAKE_GENERATOR) is left to CMake.
+    A generator chosen in the environment (CMAKE_GENERATOR) wins, passed on as `-G`, so that the build dir's
+    generator is known (firmware._configure) whichever was chosen.
     """
     if os.environ.get("CMAKE_GENERATOR"):
         return ["-G", os.environ["CMAKE_GENERATOR"]]
