@@ -14,6 +14,7 @@ build's with the RSA scheme, does not check app signatures.
 
 from __future__ import annotations
 
+import fcntl
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,11 +29,31 @@ TRUSTED = r"secure_boot_v2: #0 app key digest == #0 trusted key digest"
 VERIFIED = r"secure_boot_v2_rsa: Signature verified successfully!"
 
 
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, signing.SigningKey]:
-    """Two RSA-3072 signing keys for this module's tests: the device's and someone else's."""
-    where: Path = tmp_path_factory.mktemp("signing-keys")
-    return {name: signing.generate_key(where / f"{name}.pem") for name in ("device", "other")}
+@pytest.fixture(scope="session")
+def keys(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> dict[str, signing.SigningKey]:
+    """Two RSA-3072 signing keys for the run: the device's and someone else's.
+
+    Made once per run, not per module and xdist worker: a key takes espsecure 0.1 to 0.4 s of CPU, and a
+    worker that came back to this module after another one made its keys again (about 30 keys a `make hil`).
+    Under xdist the first worker to need them makes them in the run's temporary directory, which the workers
+    share, under a lock; the others read them there."""
+    base = tmp_path_factory.getbasetemp()
+    where = (base.parent if hasattr(request.config, "workerinput") else base) / "signing-keys"
+    where.mkdir(mode=0o700, exist_ok=True)
+    with open(where / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        return {name: _signing_key(where / f"{name}.pem") for name in ("device", "other")}
+
+
+def _signing_key(path: Path) -> signing.SigningKey:
+    """The key in `path`, made there first if it is not: written under another name and renamed, so that a
+    worker killed while making it leaves no half a key for the others."""
+    if not path.exists():
+        partial = path.with_suffix(".partial")
+        partial.unlink(missing_ok=True)
+        signing.generate_key(partial)
+        partial.rename(path)
+    return signing.SigningKey(path)
 
 
 @pytest.fixture
