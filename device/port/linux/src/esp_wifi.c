@@ -221,17 +221,18 @@ static void on_ap_change(void)
     uint16_t inactive_s = s_inactive_s;
     pthread_mutex_unlock(&s_lock);
     if (!present && state == STA_CONNECTED) {
-        /* The chip prints nothing here; this port's line (like its "in range") tells a test the driver
-           has seen the AP go, since the AP's file is followed asynchronously. */
-        ESP_LOGI(TAG, "virtual access point \"%.32s\" off the air", (const char *)s_config.sta.ssid);
         /* The beacon timeout counts from the last beacon heard, that is from when the AP went away. */
         int64_t gone = host_wifi_ap_changed_ns() > 0 ? host_wifi_ap_changed_ns() : now_ns();
         set_state(STA_BEACON_LOST, gone + (int64_t)inactive_s * 1000000000);
         host_net_set_state(HOST_NET_STALLED);
+        /* The chip prints nothing here; this port's line (like its "in range") tells a test the driver
+           has seen the AP go, since the AP's file is followed asynchronously. Printed once the stall is in
+           force: a test that sends a command when it sees the line must find the link stalled. */
+        ESP_LOGI(TAG, "virtual access point \"%.32s\" off the air", (const char *)s_config.sta.ssid);
     } else if (present && (state == STA_BEACON_LOST || state == STA_PROBING)) {
-        ESP_LOGI(TAG, "virtual access point \"%.32s\" on the air again", (const char *)s_config.sta.ssid);
         set_state(STA_CONNECTED, 0); /* beacons again before the station gave up: nothing to tell */
         host_net_set_state(HOST_NET_UP);
+        ESP_LOGI(TAG, "virtual access point \"%.32s\" on the air again", (const char *)s_config.sta.ssid);
     } else if (present && state == STA_SCANNING) {
         associate();
     }
