@@ -23,9 +23,10 @@ from typing import Any
 MASK = "********"
 SHORT_SECRET = 4  # shorter known secrets are masked only as whole words
 
-_KEY = r"[\w-]*(?:password|passwd|secret|token)[\w-]*"
+_KEY_WORDS = r"password|passwd|secret|token"
+_KEY = rf"[\w-]*(?:{_KEY_WORDS})[\w-]*"
 _SECRET_KEY = re.compile(_KEY, re.IGNORECASE)
-_KEY_WORD = re.compile(r"password|passwd|secret|token", re.IGNORECASE)
+_KEY_WORD = re.compile(_KEY_WORDS, re.IGNORECASE)
 
 
 def _has_key_word(text: str) -> bool:
@@ -46,7 +47,7 @@ _PATTERNS: tuple[tuple[Callable[[str], bool], re.Pattern[str]], ...] = (
     (_has_key_word, re.compile(rf"""(\b{_KEY}["']?\s*[:=]\s*["']?)(?!\*{{8}})([^\s"',;&}}]+)()""", re.IGNORECASE)),
     # config set broker_password x, wifi_password x (a key with a prefix, then a space)
     (_has_key_word,
-     re.compile(r"""(\b\w+_(?:password|passwd|secret|token)\s+)(?!\*{8})([^\s"',;&}]+)()""", re.IGNORECASE)),
+     re.compile(rf"""(\b\w+_(?:{_KEY_WORDS})\s+)(?!\*{{8}})([^\s"',;&}}]+)()""", re.IGNORECASE)),
     # mqtt://user:pass@host
     (_has_user_info, re.compile(r"""(\b[a-z][a-z0-9+.-]*://[^/\s:@]*:)([^@\s/]+)(@)""", re.IGNORECASE)),
 )
