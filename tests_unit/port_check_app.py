@@ -7,6 +7,7 @@ import re
 import subprocess
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from harness.virtual import firmware
@@ -20,11 +21,14 @@ RUNNING_APP_OFFSET = 0x20000  # ota_0: the partition port_check is told it was b
 class PortCheck:
     """port_check with its stdin open: commands go in one line at a time, every output line is kept."""
 
-    def __init__(self, exe: Path, tmp_path: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, exe: Path, tmp_path: Path, env: dict[str, str] | None = None, prefix: Sequence[str] = ()
+    ) -> None:
+        """`prefix`: a command that runs port_check (its argv follows), e.g. in a namespace of its own."""
         self.flash_path = flash = tmp_path / "flash.bin"
         Flash.create(flash, CSV).close()
         self.proc = subprocess.Popen(
-            [str(exe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [*prefix, str(exe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             errors="replace",
             env={"HIL_FLASH_FILE": str(flash), "HIL_APP_OFFSET": hex(RUNNING_APP_OFFSET), **(env or {})},
         )
