@@ -39,6 +39,24 @@ from harness.virtual import firmware
 VARIANTS = project.reference().variants
 
 
+class CliError(Exception):
+    """A mistake in what the command was given (a file that cannot be read, say): printed, exit status 2."""
+
+
+def read_input(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as err:
+        raise CliError(f"cannot read {path}: {err.strerror}") from None
+
+
+def write_output(path: str, data: bytes) -> None:
+    try:
+        Path(path).write_bytes(data)
+    except OSError as err:
+        raise CliError(f"cannot write {path}: {err.strerror}") from None
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     for variant in args.variants or VARIANTS:
         try:
@@ -51,7 +69,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_image_info(args: argparse.Namespace) -> int:
-    data = Path(args.file).read_bytes()
+    data = read_input(args.file)
     try:
         info = app_image.verify_image(data, None)
     except app_image.ImageError as err:
@@ -72,19 +90,19 @@ def cmd_image_info(args: argparse.Namespace) -> int:
 
 
 def cmd_image_patch_version(args: argparse.Namespace) -> int:
-    data = Path(args.file).read_bytes()
+    data = read_input(args.file)
     try:
         patched = app_image.patch_version(data, args.version)
     except (app_image.ImageError, ValueError) as err:
         print(f"{args.file}: cannot patch: {err}", file=sys.stderr)
         return 1
-    Path(args.output).write_bytes(patched)
+    write_output(args.output, patched)
     print(f"{args.output}: version {args.version}")
     return 0
 
 
 def cmd_image_corrupt(args: argparse.Namespace) -> int:
-    data = Path(args.file).read_bytes()
+    data = read_input(args.file)
     bad = [o for o in args.flip if not 0 <= o < len(data)]
     if bad:
         print(f"{args.file}: offsets {bad} are outside the {len(data)}-byte image", file=sys.stderr)
@@ -92,7 +110,7 @@ def cmd_image_corrupt(args: argparse.Namespace) -> int:
     data = app_image.corrupt(data, args.flip) if args.flip else data
     if args.truncate is not None:
         data = app_image.truncate(data, args.truncate)
-    Path(args.output).write_bytes(data)
+    write_output(args.output, data)
     print(f"{args.output}: {len(data)} bytes")
     return 0
 
@@ -101,17 +119,18 @@ def cmd_board_run(args: argparse.Namespace) -> int:
     from harness.provision import provision
     from harness.virtual.board import VirtualBoard, create_flash
 
-    workdir = Path(tempfile.mkdtemp(prefix="hil-board-"))
-    flash = Path(args.flash) if args.flash else workdir / "flash.bin"
-    if args.image is None and not flash.exists():
+    if args.image is None and not (args.flash and Path(args.flash).exists()):
         print("board run: give --image FILE (an app image for the virtual board) or an existing --flash FILE",
               file=sys.stderr)
         return 2
+    image = read_input(args.image) if args.image is not None else None  # before anything is made on disk
+    workdir = Path(tempfile.mkdtemp(prefix="hil-board-"))
+    flash = Path(args.flash) if args.flash else workdir / "flash.bin"
     if not flash.exists():
         create_flash(flash, project.reference().partitions_csv.read_text())
     board = VirtualBoard(args.device_id or "virtual", flash, workdir, on_line=lambda line: print(line.text, flush=True))
-    if args.image is not None:
-        board.flash(Path(args.image).read_bytes())
+    if image is not None:
+        board.flash(image)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -347,7 +366,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     # `kill -USR1 <pid>` prints every thread's stack: what a lab or board that does not stop is waiting on
     faulthandler.register(signal.SIGUSR1, all_threads=True)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except CliError as err:
+        print(f"{args.command}: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

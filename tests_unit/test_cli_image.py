@@ -1,0 +1,90 @@
+"""`python -m harness image ...` and `board run` as a user types them: what they print, and a clear error with
+exit status 2 (no traceback) for a file that cannot be read or written."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.formats.app_image import build_virtual_image
+
+EXECUTABLE = bytes(range(256)) * 16  # any payload: the image format does not look inside it
+
+
+@pytest.fixture
+def image(tmp_path: Path) -> Path:
+    path = tmp_path / "app.bin"
+    path.write_bytes(build_virtual_image(EXECUTABLE, version="1.2.3", project_name="cli_app"))
+    return path
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    done = subprocess.run([sys.executable, "-m", "harness", *argv], capture_output=True, text=True, timeout=30,
+                          check=False)
+    return done.returncode, done.stdout, done.stderr
+
+
+def info_lines(path: Path) -> dict[str, str]:
+    code, out, err = run("image", "info", str(path))
+    assert (code, err) == (0, ""), err
+    return {key: value.strip() for key, value in (line.split(":", 1) for line in out.splitlines())}
+
+
+def test_info_shows_the_version_project_and_the_hash_of_what_is_hashed(
+    image: Path) -> None:
+    shown = info_lines(image)
+    data = image.read_bytes()
+    assert (shown["project"], shown["version"], shown["checksum"]) == ("cli_app", "1.2.3", "valid")
+    assert shown["sha256"] == data[-32:].hex() == hashlib.sha256(data[:-32]).hexdigest()
+
+
+def test_patch_version_writes_an_image_that_info_accepts_at_the_new_version(
+    image: Path, tmp_path: Path
+) -> None:
+    patched = tmp_path / "v2.bin"
+    code, out, _ = run("image", "patch-version", str(image), "2.0.0", "-o", str(patched))
+    assert code == 0 and out.strip() == f"{patched}: version 2.0.0"
+    assert info_lines(patched)["version"] == "2.0.0"
+
+
+def test_a_corrupted_image_is_refused_by_info_with_the_reason(
+    image: Path, tmp_path: Path
+) -> None:
+    damaged = tmp_path / "bad.bin"
+    assert run("image", "corrupt", str(image), "-o", str(damaged), "--flip", "0x100")[0] == 0
+    code, out, err = run("image", "info", str(damaged))
+    assert (code, out) == (1, "")
+    assert err.startswith(f"{damaged}: not a valid app image (") and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["image", "info", "{missing}"],
+    ["image", "patch-version", "{missing}", "2.0.0", "-o", "{out}"],
+    ["image", "corrupt", "{missing}", "-o", "{out}", "--truncate", "10"],
+    ["board", "run", "--image", "{missing}"],
+], ids=["info", "patch-version", "corrupt", "board-run"])
+def test_a_file_that_is_not_there_is_named_with_exit_status_2(
+    argv: list[str], tmp_path: Path
+) -> None:
+    missing, out = tmp_path / "no-such.bin", tmp_path / "out.bin"
+    code, stdout, err = run(*(a.format(missing=missing, out=out) for a in argv))
+    assert (code, stdout) == (2, "")
+    assert err == f"{argv[0]}: cannot read {missing}: No such file or directory\n"
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("argv", [
+    ["image", "patch-version", "{image}", "2.0.0", "-o", "{out}"],
+    ["image", "corrupt", "{image}", "-o", "{out}", "--truncate", "10"],
+], ids=["patch-version", "corrupt"])
+def test_an_output_that_cannot_be_written_is_named_with_exit_status_2(
+    argv: list[str], image: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "no-such-dir" / "out.bin"
+    code, stdout, err = run(*(a.format(image=image, out=out) for a in argv))
+    assert (code, stdout) == (2, "")
+    assert err == f"image: cannot write {out}: No such file or directory\n"
