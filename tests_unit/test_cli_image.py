@@ -34,26 +34,21 @@ def info_lines(path: Path) -> dict[str, str]:
     return {key: value.strip() for key, value in (line.split(":", 1) for line in out.splitlines())}
 
 
-def test_info_shows_the_version_project_and_the_hash_of_what_is_hashed(
-    image: Path) -> None:
+def test_info_shows_the_version_project_and_the_hash_of_what_is_hashed(image: Path) -> None:
     shown = info_lines(image)
     data = image.read_bytes()
     assert (shown["project"], shown["version"], shown["checksum"]) == ("cli_app", "1.2.3", "valid")
     assert shown["sha256"] == data[-32:].hex() == hashlib.sha256(data[:-32]).hexdigest()
 
 
-def test_patch_version_writes_an_image_that_info_accepts_at_the_new_version(
-    image: Path, tmp_path: Path
-) -> None:
+def test_patch_version_writes_an_image_that_info_accepts_at_the_new_version(image: Path, tmp_path: Path) -> None:
     patched = tmp_path / "v2.bin"
     code, out, _ = run("image", "patch-version", str(image), "2.0.0", "-o", str(patched))
     assert code == 0 and out.strip() == f"{patched}: version 2.0.0"
     assert info_lines(patched)["version"] == "2.0.0"
 
 
-def test_a_corrupted_image_is_refused_by_info_with_the_reason(
-    image: Path, tmp_path: Path
-) -> None:
+def test_a_corrupted_image_is_refused_by_info_with_the_reason(image: Path, tmp_path: Path) -> None:
     damaged = tmp_path / "bad.bin"
     assert run("image", "corrupt", str(image), "-o", str(damaged), "--flip", "0x100")[0] == 0
     code, out, err = run("image", "info", str(damaged))
