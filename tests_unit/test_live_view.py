@@ -248,6 +248,14 @@ def test_lab_on_real_boards_says_what_it_needs() -> None:
     assert lab.proc.returncode == 2 and "add --target esp32" in output, output
 
 
+def test_lab_without_boards_says_so_before_it_serves_a_page() -> None:
+    with cli_lab("--boards", "0", "--http-port", "0") as lab:
+        lab.proc.wait(30)
+        output = lab.stop()
+    assert lab.proc.returncode == 2 and "--boards 0: at least one board" in output, output
+    assert "live view:" not in output, output
+
+
 @pytest.mark.parametrize("background", [False, True], ids=["foreground", "background_job"])
 def test_ctrl_c_while_the_boards_start_leaves_nothing_behind(background: bool) -> None:
     """Also when the lab was started as a background job, with SIGINT ignored: the interrupt came before the lab's

@@ -140,6 +140,8 @@ class Lab:
         real = config.target != "linux"
         if real and not config.ports:
             raise LabError(f"--target {config.target}: give the boards' serial ports with --port (one per board)")
+        if not real and config.boards < 1:
+            raise LabError(f"--boards {config.boards}: at least one board")
         self.server.start()  # first: a port taken stops the lab before any board starts
         self.state.set_info(target=config.target, actions=True, page=self.server.url)
         self._announce(self.server.url)
@@ -200,8 +202,6 @@ class Lab:
     def _start_virtual_boards(self) -> None:
         from harness.virtual.factory import VirtualBoardFactory, VirtualFirmware
 
-        if self.config.boards < 1:
-            raise LabError(f"--boards {self.config.boards}: at least one board")
         self._firmware = VirtualFirmware(self.project)
         try:
             base = self._image_of(self.config.variant, None)  # built here, once, before the boards start
