@@ -14,6 +14,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -37,6 +38,22 @@ def sha256(data: bytes) -> str:
 
 
 # --- esp_http_client ---------------------------------------------------------------------------------------
+
+
+def curl_stack(pc: PortCheck) -> set[str]:
+    """The files of libcurl and of GnuTLS (one of the libraries it needs) mapped into port_check's process."""
+    maps = Path(f"/proc/{pc.proc.pid}/maps").read_text().splitlines()
+    names = {line.split()[-1].rsplit("/", 1)[-1] for line in maps}
+    return {name for name in names if name.startswith(("libcurl.so", "libgnutls.so"))}
+
+
+def test_libcurl_is_loaded_by_the_first_http_client_not_at_boot(port_check: PortCheck,
+                                                                 fw_server: FirmwareServer) -> None:
+    """src/host_curl.c: a boot that makes no HTTP client does not load libcurl and the libraries it needs."""
+    assert curl_stack(port_check) == set()
+    artifact = fw_server.add(os.urandom(1000))
+    assert port_check.run(f"http_perform {artifact.url} 5000")["perform"] == "ESP_OK"
+    assert {name.split(".so")[0] for name in curl_stack(port_check)} == {"libcurl", "libgnutls"}
 
 
 def test_perform_follows_a_302_chain(port_check: PortCheck, fw_server: FirmwareServer) -> None:
