@@ -469,3 +469,39 @@ def test_amqtt_packet_tasks_cancelled_with_their_connection_log_nothing_other_ta
     other = {"message": "Task exception was never retrieved", "exception": ValueError("a real bug")}
     _drop_cancelled_packet_tasks(Loop(), other)  # type: ignore[arg-type]
     assert passed_on == [other]
+
+
+def test_a_client_that_closes_before_its_connect_is_not_logged() -> None:
+    """A board reset while its MQTT client connects opens a TCP connection and closes it without a CONNECT:
+    amqtt logged that as an error and a warning (in the benchmarks' output, say); nothing is logged now
+    (no_warnings_logged)."""
+    import asyncio
+
+    with EmbeddedBroker() as broker:
+        silent = socket.create_connection((broker.host, broker.port), timeout=WAIT)
+        deadline = time.monotonic() + WAIT
+
+        async def connections() -> list[asyncio.Task[None]]:
+            return list(broker._connections)
+
+        while not (tasks := broker._loop.run(connections(), timeout=WAIT)):  # until the broker has accepted it
+            assert time.monotonic() < deadline, "the broker never took the connection"
+        silent.close()
+        done, _ = broker._loop.run(asyncio.wait(tasks, timeout=WAIT), timeout=WAIT + 1)
+        assert done == set(tasks), "the broker did not end the silent connection"
+
+
+def test_the_silent_client_filter_lets_every_other_amqtt_message_through() -> None:
+    import logging
+
+    from harness.broker.embedded import _SILENT_CLIENT_FILTER
+
+    def passes(message: str) -> bool:
+        return _SILENT_CLIENT_FILTER.filter(logging.LogRecord("amqtt.broker", logging.WARNING, "", 0, message, (),
+                                                              None))
+
+    assert not passes("No data from (client @=127.0.0.1:5000) : No data to decode MQTT packet fixed header")
+    assert not passes("Failed to initialize client session: No data to decode MQTT packet fixed header")
+    assert passes("Failed to initialize client session: [MQTT-3.1.0-1] first packet is not a CONNECT")
+    assert passes("Invalid connection from (client @=127.0.0.1:5000)")
+    assert passes("Error while handling client session: No data to decode MQTT packet fixed header")
