@@ -40,11 +40,12 @@ static const char *TAG = "host_curl";
 static struct {
     HOST_CURL_FUNCTIONS(POINTER)
 } s_curl;
+#undef POINTER
 static pthread_once_t s_load_once = PTHREAD_ONCE_INIT;
 
 static void fail(const char *what)
 {
-    ESP_LOGE(TAG, "cannot use %s: %s (install libcurl4, the host port's HTTP client)", LIBCURL, what);
+    ESP_LOGE(TAG, "cannot use %s: %s (install the libcurl 4 package the host build was made with)", LIBCURL, what);
     fflush(stdout);
     _exit(HOST_EXIT_PANIC);
 }
@@ -55,9 +56,9 @@ static void load(void)
     if (lib == NULL) {
         fail(dlerror());
     }
-#define RESOLVE(name)                                          \
+#define RESOLVE(name)                                                   \
     if ((s_curl.name = (__typeof__(name) *)dlsym(lib, #name)) == NULL) { \
-        fail(dlerror());                                       \
+        fail(dlerror());                                                \
     }
     HOST_CURL_FUNCTIONS(RESOLVE)
 #undef RESOLVE
@@ -66,7 +67,8 @@ static void load(void)
 /* The loaded functions; loads libcurl at the first call. */
 #define CURL_API (pthread_once(&s_load_once, load), &s_curl)
 
-/* The names are in parentheses so that curl.h's function-like macros of the same names do not apply. */
+/* The names are in parentheses so that curl.h's function-like macros of curl_easy_setopt and
+   curl_easy_getinfo (which pass the call through) do not apply to the definitions. */
 
 CURLcode(curl_global_init)(long flags)
 {
@@ -182,7 +184,13 @@ void(curl_url_cleanup)(CURLU *handle)
     CURL_API->curl_url_cleanup(handle);
 }
 
-CURLUcode(curl_url_get)(CURLU *handle, CURLUPart what, char **part, unsigned int flags)
+/* Newer curl.h declares the handle const; the build checks which (HOST_CURL_URL_GET_CONST, CMakeLists.txt). */
+#if HOST_CURL_URL_GET_CONST
+#define URL_GET_HANDLE const CURLU
+#else
+#define URL_GET_HANDLE CURLU
+#endif
+CURLUcode(curl_url_get)(URL_GET_HANDLE *handle, CURLUPart what, char **part, unsigned int flags)
 {
     return CURL_API->curl_url_get(handle, what, part, flags);
 }
