@@ -57,6 +57,16 @@ def write_output(path: str, data: bytes) -> None:
         raise CliError(f"cannot write {path}: {err.strerror}") from None
 
 
+def new_flash(path: Path) -> None:
+    """A blank flash file with the reference partition table, or a CliError naming the path."""
+    from harness.virtual.board import create_flash
+
+    try:
+        create_flash(path, project.reference().partitions_csv.read_text())
+    except OSError as err:
+        raise CliError(f"cannot write {path}: {err.strerror}") from None
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     for variant in args.variants or VARIANTS:
         try:
@@ -117,17 +127,19 @@ def cmd_image_corrupt(args: argparse.Namespace) -> int:
 
 def cmd_board_run(args: argparse.Namespace) -> int:
     from harness.provision import provision
-    from harness.virtual.board import VirtualBoard, create_flash
+    from harness.virtual.board import VirtualBoard
 
     if args.image is None and not (args.flash and Path(args.flash).exists()):
         print("board run: give --image FILE (an app image for the virtual board) or an existing --flash FILE",
               file=sys.stderr)
         return 2
     image = read_input(args.image) if args.image is not None else None  # before anything is made on disk
+    if args.flash and not Path(args.flash).exists():
+        new_flash(Path(args.flash))  # before the work directory, which a failure here would leave behind
     workdir = Path(tempfile.mkdtemp(prefix="hil-board-"))
     flash = Path(args.flash) if args.flash else workdir / "flash.bin"
     if not flash.exists():
-        create_flash(flash, project.reference().partitions_csv.read_text())
+        new_flash(flash)
     board = VirtualBoard(args.device_id or "virtual", flash, workdir, on_line=lambda line: print(line.text, flush=True))
     if image is not None:
         board.flash(image)
@@ -369,8 +381,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except CliError as err:
-        print(f"{args.command}: {err}", file=sys.stderr)
+        print(f"{command_name(args)}: {err}", file=sys.stderr)
         return 2
+
+
+def command_name(args: argparse.Namespace) -> str:
+    """The command as typed: "image info", "board run", "push"."""
+    sub = (getattr(args, f"{args.command}_command", None),)
+    return " ".join(part for part in (args.command, *sub) if part)
 
 
 if __name__ == "__main__":

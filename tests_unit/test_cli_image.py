@@ -4,6 +4,7 @@ exit status 2 (no traceback) for a file that cannot be read or written."""
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,9 +23,11 @@ def image(tmp_path: Path) -> Path:
     return path
 
 
-def run(*argv: str) -> tuple[int, str, str]:
+def run(*argv: str, tmpdir: Path | None = None) -> tuple[int, str, str]:
+    """`python -m harness ARGV`; with `tmpdir`, its temporary files (tempfile's) go there."""
+    env = {**os.environ, "TMPDIR": str(tmpdir)} if tmpdir is not None else None
     done = subprocess.run([sys.executable, "-m", "harness", *argv], capture_output=True, text=True, timeout=30,
-                          check=False)
+                          check=False, env=env)
     return done.returncode, done.stdout, done.stderr
 
 
@@ -62,24 +65,25 @@ def test_a_corrupted_image_is_refused_by_info_with_the_reason(image: Path, tmp_p
     ["image", "corrupt", "{missing}", "-o", "{out}", "--truncate", "10"],
     ["board", "run", "--image", "{missing}"],
 ], ids=["info", "patch-version", "corrupt", "board-run"])
-def test_a_file_that_is_not_there_is_named_with_exit_status_2(
-    argv: list[str], tmp_path: Path
-) -> None:
-    missing, out = tmp_path / "no-such.bin", tmp_path / "out.bin"
-    code, stdout, err = run(*(a.format(missing=missing, out=out) for a in argv))
+def test_a_file_that_is_not_there_is_named_with_exit_status_2(argv: list[str], tmp_path: Path) -> None:
+    missing, out, temp = tmp_path / "no-such.bin", tmp_path / "out.bin", tmp_path / "temp"
+    temp.mkdir()
+    code, stdout, err = run(*(a.format(missing=missing, out=out) for a in argv), tmpdir=temp)
     assert (code, stdout) == (2, "")
-    assert err == f"{argv[0]}: cannot read {missing}: No such file or directory\n"
-    assert not out.exists()
+    assert err == f"{argv[0]} {argv[1]}: cannot read {missing}: No such file or directory\n"
+    assert not out.exists() and not list(temp.iterdir()), "nothing is made for a command that cannot run"
 
 
 @pytest.mark.parametrize("argv", [
     ["image", "patch-version", "{image}", "2.0.0", "-o", "{out}"],
     ["image", "corrupt", "{image}", "-o", "{out}", "--truncate", "10"],
-], ids=["patch-version", "corrupt"])
-def test_an_output_that_cannot_be_written_is_named_with_exit_status_2(
-    argv: list[str], image: Path, tmp_path: Path
-) -> None:
-    out = tmp_path / "no-such-dir" / "out.bin"
-    code, stdout, err = run(*(a.format(image=image, out=out) for a in argv))
+    ["board", "run", "--image", "{image}", "--flash", "{out}"],
+], ids=["patch-version", "corrupt", "board-run-flash"])
+def test_an_output_that_cannot_be_written_is_named_with_exit_status_2(argv: list[str], image: Path,
+                                                                     tmp_path: Path) -> None:
+    out, temp = tmp_path / "no-such-dir" / "out.bin", tmp_path / "temp"
+    temp.mkdir()
+    code, stdout, err = run(*(a.format(image=image, out=out) for a in argv), tmpdir=temp)
     assert (code, stdout) == (2, "")
-    assert err == f"image: cannot write {out}: No such file or directory\n"
+    assert err == f"{argv[0]} {argv[1]}: cannot write {out}: No such file or directory\n"
+    assert not list(temp.iterdir()), "nothing is left behind"
