@@ -76,7 +76,9 @@ def load_http_client(server: FirmwareServer, link: DeviceLink, device_id: str, r
     transfer, as on the chip, and the ratio is not flattered by the loading."""
     since = link.cursor()
     link.send(device_id, {"type": "ota", "id": request_id, "url": f"{server.base_url}/no-such-image.bin"})
-    link.wait_ota(device_id, request_id, "failed", timeout=30, since=since, fail_on={"rejected", "rebooting"})
+    failed = link.wait_ota(device_id, request_id, "failed", timeout=30, since=since, fail_on={"rejected", "rebooting"})
+    if failed.get("reason") != "http_status":  # failed before its HTTP client, libcurl would load in the timed one
+        raise RuntimeError(f"the warm-up update failed with {failed.get('reason')!r}, not http_status: {failed}")
 
 
 def timed(install: Callable[[], None], link: DeviceLink, device_id: str, request_id: str) -> float:
