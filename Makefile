@@ -45,9 +45,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
-# The firmware for the virtual board, every variant the catalog uses.
+# The firmware for the virtual board, every variant the catalog uses, and the host port's test app (the reset
+# scenarios boot it): built by the first test that needs it, it held up every test waiting for it (5 to 7 s).
 firmware: venv
-	$(PY) -m harness build
+	$(PY) -m harness build --port-check
 
 lint: venv
 	$(PY) -m ruff check harness tests_unit tests_hil bench examples

@@ -1,6 +1,7 @@
 """Command line: ``python -m harness <command>``.
 
-  build                      build the virtual-board firmware (every variant the catalog uses)
+  build [--port-check]       build the virtual-board firmware (every variant the catalog uses), and the
+                             host port's test app
   image info FILE            show an app image's header, version, checksum and hash
   image patch-version FILE VERSION -o OUT
                              rewrite the app version (checksum and hash fixed up)
@@ -75,6 +76,12 @@ def cmd_build(args: argparse.Namespace) -> int:
             print(f"{variant}: {err}", file=sys.stderr)
             return 1
         print(f"{variant}: {build.image_path} (version {build.version})")
+    if args.port_check:
+        try:
+            print(f"port_check: {firmware.build_port_check()}")
+        except firmware.FirmwareBuildError as err:
+            print(f"port_check: {err}", file=sys.stderr)
+            return 1
     return 0
 
 
@@ -229,6 +236,9 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="build the virtual-board firmware variants")
     b.add_argument("variants", nargs="*", help=f"variants to build (default: {', '.join(VARIANTS)})")
+    b.add_argument("--port-check", action="store_true",
+                   help="also build the host port's own test app (device/port/linux/test), which the unit tests "
+                        "and the catalog's reset scenarios run: built here, no test waits for it")
     b.set_defaults(func=cmd_build)
     image = sub.add_parser("image", help="inspect or modify ESP app images (ESP32 or virtual)")
     image_sub = image.add_subparsers(dest="image_command", required=True)

@@ -1,10 +1,11 @@
-"""`python -m harness image ...` and `board run` as a user types them: what they print, and a clear error with
-exit status 2 (no traceback) for a file that cannot be read or written."""
+"""`python -m harness image ...`, `board run` and `build` as a user types them: what they print, and a clear
+error with exit status 2 (no traceback) for a file that cannot be read or written."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -87,3 +88,13 @@ def test_an_output_that_cannot_be_written_is_named_with_exit_status_2(argv: list
     assert (code, stdout) == (2, "")
     assert err == f"{argv[0]} {argv[1]}: cannot write {out}: No such file or directory\n"
     assert not list(temp.iterdir()), "nothing is left behind"
+
+
+def test_build_with_port_check_builds_the_host_ports_test_app_too() -> None:
+    """`make hil`'s set-up: the reset scenarios boot port_check, and no test has to wait for its build."""
+    code, out, err = run("build", "default", "--port-check")
+    assert (code, err) == (0, ""), err
+    lines = dict(line.split(": ", 1) for line in out.splitlines())
+    assert re.fullmatch(r"/.+/hil_ota_agent\.bin \(version \S+\)", lines["default"]), lines
+    exe = Path(lines["port_check"])
+    assert exe.name == "hil_port_check" and os.access(exe, os.X_OK)
