@@ -397,8 +397,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def command_name(args: argparse.Namespace) -> str:
     """The command as typed: "image info", "board run", "push"."""
-    sub = (getattr(args, f"{args.command}_command", None),)
-    return " ".join(part for part in (args.command, *sub) if part)
+    return " ".join(filter(None, (args.command, getattr(args, f"{args.command}_command", None))))
 
 
 if __name__ == "__main__":
