@@ -12,6 +12,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -426,6 +427,18 @@ def test_mosquitto_on_a_free_port_taken_before_it_binds_tries_another(squatter: 
 def test_mosquitto_on_a_port_asked_for_and_taken_fails_naming_it(squatter: int) -> None:
     with pytest.raises(PortInUseError, match=rf"port {squatter} on 127\.0\.0\.1 is already in use"):
         MosquittoBroker(port=squatter).start()
+
+
+def test_mosquitto_whose_output_ends_before_it_exits_is_reported_by_its_exit(tmp_path: Path) -> None:
+    """A mosquitto that failed to bind closes its output a moment before it has exited (and can be reaped): the
+    start waits for the exit and takes it for the port taken (tried again, then named), rather than probing a
+    port nobody serves ("does not answer MQTT"). The real mosquitto's window is too short to hit at will, so a
+    script opens it wider: it prints mosquitto's line, closes stderr, and exits 0.2 s later."""
+    exiting = tmp_path / "mosquitto"
+    exiting.write_text('#!/bin/sh\necho "Error: Address already in use" >&2\nexec 2>&-\nsleep 0.2\nexit 1\n')
+    exiting.chmod(0o755)
+    with pytest.raises(PortInUseError, match=r"port \d+ on 127\.0\.0\.1 is already in use"):
+        MosquittoBroker(executable=str(exiting)).start()
 
 
 def test_mosquitto_start_failure_shows_its_output() -> None:

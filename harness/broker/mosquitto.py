@@ -54,6 +54,7 @@ class MosquittoBroker(ListeningService):
         self._reader: threading.Thread | None = None
         self._output: list[str] = []
         self._running_line = threading.Event()
+        self._output_ended = threading.Event()  # its stderr reached EOF: the process is ending
 
     @property
     def url(self) -> str:
@@ -145,6 +146,7 @@ class MosquittoBroker(ListeningService):
         self._port = port
         self._output.clear()
         self._running_line.clear()
+        self._output_ended.clear()
         self._proc = subprocess.Popen(
             [self._executable, "-c", str(config)],
             stdin=subprocess.DEVNULL,
@@ -163,11 +165,18 @@ class MosquittoBroker(ListeningService):
             self._output.append(line.rstrip("\n"))
             if " running" in line:
                 self._running_line.set()
+        self._output_ended.set()
         self._running_line.set()  # EOF: the process ended, wake the waiter to look at its exit
 
     def _wait_ready(self) -> None:
         assert self._proc is not None
         self._running_line.wait(self._start_timeout)
+        if self._output_ended.is_set():
+            # it is exiting, but may not have been reaped yet: poll() would still say None
+            try:
+                self._proc.wait(self._start_timeout)
+            except subprocess.TimeoutExpired:
+                pass
         if self._proc.poll() is not None:
             log = self._log()
             if "Address already in use" in log:
