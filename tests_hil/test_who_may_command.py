@@ -77,6 +77,27 @@ def test_the_operators_command_installs_over_mqtts(board_factory, broker, ota_fo
     assert status["partition"] == "ota_1", status
 
 
+@pytest.mark.virtual_only
+def test_the_host_ports_copy_of_the_ca_lives_in_the_board_and_goes_at_each_boot(board_factory, broker,
+                                                                                link: DeviceLink) -> None:
+    """Virtual board: libmosquitto reads a CA only from a file, so the host port's esp-mqtt writes the broker's
+    CA to one (a chip keeps it in RAM), readable by the app alone, in the board's TMPDIR; a reset, after which
+    the app removes nothing, leaves only the new boot's copy, none in the machine's /tmp.
+
+    Needs: the virtual board's TMPDIR.
+    """
+    board, _ = _device(board_factory, broker)
+    first = sorted(board.app_tmpdir.iterdir())
+    assert [f.name[:len("esp_mqtt_ca_")] for f in first] == ["esp_mqtt_ca_"], first
+    assert first[0].stat().st_mode & 0o077 == 0, oct(first[0].stat().st_mode)
+    since = link.cursor()
+    board.reset()
+    link.wait_for(lambda m: m.device_id == board.device_id and m.kind == "online" and m.payload == b"online"
+                  and not m.retain, timeout=15, since=since, description="the device online after the reset")
+    second = sorted(board.app_tmpdir.iterdir())
+    assert len(second) == 1 and second != first, (first, second)
+
+
 @pytest.mark.parametrize("who", ["no credentials", "a wrong password"])
 def test_a_client_the_broker_does_not_know_cannot_command_the_device(board_factory, broker, link: DeviceLink,
                                                                     fw_server, firmware, who: str) -> None:

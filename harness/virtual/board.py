@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import mmap
 import os
+import shutil
 import signal
 import struct
 import subprocess
@@ -76,6 +77,10 @@ class VirtualBoard(Board):
         self._boot_ms = 0.0
         self._control_path = self.workdir / "flash-control.bin"
         self._mqtt_trace_path = self.workdir / "mqtt-trace.bin"
+        # The app's temporary files (the host port's copies of the TLS material, which libmosquitto reads from
+        # files where a chip keeps it in RAM): its TMPDIR, emptied at every boot, as RAM is. An app ended by a
+        # reset or a power cut cannot remove its own, and in /tmp they would pile up.
+        self._app_tmp = self.workdir / "app-tmp"
         self._control_path.write_bytes(bytes(4 * abi.FC_WORDS))
         self._ble_air = BleAir(self.workdir / "ble-air.txt")  # the board's surroundings: kept across reboots
         self._wifi_ap = WifiAp(self.workdir / "wifi-ap.txt")  # its access point, also kept across reboots
@@ -98,6 +103,11 @@ class VirtualBoard(Board):
     def mqtt_publishes(self) -> list[Published]:
         """What the firmware published over MQTT, every boot so far, each with when it did (mqtt_trace)."""
         return read_trace(self._mqtt_trace_path)
+
+    @property
+    def app_tmpdir(self) -> Path:
+        """The running app's TMPDIR (emptied at every boot)."""
+        return self._app_tmp
 
     @property
     def ble_air(self) -> BleAir:
@@ -247,6 +257,12 @@ class VirtualBoard(Board):
             tmp.rename(path)
         return path
 
+    def _fresh_app_tmp(self) -> Path:
+        """The app's TMPDIR, empty: what the last boot left there is gone, as a chip's RAM is after a reset."""
+        shutil.rmtree(self._app_tmp, ignore_errors=True)
+        self._app_tmp.mkdir(mode=0o700)
+        return self._app_tmp
+
     def _run_app(self, exe: Path, offset: int, reset: rom.RomReset) -> rom.RomReset:
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -262,6 +278,7 @@ class VirtualBoard(Board):
             abi.ENV_WIFI_AP: str(self._wifi_ap.path),
             abi.ENV_EFUSE_FILE: str(self.efuses.path),
             abi.ENV_BOARD_PID: str(os.getpid()),
+            "TMPDIR": str(self._fresh_app_tmp()),
         }
         if self.mesh is not None:
             env[abi.ENV_MESH] = str(self.mesh.path)

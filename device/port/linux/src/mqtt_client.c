@@ -36,8 +36,9 @@
  *  - Every publish is also appended to the board's HIL_MQTT_TRACE file (host_trace.c), so the
  *    harness can place it in a test's timeline when the app made it; the chip has no such record.
  *  - mqtts:// takes broker.verification.certificate as the only CA. libmosquitto only loads a
- *    CA from a file, so the PEM is written to a private temporary file, deleted when the client
- *    is destroyed. crt_bundle_attach means "trust the system CA store".
+ *    CA from a file, so the PEM is written to a private temporary file in $TMPDIR, deleted when
+ *    the client is destroyed (the virtual board empties each boot's TMPDIR, for the apps that end
+ *    without destroying it). crt_bundle_attach means "trust the system CA store".
  *
  * Known differences from the device:
  *  - ws:// and wss:// (websocket transports) are not available: the task logs and stops.

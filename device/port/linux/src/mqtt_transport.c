@@ -224,7 +224,9 @@ static int on_key_password(char *buf, int size, int rwflag, void *userdata)
 static const char s_b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /* Writes certificate or key data, given as esp-mqtt accepts it (NUL-terminated PEM with len 0,
- * or PEM/DER with its length), as a PEM file readable only by this process. */
+ * or PEM/DER with its length), as a PEM file readable only by this process, in $TMPDIR. It is removed
+ * with the client (mqtt_remove_tls_files), which an app ended by esp_restart() or a power cut never
+ * destroys: the virtual board gives each boot an empty TMPDIR of its own (harness/virtual/board.py). */
 static char *mqtt_write_pem_file(const char *data, size_t len, const char *what, const char *pem_label)
 {
     const char *dir = getenv("TMPDIR");
