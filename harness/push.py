@@ -25,6 +25,7 @@ from typing import Any, Self
 
 import paho.mqtt.client as mqtt
 
+from harness import commands
 from harness.mqtt_client import LinkError, new_client
 from harness.net import parse_mqtt_url
 
@@ -188,6 +189,18 @@ class Pusher:
         with self._changed:
             self._resumed = True
             self._changed.notify_all()
+
+    def cancel(self, timeout: float = 5.0) -> dict[str, Any] | None:
+        """Cancel the push that push() was running (after it was interrupted: Ctrl-C): the device's outcome for
+        it (`cancelled`, or how it had ended already), or None if none came within `timeout` seconds."""
+        with self._changed:
+            transfer = self._transfer
+        if transfer is None:
+            return None
+        self._publish(self.topic("cmd"), json.dumps(commands.cancel(transfer.transfer_id)), qos=1)
+        with self._changed:
+            self._changed.wait_for(lambda: transfer.outcome is not None, timeout)
+            return transfer.outcome
 
     def topic(self, kind: str) -> str:
         return f"{self.prefix}/{self.device_id}/{kind}"

@@ -12,6 +12,7 @@ from typing import TextIO
 from harness.push import Pusher, PushError, PushResult
 
 BAR_WIDTH = 30
+CANCEL_WAIT_S = 5.0  # after Ctrl-C, how long to wait for the device's `cancelled`
 
 # What to do about each refusal or failure the device can report for a push (docs/protocol.md).
 ADVICE = {
@@ -59,6 +60,24 @@ def failure_message(result: PushResult) -> str:
     return f"push {result.describe()}: {advice}"
 
 
+def interrupted(pusher: Pusher, transfer: str) -> int:
+    """Ctrl-C during a push: cancel it on the device, which would otherwise hold the update (and refuse others as
+    busy) until its idle deadline."""
+    print(f"push interrupted: cancelling {transfer} on {pusher.device_id}...", file=sys.stderr, flush=True)
+    try:
+        outcome = pusher.cancel(timeout=CANCEL_WAIT_S)
+    except KeyboardInterrupt:
+        outcome = None
+    if outcome is None:
+        print(f"the device did not confirm the cancel within {CANCEL_WAIT_S:.0f} s; it ends the transfer at its idle "
+              "deadline (idle_timeout_s) and keeps its running firmware", file=sys.stderr)
+    elif outcome.get("state") == "cancelled":
+        print("cancelled: the device keeps its running firmware", file=sys.stderr)
+    else:
+        print(f"the push had ended already: {outcome.get('state')}/{outcome.get('reason', '')}", file=sys.stderr)
+    return 130  # the shell's code for "stopped by SIGINT"
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         image = Path(args.image).read_bytes()
@@ -70,7 +89,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         with Pusher(args.broker, args.device, prefix=args.prefix, qos=args.qos, window=args.window, chunk=args.chunk,
                     on_progress=progress) as pusher:
-            result = pusher.push(image, transfer, version=args.version, force=args.force, timeout_s=args.timeout)
+            try:
+                result = pusher.push(image, transfer, version=args.version, force=args.force, timeout_s=args.timeout)
+            except KeyboardInterrupt:
+                progress.end()
+                return interrupted(pusher, transfer)
     except (PushError, ValueError) as exc:
         progress.end()
         print(f"push failed: {exc}", file=sys.stderr)

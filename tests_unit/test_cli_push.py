@@ -1,6 +1,7 @@
 """`python -m harness push`: a CLI-run virtual board on a real mosquitto installs v2 from the pusher."""
 
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -56,3 +57,39 @@ def test_push_command_says_what_to_do_when_no_device_answers(tmp_path: Path) -> 
         broker.stop()
     assert pushed.returncode == 1
     assert "did not answer the push" in pushed.stderr and "is it online" in pushed.stderr, pushed.stderr
+
+
+def test_ctrl_c_during_a_push_cancels_it_on_the_device(tmp_path: Path) -> None:
+    """Ctrl-C in the middle of `python -m harness push` sends the device a `cancel` for the transfer: it answers
+    `cancelled` and keeps v1, and the next push is not refused as `busy` (without the cancel the device would
+    hold the transfer until its idle deadline, 30 s)."""
+    build = firmware.build()
+    v1, v2 = tmp_path / "v1.bin", tmp_path / "v2.bin"
+    v1.write_bytes(build.image)
+    v2.write_bytes(build.image_with_version("2.0.0"))
+    broker = MosquittoBroker()
+    broker.start()
+    try:
+        with DeviceLink(broker.url) as link, cli_board(v1, broker.url, "cli-cancel", tmp_path / "flash.bin"):
+            link.wait_status("cli-cancel", timeout=20, description="first status of the CLI board")
+            since = link.cursor()
+            push = subprocess.Popen(  # 512-byte chunks one at a time: a push long enough to interrupt
+                [sys.executable, "-m", "harness", "push", "--broker", broker.url, "--device", "cli-cancel", str(v2),
+                 "--id", "p-interrupted", "--chunk", "512", "--window", "1"],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            assert push.stdout is not None
+            for line in push.stdout:
+                if line.startswith("pushed 10%"):
+                    push.send_signal(signal.SIGINT)
+                    break
+            out, err = push.communicate(timeout=30)
+            assert push.returncode == 130, out + err
+            assert "cancelled: the device keeps its running firmware" in err, err
+            link.wait_ota("cli-cancel", "p-interrupted", "cancelled", since=since, timeout=10,
+                          fail_on={"rebooting"})
+            again = subprocess.run(
+                [sys.executable, "-m", "harness", "push", "--broker", broker.url, "--device", "cli-cancel", str(v2)],
+                check=False, capture_output=True, text=True, timeout=60)
+            assert again.returncode == 0, again.stdout + again.stderr
+    finally:
+        broker.stop()
