@@ -22,8 +22,8 @@ def test_config_show_masks_secrets_and_values_survive_a_reboot(board, link: Devi
 
 
 def test_console_errors_are_lines_not_crashes(board, link: DeviceLink) -> None:
-    """Unknown commands, keys, bad values and a 5000-character line get error lines: no reboot, nothing
-    published."""
+    """Unknown commands, keys, bad values (each error says what a valid one looks like; a broker_url that is no
+    MQTT URL among them) and a 5000-character line get error lines: no reboot, nothing published."""
     since = link.cursor()
     board.serial.skip_to_end()
     mark = board.serial.mark()
@@ -32,7 +32,14 @@ def test_console_errors_are_lines_not_crashes(board, link: DeviceLink) -> None:
     board.write("config set no_such_key 1")
     board.expect(r"^ERROR unknown key 'no_such_key'", timeout=5)
     board.write("config set selftest_timeout_s banana")
-    board.expect(r"^ERROR invalid value for 'selftest_timeout_s'", timeout=5)
+    board.expect(r"^ERROR invalid value for 'selftest_timeout_s': expected an integer from 1 to 3600$", timeout=5)
+    for not_a_url in ("127.0.0.1:1883", "http://broker:1883", "mqtt://", "mqtt://broker:port", "mqtt://b:99999"):
+        board.write(f"config set broker_url {not_a_url}")  # saved, it would fail esp_mqtt_client_init at each boot
+        board.expect(r"^ERROR invalid value for 'broker_url': expected mqtt://host\[:port\]", timeout=5)
+    for url in ("mqtt://user:pw@broker.local:1883", "mqtts://[::1]:8883", "ws://broker/mqtt"):
+        board.console(f"config set broker_url {url}", expect=r"^OK broker_url set")  # applied at a reboot only
+    board.console(f"config set broker_url {board.console('config get broker_url', expect=r'^broker_url=(.*)$')[1]}",
+                  expect=r"^OK broker_url set")  # the running one back for the next boot
     board.write("config " + "x" * 5000)
     board.expect(r"^Command line too long", timeout=5)
     board.write("status")

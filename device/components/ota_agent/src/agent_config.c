@@ -24,20 +24,61 @@ typedef struct {
     size_t size;  /* buffer size for strings */
     bool secret;  /* masked by `config show` and never logged */
     int min, max; /* range for integers */
+    bool (*valid)(const char *text); /* strings: NULL when any text that fits will do */
+    const char *expected;            /* what `valid` accepts, for the console's error */
 } config_key_t;
 
-#define STR_KEY(field, secret) {#field, NULL, KEY_STR, offsetof(agent_config_t, field), sizeof(((agent_config_t *)0)->field), secret, 0, 0}
-#define INT_KEY(field, lo, hi) {#field, NULL, KEY_INT, offsetof(agent_config_t, field), sizeof(int), false, lo, hi}
+#define STR_KEY(field, secret) {#field, NULL, KEY_STR, offsetof(agent_config_t, field), sizeof(((agent_config_t *)0)->field), secret, 0, 0, NULL, NULL}
+/* A string key whose value must also pass `valid` (described by `expected`). */
+#define CHECKED_STR_KEY(field, valid, expected) {#field, NULL, KEY_STR, offsetof(agent_config_t, field), sizeof(((agent_config_t *)0)->field), false, 0, 0, valid, expected}
+#define INT_KEY(field, lo, hi) {#field, NULL, KEY_INT, offsetof(agent_config_t, field), sizeof(int), false, lo, hi, NULL, NULL}
 /* For names longer than an NVS key may be: stored under nvs_key instead. */
-#define INT_KEY_AS(field, nvs_key, lo, hi) {#field, nvs_key, KEY_INT, offsetof(agent_config_t, field), sizeof(int), false, lo, hi}
-#define BOOL_KEY(field) {#field, NULL, KEY_BOOL, offsetof(agent_config_t, field), sizeof(bool), false, 0, 1}
+#define INT_KEY_AS(field, nvs_key, lo, hi) {#field, nvs_key, KEY_INT, offsetof(agent_config_t, field), sizeof(int), false, lo, hi, NULL, NULL}
+#define BOOL_KEY(field) {#field, NULL, KEY_BOOL, offsetof(agent_config_t, field), sizeof(bool), false, 0, 1, NULL, NULL}
+
+/* An empty URL (not provisioned), or one esp-mqtt's esp_mqtt_client_set_uri() takes: a scheme it has a
+   transport for, "://", then a host (after any user:password@) and an optional decimal port. Anything
+   else would make esp_mqtt_client_init() fail at every boot, and the agent with it. */
+static bool valid_broker_url(const char *url)
+{
+    static const char *const schemes[] = {"mqtt://", "mqtts://", "ws://", "wss://"};
+    if (url[0] == '\0') {
+        return true;
+    }
+    const char *host = NULL;
+    for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]) && host == NULL; i++) {
+        if (strncmp(url, schemes[i], strlen(schemes[i])) == 0) {
+            host = url + strlen(schemes[i]);
+        }
+    }
+    if (host == NULL) {
+        return false;
+    }
+    size_t authority = strcspn(host, "/");
+    const char *at = memchr(host, '@', authority);
+    if (at != NULL) {
+        authority -= (size_t)(at + 1 - host);
+        host = at + 1;
+    }
+    const char *bracket = host[0] == '[' ? memchr(host, ']', authority) : NULL; /* an IPv6 literal */
+    size_t name = bracket != NULL ? (size_t)(bracket + 1 - host) : strcspn(host, ":/");
+    if (name == 0 || name > authority || (host[0] == '[' && bracket == NULL)) {
+        return false;
+    }
+    if (host[name] != ':') {
+        return true;
+    }
+    size_t digits = strspn(host + name + 1, "0123456789");
+    return digits >= 1 && digits <= 5 && name + 1 + digits == authority && atol(host + name + 1) <= 65535;
+}
 
 static const config_key_t s_keys[] = {
     STR_KEY(device_id, false),
     STR_KEY(topic_prefix, false),
     STR_KEY(wifi_ssid, false),
     STR_KEY(wifi_password, true),
-    STR_KEY(broker_url, false),
+    CHECKED_STR_KEY(broker_url, valid_broker_url,
+                    "mqtt://host[:port] (or mqtts://, ws://, wss://), or empty"),
     STR_KEY(broker_username, false),
     STR_KEY(broker_password, true),
     STR_KEY(manifest_url, false),
@@ -114,7 +155,7 @@ static bool parse_value(const config_key_t *key, const char *text, agent_config_
 {
     void *field = (char *)c + key->offset;
     if (key->kind == KEY_STR) {
-        if (strlen(text) >= key->size) {
+        if (strlen(text) >= key->size || (key->valid != NULL && !key->valid(text))) {
             return false;
         }
         strcpy(field, text);
@@ -201,6 +242,22 @@ esp_err_t agent_config_set(const char *name, const char *value)
     }
     nvs_close(nvs);
     return err;
+}
+
+void agent_config_describe(const char *name, char *out, size_t out_len)
+{
+    const config_key_t *key = find_key(name);
+    if (key == NULL) {
+        snprintf(out, out_len, "a known key");
+    } else if (key->kind == KEY_INT) {
+        snprintf(out, out_len, "an integer from %d to %d", key->min, key->max);
+    } else if (key->kind == KEY_BOOL) {
+        snprintf(out, out_len, "true or false");
+    } else if (key->expected != NULL) {
+        snprintf(out, out_len, "%s, at most %u characters", key->expected, (unsigned)(key->size - 1));
+    } else {
+        snprintf(out, out_len, "at most %u characters", (unsigned)(key->size - 1));
+    }
 }
 
 esp_err_t agent_config_get_value(const char *name, char *out, size_t out_len, bool mask)

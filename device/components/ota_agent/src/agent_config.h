@@ -38,6 +38,8 @@ const agent_config_t *agent_config_get(void);
 /* Sets a key by name and persists it; ESP_ERR_NOT_FOUND for an unknown key,
    ESP_ERR_INVALID_ARG for a value that does not fit or parse. Takes effect after a reboot. */
 esp_err_t agent_config_set(const char *key, const char *value);
+/* What a valid value of the key looks like, for an error message ("an integer from 1 to 3600"). */
+void agent_config_describe(const char *key, char *out, size_t out_len);
 /* Writes the value of a key into out (masked for secrets when mask is true). */
 esp_err_t agent_config_get_value(const char *key, char *out, size_t out_len, bool mask);
 /* Erases every override, back to the Kconfig defaults (after a reboot). */

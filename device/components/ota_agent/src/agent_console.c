@@ -52,7 +52,9 @@ static int config_command(int argc, char **argv)
         if (err == ESP_ERR_NOT_FOUND) {
             printf("ERROR unknown key '%s' (see 'config show')\n", argv[2]);
         } else if (err == ESP_ERR_INVALID_ARG) {
-            printf("ERROR invalid value for '%s'\n", argv[2]);
+            char expected[96];
+            agent_config_describe(argv[2], expected, sizeof(expected));
+            printf("ERROR invalid value for '%s': expected %s\n", argv[2], expected);
         } else if (err != ESP_OK) {
             printf("ERROR saving '%s' failed: %s\n", argv[2], esp_err_to_name(err));
         } else {
