@@ -133,17 +133,68 @@ def cmd_image_corrupt(args: argparse.Namespace) -> int:
 
 
 def cmd_board_run(args: argparse.Namespace) -> int:
-    from harness.provision import provision
-    from harness.virtual.board import VirtualBoard
+    import shutil
+
+    from harness.net import parse_mqtt_url
 
     if args.image is None and not (args.flash and Path(args.flash).exists()):
         print("board run: give --image FILE (an app image for the virtual board) or an existing --flash FILE",
               file=sys.stderr)
         return 2
+    if args.broker is not None:
+        try:
+            parse_mqtt_url(args.broker)  # the firmware would refuse it too, after its boot
+        except ValueError as err:
+            raise CliError(f"--broker: {err}") from None
     image = read_input(args.image) if args.image is not None else None  # before anything is made on disk
+    if image is not None:
+        check_virtual_image(args.image, image)
+    if args.flash and Path(args.flash).exists():
+        check_flash_file(args.flash)
     if args.flash and not Path(args.flash).exists():
         new_flash(Path(args.flash))  # before the work directory, which a failure here would leave behind
     workdir = Path(tempfile.mkdtemp(prefix="hil-board-"))
+    try:
+        return run_board(args, workdir, image)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)  # the app, its eFuses and console files; --flash stays
+
+
+def check_virtual_image(path: str, image: bytes) -> None:
+    """A CliError unless `image` is an app image for the virtual board (as `python -m harness build` makes)."""
+    try:
+        info = app_image.verify_image(image, None)
+        app_image.virtual_payload(image)
+    except app_image.ImageError as err:
+        raise CliError(f"--image {path} is not a valid app image ({err}); python -m harness build makes one") from None
+    if info.chip_id != app_image.CHIP_ID_VIRTUAL:
+        raise CliError(f"--image {path} is built for chip id {info.chip_id}, not the virtual board's: flash it to a "
+                       "real ESP32 with esptool, or give an image from python -m harness build")
+
+
+def check_flash_file(path: str) -> None:
+    """A CliError unless the file at `path` is a virtual board's flash (4 MB, a valid partition table)."""
+    from harness.virtual.flash import FLASH_SIZE, Flash, FlashError
+
+    if Path(path).is_dir():
+        raise CliError(f"--flash {path} is a directory: give the flash file's path")
+    try:
+        with Flash(Path(path)) as flash:
+            if flash.size != FLASH_SIZE:
+                raise ValueError(f"{flash.size} bytes, not {FLASH_SIZE}")
+            flash.partitions()
+    except OSError as err:
+        raise CliError(f"cannot read {path}: {err.strerror}") from None
+    except (ValueError, FlashError) as err:
+        raise CliError(f"--flash {path} is not a virtual board's flash ({err}); give a new path to make one, or "
+                       "delete it") from None
+
+
+def run_board(args: argparse.Namespace, workdir: Path, image: bytes | None) -> int:
+    """The board in the foreground until Ctrl-C or SIGTERM; its flash kept only where --flash put it."""
+    from harness.provision import provision
+    from harness.virtual.board import VirtualBoard
+
     flash = Path(args.flash) if args.flash else workdir / "flash.bin"
     if not flash.exists():
         new_flash(flash)
@@ -157,11 +208,14 @@ def cmd_board_run(args: argparse.Namespace) -> int:
     try:
         settings = {k: v for k, v in (("device_id", args.device_id), ("broker_url", args.broker)) if v}
         if settings:
-            provision(board, settings)
+            try:
+                provision(board, settings)
+            except AssertionError as err:  # the console refused a setting
+                raise CliError(f"provisioning failed: {err}") from None
         stop.wait()
     finally:
         board.stop()
-        print(f"board stopped; flash kept in {flash}", file=sys.stderr)
+        print("board stopped" + (f"; flash kept in {flash}" if args.flash else ""), file=sys.stderr)
     return 0
 
 

@@ -5,11 +5,13 @@ import os
 import select
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from harness.broker import EmbeddedBroker
+from harness.formats import app_image
 from harness.fwserver import FirmwareServer
 from harness.link import DeviceLink
 from harness.virtual import firmware
@@ -64,3 +66,59 @@ def test_the_firmware_dies_with_a_killed_harness(tmp_path: Path) -> None:
         board.proc.wait(10)
         left = [pid for pid in apps if not _ends_within(pid, 5)]
     assert not left, f"firmware processes left running after the harness was killed: {left}"
+
+
+def _board_run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "harness", "board", "run", *args], check=False,
+                          capture_output=True, text=True, timeout=60, env=env)
+
+
+@pytest.mark.parametrize(("case", "expected"), [
+    ("broker_without_scheme", "--broker: broker URL '127.0.0.1:1883' must look like mqtt://host:port"),
+    ("not_an_image", "is not a valid app image"),
+    ("an_esp32_image", "not the virtual board's: flash it to a real ESP32 with esptool"),
+    ("flash_not_a_flash", "is not a virtual board's flash (5000 bytes, not 4194304)"),
+    ("flash_a_directory", "is a directory: give the flash file's path"),
+])
+def test_board_run_refuses_bad_input_before_it_boots(tmp_path: Path, case: str, expected: str) -> None:
+    """Each mistake is one line naming the option and the fix, exit status 2, and nothing left in TMPDIR (the
+    firmware would have refused the broker URL too, after a boot; before, a URL without mqtt:// was taken and
+    the agent failed at every boot)."""
+    image = tmp_path / "v1.bin"
+    image.write_bytes(firmware.build().image)
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(os.urandom(5000))
+    esp32 = tmp_path / "esp32.bin"
+    esp32.write_bytes(app_image.set_chip_id(firmware.build().image, app_image.CHIP_ID_ESP32))
+    args = {
+        "broker_without_scheme": ["--image", str(image), "--broker", "127.0.0.1:1883"],
+        "not_an_image": ["--image", str(junk)],
+        "an_esp32_image": ["--image", str(esp32)],
+        "flash_not_a_flash": ["--image", str(image), "--flash", str(junk)],
+        "flash_a_directory": ["--image", str(image), "--flash", str(tmp_path)],
+    }[case]
+    tmpdir = tmp_path / "tmpdir"
+    tmpdir.mkdir()
+    ran = _board_run(*args, env={**os.environ, "TMPDIR": str(tmpdir)})
+    assert ran.returncode == 2, ran.stdout + ran.stderr
+    assert expected in ran.stderr and "Traceback" not in ran.stderr, ran.stderr
+    assert not list(tmpdir.iterdir())
+
+
+def test_board_run_leaves_only_the_flash_it_was_asked_to_keep(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stopped with Ctrl-C, the board's work directory (the app, its console files) goes; --flash stays."""
+    image = tmp_path / "v1.bin"
+    image.write_bytes(firmware.build().image)
+    tmpdir = tmp_path / "tmpdir"
+    tmpdir.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmpdir))  # the CLI board's, inherited
+    with (EmbeddedBroker() as broker, DeviceLink(broker.url) as link,
+          cli_board(image, broker.url, "cli3", tmp_path / "flash.bin") as board):
+        link.wait_status("cli3", timeout=20, description="first status of the CLI board")
+        assert [p.name[:10] for p in tmpdir.iterdir()] == ["hil-board-"]
+        output = board.stop()
+    assert board.proc.returncode == 0, output
+    assert f"flash kept in {tmp_path / 'flash.bin'}" in output
+    assert (tmp_path / "flash.bin").stat().st_size == 4 * 1024 * 1024
+    assert not list(tmpdir.iterdir()), list(tmpdir.iterdir())
