@@ -30,6 +30,7 @@ import signal
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from harness import project
@@ -56,6 +57,26 @@ def write_output(path: str, data: bytes) -> None:
         Path(path).write_bytes(data)
     except OSError as err:
         raise CliError(f"cannot write {path}: {err.strerror}") from None
+
+
+def transfer_id(text: str) -> str:
+    """argparse type of a push's id: it names the chunks' topics (docs/protocol.md)."""
+    if len(text) > 47 or any(c in text for c in "/+#"):
+        raise argparse.ArgumentTypeError(f"{text!r}: at most 47 characters, without /, + or #")
+    return text
+
+
+def int_in(low: int, high: int) -> Callable[[str], int]:
+    """argparse type of an integer from `low` to `high`."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is not from {low} to {high}")
+        return value
+    return parse
 
 
 def new_flash(path: Path) -> None:
@@ -339,9 +360,12 @@ def parser() -> argparse.ArgumentParser:
     push.add_argument("--qos", type=int, choices=(0, 1), default=DEFAULT_QOS,
                       help=f"QoS of the chunks (default: {DEFAULT_QOS})")
     push.add_argument("--version", help="the version the image should carry, echoed in the device's reports")
-    push.add_argument("--id", default="", help="the transfer id (default: push-<random>)")
+    push.add_argument("--id", default="", type=transfer_id,
+                      help="the transfer id: at most 47 characters, no /, + or # (default: push-<random>)")
     push.add_argument("--force", action="store_true", help="install even if the version is not newer")
-    push.add_argument("--timeout", type=int, default=300, help="overall deadline in seconds (default: 300)")
+    push.add_argument("--timeout", type=int_in(1, 86400), default=300,
+                      help="the device's deadline for the whole transfer, 1 to 86400 s (default: 300); the command "
+                           "waits 15 s past it for the device's last word")
     push.set_defaults(func=cmd_push)
     add_lab_parser(sub)
     cat = sub.add_parser(

@@ -84,6 +84,10 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"cannot read the image {args.image}: {exc.strerror}", file=sys.stderr)
         return 2
+    if not image:
+        print(f"the image {args.image} is empty: give an app image (python -m harness build makes one)",
+              file=sys.stderr)
+        return 2
     progress = Progress(sys.stdout, sys.stdout.isatty())
     transfer = args.id or f"push-{uuid.uuid4().hex[:8]}"
     try:

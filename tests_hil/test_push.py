@@ -286,16 +286,20 @@ def test_push_resumes_after_a_broker_restart(ota, link: DeviceLink, board, pushe
     ({"chunk": 511}, "chunk must be"),
     ({"chunk": 16385}, "chunk must be"),
     ({"window": 8, "chunk": 16384}, "window x chunk must be at most 65536"),
+    ({"id": "p/bad"}, "id must not contain /, + or #"),
+    ({"id": "p+bad"}, "id must not contain /, + or #"),
+    ({"timeout_s": 0}, "timeout_s must be an integer from 1 to 86400"),
 ], ids=["no_size", "zero_size", "no_sha256", "short_sha256", "window_17", "window_0", "chunk_511", "chunk_16385",
-        "window_x_chunk_128k"])
+        "window_x_chunk_128k", "id_with_slash", "id_with_plus", "timeout_0"])
 def test_malformed_push_is_a_bad_command(ota, link: DeviceLink, board, firmware, fields: dict, detail: str) -> None:
     """B11 (push): a push without a valid `size` or `sha256`, with a window outside 1..16, a chunk outside
-    512..16384 bytes or more than 64 KiB in flight, is `rejected`/`bad_command` with a detail naming the field;
-    nothing starts, v1 healthy."""
+    512..16384 bytes, more than 64 KiB in flight, an id that could not name its chunks' topics (`/`, `+`, `#`)
+    or a deadline out of range, is `rejected`/`bad_command` with a detail naming the field; nothing starts, v1
+    healthy."""
     command = {k: v for k, v in {**_push_command("p-bad", firmware.image(version="2.0.0")), **fields}.items()
                if v is not None}
     since = ota.send(command)
-    event = ota.expect_outcome("p-bad", "rejected", "bad_command", since, timeout=10)
+    event = ota.expect_outcome(command["id"], "rejected", "bad_command", since, timeout=10)
     assert detail in event["detail"], event
     assert not [m for m in link.messages[since:] if m.kind == "push_ack"], "the device asked for chunks"
     ota.assert_healthy_on_base(since)

@@ -93,3 +93,21 @@ def test_ctrl_c_during_a_push_cancels_it_on_the_device(tmp_path: Path) -> None:
             assert again.returncode == 0, again.stdout + again.stderr
     finally:
         broker.stop()
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--id", "a/b"], "argument --id: 'a/b': at most 47 characters, without /, + or #"),
+    (["--id", "p+1"], "argument --id: 'p+1': at most 47 characters, without /, + or #"),
+    (["--id", "x" * 48], "at most 47 characters"),
+    (["--timeout", "0"], "argument --timeout: 0 is not from 1 to 86400"),
+])
+def test_push_command_refuses_what_the_device_would(tmp_path: Path, args: list[str], expected: str) -> None:
+    """An id the device could not subscribe its chunks under, or a deadline out of its range, is refused before
+    anything is sent (exit status 2), not after the device started the transfer (or, for an id with a wildcard,
+    by paho after the start command, leaving the device busy)."""
+    image = tmp_path / "v2.bin"
+    image.write_bytes(firmware.build().image_with_version("2.0.0"))
+    pushed = subprocess.run(
+        [sys.executable, "-m", "harness", "push", "--broker", "mqtt://127.0.0.1:1", "--device", "d", *args,
+         str(image)], check=False, capture_output=True, text=True, timeout=60)
+    assert pushed.returncode == 2 and expected in pushed.stderr, pushed.stderr

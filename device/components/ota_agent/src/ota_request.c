@@ -196,6 +196,8 @@ bool ota_request_parse_push(const cJSON *command, ota_request_t *req, char *erro
 
     if (!get_string(command, "id", req->id, sizeof(req->id))) {
         bad = "id must be a string of at most 47 characters";
+    } else if (strpbrk(req->id, "/+#") != NULL) {
+        bad = "id must not contain /, + or #: it names the topics of the push's chunks";
     } else if (!get_string(command, "version", req->version, sizeof(req->version))) {
         bad = "version must be a string of at most 31 characters";
     } else if ((bad = parse_announced_image(command, req)) != NULL) {
@@ -209,7 +211,7 @@ bool ota_request_parse_push(const cJSON *command, ota_request_t *req, char *erro
     } else if (window * chunk > OTA_PUSH_IN_FLIGHT_MAX) {
         bad = "window x chunk must be at most 65536 bytes (the device's chunk queue)";
     } else if (!get_int(command, "timeout_s", 1, 86400, &timeout) || !get_int(command, "idle_timeout_s", 1, 3600, &idle)) {
-        bad = "timeout_s and idle_timeout_s must be integers in range";
+        bad = "timeout_s must be an integer from 1 to 86400 and idle_timeout_s one from 1 to 3600";
     }
     if (bad != NULL) {
         snprintf(error, (size_t)error_len, "%s", bad);
