@@ -395,7 +395,8 @@ def parser() -> argparse.ArgumentParser:
                        help="RFC2217 port of the first board, the others following (default: any free ports)")
     serve.add_argument("--power-port", type=int, default=0, help="port of the power switch (default: any free)")
     serve.add_argument("--exporter-config", metavar="FILE", help="write labgrid-exporter's YAML for the boards")
-    serve.add_argument("--dir", help="where the boards' flash files go (default: a new temporary directory)")
+    serve.add_argument("--dir", help="where the boards' flash files go, kept (default: a new temporary "
+                       "directory, removed when the bench stops)")
     serve.set_defaults(func=cmd_farm_serve)
     builds = farm_sub.add_parser(
         "builds", help="write idf.py-style builds of the virtual firmware, to flash virtual boards over RFC2217",

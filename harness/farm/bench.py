@@ -15,6 +15,8 @@ The power switch: ``GET /<board>/power/1`` and ``/0`` switch, ``GET /<board>/pow
 from __future__ import annotations
 
 import contextlib
+import errno
+import shutil
 import signal
 import sys
 import tempfile
@@ -104,15 +106,32 @@ class VirtualBench:
 
 def serve(count: int, prefix: str, host: str, workdir: str | None, exporter_config: str | None,
           first_port: int = 0, power_port: int = 0) -> int:
-    """The CLI's `farm serve`: runs until SIGINT or SIGTERM; prints one line per board, then `ready`."""
+    """The CLI's `farm serve`: runs until SIGINT or SIGTERM; prints one line per board, then `ready`. The boards'
+    directory is removed at the end unless it was given (`workdir`)."""
     directory = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="hil-bench-"))
+    try:
+        return _serve(directory, count, prefix, host, exporter_config, first_port, power_port)
+    finally:
+        if not workdir:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def _serve(directory: Path, count: int, prefix: str, host: str, exporter_config: str | None, first_port: int,
+           power_port: int) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         bench = VirtualBench(directory, count, prefix, host, first_port, power_port)
     except OSError as err:
-        print(f"farm serve: {err}", file=sys.stderr)
+        if err.errno == errno.EADDRINUSE:
+            asked = ", ".join(f"{name} {port}" for name, port in (("--first-port", first_port),
+                                                                  ("--power-port", power_port)) if port)
+            print(f"farm serve: a port is already in use ({asked or 'a free one was taken meanwhile'}): stop the "
+                  "process that holds it, or leave --first-port and --power-port at 0 for free ones",
+                  file=sys.stderr)
+        else:
+            print(f"farm serve: {err}", file=sys.stderr)
         return 1
     try:
         if exporter_config:
