@@ -59,6 +59,21 @@ def write_output(path: str, data: bytes) -> None:
         raise CliError(f"cannot write {path}: {err.strerror}") from None
 
 
+def variant(text: str) -> str:
+    """argparse type of a firmware variant's name."""
+    if text not in VARIANTS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a variant; the variants are {', '.join(VARIANTS)}")
+    return text
+
+
+def offset(text: str) -> int:
+    """argparse type of a byte offset: decimal, or 0x hexadecimal."""
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an offset (decimal, or hexadecimal as 0x1f)") from None
+
+
 def transfer_id(text: str) -> str:
     """argparse type of a push's id: it names the chunks' topics (docs/protocol.md)."""
     if len(text) > 47 or any(c in text for c in "/+#"):
@@ -145,6 +160,10 @@ def cmd_image_corrupt(args: argparse.Namespace) -> int:
     if bad:
         print(f"{args.file}: offsets {bad} are outside the {len(data)}-byte image", file=sys.stderr)
         return 1
+    if not args.flip and args.truncate is None:
+        raise CliError("nothing to damage: give --flip OFFSET ... and/or --truncate N")
+    if args.truncate is not None and not 0 <= args.truncate <= len(data):
+        raise CliError(f"--truncate {args.truncate}: {args.file} has {len(data)} bytes; keep 0 to {len(data)}")
     data = app_image.corrupt(data, args.flip) if args.flip else data
     if args.truncate is not None:
         data = app_image.truncate(data, args.truncate)
@@ -310,7 +329,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m harness", description="OTA HIL harness tools.")
     sub = p.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="build the virtual-board firmware variants")
-    b.add_argument("variants", nargs="*", help=f"variants to build (default: {', '.join(VARIANTS)})")
+    b.add_argument("variants", nargs="*", type=variant, metavar="VARIANT",
+                   help=f"variants to build (default: all of {', '.join(VARIANTS)})")
     b.add_argument("--port-check", action="store_true",
                    help="also build the host port's own test app (device/port/linux/test), which the unit tests "
                         "and the catalog's reset scenarios run: built here, no test waits for it")
@@ -328,7 +348,7 @@ def parser() -> argparse.ArgumentParser:
     corrupt = image_sub.add_parser("corrupt", help="damage an image on purpose (for negative tests)")
     corrupt.add_argument("file")
     corrupt.add_argument("-o", "--output", required=True, help="where to write the damaged image")
-    corrupt.add_argument("--flip", type=lambda v: int(v, 0), nargs="*", default=[], metavar="OFFSET",
+    corrupt.add_argument("--flip", type=offset, nargs="*", default=[], metavar="OFFSET",
                          help="invert the byte at each offset (decimal or 0x hex)")
     corrupt.add_argument("--truncate", type=int, metavar="N", help="keep only the first N bytes")
     corrupt.set_defaults(func=cmd_image_corrupt)

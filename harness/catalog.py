@@ -250,9 +250,13 @@ def command(write: str | None = None, check: str | None = None) -> int:
         path = Path(write or check)
         text = path.read_text()
         updated = replace_table(text, table, str(path))
-    except (CatalogError, OSError) as err:
+    except CatalogError as err:
         print(f"catalog: {err}", file=sys.stderr)
         return 1
+    except OSError as err:  # the file to check or write into: it must exist, with the markers in it
+        print(f"catalog: cannot read {err.filename}: {err.strerror} (give the README that holds the {START} and "
+              f"{END} markers)", file=sys.stderr)
+        return 2
     if check is not None:
         if updated != text:
             print(f"{path}: the scenario catalog is stale; run python -m harness catalog --write {path}",

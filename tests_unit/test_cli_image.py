@@ -98,3 +98,21 @@ def test_build_with_port_check_builds_the_host_ports_test_app_too() -> None:
     assert re.fullmatch(r"/.+/hil_ota_agent\.bin \(version \S+\)", lines["default"]), lines
     exe = Path(lines["port_check"])
     assert exe.name == "hil_port_check" and os.access(exe, os.X_OK)
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["image", "corrupt", "{image}", "-o", "{out}", "--truncate", "-5"], "--truncate -5: {image} has "),
+    (["image", "corrupt", "{image}", "-o", "{out}", "--truncate", "99999999"], "keep 0 to "),
+    (["image", "corrupt", "{image}", "-o", "{out}"], "nothing to damage: give --flip OFFSET ... and/or --truncate N"),
+    (["image", "corrupt", "{image}", "-o", "{out}", "--flip", "zz"], "'zz' is not an offset"),
+    (["build", "nosuch"], "'nosuch' is not a variant; the variants are default, "),
+    (["catalog", "--check", "{out}"], "catalog: cannot read {out}: No such file or directory"),
+], ids=["truncate_negative", "truncate_past_the_end", "corrupt_nothing", "flip_not_a_number", "build_no_such_variant",
+        "catalog_no_such_file"])
+def test_a_wrong_option_is_one_line_that_names_it(image: Path, tmp_path: Path, argv: list[str], expected: str) -> None:
+    """Exit status 2, no traceback, nothing written (before, these were a ValueError traceback, an identical copy
+    exiting 0, "invalid <lambda> value", a cmake run for a variant that does not exist, and a bare errno)."""
+    out = tmp_path / "out.bin"
+    code, _, err = run(*(a.format(image=image, out=out) for a in argv))
+    assert code == 2 and expected.format(image=image, out=out) in err and "Traceback" not in err, err
+    assert not out.exists()
