@@ -27,7 +27,7 @@ import paho.mqtt.client as mqtt
 
 from harness import commands
 from harness.mqtt_client import LinkError, new_client
-from harness.net import parse_mqtt_url
+from harness.net import format_url, parse_mqtt_url
 
 # The device's limits (docs/protocol.md): window 1..16 chunks of 512..16384 bytes, window x chunk <= 64 KiB.
 WINDOW_MAX = 16
@@ -145,6 +145,7 @@ class Pusher:
         self.on_progress = on_progress
         endpoint = parse_mqtt_url(url)
         self._endpoint = endpoint
+        self.shown_url = format_url(endpoint.scheme, endpoint.host, endpoint.port)  # for messages: no password
         self._client = new_client(endpoint, f"harness-pusher-{uuid.uuid4().hex[:8]}",
                                   username or endpoint.username, password or endpoint.password, ca_pem)
         self._client.max_queued_messages_set(0)
@@ -155,6 +156,7 @@ class Pusher:
         self._client.reconnect_delay_set(0.1, 0.5)  # back soon after a broker restart, as the device is
         self._changed = threading.Condition()
         self._subscribed = threading.Event()
+        self._connack: mqtt.ReasonCode | None = None  # the broker's answer to CONNECT, once it came
         self._transfer: _Transfer | None = None
         self._resumed = False  # resume() lifted the fault plan's stall
 
@@ -165,13 +167,20 @@ class Pusher:
         try:
             self._client.connect(self._endpoint.host, self._endpoint.port, keepalive=30)
         except (OSError, ssl.SSLError) as exc:
-            raise PushError(f"cannot connect to the MQTT broker {self.url}: {exc}; is it running, and the URL "
+            raise PushError(f"cannot connect to the MQTT broker {self.shown_url}: {exc}; is it running, and the URL "
                             "right (mqtt://host:port)?") from exc
         self._client.loop_start()
         if not self._subscribed.wait(timeout):
             self.close()
-            raise PushError(f"the broker {self.url} did not accept the pusher's subscription within {timeout} s "
-                            "(check the credentials and its access rules)")
+            if self._connack is None:
+                raise PushError(f"{self.shown_url} accepted a TCP connection but sent no MQTT CONNACK within "
+                                f"{timeout} s: is it an MQTT broker, and the port its MQTT listener's (mqtts:// for a "
+                                "TLS one)?")
+            if self._connack.is_failure:
+                raise PushError(f"the broker {self.shown_url} refused the pusher's connection: {self._connack} "
+                                "(check the user name and password in the URL)")
+            raise PushError(f"the broker {self.shown_url} did not accept the pusher's subscription within {timeout} s "
+                            "(check its access rules for the pusher's user)")
         return self
 
     def close(self) -> None:
@@ -249,7 +258,7 @@ class Pusher:
             sender.acked = sender.sent_upto = state.acks[-1][0] if state.acks else 0
         if not answered:
             raise PushError(f"device {self.device_id} did not answer the push {transfer_id!r} within {timeout} s: "
-                            f"is it online and connected to {self.url} under the prefix {self.prefix!r}?")
+                            f"is it online and connected to {self.shown_url} under the prefix {self.prefix!r}?")
         return None
 
     def _stream(self, image: bytes, sender: _Sender, faults: PushFaults, deadline: float) -> PushResult:
@@ -371,6 +380,7 @@ class Pusher:
 
     def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: mqtt.ReasonCode,
                     _properties: Any) -> None:
+        self._connack = reason_code
         if reason_code.is_failure:
             return
         client.subscribe([(self.topic("push_ack"), 1), (self.topic("ota"), 1), (self.topic("online"), 1)])

@@ -16,7 +16,7 @@ CANCEL_WAIT_S = 5.0  # after Ctrl-C, how long to wait for the device's `cancelle
 
 # What to do about each refusal or failure the device can report for a push (docs/protocol.md).
 ADVICE = {
-    "busy": "another update is running on the device (or it is still confirming its new firmware); retry later",
+    "busy": "retry once the device is free",  # its detail says why: another update, a self-test, a full queue
     "too_large": "the image does not fit the device's OTA slot",
     "same_version": "the device runs this version already (--force installs it anyway)",
     "downgrade": "the image is older than the running firmware (--force installs it anyway)",
@@ -98,7 +98,10 @@ def run(args: argparse.Namespace) -> int:
             except KeyboardInterrupt:
                 progress.end()
                 return interrupted(pusher, transfer)
-    except (PushError, ValueError) as exc:
+    except ValueError as exc:  # what it was given: the broker URL, the window and chunk
+        print(f"push: {exc}", file=sys.stderr)
+        return 2
+    except PushError as exc:
         progress.end()
         print(f"push failed: {exc}", file=sys.stderr)
         return 1

@@ -111,3 +111,12 @@ def test_push_command_refuses_what_the_device_would(tmp_path: Path, args: list[s
         [sys.executable, "-m", "harness", "push", "--broker", "mqtt://127.0.0.1:1", "--device", "d", *args,
          str(image)], check=False, capture_output=True, text=True, timeout=60)
     assert pushed.returncode == 2 and expected in pushed.stderr, pushed.stderr
+
+
+def test_push_command_with_a_broker_url_without_scheme_is_a_usage_error(tmp_path: Path) -> None:
+    image = tmp_path / "v2.bin"
+    image.write_bytes(firmware.build().image_with_version("2.0.0"))
+    pushed = subprocess.run([sys.executable, "-m", "harness", "push", "--broker", "127.0.0.1:1883", "--device", "d",
+                             str(image)], check=False, capture_output=True, text=True, timeout=60)
+    assert pushed.returncode == 2, pushed.stderr
+    assert pushed.stderr.strip() == "push: broker URL '127.0.0.1:1883' must look like mqtt://host:port or mqtts://host:port"
