@@ -32,11 +32,15 @@ import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness import project
 from harness.formats import app_image
 from harness.push import DEFAULT_CHUNK, DEFAULT_QOS, DEFAULT_WINDOW
 from harness.virtual import firmware
+
+if TYPE_CHECKING:
+    from harness.virtual.board import VirtualBoard
 
 VARIANTS = project.reference().variants
 
@@ -230,6 +234,17 @@ def check_flash_file(path: str) -> None:
                        "delete it") from None
 
 
+def forward_console(board: VirtualBoard) -> None:
+    """Each line of stdin to the board's console, as a terminal on its UART would (until EOF)."""
+    from harness.virtual.board import VirtualBoardError
+
+    for line in sys.stdin:
+        try:
+            board.write(line.rstrip("\r\n"))
+        except VirtualBoardError as err:  # between two boots: the line is lost, as on a chip
+            print(f"board run: {err}", file=sys.stderr, flush=True)
+
+
 def run_board(args: argparse.Namespace, workdir: Path, image: bytes | None) -> int:
     """The board in the foreground until Ctrl-C or SIGTERM; its flash kept only where --flash put it."""
     from harness.provision import provision
@@ -252,6 +267,7 @@ def run_board(args: argparse.Namespace, workdir: Path, image: bytes | None) -> i
                 provision(board, settings)
             except AssertionError as err:  # the console refused a setting
                 raise CliError(f"provisioning failed: {err}") from None
+        threading.Thread(target=forward_console, args=(board,), name="stdin-console", daemon=True).start()
         stop.wait()
     finally:
         board.stop()
@@ -358,7 +374,8 @@ def parser() -> argparse.ArgumentParser:
         "run", help="run a virtual board in the foreground until Ctrl-C, printing its serial console",
         description="Boots a virtual ESP32 from a flash file (new, or --flash to keep one between runs), "
                     "flashes --image into ota_0 if given, and provisions device_id and broker_url over the "
-                    "console. Publish commands to devices/<id>/cmd, e.g. with mosquitto_pub.")
+                    "console. Lines typed here go to the board's console (config show, status, reboot, "
+                    "help). Publish commands to devices/<id>/cmd, e.g. with mosquitto_pub.")
     run.add_argument("--image", help="app image for the virtual board (python -m harness build makes one)")
     run.add_argument("--broker", help="MQTT broker URL, e.g. mqtt://127.0.0.1:1883")
     run.add_argument("--device-id", help="device id in the MQTT topics (default: derived from the MAC)")

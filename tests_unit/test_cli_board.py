@@ -2,10 +2,15 @@
 
 import json
 import os
+import queue
+import re
 import select
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -122,3 +127,36 @@ def test_board_run_leaves_only_the_flash_it_was_asked_to_keep(tmp_path: Path,
     assert f"flash kept in {tmp_path / 'flash.bin'}" in output
     assert (tmp_path / "flash.bin").stat().st_size == 4 * 1024 * 1024
     assert not list(tmpdir.iterdir()), list(tmpdir.iterdir())
+
+
+def test_board_run_forwards_typed_lines_to_the_console(tmp_path: Path) -> None:
+    """Without --broker the firmware asks for `config set broker_url ...` on its console: what is typed on the
+    command's stdin reaches it, and the answers come back on stdout."""
+    image = tmp_path / "v1.bin"
+    image.write_bytes(firmware.build().image)
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "board", "run", "--image", str(image)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout or ()], daemon=True).start()
+
+    def wait_line(pattern: str, timeout: float = 20) -> str:
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = lines.get(timeout=left)
+            except queue.Empty:
+                break
+            if re.search(pattern, line):
+                return line
+        raise AssertionError(f"no output line matched {pattern!r} within {timeout} s")
+
+    try:
+        wait_line(r"broker_url is not set")
+        assert proc.stdin is not None
+        proc.stdin.write("config get selftest_timeout_s\n")
+        proc.stdin.flush()
+        assert re.match(r"^selftest_timeout_s=\d+$", wait_line(r"selftest_timeout_s="))
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(15)
+    assert proc.returncode == 0
