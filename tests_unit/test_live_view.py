@@ -242,6 +242,11 @@ def test_lab_on_real_boards_says_what_it_needs() -> None:
         lab.proc.wait(30)
         output = lab.stop()
     assert lab.proc.returncode == 2 and "give --host-ip ADDRESS" in output, output
+    with cli_lab("--target", "esp32", "--port", "/dev/ttyUSB9", "--host-ip", "192.0.2.1", "--http-port", "0") as lab:
+        lab.proc.wait(30)  # 192.0.2.1: TEST-NET-1, never this machine's
+        output = lab.stop()
+    assert lab.proc.returncode == 2 and "--host-ip 192.0.2.1 is not an address of this machine" in output, output
+    assert "Traceback" not in output and "live view:" not in output, output
     with cli_lab("--port", "/dev/ttyUSB0") as lab:
         lab.proc.wait(30)
         output = lab.stop()

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import shutil
 import signal
+import socket
 import tempfile
 import threading
 import uuid
@@ -142,11 +143,11 @@ class Lab:
             raise LabError(f"--target {config.target}: give the boards' serial ports with --port (one per board)")
         if not real and config.boards < 1:
             raise LabError(f"--boards {config.boards}: at least one board")
+        bind, advertise = (self._real_address() if real else ("127.0.0.1", "127.0.0.1"))
         self.server.start()  # first: a port taken stops the lab before any board starts
         self.state.set_info(target=config.target, actions=True, page=self.server.url)
         self._announce(self.server.url)
         self.state.note(f"starting: {len(config.ports) if real else config.boards} {config.target} board(s)")
-        bind, advertise = (self._real_address() if real else ("127.0.0.1", "127.0.0.1"))
         self.broker = (MosquittoBroker(host=bind, advertise_host=advertise) if config.broker == "mosquitto"
                        else EmbeddedBroker(host=bind, advertise_host=advertise))
         self.broker.start()
@@ -247,6 +248,13 @@ class Lab:
         if not self.config.host_ip:
             raise LabError("--target esp32: give --host-ip ADDRESS, this machine's address on the boards' Wi-Fi "
                            "network (the broker and the firmware server are advertised there)")
+        try:  # the broker is advertised there and the lab's own link connects there: it must be this machine's
+            with socket.socket(socket.AF_INET6 if ":" in self.config.host_ip else socket.AF_INET) as probe:
+                probe.bind((self.config.host_ip, 0))
+        except OSError as err:
+            raise LabError(f"--host-ip {self.config.host_ip} is not an address of this machine ({err.strerror}); "
+                           "give this machine's address on the boards' Wi-Fi network (ip -br address shows "
+                           "them)") from None
         return "0.0.0.0", self.config.host_ip
 
     def _base_version(self) -> str | None:
