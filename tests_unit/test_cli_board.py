@@ -57,9 +57,10 @@ def _ends_within(pid: int, timeout: float) -> bool:
         os.close(fd)
 
 
-def test_the_firmware_dies_with_a_killed_harness(tmp_path: Path) -> None:
+def test_the_firmware_dies_with_a_killed_harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """SIGKILL leaves the harness no time to stop its board: the app process ends with it (the host port's
     parent-death signal) rather than running on as an orphan with its flash file and broker session."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # the killed command cannot remove its work directory
     image = tmp_path / "v1.bin"
     image.write_bytes(firmware.build().image)
     with (EmbeddedBroker() as broker, DeviceLink(broker.url) as link,
