@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 
 from harness import project
 from harness.formats import app_image
-from harness.push import DEFAULT_CHUNK, DEFAULT_QOS, DEFAULT_WINDOW
+from harness.push import DEFAULT_CHUNK, DEFAULT_QOS, DEFAULT_WINDOW, TIMEOUT_S_MAX, TRANSFER_ID_MAX, check_transfer_id
 from harness.virtual import firmware
 
 if TYPE_CHECKING:
@@ -79,9 +79,11 @@ def offset(text: str) -> int:
 
 
 def transfer_id(text: str) -> str:
-    """argparse type of a push's id: it names the chunks' topics (docs/protocol.md)."""
-    if len(text) > 47 or any(c in text for c in "/+#"):
-        raise argparse.ArgumentTypeError(f"{text!r}: at most 47 characters, without /, + or #")
+    """argparse type of a push's id: what the device takes (harness.push.check_transfer_id)."""
+    try:
+        check_transfer_id(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: at most {TRANSFER_ID_MAX} characters, without /, + or #") from None
     return text
 
 
@@ -195,7 +197,7 @@ def cmd_board_run(args: argparse.Namespace) -> int:
         check_virtual_image(args.image, image)
     if args.flash and Path(args.flash).exists():
         check_flash_file(args.flash)
-    if args.flash and not Path(args.flash).exists():
+    elif args.flash:
         new_flash(Path(args.flash))  # before the work directory, which a failure here would leave behind
     workdir = Path(tempfile.mkdtemp(prefix="hil-board-"))
     try:
@@ -400,9 +402,9 @@ def parser() -> argparse.ArgumentParser:
     push.add_argument("--id", default="", type=transfer_id,
                       help="the transfer id: at most 47 characters, no /, + or # (default: push-<random>)")
     push.add_argument("--force", action="store_true", help="install even if the version is not newer")
-    push.add_argument("--timeout", type=int_in(1, 86400), default=300,
-                      help="the device's deadline for the whole transfer, 1 to 86400 s (default: 300); the command "
-                           "waits 15 s past it for the device's last word")
+    push.add_argument("--timeout", type=int_in(1, TIMEOUT_S_MAX), default=300,
+                      help=f"the device's deadline for the whole transfer, 1 to {TIMEOUT_S_MAX} s (default: 300); "
+                           "the command waits 15 s past it for the device's last word")
     push.set_defaults(func=cmd_push)
     add_lab_parser(sub)
     cat = sub.add_parser(

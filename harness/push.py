@@ -33,12 +33,21 @@ from harness.net import format_url, parse_mqtt_url
 WINDOW_MAX = 16
 CHUNK_MIN, CHUNK_MAX = 512, 16384
 IN_FLIGHT_MAX = 65536
+TRANSFER_ID_MAX = 47  # the id names the chunks' topics: one topic level, without wildcards
+TIMEOUT_S_MAX = 86400
 DEFAULT_WINDOW = 4
 # 16 KiB chunks: a quarter of the messages, acknowledgements and broker hops of the protocol's 4 KiB default
 # for the same image (docs/performance.md, "Push").
 DEFAULT_CHUNK = 16384
 DEFAULT_QOS = 1
 OUTCOMES = frozenset({"rebooting", "failed", "rejected", "cancelled"})
+
+
+def check_transfer_id(transfer_id: str) -> None:
+    """ValueError unless the device would take `transfer_id` (docs/protocol.md, `push`): it names the chunks'
+    topics, so a longer one is refused and one with /, + or # could never be subscribed to as one level."""
+    if len(transfer_id) > TRANSFER_ID_MAX or any(c in transfer_id for c in "/+#"):
+        raise ValueError(f"transfer id {transfer_id!r}: at most {TRANSFER_ID_MAX} characters, without /, + or #")
 
 
 class PushError(RuntimeError):
@@ -220,6 +229,7 @@ class Pusher:
              timeout_s: int = 300, idle_timeout_s: int = 30, faults: PushFaults | None = None,
              start_timeout: float = 10.0) -> PushResult:
         """Push `image`; returns how the device ended it (raises PushError only when it never answered)."""
+        check_transfer_id(transfer_id)
         faults = faults or PushFaults()
         started = time.monotonic()
         with self._changed:

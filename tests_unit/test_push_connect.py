@@ -1,4 +1,5 @@
-"""The pusher's connection errors: each says which step failed, so the user knows what to fix."""
+"""The pusher's connection errors (each says which step failed, so the user knows what to fix), and what it refuses
+before it sends anything."""
 
 from __future__ import annotations
 
@@ -29,3 +30,10 @@ def test_a_refused_login_is_named_as_such() -> None:
                                              "and password") as refused:
             Pusher(url, "d1").connect(timeout=3)
     assert "wrong" not in str(refused.value), "the password is in the message"
+
+
+@pytest.mark.parametrize("transfer_id", ["a/b", "p+1", "p#", "x" * 48])
+def test_a_transfer_id_the_device_would_refuse_is_refused_before_sending(transfer_id: str) -> None:
+    """Checked before the push command goes out (the pusher here is not even connected)."""
+    with pytest.raises(ValueError, match="at most 47 characters, without /, \\+ or #"):
+        Pusher("mqtt://127.0.0.1:1", "d1").push(b"image", transfer_id)
