@@ -16,11 +16,17 @@ from tests_unit.cli_board import cli_board
 pytestmark = pytest.mark.skipif(shutil.which("mosquitto") is None, reason="mosquitto not installed")
 
 
-def test_push_command_installs_v2_on_a_cli_board_over_mosquitto(tmp_path: Path) -> None:
+def _v1_and_v2(tmp_path: Path) -> tuple[Path, Path]:
+    """The base build as v1.bin (for the board) and at 2.0.0 as v2.bin (to push)."""
     build = firmware.build()
     v1, v2 = tmp_path / "v1.bin", tmp_path / "v2.bin"
     v1.write_bytes(build.image)
     v2.write_bytes(build.image_with_version("2.0.0"))
+    return v1, v2
+
+
+def test_push_command_installs_v2_on_a_cli_board_over_mosquitto(tmp_path: Path) -> None:
+    v1, v2 = _v1_and_v2(tmp_path)
     broker = MosquittoBroker()
     broker.start()
     try:
@@ -63,10 +69,7 @@ def test_ctrl_c_during_a_push_cancels_it_on_the_device(tmp_path: Path) -> None:
     """Ctrl-C in the middle of `python -m harness push` sends the device a `cancel` for the transfer: it answers
     `cancelled` and keeps v1, and the next push is not refused as `busy` (without the cancel the device would
     hold the transfer until its idle deadline, 30 s)."""
-    build = firmware.build()
-    v1, v2 = tmp_path / "v1.bin", tmp_path / "v2.bin"
-    v1.write_bytes(build.image)
-    v2.write_bytes(build.image_with_version("2.0.0"))
+    v1, v2 = _v1_and_v2(tmp_path)
     broker = MosquittoBroker()
     broker.start()
     try:
