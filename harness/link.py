@@ -25,7 +25,7 @@ import paho.mqtt.client as mqtt
 
 from harness import clock
 from harness.mqtt_client import LinkError, new_client, publish_all
-from harness.net import parse_mqtt_url
+from harness.net import format_url, parse_mqtt_url
 from harness.protocol import (
     OTA_STATES,
     Message,
@@ -85,7 +85,7 @@ class DeviceLink:
         the wait (None: waits run to their deadline whatever the connection does). `receipts`: the embedded
         broker's, so each message also carries when the broker read it (`Message.t_published`)."""
         endpoint = parse_mqtt_url(url)
-        self.url = url
+        self.url = format_url(endpoint.scheme, endpoint.host, endpoint.port)  # for messages: no user or password
         self.prefix = prefix.rstrip("/")
         self.strict = strict
         self._endpoint = endpoint

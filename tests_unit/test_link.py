@@ -364,6 +364,15 @@ def test_unreachable_broker_fails_fast() -> None:
             DeviceLink(f"mqtt://127.0.0.1:{port}").connect()
 
 
+def test_a_password_in_the_url_stays_out_of_errors() -> None:
+    with socket.socket() as placeholder:
+        placeholder.bind(("127.0.0.1", 0))
+        port = placeholder.getsockname()[1]
+        with pytest.raises(LinkError, match=rf"mqtt://127\.0\.0\.1:{port}") as raised:
+            DeviceLink(f"mqtt://op:s3cret@127.0.0.1:{port}").connect()
+    assert "s3cret" not in str(raised.value)
+
+
 def test_credentials_and_acl() -> None:
     policy = AccessPolicy(operator_username="op", operator_password="secret", devices={"d1": "p1"})
     with EmbeddedBroker(auth=policy) as broker:
