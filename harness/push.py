@@ -167,6 +167,7 @@ class Pusher:
         self._subscribed = threading.Event()
         self._connack: mqtt.ReasonCode | None = None  # the broker's answer to CONNECT, once it came
         self._transfer: _Transfer | None = None
+        self._presence: bytes | None = None  # the device's latest online flag (retained or live), once one came
         self._resumed = False  # resume() lifted the fault plan's stall
 
     # --- lifecycle -----------------------------------------------------------------------------------
@@ -260,8 +261,13 @@ class Pusher:
     def _first_answer(self, transfer_id: str, sender: _Sender, timeout: float) -> PushResult | None:
         """None once the device acknowledged the start; a result when it refused it at once."""
         with self._changed:
-            answered = self._changed.wait_for(lambda: self._state().acks or self._state().outcome, timeout)
+            answered = self._changed.wait_for(
+                lambda: self._state().acks or self._state().outcome or self._presence == b"offline", timeout)
             state = self._state()
+            if self._presence == b"offline" and not state.acks and state.outcome is None:
+                raise PushError(f"device {self.device_id} is offline: its online flag on {self.topic('online')} "
+                                "says so (it lost power, crashed or its link dropped, and has not reconnected); "
+                                "start it, wait for it to publish `online`, and push again")
             if state.outcome is not None and not state.acks:
                 return self._result(state, _Sender(size=0, window=self.window))
             sender.seen_acks = len(state.acks)
@@ -382,8 +388,11 @@ class Pusher:
     # --- paho's thread -------------------------------------------------------------------------------
 
     def _on_online(self, msg: mqtt.MQTTMessage) -> None:
-        """A live `offline` (the last will, not the retained one of a subscription) ends a running push."""
+        """Any `offline` ends the wait for the device's first answer (its session is clean: it would never see the
+        command); only a live one (the last will, not the retained one of a subscription) ends a running push."""
         with self._changed:
+            self._presence = msg.payload
+            self._changed.notify_all()
             if self._transfer is not None and not msg.retain and msg.payload == b"offline":
                 self._transfer.offline = True
                 self._changed.notify_all()

@@ -4,11 +4,13 @@ before it sends anything."""
 from __future__ import annotations
 
 import socket
+import time
 
 import pytest
 
 from harness.broker import EmbeddedBroker
 from harness.broker.access import AccessPolicy
+from harness.link import DeviceLink
 from harness.push import Pusher, PushError
 
 
@@ -30,6 +32,22 @@ def test_a_refused_login_is_named_as_such() -> None:
                                              "and password") as refused:
             Pusher(url, "d1").connect(timeout=3)
     assert "wrong" not in str(refused.value), "the password is in the message"
+
+
+def test_a_device_whose_online_flag_says_offline_fails_at_once() -> None:
+    """Its session is clean, so it would never see the command: no wait for an answer that cannot come."""
+    with EmbeddedBroker() as broker:
+        with DeviceLink(broker.url) as device:
+            device.publish("devices/ghost/online", "offline", retain=True)  # what its last will leaves
+        with Pusher(broker.url, "ghost") as pusher, pytest.raises(PushError) as failed:
+            started = time.monotonic()
+            try:
+                pusher.push(b"image", "p1", start_timeout=20)
+            finally:
+                waited = time.monotonic() - started
+    assert waited < 10, f"waited {waited:.1f} s of the 20 s start timeout for a device known to be offline"
+    assert "device ghost is offline: its online flag on devices/ghost/online says so" in str(failed.value)
+    assert "push again" in str(failed.value)
 
 
 @pytest.mark.parametrize("transfer_id", ["a/b", "p+1", "p#", "x" * 48])
