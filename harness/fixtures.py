@@ -16,6 +16,7 @@ switches off (``-p no:esp_ota_hil_aliases``) when another plugin has a fixture o
 - ``hil_record``: the test's record (harness.session.record), which its timeline and report come from.
 - ``hil_fault_proxy``: makes TCP fault proxies (harness.fault_proxy) to put between a board and the broker
   or the firmware server; every fault they apply goes into the test's timeline.
+- ``hil_tidy_pytest_embedded_dir`` (autouse): removes the empty log directory pytest-embedded makes per session.
 """
 
 from __future__ import annotations
@@ -296,3 +297,21 @@ def hil_fault_proxy(request: pytest.FixtureRequest, hil_record: TestRecord) -> I
             errors.append(exc)
     if errors:
         raise errors[0]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def hil_tidy_pytest_embedded_dir(request: pytest.FixtureRequest) -> Iterator[None]:
+    """pytest-embedded, when installed, makes a session directory for its duts' logs in every session
+    (an autouse fixture of its own asks for it), under --root-logdir (default: the system's temp directory):
+    one empty directory per run and xdist worker where no dut ran, as none does in the harness's scenarios.
+    Removed at the end of the session when it is still empty, so a dut's logs stay where it wrote them."""
+    if "session_tempdir" not in request.fixturenames:  # pytest-embedded is not loaded
+        yield
+        return
+    session_dir = Path(request.getfixturevalue("session_tempdir"))
+    yield
+    for empty in (session_dir, session_dir.parent):  # <root-logdir>/pytest-embedded/<date>, then its parent
+        try:
+            empty.rmdir()
+        except OSError:  # not empty (a dut's logs, another session's directory) or gone already
+            return

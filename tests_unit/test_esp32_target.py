@@ -386,6 +386,17 @@ def test_target_option_without_pytest_embedded() -> None:
     assert real.returncode == 0 and "needs 2 boards at once" in real.stdout, real.stdout + real.stderr
 
 
+def test_a_session_without_a_dut_leaves_no_pytest_embedded_directory(tmp_path: Path) -> None:
+    """pytest-embedded makes <root-logdir>/pytest-embedded/<date>/ in every session; the harness removes it
+    when no dut wrote in it (each run and xdist worker left one behind in /tmp)."""
+    logs = tmp_path / "logs"
+    result = _pytest("tests_hil/test_versions.py::test_back_to_back_updates_alternate_slots", "--root-logdir",
+                     str(logs), "-q")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert logs.is_dir(), "pytest-embedded did not run: this test checks nothing"
+    assert not (logs / "pytest-embedded").exists(), sorted(p.name for p in logs.rglob("*"))
+
+
 def test_passwords_never_show_in_reprs() -> None:
     settings = WifiCredentials("lab", "hunter22").settings()
     assert settings["wifi_password"] == "hunter22" and "hunter22" not in repr(settings)

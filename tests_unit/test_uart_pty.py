@@ -56,6 +56,6 @@ def test_pytest_embedded_serial_dut_expects_a_boot(powered_board, tmp_path: Path
     """))
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:esp_ota_hil", "-q",
-         "--embedded-services", "serial", "--port", path, str(inner)],
+         "--embedded-services", "serial", "--port", path, "--root-logdir", str(tmp_path / "logs"), str(inner)],
         cwd=inner, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
