@@ -7,10 +7,13 @@ import re
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
+from harness.formats.app_image import build_virtual_image
 from harness.virtual import firmware
+from harness.virtual.board import VirtualBoard, create_flash
 from harness.virtual.flash import Flash
 
 CSV = (firmware.DEVICE_DIR / "partitions.csv").read_text()
@@ -105,3 +108,17 @@ def values(lines: list[str]) -> dict[str, str]:
     for line in lines:
         found.update(re.findall(r"(\w+)=(\S*)", line))
     return found
+
+
+@contextmanager
+def port_check_board(exe: Path, tmp_path: Path, name: str) -> Iterator[VirtualBoard]:
+    """A virtual board running port_check as its app, at its prompt (stopped when the block ends)."""
+    create_flash(tmp_path / "flash.bin", CSV)
+    board = VirtualBoard(name, tmp_path / "flash.bin", tmp_path)
+    board.flash(build_virtual_image(exe.read_bytes(), version="0.0.1-check", project_name="port_check"))
+    board.power_on()
+    try:
+        board.expect(r"^port_check>$", timeout=15)
+        yield board
+    finally:
+        board.stop()

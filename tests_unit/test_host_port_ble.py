@@ -17,11 +17,10 @@ from pathlib import Path
 import pytest
 
 from harness.boards.base import Board
-from harness.formats.app_image import build_virtual_image
 from harness.virtual import host_abi as abi
 from harness.virtual.ble_air import BleAir, NoBleAirError, name_ad
-from harness.virtual.board import VirtualBoard, create_flash
-from tests_unit.port_check_app import CSV, PortCheck, values
+from harness.virtual.board import VirtualBoard
+from tests_unit.port_check_app import PortCheck, port_check_board, values
 
 DEVICE_A = "c0:ff:ee:00:00:0a"
 DEVICE_B = "c0:ff:ee:00:00:0b"
@@ -229,15 +228,8 @@ def test_scan_parameter_and_scan_state_errors_come_in_the_complete_events(ble: P
 @pytest.fixture
 def check_board(tmp_path: Path, port_check_exe: Path) -> Iterator[VirtualBoard]:
     """A virtual board running port_check, at its prompt."""
-    create_flash(tmp_path / "flash.bin", CSV)
-    board = VirtualBoard("ble", tmp_path / "flash.bin", tmp_path)
-    board.flash(build_virtual_image(port_check_exe.read_bytes(), version="0.0.1-check", project_name="port_check"))
-    board.power_on()
-    try:
-        board.expect(r"^port_check>$", timeout=15)
+    with port_check_board(port_check_exe, tmp_path, "ble") as board:
         yield board
-    finally:
-        board.stop()
 
 
 def scan_on_board(board: VirtualBoard) -> list[str]:

@@ -18,11 +18,10 @@ from pathlib import Path
 import pytest
 
 from harness.boards.base import Board
-from harness.formats.app_image import build_virtual_image
 from harness.virtual import host_abi as abi
-from harness.virtual.board import VirtualBoard, create_flash
+from harness.virtual.board import VirtualBoard
 from harness.virtual.wifi_ap import DEFAULT_RSSI, PROBE_S, SCAN_S, NoWifiApError, WifiAp
-from tests_unit.port_check_app import CSV, PortCheck, values
+from tests_unit.port_check_app import PortCheck, port_check_board, values
 
 INACTIVE_S = 3  # esp_wifi_set_inactive_time()'s minimum for a station
 IP_LOST_S = 4  # CONFIG_ESP_NETIF_IP_LOST_TIMER_INTERVAL in port_check's test/sdkconfig.defaults
@@ -208,15 +207,8 @@ def test_the_disconnect_aborts_connections_and_new_connects_fail_at_once(
 @pytest.fixture
 def check_board(tmp_path: Path, port_check_exe: Path) -> Iterator[VirtualBoard]:
     """A virtual board running port_check, at its prompt."""
-    create_flash(tmp_path / "flash.bin", CSV)
-    board = VirtualBoard("wifi", tmp_path / "flash.bin", tmp_path)
-    board.flash(build_virtual_image(port_check_exe.read_bytes(), version="0.0.1-check", project_name="port_check"))
-    board.power_on()
-    try:
-        board.expect(r"^port_check>$", timeout=15)
+    with port_check_board(port_check_exe, tmp_path, "wifi") as board:
         yield board
-    finally:
-        board.stop()
 
 
 def test_the_board_hands_its_ap_to_the_app_and_keeps_it_across_reboots(check_board: VirtualBoard) -> None:
