@@ -6,6 +6,7 @@ E2 and E3 stop the broker while v2 boots, so they need one the harness runs (not
 """
 
 import contextlib
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -79,6 +80,44 @@ def test_new_firmware_that_cannot_reach_the_broker_rolls_back(board_factory, ota
     status = _last_ota_after_broker_restart(board, link, since)
     assert status["last_ota"] == {"id": "e3", "state": "rolled_back", "reason": "selftest_failed", "version": "2.0.0"}
     assert (status["version"], status["partition"], status["ota_state"]) == (firmware.base_version, "ota_0", "valid")
+    link.check_protocol()
+
+
+@pytest.mark.slow
+def test_a_rollback_not_yet_reported_survives_an_update_that_starts_first(board_factory, ota_for, broker,
+                                                                           fault_proxy, link: DeviceLink, fw_server,
+                                                                           firmware) -> None:
+    """E3 + manifest: v2 rolls back while the device's broker link is partitioned, so v1 cannot report it yet;
+    v1's start-up manifest check installs 3.0.0 and reboots before the link heals. The rollback's outcome is
+    not overwritten by 3.0.0's record: 3.0.0 reports v2's `rolled_back`/`selftest_failed` once it reaches the
+    broker, before it confirms itself."""
+    newest = fw_server.add(firmware.image(version="3.0.0"))
+    body = {"version": "3.0.0", "url": newest.url, "sha256": newest.sha256}
+    manifest = fw_server.add(json.dumps(body).encode(), name="manifest.json",
+                             faults=FaultPlan(status=404, status_first_requests=1))  # v1's first check: none
+    mqtt = fault_proxy(broker.url, name="board-mqtt")
+    since = link.cursor()
+    board = board_factory(broker_url=mqtt.url_for(broker.url), selftest_timeout_s=3, manifest_url=manifest.url,
+                          manifest_delay_s=0)
+    link.wait_ota(board.device_id, "manifest", "failed", timeout=15, since=since)  # the 404: first check done
+    ota = ota_for(board)
+    since = ota.start_until_reboot("unreported", fw_server.add(firmware.image(version="2.0.0")).url)
+    board.expect(r"^rst:0xc \(SW_CPU_RESET\)", timeout=10)
+    mqtt.set_blackhole(True)
+    assert board.expect_loaded_app(timeout=10) == "ota_1"
+    board.expect(r"boot_check: self-test failed \(broker not reachable\)", timeout=15)
+    board.expect(r"^rst:0xc \(SW_CPU_RESET\)", timeout=10)
+    assert board.expect_loaded_app(timeout=10) == "ota_0"  # v1, its rollback report waiting for the broker
+    board.expect(r"ota_agent: update manifest written to ota_1; rebooting", timeout=20)
+    board.expect(r"^rst:0xc \(SW_CPU_RESET\)", timeout=10)
+    mqtt.set_blackhole(False)
+    link.wait_ota(board.device_id, "manifest", "succeeded", timeout=20, since=since,
+                  fail_on={"failed", "rejected", "rolled_back"})
+    outcomes = [(e["id"], e["state"], e.get("reason"), e.get("version")) for e in link.ota_events(board.device_id)
+                if e["state"] in ("rolled_back", "succeeded")]
+    assert outcomes == [("unreported", "rolled_back", "selftest_failed", "2.0.0"),  # once, and first
+                        ("manifest", "succeeded", None, "3.0.0")], outcomes
+    assert len(fw_server.requests_for(newest)) == 1
     link.check_protocol()
 
 

@@ -30,13 +30,19 @@ bool boot_check_pending_verify(void)
            state == ESP_OTA_IMG_PENDING_VERIFY;
 }
 
-static void save_result(const char *id, const char *state, ota_reason_t reason, const char *version)
+static ota_result_t make_result(const char *id, const char *state, ota_reason_t reason, const char *version)
 {
     ota_result_t result = {0};
     snprintf(result.id, sizeof(result.id), "%s", id);
     snprintf(result.state, sizeof(result.state), "%s", state);
     snprintf(result.reason, sizeof(result.reason), "%s", ota_reason_name(reason));
     snprintf(result.version, sizeof(result.version), "%s", version);
+    return result;
+}
+
+static void save_result(const char *id, const char *state, ota_reason_t reason, const char *version)
+{
+    ota_result_t result = make_result(id, state, reason, version);
     ota_record_save_result(&result);
 }
 
@@ -81,44 +87,71 @@ void boot_check_run_selftest(void)
     ESP_LOGI(TAG, "new image pending verification; self-test (broker within %d s)", timeout_s);
     if (!mqtt_link_wait_connected(timeout_s * 1000)) {
         roll_back(&pending, have_pending, "broker not reachable");
-    } else if (!agent_cb_selftest()) {
+        return;
+    }
+    boot_check_report_unreported(); /* earlier updates' outcomes first, in the order they happened */
+    if (!agent_cb_selftest()) {
         roll_back(&pending, have_pending, "application check");
     } else {
         confirm(have_pending ? &pending : NULL);
     }
 }
 
+/* The outcome of a previous update that did not stick, decided from the partitions as this boot finds them. */
+static ota_reason_t failure_reason(const ota_pending_t *previous)
+{
+    const esp_partition_t *invalid = esp_ota_get_last_invalid_partition();
+    if (previous->stage == OTA_RECORD_SELFTEST_FAILED) {
+        return OTA_REASON_SELFTEST_FAILED;
+    }
+    if (invalid != NULL && strcmp(invalid->label, previous->target) == 0) {
+        return OTA_REASON_BOOT_FAILED; /* crashed or reset before confirming: the bootloader rolled back */
+    }
+    return OTA_REASON_FLASH_ERROR; /* the switch never happened (power lost before it) */
+}
+
 bool boot_check_take_previous_update(ota_pending_t *previous)
 {
-    return ota_record_load_pending(previous);
+    if (!ota_record_load_pending(previous)) {
+        return false;
+    }
+    const esp_partition_t *running = esp_ota_get_running_partition();
+    if (strcmp(running->label, previous->target) == 0) {
+        return true; /* the new image runs and is confirmed, but its report was lost (reset in between) */
+    }
+    /* Decided now and queued: an update that starts before the broker answers saves a pending record of its
+       own and may reboot before this one is sent; queued, it is sent by whichever firmware reaches the broker. */
+    ota_reason_t reason = failure_reason(previous);
+    const char *state = reason == OTA_REASON_FLASH_ERROR ? "failed" : "rolled_back";
+    ESP_LOGW(TAG, "update %s to %s did not stick (%s); running %s from %s", previous->id, previous->version,
+             ota_reason_name(reason), esp_app_get_description()->version, running->label);
+    ota_result_t outcome = make_result(previous->id, state, reason, previous->version);
+    if (ota_record_add_unreported(&outcome) == ESP_OK) { /* else the record stays: the next boot tries again */
+        ota_record_save_result(&outcome);
+        ota_record_clear_pending_if(previous);
+    }
+    return false;
 }
 
 void boot_check_report_previous_update(const ota_pending_t *previous)
 {
-    const esp_partition_t *running = esp_ota_get_running_partition();
-    const esp_partition_t *invalid = esp_ota_get_last_invalid_partition();
-    if (strcmp(running->label, previous->target) == 0) {
-        /* The new image runs and is confirmed, but its report was lost (reset in between). */
-        confirm(previous);
+    confirm(previous);
+}
+
+void boot_check_report_unreported(void)
+{
+    ota_result_t outcomes[OTA_RECORD_UNREPORTED_MAX];
+    size_t n = ota_record_load_unreported(outcomes, OTA_RECORD_UNREPORTED_MAX);
+    if (n == 0) {
         return;
     }
-    ota_reason_t reason;
-    if (previous->stage == OTA_RECORD_SELFTEST_FAILED) {
-        reason = OTA_REASON_SELFTEST_FAILED;
-    } else if (invalid != NULL && strcmp(invalid->label, previous->target) == 0) {
-        reason = OTA_REASON_BOOT_FAILED; /* crashed or reset before confirming: the bootloader rolled back */
-    } else {
-        reason = OTA_REASON_FLASH_ERROR; /* the switch never happened (power lost before it) */
-    }
-    ESP_LOGW(TAG, "update %s to %s did not stick (%s); running %s from %s", previous->id, previous->version,
-             ota_reason_name(reason), esp_app_get_description()->version, running->label);
     mqtt_link_wait_connected(MQTT_LINK_WAIT_FOREVER);
-    const char *state = reason == OTA_REASON_FLASH_ERROR ? "failed" : "rolled_back";
-    cJSON *event = ota_event_new(previous->id, state);
-    ota_event_add_reason(event, reason);
-    cJSON_AddStringToObject(event, "version", previous->version);
-    ota_event_send(event);
-    save_result(previous->id, state, reason, previous->version);
-    ota_record_clear_pending_if(previous);
+    for (size_t i = 0; i < n; i++) {
+        cJSON *event = ota_event_new(outcomes[i].id, outcomes[i].state);
+        ota_event_add_reason(event, ota_reason_from_name(outcomes[i].reason));
+        cJSON_AddStringToObject(event, "version", outcomes[i].version);
+        ota_event_send(event);
+    }
+    ota_record_remove_unreported(n);
     status_publish();
 }

@@ -11,11 +11,16 @@
 /* True when the running image still has to prove itself (first boot after an update). */
 bool boot_check_pending_verify(void);
 /* Runs the self-test of a new image: confirms it and reports succeeded, or marks it invalid
-   and reboots into the previous image (this call then does not return). */
+   and reboots into the previous image (this call then does not return). Once the broker answers, the
+   outcomes still queued from earlier updates go first (boot_check_report_unreported). */
 void boot_check_run_selftest(void);
-/* On a confirmed image: the record of the update that was in flight before this boot (false: none).
-   Taken before anything can start a new update, whose own record must not be taken for it. */
+/* On a confirmed image, before anything can start a new update (whose own record must not be taken for it):
+   the update that was in flight before this boot. One that did not stick gets its outcome decided and
+   queued for boot_check_report_unreported (false); true when it did stick but its report was lost. */
 bool boot_check_take_previous_update(ota_pending_t *previous);
-/* Reports the outcome of that update once the broker is reachable, and clears its record (unless a new
-   update has saved its own since). */
+/* Reports that update as succeeded (it runs, confirmed) and clears its record (unless a new update has
+   saved its own since). */
 void boot_check_report_previous_update(const ota_pending_t *previous);
+/* Sends the queued outcomes of updates that did not stick, oldest first, once the broker is reachable
+   (this or an earlier boot decided them), then the status. */
+void boot_check_report_unreported(void);

@@ -105,6 +105,7 @@ esp_err_t ota_agent_start(void)
         if (have_previous) {
             boot_check_report_previous_update(&previous);
         }
+        boot_check_report_unreported();
     }
     return status_start_heartbeat();
 }

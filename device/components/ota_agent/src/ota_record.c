@@ -10,12 +10,20 @@ static const char *TAG = "ota_record";
 static const char *NVS_NAMESPACE = "ota";
 static const char *KEY_PENDING = "pending";
 static const char *KEY_RESULT = "result";
+static const char *KEY_UNREPORTED = "unreported";
 
 /* The pending record has two writers: the update task saves a new one before it switches partitions, and
    after a boot boot_check clears the previous update's once it is reported. The lock keeps that clear from
    erasing a record saved meanwhile. */
 static SemaphoreHandle_t s_pending_lock;
 static const ota_pending_t NO_PENDING; /* all zero: stage OTA_RECORD_NONE, what a cleared record holds */
+
+/* One blob, so that a queue change is one NVS write: a reset leaves the old queue or the new one. Only the
+   main task's start-up (ota_agent_start) adds and removes: no lock. */
+typedef struct {
+    uint32_t count;
+    ota_result_t items[OTA_RECORD_UNREPORTED_MAX];
+} unreported_t;
 
 static esp_err_t save_blob(const char *key, const void *data, size_t len)
 {
@@ -94,4 +102,53 @@ esp_err_t ota_record_save_result(const ota_result_t *result)
 bool ota_record_load_result(ota_result_t *result)
 {
     return load_blob(KEY_RESULT, result, sizeof(*result));
+}
+
+static void load_unreported(unreported_t *queue)
+{
+    if (!load_blob(KEY_UNREPORTED, queue, sizeof(*queue)) || queue->count > OTA_RECORD_UNREPORTED_MAX) {
+        memset(queue, 0, sizeof(*queue));
+    }
+}
+
+esp_err_t ota_record_add_unreported(const ota_result_t *outcome)
+{
+    unreported_t queue;
+    load_unreported(&queue);
+    for (uint32_t i = 0; i < queue.count; i++) {
+        if (memcmp(&queue.items[i], outcome, sizeof(*outcome)) == 0) {
+            return ESP_OK;
+        }
+    }
+    if (queue.count == OTA_RECORD_UNREPORTED_MAX) {
+        ESP_LOGW(TAG, "%d outcomes not reported yet: dropping the oldest (%s %s)", OTA_RECORD_UNREPORTED_MAX,
+                 queue.items[0].id, queue.items[0].state);
+        memmove(&queue.items[0], &queue.items[1], (OTA_RECORD_UNREPORTED_MAX - 1) * sizeof(queue.items[0]));
+        queue.count--;
+    }
+    queue.items[queue.count++] = *outcome;
+    return save_blob(KEY_UNREPORTED, &queue, sizeof(queue));
+}
+
+size_t ota_record_load_unreported(ota_result_t *out, size_t max)
+{
+    unreported_t queue;
+    load_unreported(&queue);
+    size_t n = queue.count < max ? queue.count : max;
+    memcpy(out, queue.items, n * sizeof(out[0]));
+    return n;
+}
+
+esp_err_t ota_record_remove_unreported(size_t sent)
+{
+    unreported_t queue;
+    load_unreported(&queue);
+    if (sent >= queue.count) {
+        memset(&queue, 0, sizeof(queue));
+    } else {
+        memmove(&queue.items[0], &queue.items[sent], (queue.count - sent) * sizeof(queue.items[0]));
+        queue.count -= (uint32_t)sent;
+        memset(&queue.items[queue.count], 0, (OTA_RECORD_UNREPORTED_MAX - queue.count) * sizeof(queue.items[0]));
+    }
+    return save_blob(KEY_UNREPORTED, &queue, sizeof(queue));
 }

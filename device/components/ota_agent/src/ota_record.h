@@ -1,11 +1,15 @@
 /*
  * What the device remembers about OTA requests across reboots (in NVS): the request in
  * flight when it switched partitions, so the firmware that boots next can report the right
- * request as succeeded or rolled back; and the last result, for the status message.
+ * request as succeeded or rolled back; the outcomes a boot decided but could not send yet (no
+ * broker), so that an update starting meanwhile, and its reboot, cannot lose them; and the last
+ * result, for the status message.
  */
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include "esp_err.h"
 
 typedef enum {
@@ -41,3 +45,13 @@ esp_err_t ota_record_clear_pending_if(const ota_pending_t *expected);
 esp_err_t ota_record_save_result(const ota_result_t *result);
 /* false when no OTA has finished yet */
 bool ota_record_load_result(ota_result_t *result);
+
+#define OTA_RECORD_UNREPORTED_MAX 4
+/* Queues an outcome to send as an event once the broker is reachable; one already queued is not queued
+   twice (a reset before the pending record was cleared decides it again), and a full queue drops its
+   oldest, with a warning. */
+esp_err_t ota_record_add_unreported(const ota_result_t *outcome);
+/* The queued outcomes, oldest first: how many were copied into `out` (at most `max`). */
+size_t ota_record_load_unreported(ota_result_t *out, size_t max);
+/* Removes the `sent` oldest outcomes (those a load returned and the caller sent). */
+esp_err_t ota_record_remove_unreported(size_t sent);
