@@ -351,6 +351,30 @@ def test_a_black_hole_forwards_nothing_holds_it_and_delivers_it_when_healed(echo
     ]
 
 
+def test_what_a_board_sent_before_it_went_away_in_a_black_hole_never_arrives(echo: Upstream,
+                                                                            proxy: FaultProxy) -> None:
+    """A board that closes its side during a partition rebooted or lost power, and a chip keeps no TCP state to
+    retransmit from: its held data is dropped. The server never hears from a connection it never had, and one
+    it had is reset once the partition heals."""
+    with connect(proxy) as before:
+        round_trip(before)
+        proxy.set_blackhole()
+        during = connect(proxy)
+        proxy.wait_accepted(2)
+        before.sendall(b"old session")
+        during.sendall(b"CONNECT")  # an MQTT client's first packet: delivered late, it would take over the id
+        before.close()
+        during.close()
+    proxy.wait_until(lambda s: len([e for e in proxy.events if e.what == "gone"]) == 2, what="both boards gone")
+    proxy.set_blackhole(False)
+    proxy.wait_until(lambda s: s.current == 0, what="both connections ended")
+    echo.wait(lambda: echo.open == 0, "the old session's upstream connection reset")
+    assert (echo.connections, echo.received) == (1, 4), "data from a board that went away reached the server"
+    gone = sorted(e.detail for e in proxy.events if e.what == "gone")
+    assert [d.split("; ")[1] for d in gone] == ["the 11 bytes it had sent are dropped",
+                                               "the 7 bytes it had sent are dropped"], gone
+
+
 def test_refusal_resets_new_connections_and_reset_all_cuts_open_ones(proxy: FaultProxy) -> None:
     with connect(proxy) as kept:
         round_trip(kept)

@@ -4,6 +4,12 @@ Each direction is a reader task that stamps every chunk with the time it is due 
 the one-way delay, never before the chunk ahead of it) and a writer task that waits for that time, for the
 black hole to clear and for the bandwidth cap, then writes. The queue between them is short, so a slow or
 blocked link pushes back on the sender as TCP flow control does, instead of buffering without bound.
+
+In a black hole what the board sends is held, as a live TCP stack keeps retransmitting it until the partition
+heals. A board that closes its side meanwhile has rebooted or lost power (the virtual board's process ended,
+which closes its sockets): a chip keeps no TCP state across a reset, so nothing it had sent may arrive after
+the partition. Its held data is dropped; an upstream connection it had is reset once the partition heals (the
+chip's answer to the server's next segment), and one it never had is not made.
 """
 
 from __future__ import annotations
@@ -34,7 +40,8 @@ Chunk = tuple[float, bytes] | None  # (due on the loop's clock, data), None at E
 class ProxiedConnection:
     """`on_forwarded(direction, n)` counts bytes; `on_cut_due(connection, direction)` is called when a cut at
     byte N has been reached and says how to cut (the proxy records it, counts it, clears a cut of K
-    connections once it fired K times)."""
+    connections once it fired K times); `on_gone(connection, dropped)` when the board closed it in a black
+    hole, with the bytes it had sent there (dropped)."""
 
     def __init__(
         self,
@@ -43,6 +50,7 @@ class ProxiedConnection:
         client: tuple[asyncio.StreamReader, asyncio.StreamWriter],
         on_forwarded: Callable[[Direction, int], None],
         on_cut_due: Callable[[ProxiedConnection, Direction], CutHow],
+        on_gone: Callable[[ProxiedConnection, int], None],
     ) -> None:
         self.number = number
         self._link = link
@@ -50,6 +58,7 @@ class ProxiedConnection:
         self._upstream_writer: asyncio.StreamWriter | None = None
         self._on_forwarded = on_forwarded
         self._on_cut_due = on_cut_due
+        self._on_gone = on_gone
         self._tasks: set[asyncio.Task[Any]] = set()
         self.closed = False
         # bytes left before a cut at byte N, per direction (None: no cut); the proxy sets them
@@ -72,7 +81,10 @@ class ProxiedConnection:
         return None if body.cancelled() else body.result()
 
     async def _run(self, upstream_host: str, upstream_port: int) -> str | None:
-        await self._link.wait_open()  # in a black hole, not even the SYN would reach the server
+        held = await self._hold(self._client_reader, b"")  # in a black hole not even the SYN gets there
+        if held is None:  # the board went away during the partition: the server never hears of it
+            self.cut("rst")
+            return None
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection(upstream_host, upstream_port)
         except OSError as exc:
@@ -83,7 +95,7 @@ class ProxiedConnection:
             return None
         self._upstream_writer = upstream_writer
         pumps = [
-            self._spawn(self._pump("up", self._client_reader, self._upstream_writer)),
+            self._spawn(self._pump("up", self._client_reader, self._upstream_writer, held)),
             self._spawn(self._pump("down", upstream_reader, self._client_writer)),
         ]
         try:
@@ -121,9 +133,11 @@ class ProxiedConnection:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _pump(self, direction: Direction, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pump(self, direction: Direction, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    held: bytes = b"") -> None:
+        """`held`: what the board sent before the upstream connection was made (up only), forwarded first."""
         queue: asyncio.Queue[Chunk] = asyncio.Queue(QUEUE_CHUNKS)
-        reading = self._spawn(self._read(reader, queue))
+        reading = self._spawn(self._read(direction, reader, queue, held))
         try:
             while (item := await queue.get()) is not None:
                 due, data = item
@@ -137,13 +151,21 @@ class ProxiedConnection:
         finally:
             reading.cancel()
 
-    async def _read(self, reader: asyncio.StreamReader, queue: asyncio.Queue[Chunk]) -> None:
+    async def _read(self, direction: Direction, reader: asyncio.StreamReader, queue: asyncio.Queue[Chunk],
+                    held: bytes) -> None:
         loop = asyncio.get_running_loop()
         last_due = 0.0
         try:
             while True:
-                await self._link.wait_open()  # a black hole holds data in the sender's socket buffers
-                data = await reader.read(CHUNK)
+                if direction == "down":
+                    await self._link.wait_open()  # a black hole holds the server's data in its socket buffers
+                elif (held := await self._hold(reader, held)) is None:
+                    self.cut("rst")  # the board went away during the partition: reset, now that it healed
+                    return
+                data, held = held or await reader.read(CHUNK), b""
+                if direction == "up" and data and self._link.faults.blackhole:
+                    held = data  # read as a black hole began: held with what follows
+                    continue
                 if not data:
                     await queue.put(None)
                     return
@@ -151,6 +173,27 @@ class ProxiedConnection:
                 await queue.put((last_due, data))
         except ConnectionError:
             self.cut("rst")
+
+    async def _hold(self, reader: asyncio.StreamReader, held: bytes) -> bytes | None:
+        """While a black hole is on, hold what the board sends after `held` (see the module docstring): all of
+        it once the hole heals, or None when the board closed meanwhile. At once when no hole is on."""
+        held = bytearray(held)
+        while self._link.faults.blackhole and len(held) < CHUNK:  # a chunk held: a sender whose window is full
+            reading = self._spawn(reader.read(CHUNK - len(held)))
+            healing = self._spawn(self._link.wait_open())
+            await asyncio.wait([reading, healing], return_when=asyncio.FIRST_COMPLETED)
+            healing.cancel()
+            if not reading.done():
+                reading.cancel()  # a read cancelled while it waits takes nothing from the buffer
+                await asyncio.wait([reading])  # and the reader takes another read only once it has ended
+                break
+            if not (data := reading.result()):
+                self._on_gone(self, len(held))
+                await self._link.wait_open()
+                return None
+            held += data
+        await self._link.wait_open()
+        return bytes(held)
 
     async def _send(self, direction: Direction, data: bytes, writer: asyncio.StreamWriter) -> bool:
         """Write `data` under the cap, the black hole and a cut at byte N; False once the connection is cut."""

@@ -6,8 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 # what: "set" / "clear" (a fault changed), "cut" (a cut fired), "refuse" (a connection refused),
-# "reset" (reset_all), "upstream" (the upstream server could not be reached: not ours, but shown beside ours)
-WHATS = ("set", "clear", "cut", "refuse", "reset", "upstream")
+# "reset" (reset_all), "upstream" (the upstream server could not be reached: not ours, but shown beside ours),
+# "gone" (the board closed a connection in a black hole: it rebooted or lost power, and what it sent is dropped)
+WHATS = ("set", "clear", "cut", "refuse", "reset", "upstream", "gone")
 
 
 @dataclass(frozen=True)

@@ -333,7 +333,7 @@ class FaultProxy(ListeningService):
             self._record("refuse", f"connection from {peer[0]}:{peer[1]} reset" if peer else "connection reset")
             return
         connection = ProxiedConnection(
-            next(self._numbers), self._link, (reader, writer), self._forwarded, self._cut_due
+            next(self._numbers), self._link, (reader, writer), self._forwarded, self._cut_due, self._gone
         )
         connection.budget = _budget(self._faults.cut)
         task = asyncio.current_task()
@@ -350,6 +350,10 @@ class FaultProxy(ListeningService):
 
     def _forwarded(self, direction: Direction, n: int) -> None:
         self._counters.add(**{f"bytes_{direction}": n})
+
+    def _gone(self, connection: ProxiedConnection, dropped: int) -> None:
+        self._record("gone", f"{connection} closed by the board in the black hole; the {dropped} bytes it had sent "
+                             "are dropped")
 
     def _cut_due(self, connection: ProxiedConnection, direction: Direction) -> CutHow:
         cut = self._faults.cut
