@@ -8,7 +8,9 @@ sweep measures one update, then cuts power
 
 - inside every k-th operation of the old firmware's update (the download into the other slot), and
   inside each of its last ones: the pending record in NVS and the otadata switch;
-- inside each operation of the new firmware's first boot: its confirmation (otadata, then NVS).
+- inside each operation of the new firmware's first boot: its confirmation (otadata, then NVS);
+- inside each operation of the boot that finds an update rolled back: the outcome queued, the last result
+  and the pending record cleared (NVS), and the queue emptied once it is sent.
 
 A cut inside an erase leaves the first half of the range erased (an interrupted sector erase leaves
 the sector neither old nor blank), so a cut inside a one-sector otadata erase destroys that entry.
@@ -19,6 +21,7 @@ outcome that fits it, and take a later update.
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -187,6 +190,76 @@ def test_power_cut_at_flash_operations_of_an_ota(board_factory, ota_for, link: D
     confirm = [results[cut] for cut in cuts if cut.phase == "confirm"]
     assert confirm[:2] == [failed, failed] and set(confirm[2:]) == {confirmed}, confirm
     link.check_protocol()
+
+
+def _rolled_back_published(board, request: str) -> list[float]:
+    """When the firmware published `rolled_back` for `request` (its own trace: also what a cut kept from the
+    broker)."""
+    return [p.t for p in board.mqtt_publishes() if p.topic.endswith("/ota") and
+            json.loads(p.payload).get("id") == request and json.loads(p.payload).get("state") == "rolled_back"]
+
+
+def _measure_report_boot(board_factory, ota_for, crashing: Artifact) -> int:
+    """The flash operations of v1's boot after a v2 that crashes before confirming (the bootloader rolls back)."""
+    board = board_factory()
+    ota = ota_for(board)
+    boots = len(board.flash_ops_at_boot)
+    since = ota.start_until_reboot("measure-report", crashing.url)
+    ota.link.wait_ota(board.device_id, "measure-report", "rolled_back", timeout=20, since=since)
+    board.expect(r"app: ready", timeout=10)
+    assert len(board.flash_ops_at_boot) == boots + 2, "v2's crashing boot, then v1's, expected"
+    ops = board.flash_ops() - board.flash_ops_at_boot[-1]
+    board.stop()
+    return ops
+
+
+def _cut_in_report_boot(board_factory, ota_for, link: DeviceLink, crashing: Artifact, base: str, op: int) -> int:
+    """One fresh board whose v1 loses power at `op` of the boot that reports v2's rollback; returns how many
+    times the firmware published the `rolled_back` (twice only if the cut came after it was sent)."""
+    board = board_factory()
+    try:
+        ota = ota_for(board)
+        request = f"report-{op}"
+        board.power_cut_at, board.power_cut_boots_ahead = op, 1  # v2's crashing run goes by, then v1's: cut
+        since = ota.start(request, crashing.url)
+        board.expect(r"^rst:0x1 \(POWERON_RESET\)", timeout=20)
+        power_on = next(line for line in board.serial.lines[ota.serial_mark:] if line.text.startswith("rst:0x1"))
+        assert board.expect_loaded_app(timeout=10) == "ota_0"
+        board.expect(r"app: ready", timeout=15)
+        event = link.wait_ota(board.device_id, request, "rolled_back", timeout=10, since=since)
+        assert (event.get("reason"), event.get("version")) == ("boot_failed", "2.0.0"), f"cut {op}: {event}"
+        status = _settled_status(board, link, f"sync-report-{op}")
+        assert (status["version"], status["partition"], status["ota_state"]) == (base, "ota_0", "valid"), \
+            f"cut {op}: {status}"
+        assert status["last_ota"] == {"id": request, "state": "rolled_back", "reason": "boot_failed",
+                                      "version": "2.0.0"}, f"cut {op}: {status}"
+        sent = _rolled_back_published(board, request)
+        before_cut = sum(t < power_on.t for t in sent)
+        # Decided once: the boot after the cut sends it once; or not again, when the cut boot had sent it and
+        # emptied its queue; or again, when the cut came between the send and the queue's removal.
+        assert (before_cut, len(sent) - before_cut) in {(0, 1), (1, 0), (1, 1)}, \
+            f"cut {op}: rolled_back published at {sent}, power back at {power_on.t}"
+        return len(sent)
+    finally:
+        board.stop()
+
+
+@pytest.mark.slow
+def test_power_cut_in_the_boot_that_reports_a_rollback(board_factory, ota_for, link: DeviceLink, fw_server,
+                                                       firmware) -> None:
+    """E6 + E2: v2 crashes before confirming, and power fails inside each flash operation of v1's boot that
+    finds it rolled back (the outcome queued, the last result and the pending record cleared in NVS, the queue
+    emptied once sent): v1 always boots, reports `rolled_back`/`boot_failed` for it (its status says so too),
+    and publishes it once, twice only when the cut fell between the send and the queue's removal."""
+    crashing = fw_server.add(firmware.image("crash_on_boot", version="2.0.0"))
+    ops = _measure_report_boot(board_factory, ota_for, crashing)
+    assert ops >= 3, f"the outcome, the last result and the pending record are written in NVS; counted {ops}"
+    with ThreadPoolExecutor(max_workers=PARALLEL_CUTS) as pool:
+        published = list(pool.map(
+            lambda op: _cut_in_report_boot(board_factory, ota_for, link, crashing, firmware.base_version, op),
+            range(1, ops + 1)))
+    print(f"{ops} flash operations; rolled_back published per cut: {published}")
+    assert published.count(1) > len(published) // 2, published
 
 
 def test_power_cut_in_the_otadata_switch_keeps_v1(board_factory, ota_for, link: DeviceLink, fw_server,

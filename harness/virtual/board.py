@@ -64,6 +64,7 @@ class VirtualBoard(Board):
         self._on_line = on_line
         self._uart: PtyUart | None = None
         self.power_cut_at: int | None = None  # lose power at this flash write/erase of the next boot
+        self.power_cut_boots_ahead = 0  # ... of the boot after this many more app runs (one that crashes, say)
         self.boot_count = 0
         self.flash_ops_at_boot: list[int] = []  # flash_ops() as each boot began: what each run of the app did
         self._lock = threading.Lock()
@@ -294,7 +295,9 @@ class VirtualBoard(Board):
         # across boots, so a test can measure and target operations across a reboot.
         self._control_word(abi.FC_CUT_AT, 0)
         self._control_word(abi.FC_POWER_CUT, 0)
-        if self.power_cut_at is not None:  # the n-th operation of this boot (the counters never restart)
+        if self.power_cut_at is not None and self.power_cut_boots_ahead > 0:
+            self.power_cut_boots_ahead -= 1
+        elif self.power_cut_at is not None:  # the n-th operation of this boot (the counters never restart)
             env[abi.ENV_POWER_CUT_AT] = str(self.flash_ops() + self.power_cut_at)
             self.power_cut_at = None
         with self._lock:
