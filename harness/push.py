@@ -273,8 +273,12 @@ class Pusher:
             sender.seen_acks = len(state.acks)
             sender.acked = sender.sent_upto = state.acks[-1][0] if state.acks else 0
         if not answered:
+            never = "" if self._presence is not None else (
+                f"; the broker holds no online flag on {self.topic('online')}, so no device of that id has "
+                "connected to it under that prefix (check --device and --prefix)")
             raise PushError(f"device {self.device_id} did not answer the push {transfer_id!r} within {timeout} s: "
-                            f"is it online and connected to {self.shown_url} under the prefix {self.prefix!r}?")
+                            f"is it online and connected to {self.shown_url} under the prefix {self.prefix!r}?"
+                            f"{never}")
         return None
 
     def _stream(self, image: bytes, sender: _Sender, faults: PushFaults, deadline: float) -> PushResult:
