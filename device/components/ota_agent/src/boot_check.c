@@ -22,6 +22,7 @@
 #endif
 
 static const char *TAG = "boot_check";
+static const int UNREPORTED_FLUSH_MS = 5000; /* how long the broker may take to acknowledge them */
 
 bool boot_check_pending_verify(void)
 {
@@ -89,7 +90,8 @@ void boot_check_run_selftest(void)
         roll_back(&pending, have_pending, "broker not reachable");
         return;
     }
-    boot_check_report_unreported(); /* earlier updates' outcomes first, in the order they happened */
+    boot_check_report_unreported(0); /* earlier updates' outcomes first, in the order they happened, if the
+                                        link is still up (else after the self-test, from ota_agent_start) */
     if (!agent_cb_selftest()) {
         roll_back(&pending, have_pending, "application check");
     } else {
@@ -110,6 +112,12 @@ static ota_reason_t failure_reason(const ota_pending_t *previous)
     return OTA_REASON_FLASH_ERROR; /* the switch never happened (power lost before it) */
 }
 
+/* An outcome NVS would not take (full, or failing): sent from RAM this boot, its pending record cleared only
+   then, so that if this boot cannot send it the next one decides it again. */
+static ota_result_t s_unqueued;
+static ota_pending_t s_unqueued_pending;
+static bool s_have_unqueued;
+
 bool boot_check_take_previous_update(ota_pending_t *previous)
 {
     if (!ota_record_load_pending(previous)) {
@@ -126,9 +134,13 @@ bool boot_check_take_previous_update(ota_pending_t *previous)
     ESP_LOGW(TAG, "update %s to %s did not stick (%s); running %s from %s", previous->id, previous->version,
              ota_reason_name(reason), esp_app_get_description()->version, running->label);
     ota_result_t outcome = make_result(previous->id, state, reason, previous->version);
-    if (ota_record_add_unreported(&outcome) == ESP_OK) { /* else the record stays: the next boot tries again */
-        ota_record_save_result(&outcome);
+    ota_record_save_result(&outcome);
+    if (ota_record_add_unreported(&outcome) == ESP_OK) {
         ota_record_clear_pending_if(previous);
+    } else {
+        s_unqueued = outcome;
+        s_unqueued_pending = *previous;
+        s_have_unqueued = true;
     }
     return false;
 }
@@ -138,20 +150,42 @@ void boot_check_report_previous_update(const ota_pending_t *previous)
     confirm(previous);
 }
 
-void boot_check_report_unreported(void)
+static void send_outcome(const ota_result_t *outcome)
+{
+    cJSON *event = ota_event_new(outcome->id, outcome->state);
+    ota_event_add_reason(event, ota_reason_from_name(outcome->reason));
+    cJSON_AddStringToObject(event, "version", outcome->version);
+    ota_event_send(event);
+}
+
+void boot_check_report_unreported(int wait_ms)
 {
     ota_result_t outcomes[OTA_RECORD_UNREPORTED_MAX];
     size_t n = ota_record_load_unreported(outcomes, OTA_RECORD_UNREPORTED_MAX);
-    if (n == 0) {
+    if (n == 0 && !s_have_unqueued) {
         return;
     }
-    mqtt_link_wait_connected(MQTT_LINK_WAIT_FOREVER);
-    for (size_t i = 0; i < n; i++) {
-        cJSON *event = ota_event_new(outcomes[i].id, outcomes[i].state);
-        ota_event_add_reason(event, ota_reason_from_name(outcomes[i].reason));
-        cJSON_AddStringToObject(event, "version", outcomes[i].version);
-        ota_event_send(event);
+    if (!mqtt_link_wait_connected(wait_ms)) {
+        return; /* still queued: sent by a later call, or by the next boot */
     }
-    ota_record_remove_unreported(n);
+    for (size_t i = 0; i < n; i++) {
+        send_outcome(&outcomes[i]);
+    }
+    if (s_have_unqueued) {
+        send_outcome(&s_unqueued);
+    }
+    /* Removed once the broker has them (esp-mqtt's outbox and a mesh node's are RAM: a reset or a reboot
+       would lose them). Not acknowledged in time, they stay queued and the next boot sends them again: an
+       outcome may come twice, never not at all. */
+    if (!mqtt_link_flush(UNREPORTED_FLUSH_MS)) {
+        ESP_LOGW(TAG, "earlier updates' outcomes not acknowledged within %d ms: kept for the next boot",
+                 UNREPORTED_FLUSH_MS);
+    } else {
+        ota_record_remove_unreported(n);
+        if (s_have_unqueued) {
+            ota_record_clear_pending_if(&s_unqueued_pending);
+            s_have_unqueued = false;
+        }
+    }
     status_publish();
 }

@@ -21,6 +21,7 @@ bool boot_check_take_previous_update(ota_pending_t *previous);
 /* Reports that update as succeeded (it runs, confirmed) and clears its record (unless a new update has
    saved its own since). */
 void boot_check_report_previous_update(const ota_pending_t *previous);
-/* Sends the queued outcomes of updates that did not stick, oldest first, once the broker is reachable
-   (this or an earlier boot decided them), then the status. */
-void boot_check_report_unreported(void);
+/* Sends the queued outcomes of updates that did not stick (this or an earlier boot decided them), oldest
+   first, once the broker is reachable within `wait_ms` (MQTT_LINK_WAIT_FOREVER: however long it takes; 0:
+   only if it is now), then the status; they leave the queue once the broker has acknowledged them. */
+void boot_check_report_unreported(int wait_ms);

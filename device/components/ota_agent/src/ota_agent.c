@@ -105,8 +105,8 @@ esp_err_t ota_agent_start(void)
         if (have_previous) {
             boot_check_report_previous_update(&previous);
         }
-        boot_check_report_unreported();
     }
+    boot_check_report_unreported(MQTT_LINK_WAIT_FOREVER); /* what the self-test's call could not send */
     return status_start_heartbeat();
 }
 
