@@ -12,6 +12,7 @@ import os
 import socket
 import socketserver
 import statistics
+import struct
 import subprocess
 import sys
 import threading
@@ -24,6 +25,7 @@ import pytest
 
 from harness import timeline
 from harness.fault_proxy import FaultProxy, LinkFaults, upstream_address
+from harness.fault_proxy.events import ProxyEvent
 from harness.fixtures import fault_notes
 from harness.session.record import TestRecord
 
@@ -351,28 +353,41 @@ def test_a_black_hole_forwards_nothing_holds_it_and_delivers_it_when_healed(echo
     ]
 
 
-def test_what_a_board_sent_before_it_went_away_in_a_black_hole_never_arrives(echo: Upstream,
-                                                                            proxy: FaultProxy) -> None:
+def test_what_a_board_sent_before_it_went_away_in_a_black_hole_never_arrives(echo: Upstream) -> None:
     """A board that closes its side during a partition rebooted or lost power, and a chip keeps no TCP state to
-    retransmit from: its held data is dropped. The server never hears from a connection it never had, and one
-    it had is reset once the partition heals."""
-    with connect(proxy) as before:
+    retransmit from: its held data is dropped and its close reaches no one. The server never hears from a
+    connection it never had, and those it had (one sending, one idle) are reset once the partition heals."""
+    gone: list[str] = []
+    changed = threading.Condition()
+
+    def on_event(event: ProxyEvent) -> None:
+        if event.what == "gone":
+            with changed:
+                gone.append(event.detail.split("; ")[1])
+                changed.notify_all()
+
+    with FaultProxy(*echo.address, name="p", on_event=on_event) as proxy, connect(proxy) as before, \
+            connect(proxy) as idle:
         round_trip(before)
+        round_trip(idle)
         proxy.set_blackhole()
         during = connect(proxy)
-        proxy.wait_accepted(2)
+        proxy.wait_accepted(3)
         before.sendall(b"old session")
         during.sendall(b"CONNECT")  # an MQTT client's first packet: delivered late, it would take over the id
         before.close()
         during.close()
-    proxy.wait_until(lambda s: len([e for e in proxy.events if e.what == "gone"]) == 2, what="both boards gone")
-    proxy.set_blackhole(False)
-    proxy.wait_until(lambda s: s.current == 0, what="both connections ended")
-    echo.wait(lambda: echo.open == 0, "the old session's upstream connection reset")
-    assert (echo.connections, echo.received) == (1, 4), "data from a board that went away reached the server"
-    gone = sorted(e.detail for e in proxy.events if e.what == "gone")
-    assert [d.split("; ")[1] for d in gone] == ["the 11 bytes it had sent are dropped",
-                                               "the 7 bytes it had sent are dropped"], gone
+        idle.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        idle.close()  # with a reset, as the virtual board's process ends with data unread
+        with changed:
+            assert changed.wait_for(lambda: len(gone) == 3, WAIT), f"three boards gone, not {gone}"
+        assert echo.open == 2, "a close reached the server during the partition"
+        proxy.set_blackhole(False)
+        proxy.wait_until(lambda s: s.current == 0, what="the connections ended")
+        echo.wait(lambda: echo.open == 0, "the upstream connections reset")
+    assert (echo.connections, echo.received) == (2, 8), "data from a board that went away reached the server"
+    assert sorted(gone) == ["the 0 bytes it had sent are dropped", "the 11 bytes it had sent are dropped",
+                            "the 7 bytes it had sent are dropped"], gone
 
 
 def test_refusal_resets_new_connections_and_reset_all_cuts_open_ones(proxy: FaultProxy) -> None:

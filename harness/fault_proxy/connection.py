@@ -159,13 +159,12 @@ class ProxiedConnection:
             while True:
                 if direction == "down":
                     await self._link.wait_open()  # a black hole holds the server's data in its socket buffers
-                elif (held := await self._hold(reader, held)) is None:
-                    self.cut("rst")  # the board went away during the partition: reset, now that it healed
+                    data: bytes | None = await reader.read(CHUNK)
+                else:
+                    data, held = await self._board_data(reader, held), b""
+                if data is None:  # the board went away during the partition: reset, now that it healed
+                    self.cut("rst")
                     return
-                data, held = held or await reader.read(CHUNK), b""
-                if direction == "up" and data and self._link.faults.blackhole:
-                    held = data  # read as a black hole began: held with what follows
-                    continue
                 if not data:
                     await queue.put(None)
                     return
@@ -173,6 +172,27 @@ class ProxiedConnection:
                 await queue.put((last_due, data))
         except ConnectionError:
             self.cut("rst")
+
+    async def _board_data(self, reader: asyncio.StreamReader, held: bytes) -> bytes | None:
+        """The board's next data (b"" at its EOF) once no black hole is on; None when it went away in one."""
+        while True:
+            if (held_now := await self._hold(reader, held)) is None:
+                return None
+            if held_now:
+                return held_now
+            try:
+                data = await reader.read(CHUNK)
+            except ConnectionError:
+                if not self._link.faults.blackhole:
+                    raise
+                data = b""
+            if not self._link.faults.blackhole:
+                return data
+            if not data:  # read as a black hole began, and the board closed: gone
+                self._on_gone(self, 0)
+                await self._link.wait_open()
+                return None
+            held = data  # held with what follows
 
     async def _hold(self, reader: asyncio.StreamReader, held: bytes) -> bytes | None:
         """While a black hole is on, hold what the board sends after `held` (see the module docstring): all of
@@ -187,7 +207,11 @@ class ProxiedConnection:
                 reading.cancel()  # a read cancelled while it waits takes nothing from the buffer
                 await asyncio.wait([reading])  # and the reader takes another read only once it has ended
                 break
-            if not (data := reading.result()):
+            try:
+                data = reading.result()
+            except ConnectionError:  # the board reset its side: gone as well
+                data = b""
+            if not data:
                 self._on_gone(self, len(held))
                 await self._link.wait_open()
                 return None
