@@ -41,6 +41,7 @@ DEFAULT_WINDOW = 4
 DEFAULT_CHUNK = 16384
 DEFAULT_QOS = 1
 OUTCOMES = frozenset({"rebooting", "failed", "rejected", "cancelled"})
+OFFLINE_GRACE_S = 1.0  # after an `offline` flag, how long a device that is coming back may take to say `online`
 
 
 def check_transfer_id(transfer_id: str) -> None:
@@ -261,8 +262,7 @@ class Pusher:
     def _first_answer(self, transfer_id: str, sender: _Sender, timeout: float) -> PushResult | None:
         """None once the device acknowledged the start; a result when it refused it at once."""
         with self._changed:
-            answered = self._changed.wait_for(
-                lambda: self._state().acks or self._state().outcome or self._presence == b"offline", timeout)
+            answered = self._wait_first_answer(timeout)
             state = self._state()
             if self._presence == b"offline" and not state.acks and state.outcome is None:
                 raise PushError(f"device {self.device_id} is offline: its online flag on {self.topic('online')} "
@@ -280,6 +280,26 @@ class Pusher:
                             f"is it online and connected to {self.shown_url} under the prefix {self.prefix!r}?"
                             f"{never}")
         return None
+
+    def _answered(self) -> bool:
+        state = self._state()
+        return bool(state.acks) or state.outcome is not None
+
+    def _wait_first_answer(self, timeout: float) -> bool:
+        """Until the device answers (True), `timeout` passes or its online flag has said `offline` for
+        OFFLINE_GRACE_S (False): a device coming back subscribes to its commands just before it says `online`
+        (lock held)."""
+        deadline = time.monotonic() + timeout
+        while not self._answered():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if self._presence != b"offline":
+                self._changed.wait_for(lambda: self._answered() or self._presence == b"offline", left)
+            elif not self._changed.wait_for(lambda: self._answered() or self._presence != b"offline",
+                                            min(OFFLINE_GRACE_S, left)):
+                return False
+        return True
 
     def _stream(self, image: bytes, sender: _Sender, faults: PushFaults, deadline: float) -> PushResult:
         while True:
@@ -414,8 +434,12 @@ class Pusher:
             self._subscribed.set()
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        if msg.topic.endswith("/online"):
+        # by exact topic: a broker may send more than was subscribed (amqtt 0.12 sent other clients' retained
+        # messages to a starting session), and another device's flag is not this one's
+        if msg.topic == self.topic("online"):
             self._on_online(msg)
+            return
+        if msg.topic not in (self.topic("push_ack"), self.topic("ota")):
             return
         try:
             data = json.loads(msg.payload)
@@ -425,10 +449,10 @@ class Pusher:
             transfer = self._transfer
             if not isinstance(data, dict) or transfer is None or data.get("id") != transfer.transfer_id:
                 return
-            if msg.topic.endswith("/push_ack") and isinstance(data.get("next"), int):
+            if msg.topic == self.topic("push_ack") and isinstance(data.get("next"), int):
                 ignored = data.get("ignored")
                 transfer.acks.append((data["next"], ignored if isinstance(ignored, int) else None))
                 transfer.window = data.get("window")
-            elif msg.topic.endswith("/ota") and data.get("state") in OUTCOMES and transfer.outcome is None:
+            elif msg.topic == self.topic("ota") and data.get("state") in OUTCOMES and transfer.outcome is None:
                 transfer.outcome = data
             self._changed.notify_all()

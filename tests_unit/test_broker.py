@@ -178,6 +178,23 @@ def test_clients_connecting_while_others_come_and_go_keep_their_sessions(clients
         assert sorted(watcher.receive().topic for _ in range(36)) == sorted(f"devices/d{n}/online" for n in range(36))
 
 
+def test_a_new_session_gets_the_retained_messages_of_its_own_subscriptions_only(clients: list[Client]) -> None:
+    """amqtt 0.12 sends a starting session the retained messages matching every filter in its table, other
+    clients' included: a device got the others' retained flags, a pusher another device's `offline`."""
+    with EmbeddedBroker() as broker:
+        watcher = connected(clients, broker)
+        watcher.subscribe("devices/+/+")
+        connected(clients, broker).publish("devices/other/online", b"offline", retain=True)
+        device = connected(clients, broker)
+        assert not device.subscribe("devices/d1/cmd")[0].is_failure
+        connected(clients, broker).publish("devices/d1/cmd", b"marker")
+        first = device.receive()  # anything sent at the session's start came before the marker
+        assert (first.topic, first.payload) == ("devices/d1/cmd", b"marker")
+        assert not device.subscribe("devices/other/online")[0].is_failure  # its own: that one it gets
+        own = device.receive()
+        assert (own.topic, own.payload, own.retain) == ("devices/other/online", b"offline", True)
+
+
 def test_port_in_use_error_names_the_port(squatter: int) -> None:
     with pytest.raises(PortInUseError, match=rf"port {squatter} on 127\.0\.0\.1 is already in use.*port=0"):
         EmbeddedBroker(port=squatter).start()

@@ -3,15 +3,22 @@ before it sends anything."""
 
 from __future__ import annotations
 
+import json
 import socket
+import threading
 import time
 
+import paho.mqtt.client as mqtt
 import pytest
 
 from harness.broker import EmbeddedBroker
 from harness.broker.access import AccessPolicy
 from harness.link import DeviceLink
+from harness.mqtt_client import new_client
+from harness.net import parse_mqtt_url
 from harness.push import Pusher, PushError
+
+WAIT_S = 5.0
 
 
 def test_a_server_that_speaks_no_mqtt_is_named_as_such() -> None:
@@ -48,6 +55,37 @@ def test_a_device_whose_online_flag_says_offline_fails_at_once() -> None:
     assert waited < 10, f"waited {waited:.1f} s of the 20 s start timeout for a device known to be offline"
     assert "device ghost is offline: its online flag on devices/ghost/online says so" in str(failed.value)
     assert "push again" in str(failed.value)
+
+
+def test_a_device_that_comes_back_as_the_push_starts_is_waited_for() -> None:
+    """Its retained flag still says `offline` when the command goes out, but the device has just subscribed
+    and says `online` a moment later: the pusher waits for its answer (here a refusal) instead of failing."""
+    with EmbeddedBroker() as broker:
+        with DeviceLink(broker.url) as device:
+            device.publish("devices/ghost/online", "offline", retain=True)
+        endpoint = parse_mqtt_url(broker.url)
+        coming_back = new_client(endpoint, "ghost", None, None, None)
+
+        def on_command(client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
+            command = json.loads(msg.payload)
+            client.publish("devices/ghost/online", "online", qos=1, retain=True)
+            client.publish("devices/ghost/ota", json.dumps({"id": command["id"], "seq": 1, "state": "rejected",
+                                                             "reason": "busy"}), qos=1)
+
+        subscribed = threading.Event()
+        coming_back.on_message = on_command
+        coming_back.on_subscribe = lambda *_: subscribed.set()
+        coming_back.connect(endpoint.host, endpoint.port)
+        coming_back.subscribe("devices/ghost/cmd", qos=1)
+        coming_back.loop_start()
+        try:
+            assert subscribed.wait(WAIT_S)
+            with Pusher(broker.url, "ghost") as pusher:
+                result = pusher.push(b"image", "p2", start_timeout=20)
+        finally:
+            coming_back.disconnect()
+            coming_back.loop_stop()
+    assert (result.state, result.event.get("reason")) == ("rejected", "busy"), result
 
 
 @pytest.mark.parametrize("transfer_id", ["a/b", "p+1", "p#", "x" * 48])

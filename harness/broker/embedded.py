@@ -54,6 +54,21 @@ class _SubscriptionTable(dict):
 
 
 
+class _Broker(Broker):
+    """amqtt 0.12's broker, sending a session only the retained messages of its own subscriptions.
+
+    When a session starts, amqtt sends it the retained messages that match every topic filter in its table
+    (the loop after `handler.start()` in Broker.client_connected, meant for a resumed session's own): those of
+    every other client's subscriptions too. A new device got other devices' retained status and online flags
+    before it subscribed to anything, and a pusher took another device's `offline` for its own device's.
+    """
+
+    async def _publish_retained_messages_for_subscription(self, subscription: tuple[str, int],
+                                                          session: Any) -> None:
+        if any(subscriber is session for subscriber, _qos in self._subscriptions.get(subscription[0], ())):
+            await super()._publish_retained_messages_for_subscription(subscription, session)
+
+
 class _WriterAdapter(StreamWriterAdapter):
     """amqtt's writer adapter, dropping what is written to a connection already gone, as asyncio's own loop does.
 
@@ -181,7 +196,7 @@ class EmbeddedBroker(ListeningService):
 
     async def _start_broker(self) -> Broker:
         asyncio.get_running_loop().set_exception_handler(_drop_cancelled_packet_tasks)
-        broker = Broker(self._config(), loop=asyncio.get_running_loop())
+        broker = _Broker(self._config(), loop=asyncio.get_running_loop())
         broker._subscriptions = _SubscriptionTable()  # see _SubscriptionTable
         await broker.start()
         loop = asyncio.get_running_loop()
