@@ -199,11 +199,17 @@ def cmd_board_run(args: argparse.Namespace) -> int:
         check_flash_file(args.flash)
     elif args.flash:
         new_flash(Path(args.flash))  # before the work directory, which a failure here would leave behind
+        efuse_file(args.flash).unlink(missing_ok=True)  # a new flash is a new chip: blank eFuses too
     workdir = Path(tempfile.mkdtemp(prefix="hil-board-"))
     try:
         return run_board(args, workdir, image)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)  # the app, its eFuses and console files; --flash stays
+
+
+def efuse_file(flash: str) -> Path:
+    """Where `board run --flash FILE` keeps the chip's eFuses (anti-rollback's secure version): FILE.efuse."""
+    return Path(f"{flash}.efuse")
 
 
 def check_virtual_image(path: str, image: bytes) -> None:
@@ -255,7 +261,8 @@ def run_board(args: argparse.Namespace, workdir: Path, image: bytes | None) -> i
     flash = Path(args.flash) if args.flash else workdir / "flash.bin"
     if not flash.exists():
         new_flash(flash)
-    board = VirtualBoard(args.device_id or "virtual", flash, workdir, on_line=lambda line: print(line.text, flush=True))
+    board = VirtualBoard(args.device_id or "virtual", flash, workdir, on_line=lambda line: print(line.text, flush=True),
+                         efuse_path=efuse_file(args.flash) if args.flash else None)
     if image is not None:
         board.flash(image)
     stop = threading.Event()
@@ -273,7 +280,8 @@ def run_board(args: argparse.Namespace, workdir: Path, image: bytes | None) -> i
         stop.wait()
     finally:
         board.stop()
-        print("board stopped" + (f"; flash kept in {flash}" if args.flash else ""), file=sys.stderr)
+        print("board stopped" + (f"; flash kept in {flash}, eFuses in {efuse_file(args.flash)}" if args.flash else ""),
+              file=sys.stderr)
     return 0
 
 
@@ -381,7 +389,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--image", help="app image for the virtual board (python -m harness build makes one)")
     run.add_argument("--broker", help="MQTT broker URL, e.g. mqtt://127.0.0.1:1883")
     run.add_argument("--device-id", help="device id in the MQTT topics (default: derived from the MAC)")
-    run.add_argument("--flash", help="flash file to use and keep (created if missing)")
+    run.add_argument("--flash", help="flash file to use and keep (created if missing), its eFuses beside it in "
+                                     "FLASH.efuse")
     run.set_defaults(func=cmd_board_run)
     push = sub.add_parser(
         "push", help="push an image to a device through the MQTT broker, in acknowledged chunks",

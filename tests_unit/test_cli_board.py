@@ -20,6 +20,7 @@ from harness.formats import app_image
 from harness.fwserver import FirmwareServer
 from harness.link import DeviceLink
 from harness.virtual import firmware
+from harness.virtual.efuse import Efuses
 from tests_unit.cli_board import cli_board
 from tests_unit.cli_lab import descendants
 
@@ -125,9 +126,33 @@ def test_board_run_leaves_only_the_flash_it_was_asked_to_keep(tmp_path: Path,
         assert [p.name[:10] for p in tmpdir.iterdir()] == ["hil-board-"]
         output = board.stop()
     assert board.proc.returncode == 0, output
-    assert f"flash kept in {tmp_path / 'flash.bin'}" in output
+    assert f"flash kept in {tmp_path / 'flash.bin'}, eFuses in {tmp_path / 'flash.bin.efuse'}" in output
     assert (tmp_path / "flash.bin").stat().st_size == 4 * 1024 * 1024
     assert not list(tmpdir.iterdir()), list(tmpdir.iterdir())
+
+
+def test_board_run_keeps_the_efuses_beside_the_flash(tmp_path: Path) -> None:
+    """With --flash the chip is kept between runs, its eFuses too (anti-rollback's secure version is burnt
+    there, never cleared); a new flash file is a new chip, with blank eFuses."""
+    image = tmp_path / "v1.bin"
+    image.write_bytes(firmware.build().image)
+    flash = tmp_path / "flash.bin"
+    efuses = Efuses(tmp_path / "flash.bin.efuse")
+
+    def run_once() -> None:
+        with EmbeddedBroker() as broker, DeviceLink(broker.url) as link, \
+                cli_board(image, broker.url, "cli-efuse", flash) as board:
+            link.wait_status("cli-efuse", timeout=20, description="first status of the CLI board")
+            assert board.stop() and board.proc.returncode == 0, board.output
+
+    run_once()
+    assert efuses.path.exists() and efuses.secure_version_field() == 0
+    efuses.burn_secure_version_bits(0b11)  # as an app with secure_version 2 would, once confirmed
+    run_once()
+    assert efuses.secure_version_field() == 0b11, "the kept chip's eFuses were blanked"
+    flash.unlink()
+    run_once()
+    assert efuses.secure_version_field() == 0, "a new flash file kept an old chip's eFuses"
 
 
 def test_board_run_forwards_typed_lines_to_the_console(tmp_path: Path) -> None:

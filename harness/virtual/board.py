@@ -52,8 +52,10 @@ class VirtualBoardError(RuntimeError):
 class VirtualBoard(Board):
     def __init__(
         self, name: str, flash_path: Path, workdir: Path, mac: str = "240ac4000001",
-        on_line: Callable[[SerialLine], None] | None = None,
+        on_line: Callable[[SerialLine], None] | None = None, efuse_path: Path | None = None,
     ) -> None:
+        """`efuse_path`: the chip's eFuses, kept as they are (blank when the file is missing), as a board
+        kept between runs has them; by default a blank chip's, in `workdir`."""
         self.name = name
         self.device_id = name
         self.flash_path = Path(flash_path)
@@ -85,8 +87,9 @@ class VirtualBoard(Board):
         self._control_path.write_bytes(bytes(4 * abi.FC_WORDS))
         self._ble_air = BleAir(self.workdir / "ble-air.txt")  # the board's surroundings: kept across reboots
         self._wifi_ap = WifiAp(self.workdir / "wifi-ap.txt")  # its access point, also kept across reboots
-        self.efuses = Efuses(self.workdir / "efuse.bin")  # a blank chip's; kept across reboots, like the flash
-        self.efuses.create()
+        self.efuses = Efuses(Path(efuse_path) if efuse_path else self.workdir / "efuse.bin")  # kept across reboots
+        if efuse_path is None or not self.efuses.path.exists():
+            self.efuses.create()
         # The options of the bootloader on the flash (flash(..., bootloader=...)): the build's sdkconfig's.
         self.bootloader_config = BootloaderConfig()
         # The ESP-WIFI-MESH network the board is in range of (harness/virtual/mesh.py), if any: its firmware
