@@ -150,13 +150,17 @@ void boot_check_report_previous_update(const ota_pending_t *previous)
     confirm(previous);
 }
 
-static void send_outcome(const ota_result_t *outcome)
+static bool send_outcome(const ota_result_t *outcome)
 {
     cJSON *event = ota_event_new(outcome->id, outcome->state);
     ota_event_add_reason(event, ota_reason_from_name(outcome->reason));
     cJSON_AddStringToObject(event, "version", outcome->version);
-    ota_event_send(event);
+    return ota_event_send(event) >= 0;
 }
+
+/* The queued outcomes were handed to the link in this boot: a later call only waits for the broker to have
+   them (sending them again would repeat them in this boot). */
+static bool s_sent_this_boot;
 
 void boot_check_report_unreported(int wait_ms)
 {
@@ -165,14 +169,23 @@ void boot_check_report_unreported(int wait_ms)
     if (n == 0 && !s_have_unqueued) {
         return;
     }
-    if (!mqtt_link_wait_connected(wait_ms)) {
-        return; /* still queued: sent by a later call, or by the next boot */
-    }
-    for (size_t i = 0; i < n; i++) {
-        send_outcome(&outcomes[i]);
-    }
-    if (s_have_unqueued) {
-        send_outcome(&s_unqueued);
+    if (!s_sent_this_boot) {
+        if (!mqtt_link_wait_connected(wait_ms)) {
+            return; /* still queued: sent by a later call, or by the next boot */
+        }
+        bool taken = true;
+        for (size_t i = 0; i < n; i++) {
+            taken = send_outcome(&outcomes[i]) && taken;
+        }
+        if (s_have_unqueued) {
+            taken = send_outcome(&s_unqueued) && taken;
+        }
+        status_publish();
+        if (!taken) {
+            ESP_LOGW(TAG, "the link did not take every earlier update's outcome: kept for the next boot");
+            return;
+        }
+        s_sent_this_boot = true;
     }
     /* Removed once the broker has them (esp-mqtt's outbox and a mesh node's are RAM: a reset or a reboot
        would lose them). Not acknowledged in time, they stay queued and the next boot sends them again: an
@@ -180,12 +193,11 @@ void boot_check_report_unreported(int wait_ms)
     if (!mqtt_link_flush(UNREPORTED_FLUSH_MS)) {
         ESP_LOGW(TAG, "earlier updates' outcomes not acknowledged within %d ms: kept for the next boot",
                  UNREPORTED_FLUSH_MS);
-    } else {
-        ota_record_remove_unreported(n);
-        if (s_have_unqueued) {
-            ota_record_clear_pending_if(&s_unqueued_pending);
-            s_have_unqueued = false;
-        }
+        return;
     }
-    status_publish();
+    ota_record_remove_unreported(n);
+    if (s_have_unqueued) {
+        ota_record_clear_pending_if(&s_unqueued_pending);
+        s_have_unqueued = false;
+    }
 }

@@ -23,5 +23,6 @@ bool boot_check_take_previous_update(ota_pending_t *previous);
 void boot_check_report_previous_update(const ota_pending_t *previous);
 /* Sends the queued outcomes of updates that did not stick (this or an earlier boot decided them), oldest
    first, once the broker is reachable within `wait_ms` (MQTT_LINK_WAIT_FOREVER: however long it takes; 0:
-   only if it is now), then the status; they leave the queue once the broker has acknowledged them. */
+   only if it is now), then the status; they leave the queue once the broker has acknowledged them (a later
+   call in the same boot only waits for that, without sending them again). */
 void boot_check_report_unreported(int wait_ms);

@@ -23,13 +23,14 @@ cJSON *ota_event_new(const char *request_id, const char *state)
     return event;
 }
 
-void ota_event_send(cJSON *event)
+int ota_event_send(cJSON *event)
 {
     xSemaphoreTake(s_send_lock, portMAX_DELAY);
     cJSON_SetNumberValue(cJSON_GetObjectItemCaseSensitive(event, "seq"), (double)++s_seq);
-    mqtt_link_publish_json("ota", event, false);
+    int msg_id = mqtt_link_publish_json("ota", event, false);
     xSemaphoreGive(s_send_lock);
     cJSON_Delete(event);
+    return msg_id;
 }
 
 void ota_event_add_reason(cJSON *event, ota_reason_t reason)
