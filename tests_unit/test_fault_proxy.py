@@ -390,6 +390,21 @@ def test_what_a_board_sent_before_it_went_away_in_a_black_hole_never_arrives(ech
                             "the 7 bytes it had sent are dropped"], gone
 
 
+def test_a_server_that_closes_in_a_black_hole_is_seen_closing_once_it_heals() -> None:
+    """The server's FIN (amqtt dropping a silent session, say) crosses the partition no sooner than its data."""
+    with socket.create_server(("127.0.0.1", 0)) as listener, \
+            FaultProxy(*listener.getsockname()[:2], name="p") as proxy, connect(proxy) as board:
+        server_side, _ = listener.accept()  # the proxy's upstream connection, made as the board connected
+        proxy.set_blackhole()
+        server_side.close()
+        board.settimeout(0.3)
+        with pytest.raises(TimeoutError):  # the deadline of the wait for nothing
+            board.recv(10)
+        proxy.set_blackhole(False)
+        board.settimeout(WAIT)
+        assert read_until_closed(board) == (b"", "eof")
+
+
 def test_refusal_resets_new_connections_and_reset_all_cuts_open_ones(proxy: FaultProxy) -> None:
     with connect(proxy) as kept:
         round_trip(kept)

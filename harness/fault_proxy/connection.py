@@ -144,6 +144,7 @@ class ProxiedConnection:
                 await asyncio.sleep(max(0.0, due - asyncio.get_running_loop().time()))  # on the wire
                 if not await self._send(direction, data, writer):
                     return
+            await self._link.wait_open()  # a FIN crosses no partition either
             if writer.can_write_eof() and not writer.is_closing():
                 writer.write_eof()  # pass the half-close on: the other direction may still be talking
         except ConnectionError:
@@ -171,6 +172,7 @@ class ProxiedConnection:
                 last_due = max(loop.time() + self._link.delay_s(), last_due)  # later chunks never overtake
                 await queue.put((last_due, data))
         except ConnectionError:
+            await self._link.wait_open()  # the server's reset reaches the board once the partition heals
             self.cut("rst")
 
     async def _board_data(self, reader: asyncio.StreamReader, held: bytes) -> bytes | None:
