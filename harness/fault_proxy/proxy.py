@@ -166,9 +166,11 @@ class FaultProxy(ListeningService):
         self._change(bandwidth_bps=bytes_per_s)
 
     def set_blackhole(self, on: bool = True) -> None:
-        """A partition: nothing forwarded either way, new connections accepted and held (no upstream
-        connection until it heals). Data sent meanwhile is held, not dropped, and delivered in order once
-        it is cleared: what TCP's retransmissions show its ends across a partition that heals in time."""
+        """A partition: nothing forwarded either way, closes included, new connections accepted and held (no
+        upstream connection until it heals). Data sent meanwhile is held, not dropped, and delivered in order
+        once it is cleared: what TCP's retransmissions show its ends across a partition that heals in time.
+        A board that closes its side meanwhile rebooted or lost power: what it sent is dropped (a `gone`
+        event), and its server connection is reset at the heal (harness/fault_proxy/connection.py)."""
         self._change(blackhole=on)
 
     def set_refuse(self, on: bool = True) -> None:
