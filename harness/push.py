@@ -264,7 +264,7 @@ class Pusher:
         with self._changed:
             answered = self._wait_first_answer(timeout)
             state = self._state()
-            if self._presence == b"offline" and not state.acks and state.outcome is None:
+            if self._presence == b"offline" and not self._answered():
                 raise PushError(f"device {self.device_id} is offline: its online flag on {self.topic('online')} "
                                 "says so (it lost power, crashed or its link dropped, and has not reconnected); "
                                 "start it, wait for it to publish `online`, and push again")
@@ -416,10 +416,9 @@ class Pusher:
         command); only a live one (the last will, not the retained one of a subscription) ends a running push."""
         with self._changed:
             self._presence = msg.payload
-            self._changed.notify_all()
             if self._transfer is not None and not msg.retain and msg.payload == b"offline":
                 self._transfer.offline = True
-                self._changed.notify_all()
+            self._changed.notify_all()
 
     def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: mqtt.ReasonCode,
                     _properties: Any) -> None:

@@ -195,8 +195,8 @@ def test_power_cut_at_flash_operations_of_an_ota(board_factory, ota_for, link: D
 def _rolled_back_published(board, request: str) -> list[float]:
     """When the firmware published `rolled_back` for `request` (its own trace: also what a cut kept from the
     broker)."""
-    return [p.t for p in board.mqtt_publishes() if p.topic.endswith("/ota") and
-            json.loads(p.payload).get("id") == request and json.loads(p.payload).get("state") == "rolled_back"]
+    events = [(p.t, json.loads(p.payload)) for p in board.mqtt_publishes() if p.topic.endswith("/ota")]
+    return [t for t, event in events if (event.get("id"), event.get("state")) == (request, "rolled_back")]
 
 
 def _measure_report_boot(board_factory, ota_for, crashing: Artifact) -> int:

@@ -191,8 +191,7 @@ class ProxiedConnection:
             if not self._link.faults.blackhole:
                 return data
             if not data:  # read as a black hole began, and the board closed: gone
-                self._on_gone(self, 0)
-                await self._link.wait_open()
+                await self._gone_until_healed(0)
                 return None
             held = data  # held with what follows
 
@@ -214,12 +213,17 @@ class ProxiedConnection:
             except ConnectionError:  # the board reset its side: gone as well
                 data = b""
             if not data:
-                self._on_gone(self, len(held))
-                await self._link.wait_open()
+                await self._gone_until_healed(len(held))
                 return None
             held += data
         await self._link.wait_open()
         return bytes(held)
+
+    async def _gone_until_healed(self, dropped: int) -> None:
+        """The board closed in the black hole: say so now, and return once the hole heals (the caller then
+        resets what is left of the connection, as the rebooted chip would answer the server)."""
+        self._on_gone(self, dropped)
+        await self._link.wait_open()
 
     async def _send(self, direction: Direction, data: bytes, writer: asyncio.StreamWriter) -> bool:
         """Write `data` under the cap, the black hole and a cut at byte N; False once the connection is cut."""
