@@ -9,6 +9,7 @@ time, state events, reboots, HTTP requests) with the serial log and MQTT transcr
 from __future__ import annotations
 
 import contextlib
+import functools
 import html
 import io
 import json
@@ -113,49 +114,76 @@ def _ota_window(entries: list[Entry]) -> tuple[float, float]:
     return start - pad, end + pad
 
 
+class _ChartCanvas:
+    """One figure and axes for every chart a process draws, cleared of the last chart's artists in between.
+
+    A new figure per chart cost matplotlib about 30 ms of its 90 (the axes, their ticks and spines made again),
+    and one artist per event another 20 ms: the reset and state lines are one collection per colour now, the
+    HTTP requests one line of markers. Not thread-safe: charts are drawn by the chart process, or by
+    write_html at the session's end, one at a time."""
+
+    def __init__(self) -> None:
+        import matplotlib
+
+        # text as SVG text, not outlines: 15 KB a chart instead of 36, and less to draw
+        matplotlib.rcParams["svg.fonttype"] = "none"
+        from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
+
+        self.figure = Figure(figsize=(9, 2.6))  # no pyplot: nothing registered, nothing to close
+        self.ax = self.figure.add_subplot()
+        # fixed margins, where tight_layout() measured every label first: 40 % of the chart's time
+        self.figure.subplots_adjust(left=0.075, right=0.985, bottom=0.2, top=0.86)
+        # few ticks: each costs matplotlib about 1 ms to make and draw, most of a chart's time with its defaults
+        self.ax.set_yticks([0, 50, 100])
+        self.ax.xaxis.set_major_locator(MaxNLocator(6))
+        self.ax.set_xlabel("s from test start (red dashed: reset, purple: HTTP request)")
+        self.ax.set_ylabel("%")
+
+    def draw(self, entries: list[Entry]) -> str:
+        ax = self.ax
+        for artist in [*ax.lines, *ax.texts, *ax.collections]:
+            artist.remove()
+        events = _ota_events(entries)
+        progress = [(t, e["percent"]) for t, e in events
+                    if e.get("state") == "downloading" and e.get("percent", -1) >= 0]
+        if progress:
+            ax.plot([t for t, _ in progress], [p for _, p in progress], marker=".", color="tab:blue")
+        states = [(t, str(e.get("state", "?"))) for t, e in events if e.get("state") != "downloading"]
+        # ylim is fixed, so lines from its bottom to its top span the axes as axvline's would
+        ax.vlines([t for t, s in states if s == "succeeded"], _Y_MIN, _Y_MAX, color="tab:green", lw=0.8)
+        ax.vlines([t for t, s in states if s != "succeeded"], _Y_MIN, _Y_MAX, color="tab:orange", lw=0.8)
+        ax.vlines([e.t for e in entries if e.kind == "serial" and e.text.startswith("rst:")], _Y_MIN, _Y_MAX,
+                  color="tab:red", ls="--", lw=0.8)
+        for t, state in states:
+            ax.text(t, 104, state, rotation=90, fontsize=7, va="bottom")
+        http = [e.t for e in entries if e.kind == "http"]
+        if http:
+            ax.plot(http, [-6] * len(http), ls="none", marker="v", color="tab:purple", ms=4)
+        ax.set_ylim(_Y_MIN, _Y_MAX)
+        ax.set_xlim(*_ota_window(entries))
+        buf = io.StringIO()
+        self.figure.savefig(buf, format="svg")
+        svg = buf.getvalue()
+        return svg[svg.index("<svg"):]
+
+
+_Y_MIN, _Y_MAX = -10, 130
+
+
+@functools.cache
+def _canvas() -> _ChartCanvas:
+    return _ChartCanvas()
+
+
 def chart_svg(entries: list[Entry]) -> str:
     """The OTA chart of one test's timeline, as inline SVG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    # text as SVG text, not outlines: 15 KB a chart instead of 36, and less to draw
-    matplotlib.rcParams["svg.fonttype"] = "none"
-    from matplotlib import pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    events = _ota_events(entries)
-    fig, ax = plt.subplots(figsize=(9, 2.6))
-    # fixed margins, where tight_layout() measured every label first: 40 % of the chart's time
-    fig.subplots_adjust(left=0.075, right=0.985, bottom=0.2, top=0.86)
-    progress = [(t, e["percent"]) for t, e in events if e.get("state") == "downloading" and e.get("percent", -1) >= 0]
-    if progress:
-        ax.plot([t for t, _ in progress], [p for _, p in progress], marker=".", label="download %")
-    for t, e in events:
-        if e.get("state") != "downloading":
-            ax.axvline(t, color="tab:green" if e.get("state") == "succeeded" else "tab:orange", lw=0.8)
-            ax.annotate(e.get("state", "?"), (t, 104), rotation=90, fontsize=7, va="bottom")
-    for e in entries:
-        if e.kind == "serial" and e.text.startswith("rst:"):
-            ax.axvline(e.t, color="tab:red", ls="--", lw=0.8)
-        elif e.kind == "http":
-            ax.plot([e.t], [-6], marker="v", color="tab:purple", ms=4)
-    ax.set_ylim(-10, 130)
-    # few ticks: each costs matplotlib about 1 ms to make and draw, most of a chart's time with its defaults
-    ax.set_yticks([0, 50, 100])
-    ax.xaxis.set_major_locator(MaxNLocator(6))
-    ax.set_xlim(*_ota_window(entries))
-    ax.set_xlabel("s from test start (red dashed: reset, purple: HTTP request)")
-    ax.set_ylabel("%")
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg")
-    plt.close(fig)
-    svg = buf.getvalue()
-    return svg[svg.index("<svg"):]
+    return _canvas().draw(entries)
 
 
 class ChartRenderer:
-    """Draws charts in a separate process while the tests run: matplotlib takes ~90 ms a chart, 9 s for the
-    catalog, which the run would otherwise spend at its end, on one core. `spawn`, not fork: the test process
+    """Draws charts in a separate process while the tests run: matplotlib takes about 45 ms a chart, 10 s for
+    the catalog, which the run would otherwise spend at its end, on one core. `spawn`, not fork: the test process
     has threads (brokers, servers, boards) whose locks a forked child would inherit held."""
 
     def __init__(self) -> None:
