@@ -71,6 +71,10 @@ typedef struct {
 
 static esp_mqtt_client_handle_t s_client;
 static EventGroupHandle_t s_events;
+/* One flush at a time: each clears ACKED_BIT before it looks at the outbox, so a second flush clearing it
+   between the first one's look and its wait would take the wake-up of the PUBACK that emptied the outbox,
+   and the first would wait out its whole timeout with nothing left to send. */
+static SemaphoreHandle_t s_flush_lock;
 static QueueHandle_t s_commands;
 static mqtt_link_command_cb_t s_on_command;
 static char s_topic_cmd[TOPIC_MAX];
@@ -475,7 +479,8 @@ esp_err_t mqtt_link_start(mqtt_link_command_cb_t on_command)
     s_events = xEventGroupCreate();
     s_commands = xQueueCreate(CONFIG_HIL_COMMAND_QUEUE_LEN, sizeof(command_t));
     s_overflow.lock = xSemaphoreCreateMutex();
-    if (s_events == NULL || s_commands == NULL || s_overflow.lock == NULL) {
+    s_flush_lock = xSemaphoreCreateMutex();
+    if (s_events == NULL || s_commands == NULL || s_overflow.lock == NULL || s_flush_lock == NULL) {
         return ESP_ERR_NO_MEM;
     }
     make_topic(s_topic_cmd, cfg->device_id, "cmd");
@@ -680,15 +685,26 @@ bool mqtt_link_flush(int timeout_ms)
     if (s_mesh != NULL && !s_mesh->flush(timeout_ms)) {
         return false; /* a node that became root: what it still holds is not yet with esp-mqtt */
     }
+    TickType_t waited = xTaskGetTickCount() - start;
+    if (budget != portMAX_DELAY && waited >= budget) {
+        return false;
+    }
+    if (xSemaphoreTake(s_flush_lock, budget == portMAX_DELAY ? budget : budget - waited) != pdTRUE) {
+        return false; /* another flush held it for all of this one's time */
+    }
+    bool empty = false;
     for (;;) {
         xEventGroupClearBits(s_events, ACKED_BIT);
         if (esp_mqtt_client_get_outbox_size(s_client) == 0) {
-            return true;
+            empty = true;
+            break;
         }
         TickType_t elapsed = xTaskGetTickCount() - start;
         if (budget != portMAX_DELAY && elapsed >= budget) {
-            return false;
+            break;
         }
         xEventGroupWaitBits(s_events, ACKED_BIT, pdFALSE, pdTRUE, budget == portMAX_DELAY ? budget : budget - elapsed);
     }
+    xSemaphoreGive(s_flush_lock);
+    return empty;
 }
