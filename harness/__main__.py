@@ -41,6 +41,7 @@ from harness.virtual import firmware
 
 if TYPE_CHECKING:
     from harness.virtual.board import VirtualBoard
+    from harness.virtual.bootloader import BootloaderConfig
 
 VARIANTS = project.reference().variants
 
@@ -195,6 +196,7 @@ def cmd_board_run(args: argparse.Namespace) -> int:
     image = read_input(args.image) if args.image is not None else None  # before anything is made on disk
     if image is not None:
         check_virtual_image(args.image, image)
+    bootloader = bootloader_options(args)
     if args.flash and Path(args.flash).exists():
         check_flash_file(args.flash)
     elif args.flash:
@@ -202,7 +204,7 @@ def cmd_board_run(args: argparse.Namespace) -> int:
         efuse_file(args.flash).unlink(missing_ok=True)  # a new flash is a new chip: blank eFuses too
     workdir = Path(tempfile.mkdtemp(prefix="hil-board-"))
     try:
-        return run_board(args, workdir, image)
+        return run_board(args, workdir, image, bootloader)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)  # the app, its eFuses and console files; --flash stays
 
@@ -210,6 +212,41 @@ def cmd_board_run(args: argparse.Namespace) -> int:
 def efuse_file(flash: str) -> Path:
     """Where `board run --flash FILE` keeps the chip's eFuses (anti-rollback's secure version): FILE.efuse."""
     return Path(f"{flash}.efuse")
+
+
+def bootloader_options(args: argparse.Namespace) -> tuple[BootloaderConfig, str]:
+    """The options the board's bootloader is built with, as on a chip the bootloader comes from the project's
+    sdkconfig: --sdkconfig, else the sdkconfig beside --image (where python -m harness build leaves it), else
+    the reference build's (app rollback on, anti-rollback off); and the line that says which, since they
+    decide what a boot does (an anti-rollback build burns the app's secure version into the eFuses)."""
+    from harness.virtual.bootloader import BootloaderConfig
+
+    sdkconfig = Path(args.sdkconfig) if args.sdkconfig else None
+    if sdkconfig is None and args.image is not None and (Path(args.image).parent / "sdkconfig").is_file():
+        sdkconfig = Path(args.image).parent / "sdkconfig"
+    if sdkconfig is None:
+        config = BootloaderConfig()
+        return config, (f"board run: bootloader with the reference build's options ({describe_bootloader(config)}); "
+                        "--sdkconfig FILE for a build's own")
+    try:
+        text = sdkconfig.read_text(errors="replace")
+        if "\nCONFIG_" not in f"\n{text}":
+            raise ValueError("no CONFIG_ line")
+        config = BootloaderConfig.from_sdkconfig(text)
+    except OSError as err:
+        raise CliError(f"--sdkconfig: cannot read {sdkconfig}: {err.strerror or err}") from None
+    except ValueError as err:
+        raise CliError(f"--sdkconfig {sdkconfig} is not an sdkconfig ({err}); give the one in the build's "
+                       "directory") from None
+    return config, f"board run: bootloader with the options of {sdkconfig} ({describe_bootloader(config)})"
+
+
+def describe_bootloader(config: BootloaderConfig) -> str:
+    def on(flag: bool) -> str:
+        return "on" if flag else "off"
+
+    return (f"app rollback {on(config.rollback)}, anti-rollback {on(config.anti_rollback)}"
+            + (", signed apps" if config.signed_apps else ""))
 
 
 def check_virtual_image(path: str, image: bytes) -> None:
@@ -253,7 +290,8 @@ def forward_console(board: VirtualBoard) -> None:
             print(f"board run: {err}", file=sys.stderr, flush=True)
 
 
-def run_board(args: argparse.Namespace, workdir: Path, image: bytes | None) -> int:
+def run_board(args: argparse.Namespace, workdir: Path, image: bytes | None,
+              bootloader: tuple[BootloaderConfig, str]) -> int:
     """The board in the foreground until Ctrl-C or SIGTERM; its flash kept only where --flash put it."""
     from harness.provision import provision
     from harness.virtual.board import VirtualBoard
@@ -263,6 +301,8 @@ def run_board(args: argparse.Namespace, workdir: Path, image: bytes | None) -> i
         new_flash(flash)
     board = VirtualBoard(args.device_id or "virtual", flash, workdir, on_line=lambda line: print(line.text, flush=True),
                          efuse_path=efuse_file(args.flash) if args.flash else None)
+    board.bootloader_config, said = bootloader
+    print(said, file=sys.stderr, flush=True)
     if image is not None:
         board.flash(image)
     stop = threading.Event()
@@ -391,6 +431,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--device-id", help="device id in the MQTT topics (default: derived from the MAC)")
     run.add_argument("--flash", help="flash file to use and keep (created if missing), its eFuses beside it in "
                                      "FLASH.efuse")
+    run.add_argument("--sdkconfig", help="the sdkconfig the board's bootloader is built with: its app rollback "
+                                         "and anti-rollback options (default: the sdkconfig beside --image, as "
+                                         "python -m harness build leaves it, else the reference build's)")
     run.set_defaults(func=cmd_board_run)
     push = sub.add_parser(
         "push", help="push an image to a device through the MQTT broker, in acknowledged chunks",

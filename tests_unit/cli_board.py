@@ -29,11 +29,12 @@ class CliBoard:
 
 
 @contextmanager
-def cli_board(image: Path, broker_url: str, device_id: str, flash: Path) -> Iterator[CliBoard]:
-    """The board runs until the block ends (then it is stopped, whatever happened inside)."""
+def cli_board(image: Path, broker_url: str, device_id: str, flash: Path, *options: str) -> Iterator[CliBoard]:
+    """The board runs until the block ends (then it is stopped, whatever happened inside); `options` are more
+    of board run's."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "harness", "board", "run", "--image", str(image), "--broker", broker_url,
-         "--device-id", device_id, "--flash", str(flash)],
+         "--device-id", device_id, "--flash", str(flash), *options],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     board = CliBoard(proc)
     try:

@@ -155,6 +155,57 @@ def test_board_run_keeps_the_efuses_beside_the_flash(tmp_path: Path) -> None:
     assert efuses.secure_version_field() == 0, "a new flash file kept an old chip's eFuses"
 
 
+ANTI_ROLLBACK_CHECK = "boot: Enabled a check secure version of app for anti rollback"
+
+
+def test_board_run_boots_with_the_bootloader_of_the_image_s_build(tmp_path: Path) -> None:
+    """A chip's bootloader is built from the project's sdkconfig: an image of the anti_rollback build, given
+    where python -m harness build left it, boots with anti-rollback (the eFuses take its secure version);
+    --sdkconfig names another build's options, and an image without an sdkconfig beside it boots with the
+    reference build's. Each run says which on stderr."""
+    build = firmware.build("anti_rollback")
+    assert build.bootloader.anti_rollback and build.image_path.with_name("sdkconfig").is_file()
+    secure_version = app_image.read_descriptor(build.image).secure_version
+    assert secure_version >= 1, "the anti_rollback build's app should carry a secure version"
+    copied = tmp_path / "copied.bin"
+    copied.write_bytes(build.image)
+    default_sdkconfig = firmware.build().image_path.with_name("sdkconfig")
+
+    def run(image: Path, name: str, *options: str) -> tuple[str, int]:
+        flash = tmp_path / f"{name}.bin"
+        with EmbeddedBroker() as broker, DeviceLink(broker.url) as link, \
+                cli_board(image, broker.url, name, flash, *options) as board:
+            link.wait_status(name, timeout=20, description=f"first status of the CLI board {name}")
+            output = board.stop()
+        assert board.proc.returncode == 0, output
+        return output, Efuses(tmp_path / f"{name}.bin.efuse").secure_version_field()
+
+    output, efuse = run(build.image_path, "cli-ar")
+    assert f"bootloader with the options of {build.image_path.with_name('sdkconfig')} (app rollback on, " \
+           "anti-rollback on)" in output
+    assert ANTI_ROLLBACK_CHECK in output and efuse == (1 << secure_version) - 1, (efuse, output)
+
+    output, efuse = run(build.image_path, "cli-ar-default", "--sdkconfig", str(default_sdkconfig))
+    assert "anti-rollback off" in output and ANTI_ROLLBACK_CHECK not in output and efuse == 0, output
+
+    output, efuse = run(copied, "cli-ar-copied")
+    assert "bootloader with the reference build's options (app rollback on, anti-rollback off); --sdkconfig " \
+           "FILE for a build's own" in output
+    assert ANTI_ROLLBACK_CHECK not in output and efuse == 0, output
+
+
+def test_board_run_refuses_a_file_that_is_not_an_sdkconfig(tmp_path: Path) -> None:
+    image = tmp_path / "v1.bin"
+    image.write_bytes(firmware.build().image)
+    junk = tmp_path / "junk.txt"
+    junk.write_text("not a config\n")
+    not_one = f"--sdkconfig {junk} is not an sdkconfig (no CONFIG_ line); give the one in the build's directory"
+    for sdkconfig, expected in ((junk, not_one), (tmp_path / "missing", "--sdkconfig: cannot read")):
+        ran = _board_run("--image", str(image), "--sdkconfig", str(sdkconfig), "--flash", str(tmp_path / "f.bin"))
+        assert ran.returncode == 2 and expected in ran.stderr and "Traceback" not in ran.stderr, ran.stderr
+        assert not (tmp_path / "f.bin").exists(), "a refused run made its flash file"
+
+
 def test_board_run_forwards_typed_lines_to_the_console(tmp_path: Path) -> None:
     """Without --broker the firmware asks for `config set broker_url ...` on its console: what is typed on the
     command's stdin reaches it, and the answers come back on stdout."""
