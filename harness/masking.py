@@ -38,19 +38,20 @@ def _has_user_info(text: str) -> bool:
     return "://" in text and "@" in text
 
 
-# Each pattern beside a quick test of what it cannot match without: most lines (serial logs, events) pass none,
-# and the quick tests cost less than the patterns (Masker.text runs on every timeline entry). Masking only
-# replaces values with MASK, so a line that fails a test before the substitutions fails it after them too.
-_PATTERNS: tuple[tuple[Callable[[str], bool], re.Pattern[str]], ...] = (
-    # "wifi_password": "a b" (a JSON string, spaces and escapes included)
-    (_has_key_word, re.compile(rf"""(["']{_KEY}["']\s*:\s*")((?:[^"\\]|\\.)*)(")""", re.IGNORECASE)),
-    # password=x, broker_password: x, ?token=x&, wifi_password='x'
-    (_has_key_word, re.compile(rf"""(\b{_KEY}["']?\s*[:=]\s*["']?)(?!\*{{8}})([^\s"',;&}}]+)()""", re.IGNORECASE)),
-    # config set broker_password x, wifi_password x (a key with a prefix, then a space)
-    (_has_key_word,
-     re.compile(rf"""(\b\w+_(?:{_KEY_WORDS})\s+)(?!\*{{8}})([^\s"',;&}}]+)()""", re.IGNORECASE)),
+# The patterns grouped under a quick test of what they cannot match without: most lines (serial logs, events)
+# pass none, and the quick tests cost less than the patterns (Masker.text runs on every timeline entry). Masking
+# only replaces values with MASK, so a line that fails a test before the substitutions fails it after them too.
+_PATTERNS: tuple[tuple[Callable[[str], bool], tuple[re.Pattern[str], ...]], ...] = (
+    (_has_key_word, (
+        # "wifi_password": "a b" (a JSON string, spaces and escapes included)
+        re.compile(rf"""(["']{_KEY}["']\s*:\s*")((?:[^"\\]|\\.)*)(")""", re.IGNORECASE),
+        # password=x, broker_password: x, ?token=x&, wifi_password='x'
+        re.compile(rf"""(\b{_KEY}["']?\s*[:=]\s*["']?)(?!\*{{8}})([^\s"',;&}}]+)()""", re.IGNORECASE),
+        # config set broker_password x, wifi_password x (a key with a prefix, then a space)
+        re.compile(rf"""(\b\w+_(?:{_KEY_WORDS})\s+)(?!\*{{8}})([^\s"',;&}}]+)()""", re.IGNORECASE),
+    )),
     # mqtt://user:pass@host
-    (_has_user_info, re.compile(r"""(\b[a-z][a-z0-9+.-]*://[^/\s:@]*:)([^@\s/]+)(@)""", re.IGNORECASE)),
+    (_has_user_info, (re.compile(r"""(\b[a-z][a-z0-9+.-]*://[^/\s:@]*:)([^@\s/]+)(@)""", re.IGNORECASE),)),
 )
 # `config set <secret key> <value>` typed on a console: group 1 is the value
 TYPED_SECRET = re.compile(rf"^\s*config\s+set\s+{_KEY}\s+(\S+)", re.IGNORECASE)
@@ -90,12 +91,10 @@ class Masker:
 
     def text(self, text: str) -> str:
         text = mask_secrets(text, self.secrets)
-        passed: dict[Callable[[str], bool], bool] = {}  # each quick test once: three patterns share one
-        for may_match, pattern in _PATTERNS:
-            if may_match not in passed:
-                passed[may_match] = may_match(text)
-            if passed[may_match]:
-                text = pattern.sub(_masked, text)
+        for may_match, patterns in _PATTERNS:
+            if may_match(text):
+                for pattern in patterns:
+                    text = pattern.sub(_masked, text)
         return text
 
     def data(self, data: Any) -> Any:
