@@ -222,8 +222,9 @@ def bootloader_options(args: argparse.Namespace) -> tuple[BootloaderConfig, str]
     from harness.virtual.bootloader import BootloaderConfig
 
     sdkconfig = Path(args.sdkconfig) if args.sdkconfig else None
-    if sdkconfig is None and args.image is not None and (Path(args.image).parent / "sdkconfig").is_file():
-        sdkconfig = Path(args.image).parent / "sdkconfig"
+    beside_image = Path(args.image).parent / "sdkconfig" if args.image is not None else None
+    if sdkconfig is None and beside_image is not None and beside_image.is_file():
+        sdkconfig = beside_image
     if sdkconfig is None:
         config = BootloaderConfig()
         return config, (f"board run: bootloader with the reference build's options ({describe_bootloader(config)}); "

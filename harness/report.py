@@ -114,6 +114,9 @@ def _ota_window(entries: list[Entry]) -> tuple[float, float]:
     return start - pad, end + pad
 
 
+_Y_MIN, _Y_MAX = -10, 130  # the chart's fixed y range, in % with room for the state labels
+
+
 class _ChartCanvas:
     """One figure and axes for every chart a process draws, cleared of the last chart's artists in between.
 
@@ -135,6 +138,7 @@ class _ChartCanvas:
         # fixed margins, where tight_layout() measured every label first: 40 % of the chart's time
         self.figure.subplots_adjust(left=0.075, right=0.985, bottom=0.2, top=0.86)
         # few ticks: each costs matplotlib about 1 ms to make and draw, most of a chart's time with its defaults
+        self.ax.set_ylim(_Y_MIN, _Y_MAX)  # and no autoscaling: the charts' artists never move it
         self.ax.set_yticks([0, 50, 100])
         self.ax.xaxis.set_major_locator(MaxNLocator(6))
         self.ax.set_xlabel("s from test start (red dashed: reset, purple: HTTP request)")
@@ -160,15 +164,11 @@ class _ChartCanvas:
         http = [e.t for e in entries if e.kind == "http"]
         if http:
             ax.plot(http, [-6] * len(http), ls="none", marker="v", color="tab:purple", ms=4)
-        ax.set_ylim(_Y_MIN, _Y_MAX)
         ax.set_xlim(*_ota_window(entries))
         buf = io.StringIO()
         self.figure.savefig(buf, format="svg")
         svg = buf.getvalue()
         return svg[svg.index("<svg"):]
-
-
-_Y_MIN, _Y_MAX = -10, 130
 
 
 @functools.cache
