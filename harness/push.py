@@ -5,7 +5,8 @@
 `<prefix>/<id>/push/<transfer>/<offset>`, never more than `window` chunks beyond the last acknowledged offset. The
 device writes only the chunk it expects and acknowledges its next offset after each one; an acknowledgement of a
 chunk it ignored past that offset (a gap), or none for `ack_timeout` seconds, sends the image again from that
-offset (go-back-N). It returns when the device says `rebooting` or another outcome.
+offset (go-back-N). It returns when the device says `rebooting` or another outcome. A command the device
+missed because it was not connected yet is sent again when its live `online` arrives.
 `PushFaults` makes it misbehave as the issue's fault plan asks (drop, duplicate, reorder, stall, a wrong hash, a
 size past the slot), and lose acknowledgements.
 """
@@ -103,6 +104,8 @@ class _Transfer:
     """What the paho thread has heard about one transfer (guarded by Pusher._changed)."""
 
     transfer_id: str
+    start: str = ""  # the push command, as published
+    starts: int = 0  # times it was published: again when the device connected while it waited for an answer
     acks: list[_Ack] = field(default_factory=list)  # (next, ignored) in order
     window: int | None = None
     outcome: dict[str, Any] | None = None
@@ -125,6 +128,13 @@ class _Sender:
     rewinds: int = 0
     stall_rewinds: int = 0
     lost_acks: int = 0  # acknowledgements the fault plan took away
+
+
+def _answers_a_repeated_start(transfer: _Transfer, event: dict[str, Any]) -> bool:
+    """`busy` for a command sent again that the device had after all (its answer lost with its connection): it
+    runs this transfer already, and says so by acknowledging it."""
+    return transfer.starts > 1 and bool(transfer.acks) and event.get("state") == "rejected" and \
+        event.get("reason") == "busy"
 
 
 class Pusher:
@@ -234,11 +244,11 @@ class Pusher:
         check_transfer_id(transfer_id)
         faults = faults or PushFaults()
         started = time.monotonic()
+        start = json.dumps(self._command(image, transfer_id, version, force, timeout_s, idle_timeout_s, faults))
         with self._changed:
-            self._transfer = _Transfer(transfer_id)
+            self._transfer = _Transfer(transfer_id, start=start, starts=1)
             self._resumed = False
-        self._publish(self.topic("cmd"), json.dumps(self._command(image, transfer_id, version, force, timeout_s,
-                                                                  idle_timeout_s, faults)), qos=1)
+        self._publish(self.topic("cmd"), start, qos=1)
         sender = _Sender(size=faults.size or len(image), window=self.window)
         result = self._first_answer(transfer_id, sender, start_timeout)
         if result is None and self.on_progress is not None:
@@ -413,11 +423,18 @@ class Pusher:
 
     def _on_online(self, msg: mqtt.MQTTMessage) -> None:
         """Any `offline` ends the wait for the device's first answer (its session is clean: it would never see the
-        command); only a live one (the last will, not the retained one of a subscription) ends a running push."""
+        command); only a live one (the last will, not the retained one of a subscription) ends a running push.
+        A live `online` before the device answered sends the command again: the device has just connected and
+        subscribed, so the first one, published while it was not connected, never reached it."""
         with self._changed:
             self._presence = msg.payload
-            if self._transfer is not None and not msg.retain and msg.payload == b"offline":
-                self._transfer.offline = True
+            transfer = self._transfer
+            if transfer is not None and not msg.retain and msg.payload == b"offline":
+                transfer.offline = True
+            if (transfer is not None and not msg.retain and msg.payload == b"online" and not transfer.acks
+                    and transfer.outcome is None):
+                transfer.starts += 1
+                self._client.publish(self.topic("cmd"), transfer.start, qos=1)  # a failure is the wait's timeout
             self._changed.notify_all()
 
     def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: mqtt.ReasonCode,
@@ -453,5 +470,7 @@ class Pusher:
                 transfer.acks.append((data["next"], ignored if isinstance(ignored, int) else None))
                 transfer.window = data.get("window")
             elif msg.topic == self.topic("ota") and data.get("state") in OUTCOMES and transfer.outcome is None:
+                if _answers_a_repeated_start(transfer, data):
+                    return
                 transfer.outcome = data
             self._changed.notify_all()

@@ -306,6 +306,34 @@ def test_malformed_push_is_a_bad_command(ota, link: DeviceLink, board, firmware,
 
 
 @pytest.mark.virtual_only
+def test_a_push_started_before_the_device_connects_is_sent_again_when_it_does(ota, link: DeviceLink, board,
+                                                                              pusher: Pusher, firmware) -> None:
+    """`harness push` run while the board is still starting (no online flag on the broker yet): the push command
+    finds no device subscribed and is lost, as the device's session is clean; the `online` it publishes once
+    connected makes the pusher send the command again, and v2 installs.
+
+    Needs: a board kept off while the push starts (virtual board).
+    """
+    image = firmware.image(version="2.0.0")
+    online = f"devices/{board.device_id}/online"
+    since = ota.mark()
+    board.stop()
+    link.wait_for(lambda m: m.topic == online and m.payload == b"offline", timeout=10, since=since,
+                  description="the board's last will")
+    link.publish(online, b"", retain=True)  # as on a broker that never saw the device: no flag at all
+    since = ota.mark()
+    future = _push_in_background(pusher, image, "p-late", start_timeout=20)
+    link.wait_for(lambda m: m.kind == "cmd" and m.data.get("id") == "p-late", timeout=10, since=since,
+                  description="the push command")
+    board.power_on()
+    result = future.result(timeout=40)
+    assert result.ok, result.describe()
+    starts = [m for m in link.messages[since:] if m.kind == "cmd" and m.data.get("id") == "p-late"]
+    assert len(starts) == 2, [m.describe() for m in starts]
+    _install_confirmed(link, board, since, "p-late", "2.0.0")
+
+
+@pytest.mark.virtual_only
 @pytest.mark.needs_power_control
 def test_power_cut_during_a_push(ota, link: DeviceLink, board, pusher: Pusher, firmware) -> None:
     """E6 (push): power fails inside a flash write of the pushed image: the pusher stops with an error that

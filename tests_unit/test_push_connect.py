@@ -93,3 +93,41 @@ def test_a_transfer_id_the_device_would_refuse_is_refused_before_sending(transfe
     """Checked before the push command goes out (the pusher here is not even connected)."""
     with pytest.raises(ValueError, match="at most 47 characters, without /, \\+ or #"):
         Pusher("mqtt://127.0.0.1:1", "d1").push(b"image", transfer_id)
+
+
+def test_busy_for_a_command_sent_again_is_not_the_push_s_outcome() -> None:
+    """A device that had the push command after all (its answer lost with its connection) acknowledges the
+    transfer when it reconnects, and answers the command the pusher sent again on its `online` with `busy`:
+    that busy is about the repeat, and the push goes on to the device's real outcome."""
+    with EmbeddedBroker() as broker:
+        endpoint = parse_mqtt_url(broker.url)
+        device = new_client(endpoint, "late", None, None, None)
+        commands: list[dict] = []
+
+        def on_command(client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
+            command = json.loads(msg.payload)
+            commands.append(command)
+            if len(commands) == 1:  # reconnected: says online, acknowledges the transfer it runs
+                client.publish("devices/late/online", "online", qos=1, retain=True)
+                client.publish("devices/late/push_ack", json.dumps({"id": command["id"], "next": 0}), qos=1)
+                return
+            client.publish("devices/late/ota", json.dumps({"id": command["id"], "seq": 2, "state": "rejected",
+                                                           "reason": "busy"}), qos=1)
+            client.publish("devices/late/ota", json.dumps({"id": command["id"], "seq": 3, "state": "failed",
+                                                           "reason": "idle_timeout"}), qos=1)
+
+        subscribed = threading.Event()
+        device.on_message = on_command
+        device.on_subscribe = lambda *_: subscribed.set()
+        device.connect(endpoint.host, endpoint.port)
+        device.subscribe("devices/late/cmd", qos=1)
+        device.loop_start()
+        try:
+            assert subscribed.wait(WAIT_S)
+            with Pusher(broker.url, "late") as pusher:
+                result = pusher.push(b"image", "p3", start_timeout=20)
+        finally:
+            device.disconnect()
+            device.loop_stop()
+    assert len(commands) == 2, commands
+    assert (result.state, result.event.get("reason")) == ("failed", "idle_timeout"), result
