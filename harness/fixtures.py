@@ -30,7 +30,6 @@ import pytest
 
 from harness import live_progress, masking, report, targets, timeline
 from harness import project as project_mod
-from harness.boards import esp32_bench
 from harness.boards.base import Board
 from harness.broker import AccessPolicy, BrokerError, EmbeddedBroker, ExternalBroker, MosquittoBroker, MqttBroker
 from harness.fault_proxy import FaultProxy, FaultProxyFactory, ProxyEvent, upstream_address
@@ -57,6 +56,8 @@ def server_address(request: pytest.FixtureRequest) -> dict[str, str]:
     reach (host=, advertise_host=) otherwise."""
     if not targets.is_real(request.config):
         return {}
+    from harness.boards import esp32_bench  # real boards only: esptool stays out of a virtual run's processes
+
     return esp32_bench.bench(request.config).server_address()
 
 
@@ -165,6 +166,8 @@ def hil_board_factory(
 ) -> Iterator[BoardFactory]:
     factory: BoardFactory
     if targets.is_real(request.config):  # real boards from the pool, restored to the baseline
+        from harness.boards import esp32_bench
+
         factory = esp32_bench.Esp32BoardFactory(request, hil_broker.url, hil_link, hil_record)
     else:
         assert isinstance(hil_firmware, VirtualFirmware)

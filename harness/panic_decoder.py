@@ -28,11 +28,13 @@ import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from esp_idf_panic_decoder import PcAddressDecoder
-from esp_idf_panic_decoder.pc_address_decoder import PcAddressLocation
+from typing import TYPE_CHECKING
 
 from harness.timeline import Entry
+
+if TYPE_CHECKING:  # the decoder itself is imported at the first Backtrace line (see _decoder_class)
+    from esp_idf_panic_decoder import PcAddressDecoder
+    from esp_idf_panic_decoder.pc_address_decoder import PcAddressLocation
 
 BACKTRACE_MARK = "Backtrace:"
 ELF_SHA256 = re.compile(r"ELF file SHA256:\s+([0-9a-f]{8,64})")
@@ -134,18 +136,26 @@ def _location(location: PcAddressLocation) -> str:
     return f"{location.func} at {location.path}" + (f":{location.line}" if location.line else "")
 
 
-class _Decoder(PcAddressDecoder):
-    """esp-idf-panic-decoder's, with addr2line's failures told to the caller instead of printed, and 64-bit
-    ELFs' addresses narrowed to the 8 digits its parser expects (the parsing itself stays the library's)."""
+@functools.cache
+def _decoder_class() -> type[PcAddressDecoder]:
+    """esp-idf-panic-decoder's decoder, with addr2line's failures told to the caller instead of printed, and 64-bit
+    ELFs' addresses narrowed to the 8 digits its parser expects (the parsing itself stays the library's).
+    Made at the first Backtrace line: the library (and pyelftools) would cost every pytest process of a run
+    50 ms to import, for the few tests whose board crashes."""
+    from esp_idf_panic_decoder import PcAddressDecoder
 
-    def perform_addr2line(self, addresses: list[str], elf_file: str,
-                          is_rom: bool = False) -> dict[str, list[PcAddressLocation]]:
-        cmd = [f"{self.toolchain_prefix}addr2line", "-fiaC", "-e", elf_file, *addresses]
-        try:
-            result = subprocess.run(cmd, capture_output=True, text=True, errors="replace", check=True, timeout=30)
-        except (OSError, subprocess.SubprocessError) as err:
-            raise DecodeError(f"{' '.join(cmd[:4])} ...: {err}") from err
-        return self.parse_addr2line_output(_WIDE_ADDRESS.sub(r"0x\1", result.stdout), is_rom=is_rom)
+    class _Decoder(PcAddressDecoder):
+        def perform_addr2line(self, addresses: list[str], elf_file: str,
+                              is_rom: bool = False) -> dict[str, list[PcAddressLocation]]:
+            cmd = [f"{self.toolchain_prefix}addr2line", "-fiaC", "-e", elf_file, *addresses]
+            try:
+                result = subprocess.run(cmd, capture_output=True, text=True, errors="replace", check=True,
+                                        timeout=30)
+            except (OSError, subprocess.SubprocessError) as err:
+                raise DecodeError(f"{' '.join(cmd[:4])} ...: {err}") from err
+            return self.parse_addr2line_output(_WIDE_ADDRESS.sub(r"0x\1", result.stdout), is_rom=is_rom)
+
+    return _Decoder
 
 
 class DecodeError(RuntimeError):
@@ -191,7 +201,7 @@ def decode_console(lines: Sequence[str], symbols: Symbols) -> BacktraceReport | 
     rom = str(symbols.rom_elf) if symbols.rom_elf is not None else None
     for index in indexes[-MAX_BACKTRACES:]:
         running, note = _running_elfs(lines, index, elfs)
-        decoder = _Decoder(symbols.toolchain_prefix, [str(elf) for elf in running], rom)
+        decoder = _decoder_class()(symbols.toolchain_prefix, [str(elf) for elf in running], rom)
         try:
             frames = decoder.translate_addresses(lines[index])
         except DecodeError as err:

@@ -28,7 +28,7 @@ import pytest
 from harness import live_progress, masking, panic_decoder, run_order, targets, timeline
 from harness import project as project_mod
 from harness import report as report_mod
-from harness.boards.esp32 import PortLostError
+from harness.boards.errors import PortLostError
 from harness.broker import BrokerError, ExternalBroker
 from harness.farm import pytest_farm
 from harness.idf_build import FirmwareMissingError

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from esptool.targets import CHIP_DEFS
 
 from harness import project
 from harness.boards import inventory
@@ -26,11 +25,18 @@ from harness.idf_build import FirmwareMissingError, IdfFirmware
 from harness.masking import Secret
 
 VIRTUAL_TARGET = "linux"
-REAL_TARGETS = tuple(sorted(CHIP_DEFS))  # every chip esptool knows; esp32 is the one the firmware CI builds
 REAL_BOOT_TIMEOUT_S = 45.0  # reset, Wi-Fi association, DHCP and MQTT connect on a real board
 CONSOLE_TIMEOUT_S = 10.0
 PROBE_BROKER_URL = "mqtt://127.0.0.1:1"  # never answers: only used to make the board join Wi-Fi
 GOT_IP = r"got ip:\s*(\d+\.\d+\.\d+\.\d+)"
+
+
+def real_targets() -> tuple[str, ...]:
+    """Every chip esptool knows (esp32 is the one the firmware CI builds); esptool is imported for a real target
+    only, not by a virtual run's processes."""
+    from esptool.targets import CHIP_DEFS
+
+    return tuple(sorted(CHIP_DEFS))
 
 
 @dataclass(frozen=True)
@@ -229,7 +235,7 @@ def check_target_usable(config: pytest.Config) -> None:
             raise pytest.UsageError(f"--hil-farm {farm}: a farm's places are real targets (USB boards or exported "
                                     "virtual ones); add --target esp32")
         return
-    if target not in REAL_TARGETS:
+    if target not in real_targets():
         raise pytest.UsageError(f"--target {target}: unknown target; use {VIRTUAL_TARGET} (the virtual ESP32) "
                                 "or esp32 (a real board)")
     if config.option.collectonly or hasattr(config, "workerinput") or config.option.help:

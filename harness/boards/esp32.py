@@ -32,6 +32,7 @@ from esptool.targets import CHIP_DEFS
 from esptool.util import FatalError
 
 from harness.boards.base import Board
+from harness.boards.errors import Esp32Error, PortLostError
 from harness.boards.power import PowerControl
 from harness.formats import partition_table as pt
 from harness.idf_build import IdfBuild
@@ -49,14 +50,6 @@ POWER_OFF_S = 1.0
 PORT_RETURN_TIMEOUT_S = 15.0
 LOADED_APP = re.compile(r"boot: Loaded app from partition at offset (0x[0-9a-fA-F]+)")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
-
-
-class Esp32Error(RuntimeError):
-    pass
-
-
-class PortLostError(Esp32Error):
-    """The serial port vanished or stopped answering (unplugged, rebooted hub, remote server gone)."""
 
 
 class Rfc2217Serial(serial.rfc2217.Serial):
