@@ -9,6 +9,11 @@ from the next wait in the test thread.
 (`<prefix>/<id>/push/<transfer>/<offset>`): recording each chunk again doubled the broker's work per chunk
 (amqtt forwarded every 16 KiB twice, at QoS 1) and halved a push's speed; the pusher keeps what it sent
 (`PushResult.offsets`), and the device's acknowledgements stay in the transcript.
+
+The subscription is QoS 0: the link's session is clean, so a QoS 1 message lost with its connection would never
+be sent again either, and on a live connection TCP delivers both alike. What QoS 1 added was the broker's work:
+a PUBACK to read and a task waiting for it in amqtt for every message the link records (a quarter of a status
+round trip's time through amqtt, docs/performance.md "Event path"). Commands the link sends stay QoS 1.
 """
 
 from __future__ import annotations
@@ -420,8 +425,9 @@ class DeviceLink:
                 self._checker.forget_sequences()  # what was published while the link was down never came
             self._changed.notify_all()
         if not reason_code.is_failure:
-            # here, not after connect(): a clean session loses its subscriptions on every reconnect
-            client.subscribe(self.topic_filter, qos=1)
+            # here, not after connect(): a clean session loses its subscriptions on every reconnect; QoS 0: see
+            # the module docstring
+            client.subscribe(self.topic_filter, qos=0)
 
     def _on_subscribe(self, _client: mqtt.Client, _userdata: Any, _mid: int, reason_codes: list[mqtt.ReasonCode],
                       _properties: Any) -> None:
