@@ -13,7 +13,9 @@ from the next wait in the test thread.
 The subscription is QoS 0: the link's session is clean, so a QoS 1 message lost with its connection would never
 be sent again either, and on a live connection TCP delivers both alike. What QoS 1 added was the broker's work:
 a PUBACK to read and a task waiting for it in amqtt for every message the link records (a quarter of a status
-round trip's time through amqtt, docs/performance.md "Event path"). Commands the link sends stay QoS 1.
+round trip's time through amqtt, docs/performance.md "Event path"). Commands the link sends stay QoS 1. A
+mosquitto with its default `max_queued_messages 1000` drops QoS 0 messages to a client once 1,000 packets wait to
+be written to it, as it drops QoS 1 ones past 1,000 queued: the harness's own runs with 0 (no limit).
 """
 
 from __future__ import annotations
