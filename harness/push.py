@@ -106,6 +106,7 @@ class _Transfer:
     transfer_id: str
     start: str = ""  # the push command, as published
     starts: int = 0  # times it was published: again when the device connected while it waited for an answer
+    awaiting_answer: bool = True  # push() waits for the device's first answer (the only time it is sent again)
     acks: list[_Ack] = field(default_factory=list)  # (next, ignored) in order
     window: int | None = None
     outcome: dict[str, Any] | None = None
@@ -250,7 +251,11 @@ class Pusher:
             self._resumed = False
         self._publish(self.topic("cmd"), start, qos=1)
         sender = _Sender(size=faults.size or len(image), window=self.window)
-        result = self._first_answer(transfer_id, sender, start_timeout)
+        try:
+            result = self._first_answer(transfer_id, sender, start_timeout)
+        finally:
+            with self._changed:
+                self._state().awaiting_answer = False  # a device that comes online later gets no old command
         if result is None and self.on_progress is not None:
             self.on_progress(sender.acked, sender.size)  # the device said where to start
         if result is None:
@@ -431,8 +436,8 @@ class Pusher:
             transfer = self._transfer
             if transfer is not None and not msg.retain and msg.payload == b"offline":
                 transfer.offline = True
-            if (transfer is not None and not msg.retain and msg.payload == b"online" and not transfer.acks
-                    and transfer.outcome is None):
+            if (transfer is not None and not msg.retain and msg.payload == b"online" and transfer.awaiting_answer
+                    and not transfer.acks and transfer.outcome is None):
                 transfer.starts += 1
                 self._client.publish(self.topic("cmd"), transfer.start, qos=1)  # a failure is the wait's timeout
             self._changed.notify_all()

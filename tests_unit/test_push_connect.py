@@ -131,3 +131,19 @@ def test_busy_for_a_command_sent_again_is_not_the_push_s_outcome() -> None:
             device.loop_stop()
     assert len(commands) == 2, commands
     assert (result.state, result.event.get("reason")) == ("failed", "idle_timeout"), result
+
+
+def test_a_device_that_comes_online_after_the_push_gave_up_gets_no_old_command() -> None:
+    """Once push() has raised "did not answer", a device connecting later must not receive that push: the user
+    was told it failed, and a push starting behind their back would surprise them."""
+    with EmbeddedBroker() as broker, DeviceLink(broker.url) as link:
+        with Pusher(broker.url, "late") as pusher:
+            with pytest.raises(PushError, match="did not answer"):
+                pusher.push(b"image", "p4", start_timeout=0.5)
+            link.publish("devices/late/online", "online", retain=True)  # the device connects, as above
+            with pusher._changed:
+                assert pusher._changed.wait_for(lambda: pusher._presence == b"online", WAIT_S)
+            pusher._publish(pusher.topic("cmd"), json.dumps({"type": "status"}), qos=1)  # after any resend
+        link.wait_for(lambda m: m.kind == "cmd" and m.data.get("type") == "status", timeout=WAIT_S)
+    pushes = [m for m in link.messages if m.kind == "cmd" and m.data.get("type") == "push"]
+    assert len(pushes) == 1, [m.describe() for m in pushes]
