@@ -132,8 +132,8 @@ class _Sender:
 
 
 def _answers_a_repeated_start(transfer: _Transfer, event: dict[str, Any]) -> bool:
-    """`busy` for a command sent again that the device had after all (its answer lost with its connection): it
-    runs this transfer already, and says so by acknowledging it."""
+    """`busy` for the command sent again, from a device that acknowledges this transfer already: about the copy,
+    not the push (the reference firmware acknowledges such a copy instead; firmware without that rule says busy)."""
     return transfer.starts > 1 and bool(transfer.acks) and event.get("state") == "rejected" and \
         event.get("reason") == "busy"
 

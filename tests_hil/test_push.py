@@ -176,6 +176,30 @@ def test_push_during_a_url_update_is_busy(ota, link: DeviceLink, board, pusher: 
     ota.assert_healthy_on_base(since)
 
 
+def test_the_running_push_s_command_sent_again_is_acknowledged_not_refused(ota, link: DeviceLink, board,
+                                                                           pusher: Pusher, firmware) -> None:
+    """A pusher that sends its command again (its first answer lost, or the device not yet connected when it
+    went out) reaches a device already receiving that transfer: the same id, size and SHA-256 are acknowledged
+    again where the transfer is, not answered `busy`, and the push goes on to install v2."""
+    image = firmware.image(version="2.0.0")
+    since, future = _stalled_push(ota, link, board, pusher, image, "p-again")
+    stalled_at = 8 * pusher.chunk
+
+    def ack_at_stall(m) -> bool:
+        return m.kind == "push_ack" and m.data.get("id") == "p-again" and m.data.get("next") == stalled_at
+
+    link.wait_for(ack_at_stall, timeout=10, since=since, description="the acknowledgement of the 8th chunk")
+    again = ota.mark()
+    link.send(board.device_id, _push_command("p-again", image, window=pusher.window, chunk=pusher.chunk))
+    link.wait_for(ack_at_stall, timeout=10, since=again, description="the acknowledgement sent again")
+    pusher.resume()
+    result = future.result(timeout=40)
+    assert result.ok, result.describe()
+    refused = [e for e in link.ota_events(board.device_id, "p-again") if e["state"] == "rejected"]
+    assert not refused, refused
+    _install_confirmed(link, board, since, "p-again", "2.0.0")
+
+
 def test_dropped_duplicated_and_reordered_chunks_do_not_corrupt_the_slot(link: DeviceLink, board, pusher: Pusher,
                                                                          ota, firmware) -> None:
     """C5 (push): chunks 3 and 10 dropped, each pair of chunks sent in reverse order, every chunk twice: the

@@ -122,6 +122,11 @@ static void reconnected(void)
     atomic_store(&s_resend, true);
 }
 
+void ota_push_ack_again(void)
+{
+    atomic_store(&s_resend, true);
+}
+
 esp_err_t ota_push_init(void)
 {
     s_chunks = xQueueCreate(QUEUE_SLOTS, sizeof(chunk_t));

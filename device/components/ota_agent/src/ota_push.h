@@ -21,6 +21,10 @@
 /* Creates the chunk queue and registers with mqtt_link; before mqtt_link_start(). */
 esp_err_t ota_push_init(void);
 
+/* The running push's command came again (a pusher that missed its answer): acknowledge where the transfer is,
+   as after a reconnect, at the update task's next poll (a transfer not receiving yet sends its first one anyway). */
+void ota_push_ack_again(void);
+
 /* Runs a push request on the update task: acknowledgements, chunks, deadlines, cancel, then the
    image's checks and the switch (ota_image.c). Same contract as ota_download_and_switch(). */
 ota_outcome_t ota_push_receive(const ota_request_t *req, bool (*cancelled)(void));

@@ -26,6 +26,10 @@ static QueueHandle_t s_requests;
 static atomic_bool s_busy;
 static atomic_bool s_cancel;
 static char s_running_id[48];
+/* What the running request pushes, to know its command when a pusher sends it again (repeats_running_push) */
+static bool s_running_push;
+static int64_t s_running_size;
+static uint8_t s_running_sha256[32];
 
 static bool is_https(const char *url)
 {
@@ -92,6 +96,13 @@ static void refuse(const ota_request_t *req, ota_reason_t reason, const char *de
     ota_updater_reject(req->id, reason, detail);
 }
 
+/* The same id, size and SHA-256 as the push running (or queued to run) now. */
+static bool repeats_running_push(const ota_request_t *req)
+{
+    return req->push && s_running_push && req->id[0] != '\0' && strcmp(req->id, s_running_id) == 0 &&
+           req->size == s_running_size && memcmp(req->sha256, s_running_sha256, sizeof(s_running_sha256)) == 0;
+}
+
 void ota_updater_submit(const ota_request_t *req)
 {
     if (!req->push && !req->mesh_rx && agent_config_get()->require_https && !is_https(req->url)) {
@@ -106,11 +117,19 @@ void ota_updater_submit(const ota_request_t *req)
     }
     bool expected = false;
     if (!atomic_compare_exchange_strong(&s_busy, &expected, true)) {
+        if (repeats_running_push(req)) { /* not a second push: its pusher missed the first answer */
+            ESP_LOGI(TAG, "push %s sent again: acknowledging where it is", req->id);
+            ota_push_ack_again();
+            return;
+        }
         refuse(req, OTA_REASON_BUSY, "another update is running");
         return;
     }
     atomic_store(&s_cancel, false);
     snprintf(s_running_id, sizeof(s_running_id), "%s", req->id);
+    s_running_push = req->push;
+    s_running_size = req->size;
+    memcpy(s_running_sha256, req->sha256, sizeof(s_running_sha256));
     if (xQueueSend(s_requests, req, 0) != pdPASS) {
         atomic_store(&s_busy, false);
         refuse(req, OTA_REASON_BUSY, "request queue full");
