@@ -43,6 +43,7 @@ DEFAULT_CHUNK = 16384
 DEFAULT_QOS = 1
 OUTCOMES = frozenset({"rebooting", "failed", "rejected", "cancelled"})
 OFFLINE_GRACE_S = 1.0  # after an `offline` flag, how long a device that is coming back may take to say `online`
+RESEND_GRACE_S = 2.0  # after the command was sent again, how long its answer may take, whatever the start timeout
 
 
 def check_transfer_id(transfer_id: str) -> None:
@@ -107,6 +108,8 @@ class _Transfer:
     start: str = ""  # the push command, as published
     starts: int = 0  # times it was published: again when the device connected while it waited for an answer
     awaiting_answer: bool = True  # push() waits for the device's first answer (the only time it is sent again)
+    resent_at: float | None = None  # when it was last sent again
+    resend_until: float = 0.0  # the start timeout's end: no copy after it, so the wait ends RESEND_GRACE_S later
     acks: list[_Ack] = field(default_factory=list)  # (next, ignored) in order
     window: int | None = None
     outcome: dict[str, Any] | None = None
@@ -247,15 +250,11 @@ class Pusher:
         started = time.monotonic()
         start = json.dumps(self._command(image, transfer_id, version, force, timeout_s, idle_timeout_s, faults))
         with self._changed:
-            self._transfer = _Transfer(transfer_id, start=start, starts=1)
+            self._transfer = _Transfer(transfer_id, start=start, starts=1, resend_until=started + start_timeout)
             self._resumed = False
         self._publish(self.topic("cmd"), start, qos=1)
         sender = _Sender(size=faults.size or len(image), window=self.window)
-        try:
-            result = self._first_answer(transfer_id, sender, start_timeout)
-        finally:
-            with self._changed:
-                self._state().awaiting_answer = False  # a device that comes online later gets no old command
+        result = self._first_answer(transfer_id, sender, start_timeout)
         if result is None and self.on_progress is not None:
             self.on_progress(sender.acked, sender.size)  # the device said where to start
         if result is None:
@@ -277,7 +276,10 @@ class Pusher:
     def _first_answer(self, transfer_id: str, sender: _Sender, timeout: float) -> PushResult | None:
         """None once the device acknowledged the start; a result when it refused it at once."""
         with self._changed:
-            answered = self._wait_first_answer(timeout)
+            try:
+                answered = self._wait_first_answer(timeout)
+            finally:
+                self._state().awaiting_answer = False  # decided: a device that comes online later gets no command
             state = self._state()
             if self._presence == b"offline" and not self._answered():
                 raise PushError(f"device {self.device_id} is offline: its online flag on {self.topic('online')} "
@@ -288,6 +290,8 @@ class Pusher:
             sender.seen_acks = len(state.acks)
             sender.acked = sender.sent_upto = state.acks[-1][0] if state.acks else 0
         if not answered:
+            if state.starts > 1:  # a copy that reached the device late must not start a push nobody feeds
+                self._publish(self.topic("cmd"), json.dumps(commands.cancel(transfer_id)), qos=1)
             never = "" if self._presence is not None else (
                 f"; the broker holds no online flag on {self.topic('online')}, so no device of that id has "
                 "connected to it under that prefix (check --device and --prefix)")
@@ -301,12 +305,13 @@ class Pusher:
         return bool(state.acks) or state.outcome is not None
 
     def _wait_first_answer(self, timeout: float) -> bool:
-        """Until the device answers (True), `timeout` passes or its online flag has said `offline` for
-        OFFLINE_GRACE_S (False): a device coming back subscribes to its commands just before it says `online`
-        (lock held)."""
+        """Until the device answers (True), `timeout` passes (at least RESEND_GRACE_S after the command was sent
+        again) or its online flag has said `offline` for OFFLINE_GRACE_S (False): a device coming back subscribes
+        to its commands just before it says `online` (lock held)."""
         deadline = time.monotonic() + timeout
         while not self._answered():
-            left = deadline - time.monotonic()
+            resent_at = self._state().resent_at
+            left = max(deadline, resent_at + RESEND_GRACE_S if resent_at is not None else deadline) - time.monotonic()
             if left <= 0:
                 return False
             if self._presence != b"offline":
@@ -437,8 +442,9 @@ class Pusher:
             if transfer is not None and not msg.retain and msg.payload == b"offline":
                 transfer.offline = True
             if (transfer is not None and not msg.retain and msg.payload == b"online" and transfer.awaiting_answer
-                    and not transfer.acks and transfer.outcome is None):
+                    and not transfer.acks and transfer.outcome is None and time.monotonic() < transfer.resend_until):
                 transfer.starts += 1
+                transfer.resent_at = time.monotonic()
                 self._client.publish(self.topic("cmd"), transfer.start, qos=1)  # a failure is the wait's timeout
             self._changed.notify_all()
 

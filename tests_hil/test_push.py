@@ -353,7 +353,7 @@ def test_a_push_started_before_the_device_connects_is_sent_again_when_it_does(ot
     result = future.result(timeout=40)
     assert result.ok, result.describe()
     starts = [m for m in link.messages[since:] if m.kind == "cmd" and m.data.get("id") == "p-late"]
-    assert len(starts) == 2, [m.describe() for m in starts]
+    assert len(starts) >= 2, [m.describe() for m in starts]  # the first, lost, and one per `online` since
     _install_confirmed(link, board, since, "p-late", "2.0.0")
 
 

@@ -147,3 +147,31 @@ def test_a_device_that_comes_online_after_the_push_gave_up_gets_no_old_command()
         link.wait_for(lambda m: m.kind == "cmd" and m.data.get("type") == "status", timeout=WAIT_S)
     pushes = [m for m in link.messages if m.kind == "cmd" and m.data.get("type") == "push"]
     assert len(pushes) == 1, [m.describe() for m in pushes]
+
+
+def test_a_push_that_gives_up_after_sending_again_cancels_the_transfer() -> None:
+    """The command went out again on the device's `online`, and no answer came: the pusher raises, and cancels
+    the transfer, so that a copy that reached the device late does not leave it waiting for chunks."""
+    with EmbeddedBroker() as broker, DeviceLink(broker.url) as link:
+        endpoint = parse_mqtt_url(broker.url)
+        mute = new_client(endpoint, "mute", None, None, None)
+
+        def on_command(client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
+            if json.loads(msg.payload).get("type") == "push":
+                client.publish("devices/mute/online", "online", qos=1, retain=True)  # and never answers
+
+        subscribed = threading.Event()
+        mute.on_message = on_command
+        mute.on_subscribe = lambda *_: subscribed.set()
+        mute.connect(endpoint.host, endpoint.port)
+        mute.subscribe("devices/mute/cmd", qos=1)
+        mute.loop_start()
+        try:
+            assert subscribed.wait(WAIT_S)
+            with Pusher(broker.url, "mute") as pusher, pytest.raises(PushError, match="did not answer"):
+                pusher.push(b"image", "p5", start_timeout=0.5)
+            link.wait_for(lambda m: m.kind == "cmd" and m.data == {"type": "cancel", "id": "p5"}, timeout=WAIT_S,
+                          description="the pusher's cancel")
+        finally:
+            mute.disconnect()
+            mute.loop_stop()
