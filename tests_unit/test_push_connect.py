@@ -3,10 +3,13 @@ before it sends anything."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -19,6 +22,27 @@ from harness.net import parse_mqtt_url
 from harness.push import Pusher, PushError
 
 WAIT_S = 5.0
+
+
+@contextlib.contextmanager
+def _stand_in_device(broker_url: str, device_id: str,
+                     on_command: Callable[[mqtt.Client, dict[str, Any]], None]) -> Iterator[None]:
+    """A paho client in the device's place (these tests are about the pusher): subscribed to its commands, it
+    calls `on_command(client, command)` for each, on paho's thread."""
+    endpoint = parse_mqtt_url(broker_url)
+    client = new_client(endpoint, device_id, None, None, None)
+    subscribed = threading.Event()
+    client.on_message = lambda c, _userdata, msg: on_command(c, json.loads(msg.payload))
+    client.on_subscribe = lambda *_: subscribed.set()
+    client.connect(endpoint.host, endpoint.port)
+    client.subscribe(f"devices/{device_id}/cmd", qos=1)
+    client.loop_start()
+    try:
+        assert subscribed.wait(WAIT_S), "the stand-in device was not subscribed"
+        yield
+    finally:
+        client.disconnect()
+        client.loop_stop()
 
 
 def test_a_server_that_speaks_no_mqtt_is_named_as_such() -> None:
@@ -63,28 +87,14 @@ def test_a_device_that_comes_back_as_the_push_starts_is_waited_for() -> None:
     with EmbeddedBroker() as broker:
         with DeviceLink(broker.url) as device:
             device.publish("devices/ghost/online", "offline", retain=True)
-        endpoint = parse_mqtt_url(broker.url)
-        coming_back = new_client(endpoint, "ghost", None, None, None)
 
-        def on_command(client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
-            command = json.loads(msg.payload)
+        def on_command(client: mqtt.Client, command: dict[str, Any]) -> None:
             client.publish("devices/ghost/online", "online", qos=1, retain=True)
             client.publish("devices/ghost/ota", json.dumps({"id": command["id"], "seq": 1, "state": "rejected",
                                                              "reason": "busy"}), qos=1)
 
-        subscribed = threading.Event()
-        coming_back.on_message = on_command
-        coming_back.on_subscribe = lambda *_: subscribed.set()
-        coming_back.connect(endpoint.host, endpoint.port)
-        coming_back.subscribe("devices/ghost/cmd", qos=1)
-        coming_back.loop_start()
-        try:
-            assert subscribed.wait(WAIT_S)
-            with Pusher(broker.url, "ghost") as pusher:
-                result = pusher.push(b"image", "p2", start_timeout=20)
-        finally:
-            coming_back.disconnect()
-            coming_back.loop_stop()
+        with _stand_in_device(broker.url, "ghost", on_command), Pusher(broker.url, "ghost") as pusher:
+            result = pusher.push(b"image", "p2", start_timeout=20)
     assert (result.state, result.event.get("reason")) == ("rejected", "busy"), result
 
 
@@ -100,12 +110,9 @@ def test_busy_for_a_command_sent_again_is_not_the_push_s_outcome() -> None:
     transfer when it reconnects, and answers the command the pusher sent again on its `online` with `busy`:
     that busy is about the repeat, and the push goes on to the device's real outcome."""
     with EmbeddedBroker() as broker:
-        endpoint = parse_mqtt_url(broker.url)
-        device = new_client(endpoint, "late", None, None, None)
-        commands: list[dict] = []
+        commands: list[dict[str, Any]] = []
 
-        def on_command(client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
-            command = json.loads(msg.payload)
+        def on_command(client: mqtt.Client, command: dict[str, Any]) -> None:
             commands.append(command)
             if len(commands) == 1:  # reconnected: says online, acknowledges the transfer it runs
                 client.publish("devices/late/online", "online", qos=1, retain=True)
@@ -116,19 +123,8 @@ def test_busy_for_a_command_sent_again_is_not_the_push_s_outcome() -> None:
             client.publish("devices/late/ota", json.dumps({"id": command["id"], "seq": 3, "state": "failed",
                                                            "reason": "idle_timeout"}), qos=1)
 
-        subscribed = threading.Event()
-        device.on_message = on_command
-        device.on_subscribe = lambda *_: subscribed.set()
-        device.connect(endpoint.host, endpoint.port)
-        device.subscribe("devices/late/cmd", qos=1)
-        device.loop_start()
-        try:
-            assert subscribed.wait(WAIT_S)
-            with Pusher(broker.url, "late") as pusher:
-                result = pusher.push(b"image", "p3", start_timeout=20)
-        finally:
-            device.disconnect()
-            device.loop_stop()
+        with _stand_in_device(broker.url, "late", on_command), Pusher(broker.url, "late") as pusher:
+            result = pusher.push(b"image", "p3", start_timeout=20)
     assert len(commands) == 2, commands
     assert (result.state, result.event.get("reason")) == ("failed", "idle_timeout"), result
 
@@ -153,25 +149,13 @@ def test_a_push_that_gives_up_after_sending_again_cancels_the_transfer() -> None
     """The command went out again on the device's `online`, and no answer came: the pusher raises, and cancels
     the transfer, so that a copy that reached the device late does not leave it waiting for chunks."""
     with EmbeddedBroker() as broker, DeviceLink(broker.url) as link:
-        endpoint = parse_mqtt_url(broker.url)
-        mute = new_client(endpoint, "mute", None, None, None)
 
-        def on_command(client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
-            if json.loads(msg.payload).get("type") == "push":
+        def on_command(client: mqtt.Client, command: dict[str, Any]) -> None:
+            if command.get("type") == "push":
                 client.publish("devices/mute/online", "online", qos=1, retain=True)  # and never answers
 
-        subscribed = threading.Event()
-        mute.on_message = on_command
-        mute.on_subscribe = lambda *_: subscribed.set()
-        mute.connect(endpoint.host, endpoint.port)
-        mute.subscribe("devices/mute/cmd", qos=1)
-        mute.loop_start()
-        try:
-            assert subscribed.wait(WAIT_S)
+        with _stand_in_device(broker.url, "mute", on_command):
             with Pusher(broker.url, "mute") as pusher, pytest.raises(PushError, match="did not answer"):
                 pusher.push(b"image", "p5", start_timeout=0.5)
             link.wait_for(lambda m: m.kind == "cmd" and m.data == {"type": "cancel", "id": "p5"}, timeout=WAIT_S,
                           description="the pusher's cancel")
-        finally:
-            mute.disconnect()
-            mute.loop_stop()
