@@ -48,7 +48,7 @@ typedef struct {
 static QueueHandle_t s_chunks;
 static SemaphoreHandle_t s_lock;
 static transfer_t s_transfer;
-static atomic_bool s_resend; /* the link reconnected: acknowledge again */
+static atomic_bool s_resend; /* the link reconnected, or the command came again: acknowledge again */
 
 static bool running(const char *transfer)
 {
@@ -117,11 +117,6 @@ static void offer(const char *transfer, int64_t offset, uint8_t *data, int len)
     }
 }
 
-static void reconnected(void)
-{
-    atomic_store(&s_resend, true);
-}
-
 void ota_push_ack_again(void)
 {
     atomic_store(&s_resend, true);
@@ -134,7 +129,7 @@ esp_err_t ota_push_init(void)
     if (s_chunks == NULL || s_lock == NULL) {
         return ESP_ERR_NO_MEM;
     }
-    static const mqtt_link_push_handler_t handler = {.wants = wants, .chunk = offer, .reconnected = reconnected};
+    static const mqtt_link_push_handler_t handler = {.wants = wants, .chunk = offer, .reconnected = ota_push_ack_again};
     mqtt_link_set_push_handler(&handler);
     return ESP_OK;
 }

@@ -21,8 +21,9 @@
 /* Creates the chunk queue and registers with mqtt_link; before mqtt_link_start(). */
 esp_err_t ota_push_init(void);
 
-/* The running push's command came again (a pusher that missed its answer): acknowledge where the transfer is,
-   as after a reconnect, at the update task's next poll (a transfer not receiving yet sends its first one anyway). */
+/* Acknowledge where the transfer is at the update task's next poll (a transfer not receiving yet sends its first
+   one anyway): after the link reconnected (registered with mqtt_link), or when the running push's command came
+   again from a pusher that missed its answer (ota_updater.c). */
 void ota_push_ack_again(void);
 
 /* Runs a push request on the update task: acknowledgements, chunks, deadlines, cancel, then the
