@@ -106,10 +106,9 @@ class _Transfer:
 
     transfer_id: str
     start: str = ""  # the push command, as published
-    starts: int = 0  # times it was published: again when the device connected while it waited for an answer
+    answer_deadline: float = 0.0  # the start timeout's end: the command is sent again only before it
     awaiting_answer: bool = True  # push() waits for the device's first answer (the only time it is sent again)
-    resent_at: float | None = None  # when it was last sent again
-    resend_until: float = 0.0  # the start timeout's end: no copy after it, so the wait ends RESEND_GRACE_S later
+    resent_at: float | None = None  # when it was last sent again (the device connected while push() waited)
     acks: list[_Ack] = field(default_factory=list)  # (next, ignored) in order
     window: int | None = None
     outcome: dict[str, Any] | None = None
@@ -137,7 +136,7 @@ class _Sender:
 def _answers_a_repeated_start(transfer: _Transfer, event: dict[str, Any]) -> bool:
     """`busy` for the command sent again, from a device that acknowledges this transfer already: about the copy,
     not the push (the reference firmware acknowledges such a copy instead; firmware without that rule says busy)."""
-    return transfer.starts > 1 and bool(transfer.acks) and event.get("state") == "rejected" and \
+    return transfer.resent_at is not None and bool(transfer.acks) and event.get("state") == "rejected" and \
         event.get("reason") == "busy"
 
 
@@ -250,7 +249,7 @@ class Pusher:
         started = time.monotonic()
         start = json.dumps(self._command(image, transfer_id, version, force, timeout_s, idle_timeout_s, faults))
         with self._changed:
-            self._transfer = _Transfer(transfer_id, start=start, starts=1, resend_until=started + start_timeout)
+            self._transfer = _Transfer(transfer_id, start=start, answer_deadline=started + start_timeout)
             self._resumed = False
         self._publish(self.topic("cmd"), start, qos=1)
         sender = _Sender(size=faults.size or len(image), window=self.window)
@@ -277,7 +276,7 @@ class Pusher:
         """None once the device acknowledged the start; a result when it refused it at once."""
         with self._changed:
             try:
-                answered = self._wait_first_answer(timeout)
+                answered = self._wait_first_answer()
             finally:
                 self._state().awaiting_answer = False  # decided: a device that comes online later gets no command
             state = self._state()
@@ -290,7 +289,7 @@ class Pusher:
             sender.seen_acks = len(state.acks)
             sender.acked = sender.sent_upto = state.acks[-1][0] if state.acks else 0
         if not answered:
-            if state.starts > 1:  # a copy that reached the device late must not start a push nobody feeds
+            if state.resent_at is not None:  # a copy that reached the device late must not start a push nobody feeds
                 self._publish(self.topic("cmd"), json.dumps(commands.cancel(transfer_id)), qos=1)
             never = "" if self._presence is not None else (
                 f"; the broker holds no online flag on {self.topic('online')}, so no device of that id has "
@@ -304,14 +303,15 @@ class Pusher:
         state = self._state()
         return bool(state.acks) or state.outcome is not None
 
-    def _wait_first_answer(self, timeout: float) -> bool:
-        """Until the device answers (True), `timeout` passes (at least RESEND_GRACE_S after the command was sent
-        again) or its online flag has said `offline` for OFFLINE_GRACE_S (False): a device coming back subscribes
+    def _wait_first_answer(self) -> bool:
+        """Until the device answers (True), the start timeout passes (at least RESEND_GRACE_S after the command was
+        sent again) or its online flag has said `offline` for OFFLINE_GRACE_S (False): a device coming back subscribes
         to its commands just before it says `online` (lock held)."""
-        deadline = time.monotonic() + timeout
+        state = self._state()
         while not self._answered():
-            resent_at = self._state().resent_at
-            left = max(deadline, resent_at + RESEND_GRACE_S if resent_at is not None else deadline) - time.monotonic()
+            end = state.answer_deadline if state.resent_at is None else max(state.answer_deadline,
+                                                                             state.resent_at + RESEND_GRACE_S)
+            left = end - time.monotonic()
             if left <= 0:
                 return False
             if self._presence != b"offline":
@@ -439,13 +439,13 @@ class Pusher:
         with self._changed:
             self._presence = msg.payload
             transfer = self._transfer
-            if transfer is not None and not msg.retain and msg.payload == b"offline":
-                transfer.offline = True
-            if (transfer is not None and not msg.retain and msg.payload == b"online" and transfer.awaiting_answer
-                    and not transfer.acks and transfer.outcome is None and time.monotonic() < transfer.resend_until):
-                transfer.starts += 1
-                transfer.resent_at = time.monotonic()
-                self._client.publish(self.topic("cmd"), transfer.start, qos=1)  # a failure is the wait's timeout
+            if transfer is not None and not msg.retain:
+                if msg.payload == b"offline":
+                    transfer.offline = True
+                elif (msg.payload == b"online" and transfer.awaiting_answer and not self._answered()
+                      and time.monotonic() < transfer.answer_deadline):
+                    transfer.resent_at = time.monotonic()
+                    self._client.publish(self.topic("cmd"), transfer.start, qos=1)  # a failure: the wait times out
             self._changed.notify_all()
 
     def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: mqtt.ReasonCode,
