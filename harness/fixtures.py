@@ -81,7 +81,8 @@ def hil_record(request: pytest.FixtureRequest) -> Iterator[TestRecord]:
     if live is not None:
         live.detach_record(record)
     entries = record.timeline()
-    timeline.write_jsonl(entries, timeline_path(request.config, request.node.nodeid))
+    record.timeline_jsonl = timeline.to_jsonl(entries)
+    timeline.write_jsonl(record.timeline_jsonl, timeline_path(request.config, request.node.nodeid))
     served = {r.artifact for server in record.servers for r in server.requests}
     shas = [a.sha256 for server in record.servers for a in server.artifacts if a.path in served]
     props = report.ota_properties(entries, targets.target_of(request.config), shas)

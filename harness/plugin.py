@@ -184,7 +184,7 @@ class HtmlReport:
     """The --hil-report page, built from the test reports where pytest logs them: in a plain run's process,
     or in the xdist controller, from the reports its workers send. What it needs rides on the reports as
     JSON-able attributes set by pytest_runtest_makereport: `hil_message` on the report of a test's result,
-    `hil_properties` and `hil_entries` (the timeline) on its teardown's."""
+    `hil_properties` and `hil_entries` (the timeline, as timeline.to_jsonl's text) on its teardown's."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -200,8 +200,8 @@ class HtmlReport:
             test.outcome, test.duration, test.message = report.outcome, report.duration, message
         if entries is not None:
             test.properties = getattr(report, "hil_properties", {})
-            test.entries = [timeline.Entry(**entry) for entry in entries]
-            self.charts.submit(report.nodeid, test.entries)
+            test.entries = timeline.from_jsonl(entries)
+            self.charts.submit(report.nodeid, entries)
 
     def pytest_sessionfinish(self) -> None:
         report_mod.write_html(list(self.tests.values()), self.path, charts=self.charts.results())
@@ -225,9 +225,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if item.config.getoption("--hil-report", default=None):  # see HtmlReport; masked above, like the rest
         if report.when == "call" or report.failed:
             report.hil_message = str(report.longrepr)[-4000:] if report.failed else ""
-        if record is not None and record.entries is not None and report.when == "teardown":
+        if record is not None and record.timeline_jsonl is not None and report.when == "teardown":
             report.hil_properties = record.properties
-            report.hil_entries = [dataclasses.asdict(entry) for entry in record.entries]
+            report.hil_entries = record.timeline_jsonl
     if record is not None and report.failed:
         entries = record.timeline()
         for kind, text in timeline.tail_by_kind(entries, count=TAIL_LINES).items():

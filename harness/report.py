@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.timeline import Entry
+from harness.timeline import Entry, from_jsonl
 
 FINAL_STATES = ("succeeded", "failed", "rejected", "cancelled", "rolled_back")
 
@@ -181,6 +181,10 @@ def chart_svg(entries: list[Entry]) -> str:
     return _canvas().draw(entries)
 
 
+def _chart_of_jsonl(jsonl: str) -> str:
+    return chart_svg(from_jsonl(jsonl))
+
+
 class ChartRenderer:
     """Draws charts in a separate process while the tests run: matplotlib takes about 45 ms a chart, 10 s for
     the catalog, which the run would otherwise spend at its end, on one core. `spawn`, not fork: the test process
@@ -190,14 +194,16 @@ class ChartRenderer:
         self._pool: ProcessPoolExecutor | None = None
         self._charts: dict[str, Future[str]] = {}
 
-    def submit(self, nodeid: str, entries: list[Entry]) -> None:
-        if not entries:
+    def submit(self, nodeid: str, jsonl: str) -> None:
+        """`jsonl`: the test's timeline as timeline.to_jsonl's text (a string crosses to the process at once,
+        where thousands of entries took the controller's CPU to pickle)."""
+        if not jsonl:
             return
         if self._pool is None:
             # niced: the tests keep the CPU they need, the charts take what is left over
             self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=os.nice, initargs=(10,))
-        self._charts[nodeid] = self._pool.submit(chart_svg, entries)
+        self._charts[nodeid] = self._pool.submit(_chart_of_jsonl, jsonl)
 
     def results(self) -> dict[str, str]:
         """Every chart submitted (waiting for the last ones); a chart that failed is drawn again by write_html."""
