@@ -163,12 +163,16 @@ class _Layout:
 
 
 def _xor_fold(data: bytes) -> int:
-    """XOR of all bytes, folded through big-int halves so a 2 MB payload stays fast."""
-    value = int.from_bytes(data, "little")
-    width = 1 << max(len(data) - 1, 0).bit_length()
-    while width > 1:
-        width //= 2
-        value = (value >> (8 * width)) ^ (value & ((1 << (8 * width)) - 1))
+    """XOR of all bytes. numpy XORs the 8-byte words (0.03 ms for a 600 KB image, where folding it as one big
+    int took 1.5 to 3 ms of the test process's CPU on every virtual boot's image check), then the word's bytes
+    and the tail."""
+    import numpy  # here, not at import: 0.15 s that processes checking no image need not spend
+
+    words = len(data) // 8
+    folded = int(numpy.bitwise_xor.reduce(numpy.frombuffer(data, dtype="<u8", count=words))) if words else 0
+    value = 0
+    for byte in folded.to_bytes(8, "little") + bytes(data[8 * words:]):
+        value ^= byte
     return value
 
 
