@@ -189,7 +189,7 @@ class HtmlReport:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.tests: dict[str, report_mod.TestReport] = {}  # by node id, in the order results came
-        self.charts = report_mod.ChartRenderer()
+        self.charts: dict[str, str] = {}  # SVG by node id, drawn as each test's report comes (a few ms each)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         message, entries = getattr(report, "hil_message", None), getattr(report, "hil_entries", None)
@@ -201,10 +201,10 @@ class HtmlReport:
         if entries is not None:
             test.properties = getattr(report, "hil_properties", {})
             test.entries = timeline.from_jsonl(entries)
-            self.charts.submit(report.nodeid, entries)
+            self.charts[report.nodeid] = report_mod.chart_svg(test.entries) if test.entries else ""
 
     def pytest_sessionfinish(self) -> None:
-        report_mod.write_html(list(self.tests.values()), self.path, charts=self.charts.results())
+        report_mod.write_html(list(self.tests.values()), self.path, charts=self.charts)
 
 
 TAIL_LINES = 40

@@ -8,19 +8,17 @@ time, state events, reboots, HTTP requests) with the serial log and MQTT transcr
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import html
-import io
 import json
-import multiprocessing
-import os
-from concurrent.futures import Future, ProcessPoolExecutor
+import math
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.timeline import Entry, from_jsonl
+import leather
+
+from harness.timeline import Entry
 
 FINAL_STATES = ("succeeded", "failed", "rejected", "cancelled", "rolled_back")
 
@@ -114,107 +112,132 @@ def _ota_window(entries: list[Entry]) -> tuple[float, float]:
     return start - pad, end + pad
 
 
-_Y_MIN, _Y_MAX = -10, 130  # the chart's fixed y range, in % with room for the state labels
+_Y_MIN, _Y_MAX = -10, 170  # the chart's fixed y range, in %, with room above 100 for the state names
+_WIDTH, _HEIGHT = 900, 320
+# leather is themed through its module's settings ("setting any of these variables will change how charts are
+# rendered"): the report's font, smaller than its defaults
+for _setting in ("title", "legend", "axis_title", "tick"):
+    setattr(leather.theme, f"{_setting}_font_family", "sans-serif")
+    setattr(leather.theme, f"{_setting}_font_size", 11)
+    setattr(leather.theme, f"{_setting}_font_char_width", 6)
+    setattr(leather.theme, f"{_setting}_font_char_height", 11)
+_BLUE, _GREEN, _ORANGE, _RED, _PURPLE = "#1f77b4", "#2ca02c", "#ff7f0e", "#d62728", "#9467bd"
 
 
-class _ChartCanvas:
-    """One figure and axes for every chart a process draws, cleared of the last chart's artists in between.
+class _ExactScale(leather.Scale):
+    """A linear scale over exactly [lo, hi] with ticks at multiples of a 1-2-5 step. leather's Linear widens its
+    domain to the ticks its ScoreTicker finds, which took 7 ms a scale (trying Decimal candidates): most of a
+    chart's time."""
 
-    A new figure per chart cost matplotlib about 30 ms of its 90 (the axes, their ticks and spines made again),
-    and one artist per event another 20 ms: the reset and state lines are one collection per colour now, the
-    HTTP requests one line of markers. Not thread-safe: charts are drawn by the chart process, or by
-    write_html at the session's end, one at a time."""
+    def __init__(self, lo: float, hi: float, ticks: list[float] | None = None) -> None:
+        self._lo, self._hi = lo, hi if hi > lo else lo + 1
+        self._ticks = ticks if ticks is not None else _round_ticks(self._lo, self._hi)
 
-    def __init__(self) -> None:
-        import matplotlib
+    def contains(self, v: float) -> bool:
+        return self._lo <= v <= self._hi
 
-        # text as SVG text, not outlines: 15 KB a chart instead of 36, and less to draw
-        matplotlib.rcParams["svg.fonttype"] = "none"
-        from matplotlib.figure import Figure
-        from matplotlib.ticker import MaxNLocator
+    def project(self, value: float, range_min: float, range_max: float) -> float:
+        return range_min + (value - self._lo) / (self._hi - self._lo) * (range_max - range_min)
 
-        self.figure = Figure(figsize=(9, 2.6))  # no pyplot: nothing registered, nothing to close
-        self.ax = self.figure.add_subplot()
-        # fixed margins, where tight_layout() measured every label first: 40 % of the chart's time
-        self.figure.subplots_adjust(left=0.075, right=0.985, bottom=0.2, top=0.86)
-        # few ticks: each costs matplotlib about 1 ms to make and draw, most of a chart's time with its defaults
-        self.ax.set_ylim(_Y_MIN, _Y_MAX)  # and no autoscaling: the charts' artists never move it
-        self.ax.set_yticks([0, 50, 100])
-        self.ax.xaxis.set_major_locator(MaxNLocator(6))
-        self.ax.set_xlabel("s from test start (red dashed: reset, purple: HTTP request)")
-        self.ax.set_ylabel("%")
+    def ticks(self) -> list[float]:
+        return self._ticks
 
-    def draw(self, entries: list[Entry]) -> str:
-        ax = self.ax
-        for artist in [*ax.lines, *ax.texts, *ax.collections]:
-            artist.remove()
-        events = _ota_events(entries)
-        progress = [(t, e["percent"]) for t, e in events
-                    if e.get("state") == "downloading" and e.get("percent", -1) >= 0]
-        if progress:
-            ax.plot([t for t, _ in progress], [p for _, p in progress], marker=".", color="tab:blue")
-        states = [(t, str(e.get("state", "?"))) for t, e in events if e.get("state") != "downloading"]
-        # ylim is fixed, so lines from its bottom to its top span the axes as axvline's would
-        ax.vlines([t for t, s in states if s == "succeeded"], _Y_MIN, _Y_MAX, color="tab:green", lw=0.8)
-        ax.vlines([t for t, s in states if s != "succeeded"], _Y_MIN, _Y_MAX, color="tab:orange", lw=0.8)
-        ax.vlines([e.t for e in entries if e.kind == "serial" and e.text.startswith("rst:")], _Y_MIN, _Y_MAX,
-                  color="tab:red", ls="--", lw=0.8)
-        for t, state in states:
-            ax.text(t, 104, state, rotation=90, fontsize=7, va="bottom")
-        http = [e.t for e in entries if e.kind == "http"]
-        if http:
-            ax.plot(http, [-6] * len(http), ls="none", marker="v", color="tab:purple", ms=4)
-        ax.set_xlim(*_ota_window(entries))
-        buf = io.StringIO()
-        self.figure.savefig(buf, format="svg")
-        svg = buf.getvalue()
-        return svg[svg.index("<svg"):]
+    def format_tick(self, value: float, i: int, count: int) -> str:
+        return f"{value:g}"
 
 
-@functools.cache
-def _canvas() -> _ChartCanvas:
-    return _ChartCanvas()
+def _round_ticks(lo: float, hi: float, most: int = 7) -> list[float]:
+    """At most `most` ticks in [lo, hi], at multiples of 1, 2 or 5 times a power of ten."""
+    step = 10 ** math.floor(math.log10((hi - lo) / most))
+    step = next(step * m for m in (1, 2, 5, 10) if (hi - lo) / (step * m) <= most)
+    first = math.ceil(lo / step)
+    return [round(k * step, 9) for k in range(first, math.floor(hi / step) + 1)]
+
+
+class _VerticalLines(leather.Shape):
+    """A line across the chart at each datum's x: a state event or a reset (leather draws no such thing)."""
+
+    def __init__(self, color: str, dashed: bool = False) -> None:
+        self._stroke_color = color  # the name Shape.legend_to_svg takes the legend's colour from
+        self._dashed = dashed
+
+    def validate_series(self, series: leather.Series) -> None:
+        pass
+
+    def to_svg(self, width: float, height: float, x_scale: Any, y_scale: Any, series: leather.Series,
+               palette: Any) -> ET.Element:
+        group = ET.Element("g", {"class": "series vertical-lines"})
+        for d in series.data():
+            x = f"{x_scale.project(d.x, 0, width):.1f}"
+            line = ET.SubElement(group, "line", x1=x, x2=x, y1="0", y2=f"{height:.1f}", stroke=self._stroke_color)
+            line.set("stroke-width", "0.8")
+            if self._dashed:
+                line.set("stroke-dasharray", "4 3")
+        return group
+
+
+class _Labels(leather.Shape):
+    """Each datum's third column written upwards at its (x, y): the state names over their lines."""
+
+    def validate_series(self, series: leather.Series) -> None:
+        pass
+
+    def legend_to_svg(self, series: leather.Series, palette: Any) -> list[Any]:
+        return []  # the names are on the chart
+
+    def to_svg(self, width: float, height: float, x_scale: Any, y_scale: Any, series: leather.Series,
+               palette: Any) -> ET.Element:
+        group = ET.Element("g", {"class": "series labels"})
+        for d in series.data():
+            x, y = x_scale.project(d.x, 0, width), y_scale.project(d.y, height, 0)
+            text = ET.SubElement(group, "text", x=f"{x:.1f}", y=f"{y:.1f}", transform=f"rotate(-90 {x:.1f} {y:.1f})")
+            text.set("font-size", "9")
+            text.set("font-family", "sans-serif")
+            text.set("dominant-baseline", "central")
+            text.text = d.row[2]
+        return group
+
+
+class _Points(leather.Dots):
+    """The progress line's points, under the line's legend entry."""
+
+    def legend_to_svg(self, series: leather.Series, palette: Any) -> list[Any]:
+        return []
 
 
 def chart_svg(entries: list[Entry]) -> str:
-    """The OTA chart of one test's timeline, as inline SVG."""
-    return _canvas().draw(entries)
+    """The OTA chart of one test's timeline, as inline SVG: download progress, a line at each state event
+    (green: succeeded) and reset (red, dashed), a mark at each HTTP request (purple).
 
-
-def _chart_of_jsonl(jsonl: str) -> str:
-    return chart_svg(from_jsonl(jsonl))
-
-
-class ChartRenderer:
-    """Draws charts in a separate process while the tests run: matplotlib takes about 45 ms a chart, 10 s for
-    the catalog, which the run would otherwise spend at its end, on one core. `spawn`, not fork: the test process
-    has threads (brokers, servers, boards) whose locks a forked child would inherit held."""
-
-    def __init__(self) -> None:
-        self._pool: ProcessPoolExecutor | None = None
-        self._charts: dict[str, Future[str]] = {}
-
-    def submit(self, nodeid: str, jsonl: str) -> None:
-        """`jsonl`: the test's timeline as timeline.to_jsonl's text (a string crosses to the process at once,
-        where thousands of entries took the controller's CPU to pickle)."""
-        if not jsonl:
-            return
-        if self._pool is None:
-            # niced: the tests keep the CPU they need, the charts take what is left over
-            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=os.nice, initargs=(10,))
-        self._charts[nodeid] = self._pool.submit(_chart_of_jsonl, jsonl)
-
-    def results(self) -> dict[str, str]:
-        """Every chart submitted (waiting for the last ones); a chart that failed is drawn again by write_html."""
-        charts = {}
-        for nodeid, future in self._charts.items():
-            with contextlib.suppress(Exception):
-                charts[nodeid] = future.result()
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
-        return charts
+    Drawn with leather, 2 to 4 ms a chart, where matplotlib took 40 to 45 ms (its text and tick layout):
+    about 9 s of CPU a `make hil` that the tests' two cores were short of. Only what lies in the chart's time
+    window is drawn (leather does not clip)."""
+    lo, hi = _ota_window(entries)
+    events = [(t, e) for t, e in _ota_events(entries) if lo <= t <= hi]
+    progress = [(t, e["percent"]) for t, e in events if e.get("state") == "downloading" and e.get("percent", -1) >= 0]
+    states = [(t, str(e.get("state", "?"))) for t, e in events if e.get("state") != "downloading"]
+    resets = [e.t for e in entries if e.kind == "serial" and e.text.startswith("rst:") and lo <= e.t <= hi]
+    http = [e.t for e in entries if e.kind == "http" and lo <= e.t <= hi]
+    if not (progress or states or resets or http):
+        return "<p>(nothing to chart: no OTA event, reset or HTTP request)</p>"
+    chart = leather.Chart()
+    chart.set_x_scale(_ExactScale(lo, hi))
+    chart.set_y_scale(_ExactScale(_Y_MIN, _Y_MAX, ticks=[0, 50, 100]))  # the axis' ticks are the scale's
+    chart.add_x_axis(name="s from test start")
+    chart.add_y_axis(name="%")
+    if progress:
+        chart.add_line(progress, name="download %", stroke_color=_BLUE, width=1.5)
+        chart.add_series(leather.Series(progress), _Points(fill_color=_BLUE, radius=2))
+    for times, name, shape in (([t for t, s in states if s == "succeeded"], "succeeded", _VerticalLines(_GREEN)),
+                               ([t for t, s in states if s != "succeeded"], "other state", _VerticalLines(_ORANGE)),
+                               (resets, "reset", _VerticalLines(_RED, dashed=True))):
+        if times:
+            chart.add_series(leather.Series([(t, 0) for t in times], name=name), shape)
+    if states:
+        chart.add_series(leather.Series([(t, 104, state) for t, state in states]), _Labels())
+    if http:
+        chart.add_dots([(t, -6) for t in http], name="HTTP request", fill_color=_PURPLE, radius=3)
+    return chart.to_svg(width=_WIDTH, height=_HEIGHT)
 
 
 def _log(entries: list[Entry], kind: str) -> str:
@@ -234,7 +257,7 @@ def _rollout(entries: list[Entry]) -> str:
 
 def write_html(reports: list[TestReport], path: Path, title: str = "OTA release gate",
                charts: dict[str, str] | None = None) -> None:
-    """`charts`: SVG by node id, made beforehand (see ChartRenderer); the others are drawn here."""
+    """`charts`: SVG by node id, drawn beforehand (as each test's report came); the others are drawn here."""
     charts = charts or {}
     passed = sum(r.outcome == "passed" for r in reports)
     rows = "".join(

@@ -70,7 +70,7 @@ def install_in_fresh_venv(wheel: Path, where: Path) -> Path:
     """A new venv with only the wheel and its dependencies; its python."""
     venv.create(where, with_pip=False)  # this pip installs into it (pip --python): no ensurepip run per test
     python = where / "bin" / "python"
-    # --no-compile: byte-compiling numpy, matplotlib and the rest takes longer than the whole run needs;
+    # --no-compile: byte-compiling numpy, esptool and the rest takes longer than the whole run needs;
     # the runs import from source instead (and write no .pyc: PYTHONDONTWRITEBYTECODE below).
     run([sys.executable, "-m", "pip", "--python", python, "install", "--quiet", "--no-compile", wheel], cwd=where)
     return python
