@@ -47,13 +47,14 @@ def keys(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReques
 
 def _signing_key(path: Path) -> signing.SigningKey:
     """The key in `path`, made there first if it is not: written under another name and renamed, so that a
-    worker killed while making it leaves no half a key for the others."""
+    worker killed while making it leaves no half a key for the others. What it signs is kept beside it for
+    them too (SigningKey.signed_dir)."""
     if not path.exists():
         partial = path.with_suffix(".partial")
         partial.unlink(missing_ok=True)
         signing.generate_key(partial)
         partial.rename(path)
-    return signing.SigningKey(path)
+    return signing.SigningKey(path, signed_dir=path.with_suffix(".signed"))
 
 
 @pytest.fixture

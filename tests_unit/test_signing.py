@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 from pathlib import Path
@@ -69,3 +70,19 @@ def test_derive_image_order(keys, image: bytes) -> None:
     n = app_image.verify_image(out, None).length
     assert (desc.version, desc.secure_version) == ("2.0.0", 3)
     assert signing.verify(out, n, [signing.key_digest(keys[0])])
+
+
+def test_a_key_with_a_signed_dir_signs_each_image_once(keys, image: bytes, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    key = signing.SigningKey(keys[0].path, signed_dir=tmp_path / "signed")
+    first = signing.sign(image, key)
+    assert signing.verify(first, len(image), [signing.key_digest(keys[0])])
+
+    def espsecure_again(*args: object) -> bytes:
+        raise AssertionError("signed again: the signed_dir's copy was not used")
+
+    monkeypatch.setattr(signing, "_espsecure_sign", espsecure_again)
+    assert signing.sign(image, key) == first  # another process of the run reads the same file
+    assert [p.name for p in (tmp_path / "signed").iterdir()] == [f"{hashlib.sha256(image).hexdigest()}.bin"]
+    with pytest.raises(AssertionError, match="signed again"):
+        signing.sign(image + b"\xff" * 16, key)  # another image is signed
