@@ -20,9 +20,9 @@ bench use (the firmware's own is device/port/linux/src/esp_secure_boot.c).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import io
-import os
 import struct
 import tempfile
 import zlib
@@ -98,14 +98,15 @@ def sign(image: bytes, key: SigningKey) -> bytes:
     if key.signed_dir is None:
         return _espsecure_sign(image, key)
     kept = key.signed_dir / f"{hashlib.sha256(image).hexdigest()}.bin"
-    if kept.exists():
-        return kept.read_bytes()
-    signed = _espsecure_sign(image, key)
     key.signed_dir.mkdir(parents=True, exist_ok=True)
-    partial = kept.with_suffix(f".{os.getpid()}.partial")  # renamed whole: a reader never sees half of it
-    partial.write_bytes(signed)
-    partial.replace(kept)
-    return signed
+    # under a lock: the workers of a run start on the same scenarios at once, and would all sign
+    with open(key.signed_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not kept.exists():
+            partial = kept.with_suffix(".partial")  # renamed whole: a worker killed here leaves no half image
+            partial.write_bytes(_espsecure_sign(image, key))
+            partial.replace(kept)
+        return kept.read_bytes()
 
 
 def _espsecure_sign(image: bytes, key: SigningKey) -> bytes:
