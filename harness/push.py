@@ -442,10 +442,8 @@ class Pusher:
             if transfer is not None and not msg.retain:
                 if msg.payload == b"offline":
                     transfer.offline = True
-                elif (msg.payload == b"online" and transfer.awaiting_answer and not self._answered()
-                      and time.monotonic() < transfer.answer_deadline):
-                    transfer.resent_at = time.monotonic()
-                    self._client.publish(self.topic("cmd"), transfer.start, qos=1)  # a failure: the wait times out
+                elif msg.payload == b"online":
+                    self._send_again()
             self._changed.notify_all()
 
     def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: mqtt.ReasonCode,
@@ -457,8 +455,23 @@ class Pusher:
 
     def _on_subscribe(self, _client: mqtt.Client, _userdata: Any, _mid: int, reason_codes: list[mqtt.ReasonCode],
                       _properties: Any) -> None:
-        if not any(code.is_failure for code in reason_codes):
-            self._subscribed.set()
+        if any(code.is_failure for code in reason_codes):
+            return
+        if self._subscribed.is_set():  # subscribed again after the pusher's own connection dropped
+            self._send_again()
+        self._subscribed.set()
+
+    def _send_again(self) -> None:
+        """The push command once more, while push() waits for the device's first answer and before the start
+        timeout: the first one may not have reached the device (it was not connected yet, or the broker lost it
+        with the pusher's connection). A device that had it acknowledges the transfer again (docs/protocol.md)."""
+        with self._changed:
+            transfer = self._transfer
+            if (transfer is not None and transfer.awaiting_answer and not self._answered()
+                    and time.monotonic() < transfer.answer_deadline):
+                transfer.resent_at = time.monotonic()
+                self._client.publish(self.topic("cmd"), transfer.start, qos=1)  # a failure: the wait times out
+            self._changed.notify_all()
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         # by exact topic: a broker may send more than was subscribed (amqtt 0.12 sent other clients' retained

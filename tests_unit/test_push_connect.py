@@ -159,3 +159,27 @@ def test_a_push_that_gives_up_after_sending_again_cancels_the_transfer() -> None
                 pusher.push(b"image", "p5", start_timeout=0.5)
             link.wait_for(lambda m: m.kind == "cmd" and m.data == {"type": "cancel", "id": "p5"}, timeout=WAIT_S,
                           description="the pusher's cancel")
+
+
+def test_the_pusher_s_own_reconnect_before_an_answer_sends_the_command_again() -> None:
+    """The command went out, then the pusher's connection dropped before the device answered (the broker may
+    have lost the command with it): back and subscribed, the pusher sends it again, and the device's answer
+    to that copy ends the push, not the start timeout."""
+    with EmbeddedBroker() as broker:
+        commands: list[dict[str, Any]] = []
+        pusher = Pusher(broker.url, "lost")
+
+        def on_command(client: mqtt.Client, command: dict[str, Any]) -> None:
+            commands.append(command)
+            if len(commands) == 1:  # lost: the pusher's connection goes down before any answer
+                pusher._client.socket().shutdown(socket.SHUT_RDWR)
+                return
+            client.publish("devices/lost/ota", json.dumps({"id": command["id"], "seq": 1, "state": "rejected",
+                                                           "reason": "same_version"}), qos=1)
+
+        with _stand_in_device(broker.url, "lost", on_command), pusher:
+            started = time.monotonic()
+            result = pusher.push(b"image", "p6", start_timeout=20)
+    assert time.monotonic() - started < 10, "waited for the start timeout"
+    assert len(commands) == 2 and commands[0] == commands[1], commands
+    assert (result.state, result.event.get("reason")) == ("rejected", "same_version"), result
