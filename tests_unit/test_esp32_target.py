@@ -342,7 +342,7 @@ def test_collect_only_shows_the_selection_and_the_reasons() -> None:
     result = _pytest("tests_hil", "--target", "esp32", "--collect-only", "-q")
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    assert "test_power_cut_at_flash_operations_of_an_ota: needs the virtual board" in out
+    assert "test_power_cut_at_flash_operations_of_an_ota[mosquitto]: needs the virtual board" in out
     assert "test_broadcast_updates_every_board: needs 2 boards at once" in out
     assert "tests_hil/test_update_to_new_version.py::test_update_to_new_version" in out
     assert "deselected" in out.splitlines()[-1]

@@ -16,8 +16,8 @@ def _pytest(*args: str) -> subprocess.CompletedProcess[str]:
 def test_collect_only_on_esp32_deselects_virtual_only_scenarios_with_the_reason() -> None:
     result = _pytest("tests_hil", "--target", "esp32", "--collect-only", "-q")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "deselected tests_hil/test_power_loss.py::test_power_cut_at_flash_operations_of_an_ota: needs the " \
-           "virtual board" in result.stdout
+    assert ("deselected tests_hil/test_power_loss.py::test_power_cut_at_flash_operations_of_an_ota[mosquitto]: "
+            "needs the virtual board") in result.stdout
     assert "test_update_to_new_version" in result.stdout  # the rest stays selected
 
 
