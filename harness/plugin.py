@@ -201,7 +201,7 @@ class HtmlReport:
         if entries is not None:
             test.properties = getattr(report, "hil_properties", {})
             test.entries = timeline.from_jsonl(entries)
-            self.charts[report.nodeid] = report_mod.chart_svg(test.entries) if test.entries else ""
+            self.charts[report.nodeid] = report_mod.chart_html(test.entries)
 
     def pytest_sessionfinish(self) -> None:
         report_mod.write_html(list(self.tests.values()), self.path, charts=self.charts)

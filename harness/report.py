@@ -240,6 +240,17 @@ def chart_svg(entries: list[Entry]) -> str:
     return chart.to_svg(width=_WIDTH, height=_HEIGHT)
 
 
+def chart_html(entries: list[Entry]) -> str:
+    """chart_svg's chart, or why there is none: a timeline the chart cannot read must not cost the run its
+    report (charts are drawn in the controller's report hook)."""
+    if not entries:
+        return "<p>(no timeline)</p>"
+    try:
+        return chart_svg(entries)
+    except Exception as err:  # noqa: BLE001 - any failure becomes a note on the page, the rest of it stands
+        return f"<p>(no chart: {html.escape(repr(err))})</p>"
+
+
 def _log(entries: list[Entry], kind: str) -> str:
     lines = [f"{e.t:8.3f}s {e.source}: {e.text}" for e in entries if e.kind == kind]
     return html.escape("\n".join(lines) or "(none)")
@@ -271,7 +282,7 @@ def write_html(reports: list[TestReport], path: Path, title: str = "OTA release 
     for i, r in enumerate(reports):
         props = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
                         for k, v in r.properties.items())
-        chart = charts.get(r.nodeid) or chart_svg(r.entries) if r.entries else "<p>(no timeline)</p>"
+        chart = charts.get(r.nodeid) or chart_html(r.entries)
         failure = f"<pre class='failure'>{html.escape(r.message)}</pre>" if r.message else ""
         sections.append(
             f"<section id='t{i}'><h2 class='{r.outcome}'>{html.escape(r.nodeid)}: {r.outcome}</h2>{failure}"

@@ -3,7 +3,7 @@
 import json
 import xml.etree.ElementTree as ET
 
-from harness.report import chart_svg
+from harness.report import chart_html, chart_svg
 from harness.timeline import Entry
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -62,3 +62,12 @@ def test_x_is_scaled_to_the_window_from_the_command_to_the_end() -> None:
 
 def test_a_timeline_with_nothing_to_chart_says_so() -> None:
     assert "nothing to chart" in chart_svg([Entry(0.5, "serial", "vb1", "I (27) boot: ESP-IDF v5.5")])
+
+
+def test_a_timeline_the_chart_cannot_read_gives_a_note_not_an_error() -> None:
+    """Charts are drawn in the report hook: a progress event with a percent that is no number must not cost the
+    run its report."""
+    odd = [TIMELINE[1], _ota(1.2, "downloading", percent="half")]
+    assert chart_html(odd).startswith("<p>(no chart: TypeError(")
+    assert chart_html([]) == "<p>(no timeline)</p>"
+    assert chart_html(TIMELINE).startswith("<svg")
