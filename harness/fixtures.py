@@ -81,13 +81,13 @@ def hil_record(request: pytest.FixtureRequest) -> Iterator[TestRecord]:
     if live is not None:
         live.detach_record(record)
     entries = record.timeline()
-    record.timeline_jsonl = timeline.to_jsonl(entries)
-    timeline.write_jsonl(record.timeline_jsonl, timeline_path(request.config, request.node.nodeid))
+    jsonl = timeline.to_jsonl(entries)
+    timeline.write_jsonl(jsonl, timeline_path(request.config, request.node.nodeid))
     served = {r.artifact for server in record.servers for r in server.requests}
     shas = [a.sha256 for server in record.servers for a in server.artifacts if a.path in served]
     props = report.ota_properties(entries, targets.target_of(request.config), shas)
     request.node.user_properties.extend(props.items())  # JUnit XML <properties>
-    record.properties, record.entries = props, entries  # the teardown's report takes them to the HTML report
+    record.properties, record.timeline_jsonl = props, jsonl  # the teardown's report takes them to the HTML report
 
 
 def _broker_kind(request: pytest.FixtureRequest) -> str | None:

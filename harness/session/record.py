@@ -33,8 +33,7 @@ class TestRecord:
     masker: masking.Masker = field(default_factory=masking.Masker, repr=False)
     # set at the end of the test (hil_record's teardown), for the HTML report
     properties: dict[str, Any] | None = None
-    entries: list[timeline.Entry] | None = None
-    timeline_jsonl: str | None = None  # the entries as the timeline file has them (timeline.to_jsonl)
+    timeline_jsonl: str | None = None  # the timeline as its file has it (timeline.to_jsonl)
     # called with each board as a factory adds it (add_board), before it boots: the live view (harness/live)
     board_listeners: list[Any] = field(default_factory=list, repr=False)
 
