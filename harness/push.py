@@ -108,7 +108,7 @@ class _Transfer:
     start: str = ""  # the push command, as published
     answer_deadline: float = 0.0  # the start timeout's end: the command is sent again only before it
     awaiting_answer: bool = True  # push() waits for the device's first answer (the only time it is sent again)
-    resent_at: float | None = None  # when it was last sent again (the device connected while push() waited)
+    resent_at: float | None = None  # when it was last sent again (the device or the pusher connected)
     acks: list[_Ack] = field(default_factory=list)  # (next, ignored) in order
     window: int | None = None
     outcome: dict[str, Any] | None = None

@@ -130,8 +130,11 @@ class _ExactScale(leather.Scale):
     chart's time."""
 
     def __init__(self, lo: float, hi: float, ticks: list[float] | None = None) -> None:
-        self._lo, self._hi = lo, hi if hi > lo else lo + 1
+        self._lo, self._hi = lo, (hi if hi > lo else lo + 1)
         self._ticks = ticks if ticks is not None else _round_ticks(self._lo, self._hi)
+        # as many decimals as the step between ticks needs: 1000.125 and 1000.25, not 1000.12 and 1000.25
+        step = min((b - a for a, b in zip(self._ticks, self._ticks[1:], strict=False)), default=1.0)
+        self._decimals = max(0, -math.floor(math.log10(step))) if step > 0 else 0
 
     def contains(self, v: float) -> bool:
         return self._lo <= v <= self._hi
@@ -143,11 +146,11 @@ class _ExactScale(leather.Scale):
         return self._ticks
 
     def format_tick(self, value: float, i: int, count: int) -> str:
-        return f"{value:g}"
+        return f"{value:.{self._decimals}f}"
 
 
 def _round_ticks(lo: float, hi: float, most: int = 7) -> list[float]:
-    """At most `most` ticks in [lo, hi], at multiples of 1, 2 or 5 times a power of ten."""
+    """Ticks in [lo, hi] at multiples of 1, 2 or 5 times a power of ten, at most `most` steps apart over it."""
     step = 10 ** math.floor(math.log10((hi - lo) / most))
     step = next(step * m for m in (1, 2, 5, 10) if (hi - lo) / (step * m) <= most)
     first = math.ceil(lo / step)
@@ -214,12 +217,14 @@ def chart_svg(entries: list[Entry]) -> str:
     window is drawn (leather does not clip)."""
     lo, hi = _ota_window(entries)
     events = [(t, e) for t, e in _ota_events(entries) if lo <= t <= hi]
-    progress = [(t, e["percent"]) for t, e in events if e.get("state") == "downloading" and e.get("percent", -1) >= 0]
+    # leather warns of values outside the scale: a percent past 0..100 (a device's bug) is not drawn
+    progress = [(t, e["percent"]) for t, e in events
+                if e.get("state") == "downloading" and 0 <= e.get("percent", -1) <= 100]
     states = [(t, str(e.get("state", "?"))) for t, e in events if e.get("state") != "downloading"]
     resets = [e.t for e in entries if e.kind == "serial" and e.text.startswith("rst:") and lo <= e.t <= hi]
     http = [e.t for e in entries if e.kind == "http" and lo <= e.t <= hi]
     if not (progress or states or resets or http):
-        return "<p>(nothing to chart: no OTA event, reset or HTTP request)</p>"
+        return "<p>(nothing to chart: no OTA event, reset or HTTP request from the first OTA command on)</p>"
     chart = leather.Chart()
     chart.set_x_scale(_ExactScale(lo, hi))
     chart.set_y_scale(_ExactScale(_Y_MIN, _Y_MAX, ticks=[0, 50, 100]))  # the axis' ticks are the scale's

@@ -77,13 +77,18 @@ def test_a_key_with_a_signed_dir_signs_each_image_once(keys, image: bytes, tmp_p
     key = signing.SigningKey(keys[0].path, signed_dir=tmp_path / "signed")
     first = signing.sign(image, key)
     assert signing.verify(first, len(image), [signing.key_digest(keys[0])])
+    other_key = signing.SigningKey(keys[1].path, signed_dir=tmp_path / "signed")  # the same directory
+    by_other = signing.sign(image, other_key)
+    assert signing.verify(by_other, len(image), [signing.key_digest(keys[1])])
+    assert not signing.verify(by_other, len(image), [signing.key_digest(keys[0])])
 
     def espsecure_again(*args: object) -> bytes:
         raise AssertionError("signed again: the signed_dir's copy was not used")
 
     monkeypatch.setattr(signing, "_espsecure_sign", espsecure_again)
     assert signing.sign(image, key) == first  # another process of the run reads the same file
-    kept = [p.name for p in (tmp_path / "signed").iterdir() if not p.name.startswith(".")]  # not the lock
-    assert kept == [f"{hashlib.sha256(image).hexdigest()}.bin"]
+    assert signing.sign(image, other_key) == by_other
+    kept = sorted(p.name for p in (tmp_path / "signed").iterdir() if not p.name.startswith("."))  # not the lock
+    assert len(kept) == 2 and all(name.endswith(f"-{hashlib.sha256(image).hexdigest()}.bin") for name in kept)
     with pytest.raises(AssertionError, match="signed again"):
         signing.sign(image + b"\xff" * 16, key)  # another image is signed

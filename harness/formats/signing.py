@@ -54,7 +54,7 @@ class SigningError(Exception):
 class SigningKey:
     """An RSA-3072 private key in a PEM file (espsecure's format). Its repr names the file, never the key.
 
-    `signed_dir`: where `sign` keeps what it signed with this key, by the image's SHA-256, for the other
+    `signed_dir`: where `sign` keeps what it signed with this key, by the key's and the image's SHA-256, for the other
     processes of a run (xdist workers) that sign the same image: espsecure spends 0.16 s loading an RSA-3072
     key (OpenSSL's key check) for a 4 ms signature. None: every image is signed afresh."""
 
@@ -97,7 +97,9 @@ def sign(image: bytes, key: SigningKey) -> bytes:
     """
     if key.signed_dir is None:
         return _espsecure_sign(image, key)
-    kept = key.signed_dir / f"{hashlib.sha256(image).hexdigest()}.bin"
+    # by the key's file too: a signed_dir shared by two keys, or kept while its key was made anew, mixes none
+    kept = key.signed_dir / (f"{hashlib.sha256(key.path.read_bytes()).hexdigest()[:16]}-"
+                             f"{hashlib.sha256(image).hexdigest()}.bin")
     key.signed_dir.mkdir(parents=True, exist_ok=True)
     # under a lock: the workers of a run start on the same scenarios at once, and would all sign
     with open(key.signed_dir / ".lock", "w") as lock:
