@@ -81,8 +81,7 @@ def hil_record(request: pytest.FixtureRequest) -> Iterator[TestRecord]:
     if live is not None:
         live.detach_record(record)
     entries = record.timeline()
-    jsonl = timeline.to_jsonl(entries)
-    timeline.write_jsonl(jsonl, timeline_path(request.config, request.node.nodeid))
+    jsonl = timeline.write_jsonl(entries, timeline_path(request.config, request.node.nodeid))
     served = {r.artifact for server in record.servers for r in server.requests}
     shas = [a.sha256 for server in record.servers for a in server.artifacts if a.path in served]
     props = report.ota_properties(entries, targets.target_of(request.config), shas)

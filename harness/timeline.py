@@ -97,10 +97,12 @@ def from_jsonl(text: str) -> list[Entry]:
     return [Entry(**json.loads(line)) for line in text.splitlines() if line.strip()]
 
 
-def write_jsonl(entries: list[Entry] | str, path: Path) -> None:
-    """The timeline file: `entries`, or their to_jsonl() text."""
+def write_jsonl(entries: list[Entry], path: Path) -> str:
+    """The timeline file; returns its text (to_jsonl), which the HTML report takes too."""
+    text = to_jsonl(entries)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(entries if isinstance(entries, str) else to_jsonl(entries))
+    path.write_text(text)
+    return text
 
 
 def read_jsonl(path: Path) -> list[Entry]:
