@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
+import html
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -200,8 +201,12 @@ class HtmlReport:
             test.outcome, test.duration, test.message = report.outcome, report.duration, message
         if entries is not None:
             test.properties = getattr(report, "hil_properties", {})
-            test.entries = timeline.from_jsonl(entries)
-            self.charts[report.nodeid] = report_mod.chart_html(test.entries)
+            try:
+                test.entries = timeline.from_jsonl(entries)
+            except (ValueError, TypeError) as err:  # a bad line costs this test its chart and logs, not the page
+                self.charts[report.nodeid] = f"<p>(no timeline: {html.escape(repr(err))})</p>"
+            else:
+                self.charts[report.nodeid] = report_mod.chart_html(test.entries)
 
     def pytest_sessionfinish(self) -> None:
         report_mod.write_html(list(self.tests.values()), self.path, charts=self.charts)

@@ -2,9 +2,11 @@
 
 import json
 import xml.etree.ElementTree as ET
+from types import SimpleNamespace
 
+from harness.plugin import HtmlReport
 from harness.report import chart_html, chart_svg
-from harness.timeline import Entry
+from harness.timeline import Entry, to_jsonl
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -71,3 +73,19 @@ def test_a_timeline_the_chart_cannot_read_gives_a_note_not_an_error() -> None:
     assert chart_html(odd).startswith("<p>(no chart: TypeError(")
     assert chart_html([]) == "<p>(no timeline)</p>"
     assert chart_html(TIMELINE).startswith("<svg")
+
+
+def test_a_timeline_that_does_not_parse_costs_its_test_the_chart_not_the_page(tmp_path) -> None:
+    """The controller reads each worker's timeline text in its report hook: a line that is no JSON must leave the
+    page written, with every test and a note where that test's chart would be."""
+    page = HtmlReport(tmp_path / "r.html")
+    good, bad = "t::good", "t::bad"
+    for nodeid, text in ((good, to_jsonl(TIMELINE)), (bad, "{not json\n")):
+        page.pytest_runtest_logreport(SimpleNamespace(nodeid=nodeid, outcome="passed", duration=1.0,
+                                                      hil_message="", hil_entries=None))
+        page.pytest_runtest_logreport(SimpleNamespace(nodeid=nodeid, outcome="passed", duration=0.0,
+                                                      hil_message=None, hil_entries=text, hil_properties={}))
+    page.pytest_sessionfinish()
+    written = (tmp_path / "r.html").read_text()
+    assert "2 of 2 passed" in written and "<p>(no timeline: JSONDecodeError(" in written
+    assert page.charts[good].startswith("<svg") and page.tests[good].entries == TIMELINE
