@@ -134,7 +134,8 @@ class _ExactScale(leather.Scale):
         self._ticks = ticks if ticks is not None else _round_ticks(self._lo, self._hi)
         # as many decimals as the step between ticks needs: 1000.125 and 1000.25, not 1000.12 and 1000.25
         step = min((b - a for a, b in zip(self._ticks, self._ticks[1:], strict=False)), default=1.0)
-        self._decimals = max(0, -math.floor(math.log10(step))) if step > 0 else 0
+        # rounded first: a step of 0.1 taken from 1000.1 - 1000.0 is 0.0999..., whose floor(log10) is -2
+        self._decimals = max(0, -math.floor(round(math.log10(step), 6))) if step > 0 else 0
 
     def contains(self, v: float) -> bool:
         return self._lo <= v <= self._hi
@@ -151,6 +152,8 @@ class _ExactScale(leather.Scale):
 
 def _round_ticks(lo: float, hi: float, most: int = 7) -> list[float]:
     """Ticks in [lo, hi] at multiples of 1, 2 or 5 times a power of ten, at most `most` steps apart over it."""
+    if hi <= lo:
+        return [lo]
     step = 10 ** math.floor(math.log10((hi - lo) / most))
     step = next(step * m for m in (1, 2, 5, 10) if (hi - lo) / (step * m) <= most)
     first = math.ceil(lo / step)

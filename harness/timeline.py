@@ -94,7 +94,17 @@ def to_jsonl(entries: list[Entry]) -> str:
 
 
 def from_jsonl(text: str) -> list[Entry]:
-    return [Entry(**json.loads(line)) for line in text.splitlines() if line.strip()]
+    """to_jsonl's text back as entries; ValueError (JSON) or TypeError (fields) for a line that is not one."""
+    return [_entry(json.loads(line)) for line in text.splitlines() if line.strip()]
+
+
+def _entry(fields: dict[str, object]) -> Entry:
+    entry = Entry(**fields)  # type: ignore[arg-type]
+    # checked here, once: the report formats `t` as a number and escapes the rest as text
+    if not isinstance(entry.t, int | float) or not all(isinstance(v, str) for v in (entry.kind, entry.source,
+                                                                                      entry.text)):
+        raise TypeError(f"timeline entry with a field of the wrong type: {fields!r:.120}")
+    return entry
 
 
 def write_jsonl(entries: list[Entry], path: Path) -> str:

@@ -79,13 +79,24 @@ def test_a_timeline_that_does_not_parse_costs_its_test_the_chart_not_the_page(tm
     """The controller reads each worker's timeline text in its report hook: a line that is no JSON must leave the
     page written, with every test and a note where that test's chart would be."""
     page = HtmlReport(tmp_path / "r.html")
-    good, bad = "t::good", "t::bad"
-    for nodeid, text in ((good, to_jsonl(TIMELINE)), (bad, "{not json\n")):
+    good, bad, odd = "t::good", "t::bad", "t::odd"
+    wrong_type = json.dumps({"t": "1.0", "kind": "serial", "source": "vb1", "text": "x"}) + "\n"
+    for nodeid, text in ((good, to_jsonl(TIMELINE)), (bad, "{not json\n"), (odd, wrong_type)):
         page.pytest_runtest_logreport(SimpleNamespace(nodeid=nodeid, outcome="passed", duration=1.0,
                                                       hil_message="", hil_entries=None))
         page.pytest_runtest_logreport(SimpleNamespace(nodeid=nodeid, outcome="passed", duration=0.0,
                                                       hil_message=None, hil_entries=text, hil_properties={}))
     page.pytest_sessionfinish()
     written = (tmp_path / "r.html").read_text()
-    assert "2 of 2 passed" in written and "<p>(no timeline: JSONDecodeError(" in written
+    assert "3 of 3 passed" in written and "<p>(no timeline: JSONDecodeError(" in written
+    assert "<p>(no timeline: TypeError(" in written
     assert page.charts[good].startswith("<svg") and page.tests[good].entries == TIMELINE
+
+
+def test_tick_labels_have_the_decimals_of_their_step() -> None:
+    """Steps come from float differences (1000.1 - 1000.0 is 0.0999...): the labels still read 1000.1, not 1000.10."""
+    command = Entry(1000.0, "mqtt", "devices/vb1/cmd", json.dumps({"type": "ota", "id": "u1", "url": "http://x/a"}))
+    svg = _chart([command, _ota(1000.1, "accepted"), _ota(1000.6, "succeeded")])
+    axis = next(g for g in svg.iter(f"{SVG}g") if g.get("class") == "axis bottom")
+    labels = [t.text for t in axis.iter(f"{SVG}text") if t.text != "s from test start"]
+    assert labels and all(len(label.split(".")[1]) == 1 for label in labels), labels
