@@ -95,14 +95,15 @@ class CliLab:
 
 
 @contextmanager
-def cli_lab(*args: str, background: bool = False) -> Iterator[CliLab]:
+def cli_lab(*args: str, background: bool = False, own_group: bool = False) -> Iterator[CliLab]:
     """The lab runs until the block ends (then it is stopped, whatever happened inside). `background`: started
-    with SIGINT ignored, as a script's or CI job's `cmd &` starts it."""
+    with SIGINT ignored, as a script's or CI job's `cmd &` starts it. `own_group`: in a process group of its own
+    (pgid = its pid), as a shell starts a foreground job, for a Ctrl-C sent to the whole group."""
     command = [sys.executable, "-m", "harness", "lab", *args]
     if background:  # what a non-interactive shell does to `cmd &`: SIGINT ignored, kept across exec
         command = ["sh", "-c", 'trap "" INT; exec "$0" "$@"', *command]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, process_group=0 if own_group else None)
     lab = CliLab(proc)
     try:
         yield lab

@@ -11,8 +11,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import statistics
+import subprocess
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -259,6 +262,30 @@ def test_lab_without_boards_says_so_before_it_serves_a_page() -> None:
         output = lab.stop()
     assert lab.proc.returncode == 2 and "--boards 0: at least one board" in output, output
     assert "live view:" not in output, output
+
+
+def test_ctrl_c_pressed_again_and_again_at_a_terminal_leaves_nothing_behind() -> None:
+    """A terminal's Ctrl-C goes to the lab's whole process group, the boards' firmware processes with it, and an
+    impatient user presses it again: the lab still stops every board and removes their files. (A second SIGINT
+    during the lab's clean-up cut it short and left its directory; the firmware killed by the first one looked
+    like a crash, and the boards rebooted while being stopped.)"""
+    with cli_lab("--boards", "2", "--http-port", "0", own_group=True) as lab:
+        workdir = Path(lab.wait_line(r"their files in (\S+) ", timeout=60).group(1))
+        assert workdir.is_dir()
+        children = lab.descendants()
+        deadline = time.monotonic() + 30
+        while lab.proc.poll() is None and time.monotonic() < deadline:
+            os.killpg(lab.proc.pid, signal.SIGINT)
+            try:
+                lab.proc.wait(0.005)  # a few signals within the lab's clean-up (20 to 50 ms)
+            except subprocess.TimeoutExpired:
+                pass
+        output = lab.stop()
+    # 130 or killed by SIGINT: a Ctrl-C that came once the lab had stopped, before or while Python exited
+    assert lab.proc.returncode in (0, 130, -signal.SIGINT) and "Traceback" not in output, output
+    assert output.endswith("lab stopped"), output
+    assert not workdir.exists(), f"{workdir} left behind"
+    assert not [pid for pid in children if Path(f"/proc/{pid}").exists()], "processes left behind"
 
 
 @pytest.mark.parametrize("background", [False, True], ids=["foreground", "background_job"])

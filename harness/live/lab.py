@@ -176,21 +176,23 @@ class Lab:
             except Exception as exc:  # noqa: BLE001 - every step runs; the first error is raised at the end
                 errors.append(exc)
 
-        rollout, thread = self._rollout, self._rollout_thread
-        if rollout is not None and thread is not None and thread.is_alive():
-            attempt(lambda: rollout.abort("the lab is stopping"))
-            thread.join(5)
-        for tap in self._taps:
-            attempt(tap.detach)
-        if self._factory is not None:
-            attempt(self._factory.stop_all)
-        for board in self.boards if self._factory is None else ():
-            attempt(board.stop)
-        for service in (self.link, self.fw_server, self.broker):
-            if service is not None:
-                attempt(service.close if isinstance(service, DeviceLink) else service.stop)
-        attempt(self.server.stop)
-        shutil.rmtree(self._workdir, ignore_errors=True)
+        try:
+            rollout, thread = self._rollout, self._rollout_thread
+            if rollout is not None and thread is not None and thread.is_alive():
+                attempt(lambda: rollout.abort("the lab is stopping"))
+                thread.join(5)
+            for tap in self._taps:
+                attempt(tap.detach)
+            if self._factory is not None:
+                attempt(self._factory.stop_all)
+            for board in self.boards if self._factory is None else ():
+                attempt(board.stop)
+            for service in (self.link, self.fw_server, self.broker):
+                if service is not None:
+                    attempt(service.close if isinstance(service, DeviceLink) else service.stop)
+            attempt(self.server.stop)
+        finally:  # even when a second Ctrl-C cuts the steps short: the boards' files never stay behind
+            attempt(lambda: shutil.rmtree(self._workdir))
         if errors:
             raise errors[0]
 
@@ -393,11 +395,16 @@ def run(config: LabConfig, stop: threading.Event, project: project_mod.HilProjec
     def announce(url: str) -> None:
         print(f"live view: {url}  (starting the boards; Ctrl-C stops the lab)", flush=True)
 
-    with Lab(config, project, announce=announce) as lab:
+    lab = Lab(config, project, announce=announce).start()  # Ctrl-C here: what has started is stopped again
+    # from here Ctrl-C only asks the lab to stop, also while it stops: a second one (a terminal's Ctrl-C reaches
+    # the process more than once when sent to its group, as `timeout -s INT` does) must not cut its clean-up short
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
         print(f"lab ready: {len(lab.boards)} {config.target} board(s) on {lab.broker.url if lab.broker else '-'}; "
               f"their files in {lab.workdir} (removed at the end)", flush=True)
-        previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+        stop.wait()
+    finally:
         try:
-            stop.wait()
+            lab.stop()
         finally:
             signal.signal(signal.SIGINT, previous)
