@@ -10,6 +10,7 @@
   board run --image FILE [--broker URL] [--device-id ID] [--flash FILE]
                              run a virtual ESP32 in the foreground until Ctrl-C
   push --broker URL --device ID IMAGE [--prefix devices] [--window 4] [--chunk 16384] [--qos 1] [--version V]
+       [--no-verify]
                              push an image to a device through the broker (docs/protocol.md, `push`)
   lab [--boards N | --target esp32 --port PORT ...] [--http-port 8765] [--bind 127.0.0.1] ...
                              broker, firmware server and boards, watched and updated from a page in the browser
@@ -76,7 +77,8 @@ def offset(text: str) -> int:
     try:
         return int(text, 0)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an offset (decimal, or hexadecimal as 0x1f)") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not an offset (decimal, or hexadecimal as 0x1f); a file name "
+                                         "goes before --flip, whose offsets run to the next option") from None
 
 
 def transfer_id(text: str) -> str:
@@ -86,6 +88,29 @@ def transfer_id(text: str) -> str:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: at most {TRANSFER_ID_MAX} characters, without /, + or #") from None
     return text
+
+
+def topic_level(text: str) -> str:
+    """argparse type of a device id: one level of its MQTT topics (<prefix>/<id>/cmd), as the firmware's
+    esp-mqtt client can neither subscribe under nor publish to one with a wildcard, a / or a space."""
+    if not text or any(c in text for c in "/+#") or any(c.isspace() for c in text):
+        raise argparse.ArgumentTypeError(f"{text!r}: a device id is one topic level: not empty, without /, +, # "
+                                         "or spaces")
+    return text
+
+
+PORT = (0, 65535)
+
+
+def positive_seconds(text: str) -> float:
+    """argparse type of a duration in seconds, more than 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:  # NaN too
+        raise argparse.ArgumentTypeError(f"{text}: give more than 0 seconds")
+    return value
 
 
 def int_in(low: int, high: int) -> Callable[[str], int]:
@@ -151,6 +176,15 @@ def cmd_image_info(args: argparse.Namespace) -> int:
 
 def cmd_image_patch_version(args: argparse.Namespace) -> int:
     data = read_input(args.file)
+    if not args.version:
+        raise CliError("the new version is empty: give one, e.g. 2.0.0")
+    try:
+        app_image.verify_image(data, None)
+    except app_image.ImageError as err:
+        if not args.force:  # the fix-up would make a damaged image look valid (checksum and hash recomputed)
+            print(f"{args.file}: not a valid app image ({err}); --force patches it anyway, and its checksum and hash "
+                  "then come out valid", file=sys.stderr)
+            return 1
     try:
         patched = app_image.patch_version(data, args.version)
     except (app_image.ImageError, ValueError) as err:
@@ -315,7 +349,7 @@ def run_board(args: argparse.Namespace, workdir: Path, image: bytes | None,
         if settings:
             try:
                 provision(board, settings)
-            except AssertionError as err:  # the console refused a setting
+            except (AssertionError, ValueError) as err:  # the console refused a setting, or it cannot be typed
                 raise CliError(f"provisioning failed: {err}") from None
         threading.Thread(target=forward_console, args=(board,), name="stdin-console", daemon=True).start()
         stop.wait()
@@ -329,6 +363,9 @@ def run_board(args: argparse.Namespace, workdir: Path, image: bytes | None,
 def cmd_farm_serve(args: argparse.Namespace) -> int:
     from harness.farm import bench
 
+    if args.first_port and args.first_port + args.boards - 1 > PORT[1]:
+        raise CliError(f"--first-port {args.first_port} leaves no room for {args.boards} boards' ports (the last "
+                       f"would be {args.first_port + args.boards - 1}); use at most {PORT[1] - args.boards + 1}, or 0")
     return bench.serve(args.boards, args.name, args.host, args.dir, args.exporter_config, args.first_port,
                        args.power_port)
 
@@ -405,15 +442,21 @@ def parser() -> argparse.ArgumentParser:
     image = sub.add_parser("image", help="inspect or modify ESP app images (ESP32 or virtual)")
     image_sub = image.add_subparsers(dest="image_command", required=True)
     info = image_sub.add_parser("info", help="verify an image and show its version")
-    info.add_argument("file")
+    info.add_argument("file", help="the app image (.bin)")
     info.set_defaults(func=cmd_image_info)
-    patch = image_sub.add_parser("patch-version", help="rewrite the version in the app descriptor")
-    patch.add_argument("file")
+    patch = image_sub.add_parser(
+        "patch-version", help="rewrite the version in the app descriptor",
+        description="Writes a copy of the image with another version in its app descriptor (esp_app_desc_t), the "
+                    "checksum and appended SHA-256 recomputed: how to make the v2 of a test from a build. A "
+                    "signed image's signature no longer matches.")
+    patch.add_argument("file", help="the app image to copy")
     patch.add_argument("version", help="new version, at most 31 characters")
     patch.add_argument("-o", "--output", required=True, help="where to write the patched image")
+    patch.add_argument("--force", action="store_true",
+                       help="patch an image that does not verify (its checksum and hash come out valid)")
     patch.set_defaults(func=cmd_image_patch_version)
     corrupt = image_sub.add_parser("corrupt", help="damage an image on purpose (for negative tests)")
-    corrupt.add_argument("file")
+    corrupt.add_argument("file", help="the app image to copy, damaged")
     corrupt.add_argument("-o", "--output", required=True, help="where to write the damaged image")
     corrupt.add_argument("--flip", type=offset, nargs="*", default=[], metavar="OFFSET",
                          help="invert the byte at each offset (decimal or 0x hex)")
@@ -429,7 +472,8 @@ def parser() -> argparse.ArgumentParser:
                     "help). Publish commands to devices/<id>/cmd, e.g. with mosquitto_pub.")
     run.add_argument("--image", help="app image for the virtual board (python -m harness build makes one)")
     run.add_argument("--broker", help="MQTT broker URL, e.g. mqtt://127.0.0.1:1883")
-    run.add_argument("--device-id", help="device id in the MQTT topics (default: derived from the MAC)")
+    run.add_argument("--device-id", type=topic_level,
+                     help="device id in the MQTT topics (default: derived from the MAC)")
     run.add_argument("--flash", help="flash file to use and keep (created if missing), its eFuses beside it in "
                                      "FLASH.efuse")
     run.add_argument("--sdkconfig", help="the sdkconfig the board's bootloader is built with: its app rollback "
@@ -443,7 +487,7 @@ def parser() -> argparse.ArgumentParser:
                     "says rebooting, non-zero with the device's reason on any failure.")
     push.add_argument("image", help="the app image to install")
     push.add_argument("--broker", required=True, help="MQTT broker URL, e.g. mqtt://127.0.0.1:1883")
-    push.add_argument("--device", required=True, help="the device id of its topics")
+    push.add_argument("--device", required=True, type=topic_level, help="the device id of its topics")
     push.add_argument("--prefix", default="devices", help="the topic prefix (default: devices)")
     push.add_argument("--window", type=int, default=DEFAULT_WINDOW,
                       help=f"chunks in flight, 1..16, window x chunk at most 65536 (default: {DEFAULT_WINDOW})")
@@ -455,6 +499,10 @@ def parser() -> argparse.ArgumentParser:
     push.add_argument("--id", default="", type=transfer_id,
                       help="the transfer id: at most 47 characters, no /, + or # (default: push-<random>)")
     push.add_argument("--force", action="store_true", help="install even if the version is not newer")
+    push.add_argument("--no-verify", action="store_true",
+                      help="send the image without checking it first (by default a damaged image, or one whose "
+                           "version is not --version, is refused here, before anything is sent): to test the "
+                           "device's own checks")
     push.add_argument("--timeout", type=int_in(1, TIMEOUT_S_MAX), default=300,
                       help=f"the device's deadline for the whole transfer, 1 to {TIMEOUT_S_MAX} s (default: 300); "
                            "the command waits 15 s past it for the device's last word")
@@ -479,13 +527,14 @@ def parser() -> argparse.ArgumentParser:
                     "it, as a USB board shared with esp_rfc2217_server), with a power switch over HTTP. "
                     "--exporter-config writes the labgrid exporter configuration that publishes them "
                     "(docs/runner-setup.md, 'A board farm with labgrid').")
-    serve.add_argument("--boards", type=int, default=2, help="how many boards (default: 2)")
+    serve.add_argument("--boards", type=int_in(1, 1000), default=2, metavar="N", help="how many boards (default: 2)")
     serve.add_argument("--name", default="vb", help="board names are NAME-1, NAME-2, ... (default: vb)")
     serve.add_argument("--host", default="127.0.0.1",
                        help="address the ports listen on and the exporter publishes (default: 127.0.0.1)")
-    serve.add_argument("--first-port", type=int, default=0,
+    serve.add_argument("--first-port", type=int_in(*PORT), default=0, metavar="PORT",
                        help="RFC2217 port of the first board, the others following (default: any free ports)")
-    serve.add_argument("--power-port", type=int, default=0, help="port of the power switch (default: any free)")
+    serve.add_argument("--power-port", type=int_in(*PORT), default=0, metavar="PORT",
+                       help="port of the power switch (default: any free)")
     serve.add_argument("--exporter-config", metavar="FILE", help="write labgrid-exporter's YAML for the boards")
     serve.add_argument("--dir", help="where the boards' flash files go, kept (default: a new temporary "
                        "directory, removed when the bench stops)")
@@ -496,7 +545,8 @@ def parser() -> argparse.ArgumentParser:
                     "virtual build of the variant as the app), for pytest --target esp32 --app-path DIR over a "
                     "farm's virtual boards.")
     builds.add_argument("dir", help="the directory to pass as --app-path")
-    builds.add_argument("--variant", action="append", help="a variant (repeatable; default: all of them)")
+    builds.add_argument("--variant", action="append", type=variant,
+                        help=f"a variant (repeatable; default: all of {', '.join(VARIANTS)})")
     builds.set_defaults(func=cmd_farm_builds)
     return p
 
@@ -523,7 +573,7 @@ def add_lab_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
                      help="virtual boards to start (default: 3; ignored with --target esp32)")
     lab.add_argument("--variant", default=project.DEFAULT_VARIANT, choices=VARIANTS,
                      help="the firmware variant the virtual boards run (default: %(default)s)")
-    lab.add_argument("--http-port", type=int, default=DEFAULT_PORT, metavar="PORT",
+    lab.add_argument("--http-port", type=int_in(*PORT), default=DEFAULT_PORT, metavar="PORT",
                      help="the page's port (default: %(default)s; 0 picks a free one, printed at start)")
     lab.add_argument("--bind", default="127.0.0.1", metavar="ADDRESS",
                      help="the page's address (default: 127.0.0.1, this machine only: whoever reaches the page "
@@ -531,10 +581,10 @@ def add_lab_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
     lab.add_argument("--broker", choices=("embedded", "mosquitto"), default="embedded",
                      help="the MQTT broker: the embedded amqtt broker, or a mosquitto subprocess (default: "
                           "%(default)s)")
-    lab.add_argument("--throttle", type=int, metavar="BYTES_PER_S",
+    lab.add_argument("--throttle", type=int_in(1, 2**31 - 1), metavar="BYTES_PER_S",
                      help="serve every image at most this fast (the firmware server's FaultPlan throttle_bps), "
                           "so an update takes long enough to watch (default: full speed)")
-    lab.add_argument("--device-timeout", type=float, default=120.0, metavar="S",
+    lab.add_argument("--device-timeout", type=positive_seconds, default=120.0, metavar="S",
                      help="a staged rollout's deadline per device, in seconds (default: %(default)s)")
     real = lab.add_argument_group("real boards")
     real.add_argument("--target", choices=("linux", "esp32"), default="linux",
@@ -572,4 +622,7 @@ def command_name(args: argparse.Namespace) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # a Ctrl-C no command was waiting for (before it started, or once it had ended)
+        sys.exit(130)

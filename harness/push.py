@@ -235,6 +235,11 @@ class Pusher:
             self._changed.wait_for(lambda: transfer.outcome is not None, timeout)
             return transfer.outcome
 
+    def answered(self) -> bool:
+        """Whether the device answered the push push() was running (an acknowledgement or an event)."""
+        with self._changed:
+            return self._transfer is not None and self._answered()
+
     def topic(self, kind: str) -> str:
         return f"{self.prefix}/{self.device_id}/{kind}"
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from harness.formats import app_image
 from harness.push import Pusher, PushError, PushResult
 
 BAR_WIDTH = 30
@@ -68,7 +69,11 @@ def interrupted(pusher: Pusher, transfer: str) -> int:
         outcome = pusher.cancel(timeout=CANCEL_WAIT_S)
     except KeyboardInterrupt:
         outcome = None
-    if outcome is None:
+    if outcome is None and not pusher.answered():
+        print(f"{pusher.device_id} had not answered the push, nor the cancel within {CANCEL_WAIT_S:.0f} s: if it got "
+              "the push, it ends it at its idle deadline (idle_timeout_s) and keeps its running firmware",
+              file=sys.stderr)
+    elif outcome is None:
         print(f"the device did not confirm the cancel within {CANCEL_WAIT_S:.0f} s; it ends the transfer at its idle "
               "deadline (idle_timeout_s) and keeps its running firmware", file=sys.stderr)
     elif outcome.get("state") == "cancelled":
@@ -76,6 +81,22 @@ def interrupted(pusher: Pusher, transfer: str) -> int:
     else:
         print(f"the push had ended already: {outcome.get('state')}/{outcome.get('reason', '')}", file=sys.stderr)
     return 130  # the shell's code for "stopped by SIGINT"
+
+
+def image_problem(image: bytes, version: str | None) -> str | None:
+    """Why the device would refuse `image` at its end (not an app image, a bad checksum or hash), or why it is not
+    the --version asked for; None when neither. Checked before anything is sent: the device would find the first
+    only after the whole image went through the broker."""
+    try:
+        info = app_image.verify_image(image, None)
+    except app_image.ImageError as err:
+        return (f"is not a valid app image ({err}); python -m harness build makes one, and --no-verify sends a "
+                "damaged one anyway, to test the device's own checks")
+    carried = info.descriptor.version if info.descriptor is not None else None
+    if version is not None and carried is not None and carried != version:
+        return (f"carries version {carried}, not --version {version}: give the image built at {version}, or "
+                f"--version {carried}")
+    return None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -87,6 +108,10 @@ def run(args: argparse.Namespace) -> int:
     if not image:
         print(f"the image {args.image} is empty: give an app image (python -m harness build makes one)",
               file=sys.stderr)
+        return 2
+    problem = None if args.no_verify else image_problem(image, args.version)
+    if problem is not None:
+        print(f"push: the image {args.image} {problem}", file=sys.stderr)
         return 2
     progress = Progress(sys.stdout, sys.stdout.isatty())
     transfer = args.id or f"push-{uuid.uuid4().hex[:8]}"
@@ -101,6 +126,10 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:  # what it was given: the broker URL, the window and chunk
         print(f"push: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # while connecting: nothing was sent yet
+        progress.end()
+        print("push interrupted before anything was sent", file=sys.stderr)
+        return 130
     except PushError as exc:
         progress.end()
         print(f"push failed: {exc}", file=sys.stderr)

@@ -107,12 +107,40 @@ def test_build_with_port_check_builds_the_host_ports_test_app_too() -> None:
     (["image", "corrupt", "{image}", "-o", "{out}", "--flip", "zz"], "'zz' is not an offset"),
     (["build", "nosuch"], "'nosuch' is not a variant; the variants are default, "),
     (["catalog", "--check", "{out}"], "catalog: cannot read {out}: No such file or directory"),
+    (["image", "patch-version", "{image}", "", "-o", "{out}"], "the new version is empty: give one, e.g. 2.0.0"),
+    (["board", "run", "--image", "{image}", "--device-id", "has space"],
+     "argument --device-id: 'has space': a device id is one topic level: not empty, without /, +, # or spaces"),
+    (["board", "run", "--image", "{image}", "--device-id", "dev#1"], "a device id is one topic level"),
+    (["push", "--broker", "mqtt://127.0.0.1:1", "--device", "a/b", "{image}"], "a device id is one topic level"),
+    (["lab", "--http-port", "99999"], "argument --http-port: 99999 is not from 0 to 65535"),
+    (["lab", "--device-timeout", "-1"], "argument --device-timeout: -1: give more than 0 seconds"),
+    (["farm", "serve", "--power-port", "70000"], "argument --power-port: 70000 is not from 0 to 65535"),
+    (["farm", "serve", "--boards", "0"], "argument --boards: 0 is not from 1 to 1000"),
+    (["farm", "serve", "--boards", "2", "--first-port", "65535"],
+     "--first-port 65535 leaves no room for 2 boards' ports (the last would be 65536); use at most 65534, or 0"),
+    (["farm", "builds", "{out}", "--variant", "nosuch"], "'nosuch' is not a variant"),
 ], ids=["truncate_negative", "truncate_past_the_end", "corrupt_nothing", "flip_not_a_number", "build_no_such_variant",
-        "catalog_no_such_file"])
+        "catalog_no_such_file", "patch_empty_version", "device_id_with_a_space", "device_id_with_a_wildcard",
+        "push_device_with_a_slash", "lab_port_out_of_range", "lab_negative_deadline", "farm_port_out_of_range",
+        "farm_no_boards", "farm_ports_past_the_last", "farm_builds_no_such_variant"])
 def test_a_wrong_option_is_one_line_that_names_it(image: Path, tmp_path: Path, argv: list[str], expected: str) -> None:
     """Exit status 2, no traceback, nothing written (before, these were a ValueError traceback, an identical copy
-    exiting 0, "invalid <lambda> value", a cmake run for a variant that does not exist, and a bare errno)."""
+    exiting 0, "invalid <lambda> value", a cmake run for a variant that does not exist, a bare errno; for ports out
+    of range an OverflowError traceback, for a device id with a space one after a whole boot, with a wildcard a
+    board that never connected; a farm of no boards that served nothing)."""
     out = tmp_path / "out.bin"
     code, _, err = run(*(a.format(image=image, out=out) for a in argv))
     assert code == 2 and expected.format(image=image, out=out) in err and "Traceback" not in err, err
     assert not out.exists()
+
+
+def test_patch_version_refuses_a_damaged_image_unless_forced(image: Path, tmp_path: Path) -> None:
+    """The fix-up recomputes the checksum and hash: patching a damaged image would make it look valid."""
+    damaged, out = tmp_path / "damaged.bin", tmp_path / "out.bin"
+    data = bytearray(image.read_bytes())
+    data[100] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    code, _, err = run("image", "patch-version", str(damaged), "2.0.0", "-o", str(out))
+    assert code == 1 and "not a valid app image" in err and "--force" in err and not out.exists(), err
+    code, _, err = run("image", "patch-version", str(damaged), "2.0.0", "-o", str(out), "--force")
+    assert code == 0 and info_lines(out)["version"] == "2.0.0", err

@@ -124,3 +124,25 @@ def test_push_command_with_a_broker_url_without_scheme_is_a_usage_error(tmp_path
                              str(image)], check=False, capture_output=True, text=True, timeout=60)
     assert pushed.returncode == 2, pushed.stderr
     assert pushed.stderr.strip() == "push: broker URL '127.0.0.1:1883' must look like mqtt://host:port or mqtts://host:port"
+
+
+@pytest.mark.parametrize(("damage", "expected"), [
+    ("flip", "is not a valid app image (Checksum failed."),
+    ("version", "carries version 2.0.0, not --version 9.9.9: give the image built at 9.9.9, or --version 2.0.0"),
+])
+def test_push_command_checks_the_image_before_it_sends_anything(tmp_path: Path, damage: str, expected: str) -> None:
+    """A damaged image, or one that is not the --version asked for, is refused before the pusher connects (exit
+    status 2; the broker URL here answers nothing). The device would find the first only after the whole image
+    went through the broker, and install the second without a word; --no-verify sends either anyway."""
+    data = bytearray(firmware.build().image_with_version("2.0.0"))
+    if damage == "flip":
+        data[len(data) // 2] ^= 0xFF  # in a segment: the checksum no longer matches
+    image = tmp_path / "v2.bin"
+    image.write_bytes(bytes(data))
+    version = ["--version", "9.9.9"] if damage == "version" else []
+    command = [sys.executable, "-m", "harness", "push", "--broker", "mqtt://127.0.0.1:1", "--device", "d", *version,
+               str(image)]
+    refused = subprocess.run(command, check=False, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and expected in refused.stderr, refused.stderr
+    sent = subprocess.run([*command, "--no-verify"], check=False, capture_output=True, text=True, timeout=60)
+    assert sent.returncode == 1 and "cannot connect to the MQTT broker" in sent.stderr, sent.stderr
