@@ -23,7 +23,8 @@ def test_config_show_masks_secrets_and_values_survive_a_reboot(board, link: Devi
 
 def test_console_errors_are_lines_not_crashes(board, link: DeviceLink) -> None:
     """Unknown commands, keys, bad values (each error says what a valid one looks like; a broker_url that is no
-    MQTT URL among them) and a 5000-character line get error lines: no reboot, nothing published."""
+    MQTT URL, a device_id or topic_prefix that is no topic level among them) and a 5000-character line get error
+    lines: no reboot, nothing published."""
     since = link.cursor()
     board.serial.skip_to_end()
     mark = board.serial.mark()
@@ -36,6 +37,13 @@ def test_console_errors_are_lines_not_crashes(board, link: DeviceLink) -> None:
     for not_a_url in ("127.0.0.1:1883", "http://broker:1883", "mqtt://", "mqtt://broker:port", "mqtt://b:99999"):
         board.write(f"config set broker_url {not_a_url}")  # saved, it would fail esp_mqtt_client_init at each boot
         board.expect(r"^ERROR invalid value for 'broker_url': expected mqtt://host\[:port\]", timeout=5)
+    for not_a_level in ("a/b", "dev#1", "+"):  # saved, it would move the topics or fail CONNECT at each boot
+        board.write(f"config set device_id {not_a_level}")
+        board.expect(r"^ERROR invalid value for 'device_id': expected one topic level: without /, \+ or #",
+                     timeout=5)
+    for not_a_prefix in ("/devices", "devices/", "fleet/+"):
+        board.write(f"config set topic_prefix {not_a_prefix}")
+        board.expect(r"^ERROR invalid value for 'topic_prefix': expected topic levels without \+ or #", timeout=5)
     for url in ("mqtt://user:pw@broker.local:1883", "mqtts://[::1]:8883", "ws://broker/mqtt"):
         board.console(f"config set broker_url {url}", expect=r"^OK broker_url set")  # applied at a reboot only
     board.console(f"config set broker_url {board.console('config get broker_url', expect=r'^broker_url=(.*)$')[1]}",

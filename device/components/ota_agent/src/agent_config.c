@@ -72,9 +72,24 @@ static bool valid_broker_url(const char *url)
     return digits >= 1 && digits <= 5 && name + 1 + digits == authority && atol(host + name + 1) <= 65535;
 }
 
+/* The device id is one level of its topics (<prefix>/<device_id>/cmd): a '/' would move them, and with a
+   wildcard ('+', '#') the subscription would take other devices' commands and the last will could not be
+   sent (CONNECT fails at every boot). Empty: derived from the MAC. */
+static bool valid_topic_level(const char *text)
+{
+    return text[strcspn(text, "/+#")] == '\0';
+}
+
+/* The topic prefix: one or more levels, without wildcards, neither starting nor ending with '/'. */
+static bool valid_topic_prefix(const char *text)
+{
+    size_t len = strlen(text);
+    return len > 0 && text[strcspn(text, "+#")] == '\0' && text[0] != '/' && text[len - 1] != '/';
+}
+
 static const config_key_t s_keys[] = {
-    STR_KEY(device_id, false),
-    STR_KEY(topic_prefix, false),
+    CHECKED_STR_KEY(device_id, valid_topic_level, "one topic level: without /, + or # (empty: from the MAC)"),
+    CHECKED_STR_KEY(topic_prefix, valid_topic_prefix, "topic levels without + or #, not starting or ending with /"),
     STR_KEY(wifi_ssid, false),
     STR_KEY(wifi_password, true),
     CHECKED_STR_KEY(broker_url, valid_broker_url,
