@@ -431,8 +431,10 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m harness", description="OTA HIL harness tools.")
-    sub = p.add_subparsers(dest="command", required=True)
-    b = sub.add_parser("build", help="build the virtual-board firmware variants")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    b = sub.add_parser("build", help="build the virtual-board firmware variants",
+                       description="Builds each variant's firmware for the virtual board into "
+                                   "build/virtual/<variant>/ and prints its app image's path and version.")
     b.add_argument("variants", nargs="*", type=variant, metavar="VARIANT",
                    help=f"variants to build (default: all of {', '.join(VARIANTS)})")
     b.add_argument("--port-check", action="store_true",
@@ -440,7 +442,7 @@ def parser() -> argparse.ArgumentParser:
                         "and the catalog's reset scenarios run: built here, no test waits for it")
     b.set_defaults(func=cmd_build)
     image = sub.add_parser("image", help="inspect or modify ESP app images (ESP32 or virtual)")
-    image_sub = image.add_subparsers(dest="image_command", required=True)
+    image_sub = image.add_subparsers(dest="image_command", required=True, metavar="COMMAND")
     info = image_sub.add_parser("info", help="verify an image and show its version")
     info.add_argument("file", help="the app image (.bin)")
     info.set_defaults(func=cmd_image_info)
@@ -463,7 +465,7 @@ def parser() -> argparse.ArgumentParser:
     corrupt.add_argument("--truncate", type=int, metavar="N", help="keep only the first N bytes")
     corrupt.set_defaults(func=cmd_image_corrupt)
     board = sub.add_parser("board", help="virtual ESP32 boards")
-    board_sub = board.add_subparsers(dest="board_command", required=True)
+    board_sub = board.add_subparsers(dest="board_command", required=True, metavar="COMMAND")
     run = board_sub.add_parser(
         "run", help="run a virtual board in the foreground until Ctrl-C, printing its serial console",
         description="Boots a virtual ESP32 from a flash file (new, or --flash to keep one between runs), "
@@ -471,7 +473,8 @@ def parser() -> argparse.ArgumentParser:
                     "console. Lines typed here go to the board's console (config show, status, reboot, "
                     "help). Publish commands to devices/<id>/cmd, e.g. with mosquitto_pub.")
     run.add_argument("--image", help="app image for the virtual board (python -m harness build makes one)")
-    run.add_argument("--broker", help="MQTT broker URL, e.g. mqtt://127.0.0.1:1883")
+    run.add_argument("--broker", help="MQTT broker URL, e.g. mqtt://127.0.0.1:1883 (default: the one kept in --flash; "
+                                      "a new board without one boots without MQTT, saying broker_url is not set)")
     run.add_argument("--device-id", type=topic_level,
                      help="device id in the MQTT topics (default: derived from the MAC)")
     run.add_argument("--flash", help="flash file to use and keep (created if missing), its eFuses beside it in "
@@ -520,7 +523,7 @@ def parser() -> argparse.ArgumentParser:
     where.add_argument("--check", metavar="FILE", help="exit 1 if the table in FILE differs from the generated one")
     cat.set_defaults(func=cmd_catalog)
     farm = sub.add_parser("farm", help="a labgrid board farm: virtual boards exported like USB ones")
-    farm_sub = farm.add_subparsers(dest="farm_command", required=True)
+    farm_sub = farm.add_subparsers(dest="farm_command", required=True, metavar="COMMAND")
     serve = farm_sub.add_parser(
         "serve", help="run virtual ESP32 boards behind RFC2217 ports until Ctrl-C, for labgrid-exporter",
         description="Each board is a virtual ESP32 behind its own RFC2217 port (esptool flashes it, RTS/DTR reset "

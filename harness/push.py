@@ -297,8 +297,8 @@ class Pusher:
             if state.resent_at is not None:  # a copy that reached the device late must not start a push nobody feeds
                 self._publish(self.topic("cmd"), json.dumps(commands.cancel(transfer_id)), qos=1)
             never = "" if self._presence is not None else (
-                f"; the broker holds no online flag on {self.topic('online')}, so no device of that id has "
-                "connected to it under that prefix (check --device and --prefix)")
+                f" The broker holds no online flag on {self.topic('online')}, so no device of that id has "
+                "connected to it under that prefix (check --device and --prefix).")
             raise PushError(f"device {self.device_id} did not answer the push {transfer_id!r} within {timeout} s: "
                             f"is it online and connected to {self.shown_url} under the prefix {self.prefix!r}?"
                             f"{never}")

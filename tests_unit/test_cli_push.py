@@ -63,7 +63,7 @@ def test_push_command_says_what_to_do_when_no_device_answers(tmp_path: Path) -> 
         broker.stop()
     assert pushed.returncode == 1
     assert "did not answer the push" in pushed.stderr and "is it online" in pushed.stderr, pushed.stderr
-    assert "the broker holds no online flag on devices/nobody/online" in pushed.stderr, pushed.stderr
+    assert "The broker holds no online flag on devices/nobody/online" in pushed.stderr, pushed.stderr
 
 
 def test_ctrl_c_during_a_push_cancels_it_on_the_device(tmp_path: Path) -> None:
