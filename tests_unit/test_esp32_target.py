@@ -244,6 +244,9 @@ def test_udp_trick_gives_the_local_address_on_the_route() -> None:
 
 
 def _pytest(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """pytest on the given tests from the repository's root. A test file made in tmp_path goes with --rootdir
+    tmp_path: the rootdir would otherwise be the common ancestor of the paths given (/tmp), and the session's
+    timelines (ROOTDIR/build/timelines) would stay in /tmp/build."""
     return subprocess.run([sys.executable, "-m", "pytest", *QUIET, *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout, check=False)
 
@@ -278,7 +281,8 @@ def test_session_flashes_once_and_restores_the_baseline_before_every_test(tmp_pa
     (tmp_path / "test_session.py").write_text(SESSION_TESTS)
     emulator = Esp32Emulator(tmp_path / "board")
     try:
-        result = _pytest(str(tmp_path / "test_session.py"), "--target", "esp32", "--port", emulator.url,
+        result = _pytest(str(tmp_path / "test_session.py"), "--rootdir", str(tmp_path), "--target", "esp32",
+                         "--port", emulator.url,
                          "--app-path", str(device_dir), "--hil-wifi-ssid", "lab", "--hil-wifi-password", "hunter22",
                          "-v", "-rA")
     finally:
@@ -324,7 +328,8 @@ def test_a_board_that_disappears_stops_the_session_cleanly(tmp_path: Path, devic
     emulator = Esp32Emulator(tmp_path / "board", vanish_after_rom_sessions=1)
     start = time.monotonic()
     try:
-        result = _pytest(str(tmp_path / "test_session.py"), "--target", "esp32", "--port", emulator.url,
+        result = _pytest(str(tmp_path / "test_session.py"), "--rootdir", str(tmp_path), "--target", "esp32",
+                         "--port", emulator.url,
                          "--app-path", str(device_dir), "--hil-host-ip", "127.0.0.1", timeout=120)
     finally:
         emulator.close()

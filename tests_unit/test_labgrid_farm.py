@@ -188,7 +188,7 @@ def test_worker_and_agent_killed_mid_test(board, request):
 
 def test_a_killed_worker_leaves_no_place_acquired(farm: Farm, tmp_path: Path) -> None:
     (tmp_path / "test_killed.py").write_text(KILLED)
-    result = farm.pytest(str(tmp_path / "test_killed.py"), "-n", "1", "-p", "no:randomly")
+    result = farm.pytest(str(tmp_path / "test_killed.py"), "--rootdir", str(tmp_path), "-n", "1", "-p", "no:randomly")
     output = result.stdout + result.stderr
     assert result.returncode == 1, output[-4000:]
     assert output.count("crashed while running") >= 2, output[-4000:]
@@ -218,7 +218,7 @@ def test_places_held_by_someone_else_are_reported_with_the_holder(farm: Farm, tm
         assert held.returncode == 0, held.stdout + held.stderr
     try:
         (tmp_path / "test_one.py").write_text("def test_one(board):\n    pass\n")
-        result = farm.pytest(str(tmp_path / "test_one.py"), "--hil-farm-timeout", "1")
+        result = farm.pytest(str(tmp_path / "test_one.py"), "--rootdir", str(tmp_path), "--hil-farm-timeout", "1")
         output = result.stdout + result.stderr
         assert result.returncode == 1, output[-3000:]
         assert re.search(r"no 1 free labgrid place\(s\) matching 'vb-\*' on \S+ within 1 s: "
@@ -232,14 +232,15 @@ def test_places_held_by_someone_else_are_reported_with_the_holder(farm: Farm, tm
 
 def test_usage_errors_name_the_fix(farm: Farm, tmp_path: Path) -> None:
     (tmp_path / "test_one.py").write_text("def test_one(board):\n    pass\n")
-    nothing = farm.pytest(str(tmp_path / "test_one.py"), "--hil-farm-places", "lab-*")
+    nothing = farm.pytest(str(tmp_path / "test_one.py"), "--rootdir", str(tmp_path), "--hil-farm-places", "lab-*")
     assert nothing.returncode == 4
     assert "no labgrid place matches 'lab-*' with a board of target esp32 (places there: vb-1, vb-2)" in nothing.stderr
     assert "labgrid-client -x ADDRESS -p NAME create" in nothing.stderr
-    gone = subprocess.run([sys.executable, "-m", "pytest", *QUIET, str(tmp_path / "test_one.py"), "--target", "esp32",
+    gone = subprocess.run([sys.executable, "-m", "pytest", *QUIET, str(tmp_path / "test_one.py"), "--rootdir",
+                           str(tmp_path), "--target", "esp32",
                            "--hil-farm", f"127.0.0.1:{_free_port()}", "--app-path", str(farm.device)], cwd=ROOT,
                           capture_output=True, text=True, timeout=60, check=False)
     assert gone.returncode == 4
     assert "cannot reach the labgrid coordinator at 127.0.0.1:" in gone.stderr and "labgrid-coordinator" in gone.stderr
-    virtual = farm.pytest(str(tmp_path / "test_one.py"), "--target", "linux")
+    virtual = farm.pytest(str(tmp_path / "test_one.py"), "--rootdir", str(tmp_path), "--target", "linux")
     assert virtual.returncode == 4 and "add --target esp32" in virtual.stderr
