@@ -2,6 +2,13 @@
  * esp_partition over the virtual board's flash file, with NOR semantics: an erase sets whole
  * 4 KB sectors to 0xFF, a write can only clear bits, and writing over bytes that were not
  * erased fails, as ESP-IDF's own linux partition emulation does (CONFIG_ESP_PARTITION_ERASE_CHECK).
+ *
+ * Known difference from the chip: timing. Erases and writes are memory copies into the mapped file and take
+ * no time (1 MiB in about 10 ms), where a chip's SPI NOR flash takes tens of milliseconds per 4 KB sector erase
+ * and writes a few hundred KB/s (its datasheet's figures): an update's flash time, which on a chip is most of
+ * esp_ota_begin() (it erases the slot) and of a download's pace, is not reproduced. Scenarios that need time
+ * to pass during an update throttle the link instead (the firmware server's FaultPlan, the Wi-Fi scenarios);
+ * docs/performance.md reads its throughput figures with this in mind.
  */
 #include <fcntl.h>
 #include <pthread.h>
