@@ -10,7 +10,7 @@
   board run --image FILE [--broker URL] [--device-id ID] [--flash FILE]
                              run a virtual ESP32 in the foreground until Ctrl-C
   push --broker URL --device ID IMAGE [--prefix devices] [--window 4] [--chunk 16384] [--qos 1] [--version V]
-       [--no-verify]
+       [--no-verify] [--confirm-timeout S]
                              push an image to a device through the broker (docs/protocol.md, `push`)
   lab [--boards N | --target esp32 --port PORT ...] [--http-port 8765] [--bind 127.0.0.1] ...
                              broker, firmware server and boards, watched and updated from a page in the browser
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import faulthandler
+import math
 import signal
 import sys
 import tempfile
@@ -102,14 +103,29 @@ def topic_level(text: str) -> str:
 PORT = (0, 65535)
 
 
-def positive_seconds(text: str) -> float:
-    """argparse type of a duration in seconds, more than 0."""
+def _seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value > 0:  # NaN too
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text}: give a finite number of seconds")
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    """argparse type of a duration in seconds, more than 0."""
+    value = _seconds(text)
+    if not value > 0:
         raise argparse.ArgumentTypeError(f"{text}: give more than 0 seconds")
+    return value
+
+
+def nonnegative_seconds(text: str) -> float:
+    """argparse type of a duration in seconds, 0 or more."""
+    value = _seconds(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text}: give 0 or more seconds")
     return value
 
 
@@ -509,6 +525,10 @@ def parser() -> argparse.ArgumentParser:
     push.add_argument("--timeout", type=int_in(1, TIMEOUT_S_MAX), default=300,
                       help=f"the device's deadline for the whole transfer, 1 to {TIMEOUT_S_MAX} s (default: 300); "
                            "the command waits 15 s past it for the device's last word")
+    push.add_argument("--confirm-timeout", type=nonnegative_seconds, default=0.0, metavar="S",
+                      help="after the reboot, wait up to S seconds for the new firmware's self-test: exit 0 once it "
+                           "confirms itself (succeeded), 1 if it is rolled back or says nothing (default: 0, exit "
+                           "at the reboot)")
     push.set_defaults(func=cmd_push)
     add_lab_parser(sub)
     cat = sub.add_parser(

@@ -42,6 +42,7 @@ DEFAULT_WINDOW = 4
 DEFAULT_CHUNK = 16384
 DEFAULT_QOS = 1
 OUTCOMES = frozenset({"rebooting", "failed", "rejected", "cancelled"})
+VERDICTS = frozenset({"succeeded", "rolled_back"})  # after `rebooting`: the new firmware's self-test decided
 OFFLINE_GRACE_S = 1.0  # after an `offline` flag, how long a device that is coming back may take to say `online`
 RESEND_GRACE_S = 2.0  # after the command was sent again, how long its answer may take, whatever the start timeout
 
@@ -112,6 +113,7 @@ class _Transfer:
     acks: list[_Ack] = field(default_factory=list)  # (next, ignored) in order
     window: int | None = None
     outcome: dict[str, Any] | None = None
+    verdict: dict[str, Any] | None = None  # after a `rebooting` outcome: `succeeded` or `rolled_back`
     offline: bool = False  # the device's last will came: it lost power, crashed or its link dropped
 
 
@@ -234,6 +236,17 @@ class Pusher:
         with self._changed:
             self._changed.wait_for(lambda: transfer.outcome is not None, timeout)
             return transfer.outcome
+
+    def wait_verdict(self, timeout: float) -> dict[str, Any] | None:
+        """After a push that ended `rebooting`: the event that says how the new firmware's self-test went
+        (`succeeded`, sent by the new firmware, or `rolled_back`, by the old one), or None if none came within
+        `timeout` seconds. The pusher stays connected to the broker while the device reboots."""
+        with self._changed:
+            transfer = self._transfer
+            if transfer is None:
+                return None
+            self._changed.wait_for(lambda: transfer.verdict is not None, timeout)
+            return transfer.verdict
 
     def answered(self) -> bool:
         """Whether the device answered the push push() was running (an acknowledgement or an event)."""
@@ -502,4 +515,7 @@ class Pusher:
                 if _answers_a_repeated_start(transfer, data):
                     return
                 transfer.outcome = data
+            elif (msg.topic == self.topic("ota") and data.get("state") in VERDICTS and transfer.verdict is None
+                  and transfer.outcome is not None and transfer.outcome.get("state") == "rebooting"):
+                transfer.verdict = data
             self._changed.notify_all()

@@ -99,6 +99,27 @@ def image_problem(image: bytes, version: str | None) -> str | None:
     return None
 
 
+def confirmed(pusher: Pusher, args: argparse.Namespace, size: int, duration_s: float) -> int:
+    """--confirm-timeout: after the reboot, the new firmware's verdict on itself decides the exit status."""
+    print(f"pushed {size} bytes to {args.device} in {duration_s:.1f} s; waiting up to {args.confirm_timeout:g} s for "
+          "the new firmware's self-test...", flush=True)
+    try:
+        verdict = pusher.wait_verdict(args.confirm_timeout)
+    except KeyboardInterrupt:
+        print("interrupted: the device decides by itself (its self-test, then confirm or roll back)", file=sys.stderr)
+        return 130
+    if verdict is None:
+        print(f"no verdict from {args.device} within {args.confirm_timeout:g} s of the reboot: see its serial console "
+              "(it may still be in its self-test, or not have come back)", file=sys.stderr)
+        return 1
+    if verdict.get("state") == "succeeded":
+        print(f"confirmed: {args.device} runs {verdict.get('version', 'the new image')} and marked it valid")
+        return 0
+    print(f"rolled back ({verdict.get('reason', 'no reason given')}): {args.device} runs its previous firmware "
+          "again", file=sys.stderr)
+    return 1
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         image = Path(args.image).read_bytes()
@@ -123,6 +144,9 @@ def run(args: argparse.Namespace) -> int:
             except KeyboardInterrupt:
                 progress.end()
                 return interrupted(pusher, transfer)
+            progress.end()
+            if result.ok and args.confirm_timeout > 0:
+                return confirmed(pusher, args, len(image), result.duration_s)
     except ValueError as exc:  # what it was given: the broker URL, the window and chunk
         print(f"push: {exc}", file=sys.stderr)
         return 2
@@ -134,7 +158,6 @@ def run(args: argparse.Namespace) -> int:
         progress.end()
         print(f"push failed: {exc}", file=sys.stderr)
         return 1
-    progress.end()
     if not result.ok:
         print(failure_message(result), file=sys.stderr)
         return 1

@@ -146,3 +146,30 @@ def test_push_command_checks_the_image_before_it_sends_anything(tmp_path: Path, 
     assert refused.returncode == 2 and expected in refused.stderr, refused.stderr
     sent = subprocess.run([*command, "--no-verify"], check=False, capture_output=True, text=True, timeout=60)
     assert sent.returncode == 1 and "cannot connect to the MQTT broker" in sent.stderr, sent.stderr
+
+
+@pytest.mark.parametrize(("variant", "code", "said"), [
+    ("default", 0, "confirmed: cli-verdict runs 2.0.0 and marked it valid"),
+    ("selftest_fail", 1, "rolled back (selftest_failed): cli-verdict runs its previous firmware again"),
+])
+def test_push_command_with_confirm_timeout_exits_on_the_new_firmware_s_verdict(
+        tmp_path: Path, variant: str, code: int, said: str) -> None:
+    """Without --confirm-timeout the push ends at `rebooting`, before the new firmware has tested itself; with it,
+    the exit status is the self-test's: 0 once v2 confirms itself, 1 when the device rolls back to v1."""
+    v1 = tmp_path / "v1.bin"
+    v1.write_bytes(firmware.build().image)
+    v2 = tmp_path / "v2.bin"
+    v2.write_bytes(firmware.build(variant).image_with_version("2.0.0"))
+    broker = MosquittoBroker()
+    broker.start()
+    try:
+        with DeviceLink(broker.url) as link, cli_board(v1, broker.url, "cli-verdict", tmp_path / "flash.bin"):
+            link.wait_status("cli-verdict", timeout=20, description="first status of the CLI board")
+            pushed = subprocess.run(
+                [sys.executable, "-m", "harness", "push", "--broker", broker.url, "--device", "cli-verdict", str(v2),
+                 "--confirm-timeout", "30"], check=False, capture_output=True, text=True, timeout=90)
+    finally:
+        broker.stop()
+    assert pushed.returncode == code, pushed.stdout + pushed.stderr
+    assert said in pushed.stdout + pushed.stderr, pushed.stdout + pushed.stderr
+    assert "waiting up to 30 s for the new firmware's self-test" in pushed.stdout, pushed.stdout
