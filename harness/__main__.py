@@ -503,7 +503,8 @@ def parser() -> argparse.ArgumentParser:
         "push", help="push an image to a device through the MQTT broker, in acknowledged chunks",
         description="Sends a push command to <prefix>/<device>/cmd, then the image in --chunk byte chunks with at "
                     "most --window in flight, following the device's acknowledgements; exits 0 once the device "
-                    "says rebooting, non-zero with the device's reason on any failure.")
+                    "says rebooting (with --confirm-timeout: once the new firmware confirms itself), non-zero "
+                    "with the device's reason on any failure.")
     push.add_argument("image", help="the app image to install")
     push.add_argument("--broker", required=True, help="MQTT broker URL, e.g. mqtt://127.0.0.1:1883")
     push.add_argument("--device", required=True, type=topic_level, help="the device id of its topics")
