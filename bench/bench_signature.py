@@ -10,6 +10,7 @@ The key is made for the run in a temporary directory.
 
 from __future__ import annotations
 
+import argparse
 import re
 import subprocess
 import sys
@@ -38,6 +39,8 @@ def _sigcheck(exe: Path, flash_path: Path, n: int) -> dict[str, str]:
 
 
 def main() -> int:
+    # no options; --help says what it measures instead of running it
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     exe = firmware.build_port_check("signed")
     base = firmware.build("signed").image
     with tempfile.TemporaryDirectory(prefix="bench-sig-") as tmp:
