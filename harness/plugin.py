@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import gc
 import html
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,11 @@ pytest_plugins = ["harness.fixtures"]
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
-    group = parser.getgroup("hil", "OTA hardware-in-the-loop harness")
+    # with pytest-embedded installed, --target, --port, --app-path and --build-dir are its options and its help
+    # shows under its groups: the title says what they mean here
+    group = parser.getgroup("hil", "OTA hardware-in-the-loop harness (--target linux, the default: the virtual "
+                                   "ESP32; --target esp32: real boards, named by --port, --hil-board-inventory or "
+                                   "--hil-farm, with their builds in --app-path)")
     group.addoption(
         "--hil-broker",
         default=None,
@@ -84,9 +89,13 @@ def pytest_configure(config: pytest.Config) -> None:
     if timeline_dir and Path(timeline_dir).exists() and not Path(timeline_dir).is_dir():
         raise pytest.UsageError(f"--hil-timeline-dir {timeline_dir}: exists and is not a directory; give a "
                                 "directory (it is created if missing)")
+    if timeline_dir:
+        _check_writable("--hil-timeline-dir", Path(timeline_dir))
     html = config.getoption("--hil-report", default=None)
     if html and Path(html).is_dir():
         raise pytest.UsageError(f"--hil-report {html}: is a directory; give a file name such as {html}/report.html")
+    if html:
+        _check_writable("--hil-report", Path(html).parent)
     if html and not hasattr(config, "workerinput"):  # xdist workers send their reports to the controller
         config.pluginmanager.register(HtmlReport(Path(html)), "hil-html-report")
     live_progress.configure(config)
@@ -179,6 +188,18 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
 
 
 _WORKER_DESELECTED_KEY = pytest.StashKey[list[tuple[str, str]]]()
+
+
+def _check_writable(option: str, directory: Path) -> None:
+    """Before the run, not after it: a directory that cannot be made or written to would cost the run its report
+    or every test its timeline. One that does not exist yet is made here."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise pytest.UsageError(f"{option}: cannot make the directory {directory} ({err.strerror}); give a path "
+                                "you can write to") from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise pytest.UsageError(f"{option}: cannot write in {directory}; give a path you can write to")
 
 
 class HtmlReport:

@@ -221,6 +221,11 @@ def _no_board_message(target: str, detail: str) -> str:
             f"it.\n{inventory.HOW_TO_NAME_A_PORT}")
 
 
+# What only a real target reads: given with the virtual one, they would be ignored without a word.
+REAL_BOARD_OPTIONS = ("--port", "--port-serial-number", "--port-mac", "--app-path", "--build-dir", "--esptool-baud",
+                      "--hil-board-inventory", "--hil-power", "--hil-wifi-ssid", "--hil-wifi-password", "--hil-host-ip")
+
+
 def check_target_usable(config: pytest.Config) -> None:
     """A real target with no board, or no build, fails the session at once; never falls back."""
     for line in MARKERS:
@@ -234,6 +239,11 @@ def check_target_usable(config: pytest.Config) -> None:
         if farm:
             raise pytest.UsageError(f"--hil-farm {farm}: a farm's places are real targets (USB boards or exported "
                                     "virtual ones); add --target esp32")
+        given = [option for option in REAL_BOARD_OPTIONS if config.getoption(option, default=None) not in (None, "")]
+        if given:  # a green run on the virtual board must not pass for one on the hardware, or on another app
+            raise pytest.UsageError(f"{', '.join(given)}: for a real board, but the target is {VIRTUAL_TARGET} (the "
+                                    "virtual ESP32, the default, which runs hil_app_dir's firmware); add --target "
+                                    "esp32 to run on the board, or leave them out")
         return
     if target not in real_targets():
         raise pytest.UsageError(f"--target {target}: unknown target; use {VIRTUAL_TARGET} (the virtual ESP32) "

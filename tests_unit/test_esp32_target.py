@@ -382,6 +382,21 @@ def test_an_rfc2217_port_nobody_serves_is_no_board() -> None:
     assert result.returncode == 4 and "no board found at rfc2217://127.0.0.1" in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize(("options", "named"), [
+    (["--port", "/dev/ttyUSB0"], "--port"),
+    (["--app-path", "examples/acme_sensor"], "--app-path"),
+    (["--hil-wifi-ssid", "lab", "--hil-host-ip", "192.168.1.20"], "--hil-wifi-ssid, --hil-host-ip"),
+    (["--hil-power", "uhubctl:1-1:2", "-p", "no:pytest_embedded"], "--hil-power"),
+])
+def test_real_board_options_with_the_virtual_target_are_a_usage_error(options: list[str], named: str) -> None:
+    """Forgetting --target esp32 ran the catalog on the virtual board and passed, the board's options ignored:
+    a green run that looked like one on the hardware (or, with --app-path, on another app)."""
+    result = _pytest("tests_hil/test_versions.py", "--collect-only", "-q", *options)
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert f"{named}: for a real board, but the target is linux" in result.stderr, result.stderr
+    assert "add --target esp32" in result.stderr
+
+
 def test_target_option_without_pytest_embedded() -> None:
     """Without pytest-embedded the harness registers --target (default linux) and --port itself."""
     virtual = _pytest("tests_hil/test_versions.py", "-p", "no:pytest_embedded", "--collect-only", "-q")

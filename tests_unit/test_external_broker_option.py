@@ -66,6 +66,18 @@ def test_a_timeline_dir_that_is_a_file_is_a_usage_error(tmp_path: Path) -> None:
     assert "is not a directory" in result.stderr
 
 
+@pytest.mark.parametrize("option", ["--hil-report", "--hil-timeline-dir"])
+def test_an_output_path_that_cannot_be_written_is_a_usage_error_before_the_run(tmp_path: Path, option: str) -> None:
+    """Found only at the end before: a run that passed lost its report to a traceback, and every test got an
+    error at its teardown for its timeline."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    where = blocker / "sub" / ("r.html" if option == "--hil-report" else "timelines")
+    result = _pytest("tests_hil/test_update_to_new_version.py", option, str(where))
+    assert result.returncode == USAGE_ERROR, result.stdout + result.stderr
+    assert f"{option}: cannot make the directory" in result.stderr and "give a path you can write to" in result.stderr
+
+
 BROKER_DIES = textwrap.dedent("""
     import os
     import signal

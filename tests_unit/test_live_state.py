@@ -168,3 +168,12 @@ def test_hil_live_port_taken_is_a_usage_error_naming_the_option(session_dir: Pat
     assert f"--hil-live {port}: port {port} on 127.0.0.1 is already in use" in result.stderr
     result = run_session(session_dir, "--hil-live", "tests")
     assert result.returncode == 4 and "--hil-live tests: not a port" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("bind", ["192.0.2.1", "no-such-host.invalid"])
+def test_hil_live_bind_to_an_address_not_of_this_machine_is_a_usage_error(session_dir: Path, bind: str) -> None:
+    """It was an INTERNALERROR with the socket's traceback (exit 3)."""
+    result = run_session(session_dir, "--hil-live=0", "--hil-live-bind", bind)
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert f"--hil-live-bind {bind}: the page cannot listen there" in result.stderr, result.stderr
+    assert "INTERNALERROR" not in result.stdout + result.stderr

@@ -71,6 +71,11 @@ class LiveRun:
             self.server.start()
         except PortInUseError:
             raise pytest.UsageError(port_taken_message(OPTION, self.bind, self.port)) from None
+        except OSError as err:  # an address that is not this machine's, or a name that does not resolve
+            self.server.stop()
+            raise pytest.UsageError(f"{OPTION}-bind {self.bind}: the page cannot listen there ({err.strerror or err}); "
+                                    "give an address of this machine (127.0.0.1, the default, or 0.0.0.0 for every "
+                                    "interface)") from None
         self.state.set_info(target=session.config.getoption("--target", default="linux"), actions=False)
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
