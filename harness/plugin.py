@@ -229,8 +229,14 @@ class HtmlReport:
             else:
                 self.charts[report.nodeid] = report_mod.chart_html(test.entries)
 
-    def pytest_sessionfinish(self) -> None:
-        report_mod.write_html(list(self.tests.values()), self.path, charts=self.charts)
+    def pytest_sessionfinish(self, exitstatus: int | pytest.ExitCode = 0) -> None:
+        # a page that says "24 of 24 passed" must not hide that the run was stopped, or that it ran nothing
+        notice = ""
+        if exitstatus == pytest.ExitCode.INTERRUPTED:
+            notice = f"The run was interrupted after {len(self.tests)} scenario(s) had ended; the rest are not listed."
+        elif not self.tests:
+            notice = "No scenario ran (none was selected, or the run stopped before the first one ended)."
+        report_mod.write_html(list(self.tests.values()), self.path, charts=self.charts, notice=notice)
 
 
 TAIL_LINES = 40

@@ -275,8 +275,9 @@ def _rollout(entries: list[Entry]) -> str:
 
 
 def write_html(reports: list[TestReport], path: Path, title: str = "OTA release gate",
-               charts: dict[str, str] | None = None) -> None:
-    """`charts`: SVG by node id, drawn beforehand (as each test's report came); the others are drawn here."""
+               charts: dict[str, str] | None = None, notice: str = "") -> None:
+    """`charts`: SVG by node id, drawn beforehand (as each test's report came); the others are drawn here.
+    `notice`: said above the summary (an interrupted run, one that ran nothing)."""
     charts = charts or {}
     passed = sum(r.outcome == "passed" for r in reports)
     rows = "".join(
@@ -305,7 +306,8 @@ def write_html(reports: list[TestReport], path: Path, title: str = "OTA release 
 td,th{{border:1px solid #ccc;padding:2px 8px;text-align:left}} .passed{{color:#176d17}}
 .failed{{color:#b00020}} tr.failed td{{background:#fde7ea}} pre{{background:#f6f6f6;padding:8px;overflow:auto;
 max-height:30em}} pre.failure{{background:#fde7ea}} svg{{max-width:100%;height:auto}}</style></head><body>
-<h1>{html.escape(title)}</h1><p><b>{passed} of {len(reports)} passed</b></p>{failed_list}
+<h1>{html.escape(title)}</h1>{f"<p class='failed'><b>{html.escape(notice)}</b></p>" if notice else ""}
+<p><b>{passed} of {len(reports)} passed</b></p>{failed_list}
 <table><tr><th>scenario</th><th>target</th><th>result</th><th>duration</th><th>OTA</th></tr>{rows}</table>
 {''.join(sections)}</body></html>"""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,8 @@ import json
 import xml.etree.ElementTree as ET
 from types import SimpleNamespace
 
+import pytest
+
 from harness.plugin import HtmlReport
 from harness.report import chart_html, chart_svg
 from harness.timeline import Entry, to_jsonl
@@ -100,3 +102,17 @@ def test_tick_labels_have_the_decimals_of_their_step() -> None:
     axis = next(g for g in svg.iter(f"{SVG}g") if g.get("class") == "axis bottom")
     labels = [t.text for t in axis.iter(f"{SVG}text") if t.text != "s from test start"]
     assert labels and all(len(label.split(".")[1]) == 1 for label in labels), labels
+
+
+def test_the_page_of_an_interrupted_or_empty_run_says_so(tmp_path) -> None:
+    page = HtmlReport(tmp_path / "r.html")
+    page.pytest_sessionfinish(exitstatus=pytest.ExitCode.NO_TESTS_COLLECTED)
+    assert "No scenario ran" in (tmp_path / "r.html").read_text()
+    page.pytest_runtest_logreport(SimpleNamespace(nodeid="t::one", outcome="passed", duration=1.0, hil_message="",
+                                                  hil_entries=None))
+    page.pytest_sessionfinish(exitstatus=pytest.ExitCode.INTERRUPTED)
+    written = (tmp_path / "r.html").read_text()
+    assert "The run was interrupted after 1 scenario(s) had ended; the rest are not listed." in written
+    assert "1 of 1 passed" in written
+    page.pytest_sessionfinish(exitstatus=pytest.ExitCode.OK)
+    assert "interrupted" not in (tmp_path / "r.html").read_text()
