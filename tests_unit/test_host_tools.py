@@ -68,10 +68,23 @@ def test_a_build_dir_made_with_make_is_configured_again_for_ninja(tmp_path: Path
     make_options = options[2:]
     build_dir = tmp_path / "default"
     firmware._configure(build_dir, make_options, "default")
-    assert firmware._cached_generator(build_dir / "CMakeCache.txt") == "Unix Makefiles"
+    assert firmware._cached(build_dir / "CMakeCache.txt", "CMAKE_GENERATOR") == "Unix Makefiles"
     firmware._configure(build_dir, options, "default")
-    assert firmware._cached_generator(build_dir / "CMakeCache.txt") == "Ninja"
+    assert firmware._cached(build_dir / "CMakeCache.txt", "CMAKE_GENERATOR") == "Ninja"
     assert (build_dir / "build.ninja").exists()
+
+
+def test_a_build_dir_copied_to_another_place_is_configured_afresh(tmp_path: Path) -> None:
+    """A checkout copied or moved with its build/ (a CI cache restored elsewhere): CMake refuses a cache made for
+    another build directory ("does not match the source ... used to generate cache"), so it starts afresh."""
+    options = firmware._cmake_options(project.reference(), project.DEFAULT_VARIANT)
+    first = tmp_path / "first" / "default"
+    firmware._configure(first, options, "default")
+    moved = tmp_path / "moved" / "default"
+    shutil.copytree(first, moved)
+    firmware._configure(moved, options, "default")
+    assert firmware._cached(moved / "CMakeCache.txt", "CMAKE_CACHEFILE_DIR") == str(moved)
+    firmware._run([firmware._cmake(), "--build", str(moved), "--target", "help"], "the moved build")
 
 
 def test_a_missing_build_program_names_its_package() -> None:

@@ -96,13 +96,16 @@ def _configure(build_dir: Path, options: list[str], variant: str) -> None:
     """Runs CMake's configure step when the build dir is new or was configured for another app."""
     stamp = build_dir / "hil-configure.json"
     cache = build_dir / "CMakeCache.txt"
-    if cache.exists() and stamp.exists() and json.loads(stamp.read_text()) == options:
-        return
-    if cache.exists() and _cached_generator(cache) != _generator(options):
-        # CMake refuses another generator in a configured directory ("Does not match the generator used
-        # previously"): ninja installed (or removed) since the last build starts the directory afresh
+    if cache.exists() and (_cached(cache, "CMAKE_GENERATOR") != _generator(options)
+                           or not _same_dir(_cached(cache, "CMAKE_HOME_DIRECTORY"), package_data.HOST_PORT_DIR)
+                           or not _same_dir(_cached(cache, "CMAKE_CACHEFILE_DIR"), build_dir)):
+        # CMake refuses another generator, source or build directory in a configured one ("Does not match the
+        # generator used previously", "does not match the source ... used to generate cache"): ninja installed
+        # (or removed) since the last build, or a checkout copied or moved with its build/, starts it afresh
         cache.unlink()
         shutil.rmtree(build_dir / "CMakeFiles", ignore_errors=True)
+    if cache.exists() and stamp.exists() and json.loads(stamp.read_text()) == options:
+        return
     _run([_cmake(), "-S", str(package_data.HOST_PORT_DIR), "-B", str(build_dir), *options],
          f"configuring the {variant} firmware")
     stamp.write_text(json.dumps(options))
@@ -112,9 +115,14 @@ def _generator(options: list[str]) -> str:
     return options[options.index("-G") + 1] if "-G" in options else "Unix Makefiles"
 
 
-def _cached_generator(cache: Path) -> str | None:
+def _same_dir(cached: str | None, path: Path) -> bool:
+    return cached is not None and Path(cached).resolve() == path.resolve()
+
+
+def _cached(cache: Path, name: str) -> str | None:
+    """An INTERNAL entry of a CMakeCache.txt."""
     for line in cache.read_text(errors="replace").splitlines():
-        if line.startswith("CMAKE_GENERATOR:INTERNAL="):
+        if line.startswith(f"{name}:INTERNAL="):
             return line.split("=", 1)[1]
     return None
 
