@@ -31,6 +31,7 @@ def _versions(link: DeviceLink, boards: list) -> dict[str, str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)
+@pytest.mark.boards(100)
 def test_a_good_v2_reaches_100_boards_through_canary_5_then_25_then_100_percent(fleet, rollout, broker, fw_server,
                                                                                   firmware, link: DeviceLink) -> None:
     """F1: 100 boards, a good v2, canary 5 → 25 % → 100 %: each cohort starts only after the one before passed
@@ -52,6 +53,7 @@ def test_a_good_v2_reaches_100_boards_through_canary_5_then_25_then_100_percent(
                          since=since, timeout=15, description=f"{board.device_id}'s status on 2.0.0, confirmed")
 
 
+@pytest.mark.boards(20)
 def test_a_v2_that_fails_its_self_test_is_stopped_at_the_canary(fleet, rollout, fw_server, firmware,
                                                                  link: DeviceLink) -> None:
     """F2: a v2 that fails its self-test rolls back on both canaries; the gate stops the rollout there, and no
@@ -68,6 +70,7 @@ def test_a_v2_that_fails_its_self_test_is_stopped_at_the_canary(fleet, rollout, 
     assert set(_versions(link, boards[2:]).values()) == {firmware.base_version}
 
 
+@pytest.mark.boards(20)
 def test_failing_boards_abort_the_rollout_at_the_threshold_once_the_minimum_ran(fleet, rollout, fault_proxy,
                                                                                  fw_server, firmware,
                                                                                  link: DeviceLink) -> None:
@@ -94,6 +97,7 @@ def test_failing_boards_abort_the_rollout_at_the_threshold_once_the_minimum_ran(
 
 
 @pytest.mark.slow
+@pytest.mark.boards(10)
 def test_offline_boards_time_out_and_are_reported_not_waited_for(fleet, rollout, fw_server, firmware) -> None:
     """F4: 2 of 10 boards are off: the rollout gives each `device_timeout_s` (2 s), reports them `timed_out`
     (AWS's TIMED_OUT), and with a success threshold of 80 % the rest install and the rollout succeeds."""
@@ -111,6 +115,7 @@ def test_offline_boards_time_out_and_are_reported_not_waited_for(fleet, rollout,
 
 
 @pytest.mark.slow
+@pytest.mark.boards(3)
 def test_a_retry_after_idle_timeout_succeeds(fleet, rollout, fault_proxy, fw_server, firmware,
                                             link: DeviceLink) -> None:
     """F5: one board's link goes silent mid-download: `failed`/`idle_timeout`; the plan retries that reason
@@ -146,6 +151,7 @@ def test_a_retry_after_idle_timeout_succeeds(fleet, rollout, fault_proxy, fw_ser
     assert first.get("reason") == "idle_timeout", first
 
 
+@pytest.mark.boards(20)
 def test_a_broadcast_updates_the_whole_fleet(fleet, fw_server, firmware, link: DeviceLink) -> None:
     """F6: one command on `<prefix>/all/cmd` updates every board of a fleet of 20; each confirms v2."""
     boards = fleet(20, heartbeat_s=0)
