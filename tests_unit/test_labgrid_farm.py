@@ -208,7 +208,7 @@ def test_power_cut_through_labgrid(board, link):
 def test_power_goes_through_the_places_power_port(farm: Farm, tmp_path: Path) -> None:
     """A place with a NetworkPowerPort has power control: labgrid's NetworkPowerDriver switches the bench."""
     (tmp_path / "test_power.py").write_text(POWER)
-    result = farm.pytest(str(tmp_path / "test_power.py"))
+    result = farm.pytest(str(tmp_path / "test_power.py"), "--rootdir", str(tmp_path))
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
 
 
