@@ -309,12 +309,14 @@ class VirtualBoard(Board):
             if self._forced_reset is not None:  # reset or power cut during the bootloader
                 return self._forced_reset
             with _EXEC_LOCK:
-                # a session of its own: a terminal's Ctrl-C, sent to the whole process group, is for the harness
+                # a process group of its own: a terminal's Ctrl-C, sent to the whole group, is for the harness
                 # (which stops the board); reaching the app too it looked like a crash, and the board rebooted
                 # while being stopped. The app still dies with this process (ENV_BOARD_PID, PR_SET_PDEATHSIG).
+                # Not a session of its own: with the kernel's autogroups each session is a scheduling group, so
+                # every app would get as much CPU as the whole test run, and the catalog's timing would change.
                 self._proc = subprocess.Popen(
                     [str(exe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
-                    start_new_session=True,
+                    process_group=0,
                 )
         proc = self._proc
         for raw in proc.stdout:
