@@ -68,9 +68,9 @@ def test_a_build_dir_made_with_make_is_configured_again_for_ninja(tmp_path: Path
     make_options = options[2:]
     build_dir = tmp_path / "default"
     firmware._configure(build_dir, make_options, "default")
-    assert firmware._cached(build_dir / "CMakeCache.txt", "CMAKE_GENERATOR") == "Unix Makefiles"
+    assert firmware._cache_entries(build_dir / "CMakeCache.txt")["CMAKE_GENERATOR"] == "Unix Makefiles"
     firmware._configure(build_dir, options, "default")
-    assert firmware._cached(build_dir / "CMakeCache.txt", "CMAKE_GENERATOR") == "Ninja"
+    assert firmware._cache_entries(build_dir / "CMakeCache.txt")["CMAKE_GENERATOR"] == "Ninja"
     assert (build_dir / "build.ninja").exists()
 
 
@@ -83,7 +83,7 @@ def test_a_build_dir_copied_to_another_place_is_configured_afresh(tmp_path: Path
     moved = tmp_path / "moved" / "default"
     shutil.copytree(first, moved)
     firmware._configure(moved, options, "default")
-    assert firmware._cached(moved / "CMakeCache.txt", "CMAKE_CACHEFILE_DIR") == str(moved)
+    assert firmware._cache_entries(moved / "CMakeCache.txt")["CMAKE_CACHEFILE_DIR"] == str(moved)
     firmware._run([firmware._cmake(), "--build", str(moved), "--target", "help"], "the moved build")
 
 

@@ -96,9 +96,10 @@ def _configure(build_dir: Path, options: list[str], variant: str) -> None:
     """Runs CMake's configure step when the build dir is new or was configured for another app."""
     stamp = build_dir / "hil-configure.json"
     cache = build_dir / "CMakeCache.txt"
-    if cache.exists() and (_cached(cache, "CMAKE_GENERATOR") != _generator(options)
-                           or not _same_dir(_cached(cache, "CMAKE_HOME_DIRECTORY"), package_data.HOST_PORT_DIR)
-                           or not _same_dir(_cached(cache, "CMAKE_CACHEFILE_DIR"), build_dir)):
+    cached = _cache_entries(cache) if cache.exists() else None
+    if cached is not None and (cached.get("CMAKE_GENERATOR") != _generator(options)
+                               or not _same_dir(cached.get("CMAKE_HOME_DIRECTORY"), package_data.HOST_PORT_DIR)
+                               or not _same_dir(cached.get("CMAKE_CACHEFILE_DIR"), build_dir)):
         # CMake refuses another generator, source or build directory in a configured one ("Does not match the
         # generator used previously", "does not match the source ... used to generate cache"): ninja installed
         # (or removed) since the last build, or a checkout copied or moved with its build/, starts it afresh
@@ -119,12 +120,14 @@ def _same_dir(cached: str | None, path: Path) -> bool:
     return cached is not None and Path(cached).resolve() == path.resolve()
 
 
-def _cached(cache: Path, name: str) -> str | None:
-    """An INTERNAL entry of a CMakeCache.txt."""
+def _cache_entries(cache: Path) -> dict[str, str]:
+    """A CMakeCache.txt's INTERNAL entries by name, read once per configure check."""
+    entries = {}
     for line in cache.read_text(errors="replace").splitlines():
-        if line.startswith(f"{name}:INTERNAL="):
-            return line.split("=", 1)[1]
-    return None
+        name, internal, value = line.partition(":INTERNAL=")
+        if internal:
+            entries[name] = value
+    return entries
 
 
 def _without_debug_info(elf: Path) -> bytes:
