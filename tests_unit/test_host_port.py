@@ -126,6 +126,32 @@ def test_without_a_cut_every_operation_is_counted(port_check: Path, tmp_path: Pa
     assert ops == writes + erases
 
 
+def _flash_times(port_check: Path, tmp_path: Path, timing: str | None) -> tuple[float, float]:
+    """Seconds port_check's flash_times took to erase 16 KB and to write it in 2 KB pieces, as the app timed them."""
+    run = _run(port_check, tmp_path, "flash_times\n", env={abi.ENV_FLASH_TIMING: timing} if timing else None)
+    assert "erase_16k=ESP_OK" in run.stdout, run.stdout + run.stderr
+    times = re.search(r"flash_times erase_us=(\d+) write_us=(\d+)", run.stdout)
+    assert times, run.stdout
+    return int(times[1]) / 1e6, int(times[2]) / 1e6
+
+
+def test_flash_timing_makes_erases_and_writes_last_their_length_at_its_rates(port_check: Path,
+                                                                              tmp_path: Path) -> None:
+    """HIL_FLASH_TIMING "<write B/s> <erase B/s>": 16 KB erased at 16 KB/s lasts at least 1 s and written at
+    64 KB/s at least 0.25 s; without it the same operations are memory copies (well under either)."""
+    erase_s, write_s = _flash_times(port_check, tmp_path, f"{64 * 1024} {16 * 1024}")
+    assert erase_s >= 1.0 and write_s >= 0.25, (erase_s, write_s)
+    assert erase_s < 3.0 and write_s < 1.0, "each operation waits once, for its own length"
+    erase_s, write_s = _flash_times(port_check, tmp_path, None)
+    assert erase_s < 0.5 and write_s < 0.125, (erase_s, write_s)
+
+
+def test_a_malformed_flash_timing_stops_the_app_with_what_it_expects(port_check: Path, tmp_path: Path) -> None:
+    run = _run(port_check, tmp_path, "flash_times\n", env={abi.ENV_FLASH_TIMING: "fast"})
+    assert run.returncode == abi.EXIT_PANIC
+    assert 'bad HIL_FLASH_TIMING: expected "<write bytes/s> <erase bytes/s>"' in run.stdout
+
+
 def test_task_watchdog_panics_with_the_chip_lines(port_check: Path, tmp_path: Path) -> None:
     Flash.create(tmp_path / "flash.bin", CSV).close()
     # stdin stays open (the command, then nothing) until the watchdog ends the process

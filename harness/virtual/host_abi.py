@@ -26,6 +26,7 @@ ENV_WIFI_AP = "HIL_WIFI_AP"  # file of the board's Wi-Fi access point: on the ai
 ENV_EFUSE_FILE = "HIL_EFUSE_FILE"  # the board's eFuses (efuse.py)
 ENV_MESH = "HIL_MESH"  # Unix socket of the mesh medium (mesh.py)
 ENV_BOARD_PID = "HIL_BOARD_PID"  # pid of the harness process running the board: the app dies with it
+ENV_FLASH_TIMING = "HIL_FLASH_TIMING"  # "<write bytes/s> <erase bytes/s>": flash takes a chip's time (flash.py)
 
 # The eFuse file: little-endian u32 words; word 0 is the ESP32's SECURE_VERSION field.
 EFUSE_WORDS = 1

@@ -3,20 +3,27 @@
  * 4 KB sectors to 0xFF, a write can only clear bits, and writing over bytes that were not
  * erased fails, as ESP-IDF's own linux partition emulation does (CONFIG_ESP_PARTITION_ERASE_CHECK).
  *
- * Known difference from the chip: timing. Erases and writes are memory copies into the mapped file and take
- * no time (1 MiB in about 10 ms), where a chip's SPI NOR flash takes tens of milliseconds per 4 KB sector erase
- * and writes a few hundred KB/s (its datasheet's figures): an update's flash time, which on a chip is most of
- * esp_ota_begin() (it erases the slot) and of a download's pace, is not reproduced. Scenarios that need time
- * to pass during an update throttle the link instead (the firmware server's FaultPlan, the Wi-Fi scenarios);
- * docs/performance.md reads its throughput figures with this in mind.
+ * Timing: by default erases and writes are memory copies into the mapped file and take no time (1 MiB in
+ * about 10 ms), so the catalog's hundreds of updates stay fast; scenarios that need time to pass during an
+ * update throttle the link instead (the firmware server's FaultPlan, the Wi-Fi scenarios). With
+ * HIL_FLASH_TIMING (host_board.h; harness/virtual/flash.py's CHIP_TIMING, from ESP-IDF's own ESP32 flash
+ * figures) each write and erase lasts as long as its length takes at the chip's rates, the calling task
+ * waiting with the flash held, so an update's flash time (most of a chip's esp_ota_write()) is reproduced.
+ * Known differences even then: one rate per kind, where a chip's 64 KB block erase is faster per byte than
+ * its 4 KB sector erase and a datasheet gives typical and maximum times; and only the calling task and other
+ * tasks' writes and erases wait, where a chip with its cache disabled also stalls reads and every task
+ * running from flash.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include "esp_flash_partitions.h"
 #include "esp_log.h"
@@ -48,6 +55,11 @@ static uint32_t s_local_control[HOST_FC_WORDS];
 static uint32_t *s_control = s_local_control;
 static pthread_mutex_t s_op_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool s_power_lost;
+/* HIL_FLASH_TIMING's rates as nanoseconds per byte (0: no time), and when the operation in progress ends. */
+static double s_write_ns_per_byte;
+static double s_erase_ns_per_byte;
+static struct timespec s_op_ends;
+static bool s_op_timed;
 
 static void fatal(const char *what)
 {
@@ -71,6 +83,37 @@ static void *map_file(const char *path, size_t *size)
     return data == MAP_FAILED ? NULL : data;
 }
 
+static double to_ns_per_byte(double bytes_per_s)
+{
+    return bytes_per_s > 0 ? 1e9 / bytes_per_s : 0;
+}
+
+static void read_flash_timing(void)
+{
+    const char *timing = getenv(HOST_ENV_FLASH_TIMING);
+    double write_rate = 0, erase_rate = 0;
+    if (timing != NULL && sscanf(timing, "%lf %lf", &write_rate, &erase_rate) != 2) {
+        fatal("bad " HOST_ENV_FLASH_TIMING ": expected \"<write bytes/s> <erase bytes/s>\"");
+    }
+    s_write_ns_per_byte = to_ns_per_byte(write_rate);
+    s_erase_ns_per_byte = to_ns_per_byte(erase_rate);
+}
+
+/* Sets when the operation of `length` bytes starting now ends, at HIL_FLASH_TIMING's rate for its kind. */
+static void time_operation(host_flash_op_t kind, size_t length)
+{
+    double ns_per_byte = kind == HOST_FLASH_WRITE ? s_write_ns_per_byte
+                         : kind == HOST_FLASH_ERASE ? s_erase_ns_per_byte : 0;
+    s_op_timed = ns_per_byte > 0;
+    if (!s_op_timed) {
+        return;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &s_op_ends);
+    int64_t ns = s_op_ends.tv_nsec + (int64_t)(ns_per_byte * (double)length);
+    s_op_ends.tv_sec += (time_t)(ns / 1000000000);
+    s_op_ends.tv_nsec = (long)(ns % 1000000000);
+}
+
 static void map_flash_file(void)
 {
     const char *path = getenv(HOST_ENV_FLASH_FILE);
@@ -91,6 +134,7 @@ static void map_flash_file(void)
         }
         s_control = words;
     }
+    read_flash_timing();
     const char *cut = getenv(HOST_ENV_POWER_CUT_AT);
     if (cut != NULL) {
         __atomic_store_n(&s_control[HOST_FC_CUT_AT], (uint32_t)strtoul(cut, NULL, 10), __ATOMIC_SEQ_CST);
@@ -122,6 +166,7 @@ size_t host_flash_begin_operation(host_flash_op_t kind, uint32_t address, size_t
     s_control[HOST_FC_LAST_KIND] = kind;
     s_control[HOST_FC_LAST_ADDR] = address;
     s_control[HOST_FC_LAST_LEN] = (uint32_t)length;
+    time_operation(kind, length);
     uint32_t cut_at = __atomic_load_n(&s_control[HOST_FC_CUT_AT], __ATOMIC_SEQ_CST);
     if (cut_at == 0 || n < cut_at) {
         return length;
@@ -142,6 +187,9 @@ void host_flash_end_operation(void)
     if (s_power_lost) {
         /* No log line: a chip that loses power prints nothing more. */
         _exit(HOST_EXIT_POWER_CUT);
+    }
+    /* The chip is still busy with it: the caller waits, and so does any other task's write or erase (the lock). */
+    while (s_op_timed && clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &s_op_ends, NULL) == EINTR) {
     }
     pthread_mutex_unlock(&s_op_lock);
 }

@@ -23,6 +23,7 @@
 #define HOST_ENV_EFUSE_FILE      "HIL_EFUSE_FILE"      /* the board's eFuses (src/esp_efuse.c) */
 #define HOST_ENV_MESH            "HIL_MESH"            /* Unix socket of the mesh medium (src/esp_mesh.c) */
 #define HOST_ENV_BOARD_PID       "HIL_BOARD_PID"       /* pid of the harness process running the board: the app dies with it */
+#define HOST_ENV_FLASH_TIMING    "HIL_FLASH_TIMING"    /* "<write bytes/s> <erase bytes/s>": flash takes a chip's time */
 
 /* HIL_EFUSE_FILE: the eFuse fields the port emulates, little-endian u32s, owned by the board and kept
    across boots like the flash. Bits only go from 0 to 1 (burning), in the app and in the virtual
@@ -50,6 +51,10 @@
      "<t> up\n"            the AP is on the air again from t
      "<t> down\n"          the AP is off the air from t (no beacons, no frames either way)
      "<t> rssi <dBm>\n"    the station hears the AP at this RSSI from t (-128..0) */
+
+/* HIL_FLASH_TIMING: unset (or 0 0), every flash write and erase is a memory copy that takes no time; set,
+   each one ends no sooner than its length at those rates after it began, the calling task waiting (and
+   holding the flash, as the SPI flash driver does) as long as a chip's would (src/esp_partition.c). */
 
 /* HIL_MESH: a SOCK_SEQPACKET socket the harness's mesh medium listens on (harness/virtual/mesh.py, whose
    docstring has its records). esp_mesh_start() connects and joins; closing it is leaving the mesh. Unset:
