@@ -40,6 +40,7 @@ from harness import project
 from harness.formats import app_image
 from harness.push import DEFAULT_CHUNK, DEFAULT_QOS, DEFAULT_WINDOW, TIMEOUT_S_MAX, TRANSFER_ID_MAX, check_transfer_id
 from harness.virtual import firmware
+from harness.virtual import flash as flash_timings
 
 if TYPE_CHECKING:
     from harness.virtual.board import VirtualBoard
@@ -353,6 +354,7 @@ def run_board(args: argparse.Namespace, workdir: Path, image: bytes | None,
     board = VirtualBoard(args.device_id or "virtual", flash, workdir, on_line=lambda line: print(line.text, flush=True),
                          efuse_path=efuse_file(args.flash) if args.flash else None)
     board.bootloader_config, said = bootloader
+    board.flash_timing = flash_timings.TIMINGS[args.flash_timing]
     print(said, file=sys.stderr, flush=True)
     if image is not None:
         board.flash(image)
@@ -498,6 +500,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--sdkconfig", help="the sdkconfig the board's bootloader is built with: its app rollback "
                                          "and anti-rollback options (default: the sdkconfig beside --image, as "
                                          "python -m harness build leaves it, else the reference build's)")
+    run.add_argument("--flash-timing", choices=sorted(flash_timings.TIMINGS), default="none",
+                     help=flash_timings.TIMINGS_HELP)
     run.set_defaults(func=cmd_board_run)
     push = sub.add_parser(
         "push", help="push an image to a device through the MQTT broker, in acknowledged chunks",

@@ -45,6 +45,7 @@ from harness.push import Pusher
 from harness.session.interfaces import BoardFactory, FirmwareSource
 from harness.session.record import RECORD_KEY, TestRecord, run_masker, timeline_path
 from harness.virtual import build_dirs
+from harness.virtual import flash as flash_timings
 from harness.virtual.factory import VirtualBoardFactory, VirtualFirmware
 from harness.virtual.mesh import Hop, MeshMedium
 
@@ -171,7 +172,13 @@ def hil_board_factory(
         factory = esp32_bench.Esp32BoardFactory(request, hil_broker.url, hil_link, hil_record)
     else:
         assert isinstance(hil_firmware, VirtualFirmware)
-        factory = VirtualBoardFactory(tmp_path, hil_firmware, hil_broker.url, hil_link, hil_record)
+        marker = request.node.get_closest_marker("flash_timing")  # the scenario's need overrides the option
+        name = marker.args[0] if marker else request.config.getoption("--hil-flash-timing", default="none")
+        if name not in flash_timings.TIMINGS:
+            raise ValueError(f"flash_timing({name!r}): not a flash timing; one of {sorted(flash_timings.TIMINGS)}")
+        timing = flash_timings.TIMINGS[name]
+        factory = VirtualBoardFactory(tmp_path, hil_firmware, hil_broker.url, hil_link, hil_record,
+                                      flash_timing=timing)
     yield factory
     factory.stop_all()
 

@@ -38,6 +38,7 @@ from harness.live import pytest_live
 from harness.net import parse_mqtt_url
 from harness.session.record import RECORD_KEY, run_masker, timeline_path
 from harness.virtual import build_dirs
+from harness.virtual import flash as flash_timings
 
 pytest_plugins = ["harness.fixtures"]
 
@@ -62,6 +63,8 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
         "--hil-report", default=None, metavar="PATH",
         help="write one self-contained HTML report of the run (summary, OTA charts, logs) to PATH",
     )
+    group.addoption("--hil-flash-timing", choices=sorted(flash_timings.TIMINGS), default="none",
+                    help=flash_timings.TIMINGS_HELP)
     targets.add_target_option(parser, pluginmanager)
     live_progress.add_option(group)
     pytest_live.add_options(group)

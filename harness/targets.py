@@ -55,6 +55,8 @@ MARKERS = (
     "boards(n): the scenario needs n boards at the same time (a real target leases n boards from the pool)",
     "virtual_only: runs on the virtual board only (needs flash access or emulation a real board lacks)",
     "needs_power_control: needs a way to cut the board's power",
+    ("flash_timing(name): on the virtual board, its flash takes this timing (chip: an ESP32's rates), whatever "
+     "--hil-flash-timing says; a real board's flash has its own"),
 )
 
 
@@ -248,6 +250,9 @@ def check_target_usable(config: pytest.Config) -> None:
     if target not in real_targets():
         raise pytest.UsageError(f"--target {target}: unknown target; use {VIRTUAL_TARGET} (the virtual ESP32) "
                                 "or esp32 (a real board)")
+    if config.getoption("--hil-flash-timing", default="none") != "none":
+        raise pytest.UsageError(f"--hil-flash-timing: for the virtual board, but the target is {target}: a real "
+                                "board's flash takes its own time; leave it out")
     if config.option.collectonly or hasattr(config, "workerinput") or config.option.help:
         return  # collection alone needs no board; xdist workers trust the controller's check
     specs = boards_of(config)  # with a farm: its matching places (none is a usage error naming the coordinator)

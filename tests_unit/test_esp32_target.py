@@ -472,3 +472,11 @@ def test_pytest_embedded_option_names_work_with_and_without_it(tmp_path: Path, e
                      "--app-path", str(tmp_path / "app"), "--build-dir", "my_build", "--esptool-baud", "115200")
     assert result.returncode == 4, result.stdout + result.stderr
     assert f"{tmp_path / 'app' / 'my_build' / 'flasher_args.json'} is missing" in result.stdout + result.stderr
+
+
+def test_flash_timing_with_a_real_target_is_a_usage_error() -> None:
+    """A real board's flash has its own timing: asking for the virtual board's chip timing there would be ignored."""
+    result = _pytest("tests_hil/test_versions.py", "--collect-only", "-q", "--target", "esp32",
+                     "--hil-flash-timing", "chip")
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert "--hil-flash-timing: for the virtual board, but the target is esp32" in result.stderr, result.stderr

@@ -25,7 +25,10 @@ Power: ``power_off()`` and ``power_on()`` (a relay on the board's supply, not on
 network port stays up), which the bench serves to labgrid's ``NetworkPowerPort`` (model ``simplerest``).
 
 The app images it runs are virtual-board images (the virtual chip id), so the harness flashes a
-"build" whose app is the Linux build of the firmware; everything else is the real-board path.
+"build" whose app is the Linux build of the firmware; everything else is the real-board path. Its app's flash
+writes and erases take an ESP32's time (harness/virtual/flash.py's CHIP_TIMING), as a USB board's do, so a
+scenario that needs a chip's flash pace (the flash_timing marker, which only the virtual target's boards
+read) runs here as on the hardware; esptool's writes through the ROM protocol take no time.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from esp_rfc2217_server.esp_port_manager import EspPortManager
 from esptool.reset import DEFAULT_RESET_DELAY, ClassicReset
 
 from harness.virtual.board import VirtualBoard, VirtualBoardError
-from harness.virtual.flash import FLASH_SIZE
+from harness.virtual.flash import CHIP_TIMING, FLASH_SIZE, FlashTiming
 
 BOOT_SAMPLE_S = 0.02  # the EN RC delay: IO0 is sampled this long after EN rises
 SECTOR = 0x1000
@@ -189,7 +192,8 @@ class VirtualEsp32:
     """One emulated dev board on ``rfc2217://127.0.0.1:<port>``; see the module doc."""
 
     def __init__(self, workdir: Path, mac: str = "240ac4abcdef", vanish_after_rom_sessions: int | None = None, *,
-                 name: str = "emulated-esp32", host: str = "127.0.0.1", port: int = 0) -> None:
+                 name: str = "emulated-esp32", host: str = "127.0.0.1", port: int = 0,
+                 flash_timing: FlashTiming | None = CHIP_TIMING) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.flash_path = self.workdir / "flash.bin"
@@ -203,6 +207,7 @@ class VirtualEsp32:
         self.name = name
         self.board = VirtualBoard(name, self.flash_path, self.workdir / "board", mac=mac,
                                   on_line=self._board_line)
+        self.board.flash_timing = flash_timing
         self._lock = threading.RLock()
         self.host = host
         self._server = socket.create_server((host, port))

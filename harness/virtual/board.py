@@ -29,7 +29,7 @@ from harness.virtual import rom
 from harness.virtual.ble_air import BleAir
 from harness.virtual.bootloader import Bootloader, BootloaderConfig
 from harness.virtual.efuse import Efuses
-from harness.virtual.flash import SECTOR_SIZE, Flash
+from harness.virtual.flash import SECTOR_SIZE, Flash, FlashTiming
 from harness.virtual.mesh import MeshMedium
 from harness.virtual.mqtt_trace import Published, read_trace
 from harness.virtual.uart import PtyUart
@@ -67,6 +67,7 @@ class VirtualBoard(Board):
         self._uart: PtyUart | None = None
         self.power_cut_at: int | None = None  # lose power at this flash write/erase of the next boot
         self.power_cut_boots_ahead = 0  # ... of the boot after this many more app runs (one that crashes, say)
+        self.flash_timing: FlashTiming | None = None  # from the next boot: flash takes this long (None: no time)
         self.boot_count = 0
         self.flash_ops_at_boot: list[int] = []  # flash_ops() as each boot began: what each run of the app did
         self._lock = threading.Lock()
@@ -294,6 +295,8 @@ class VirtualBoard(Board):
         }
         if self.mesh is not None:
             env[abi.ENV_MESH] = str(self.mesh.path)
+        if self.flash_timing is not None:
+            env[abi.ENV_FLASH_TIMING] = self.flash_timing.env_value()
         # A cut armed for the last run must not fire in this one; the counters keep counting
         # across boots, so a test can measure and target operations across a reboot.
         self._control_word(abi.FC_CUT_AT, 0)

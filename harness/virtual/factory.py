@@ -23,6 +23,7 @@ from harness.session.baseline import bring_up
 from harness.session.record import TestRecord
 from harness.virtual import firmware as fw_build
 from harness.virtual.board import VirtualBoard, create_flash
+from harness.virtual.flash import FlashTiming
 from harness.virtual.mesh import MeshMedium
 
 BOOT_TIMEOUT_S = 15.0
@@ -93,6 +94,7 @@ class VirtualBoardFactory:
     record: TestRecord
     settings: dict[str, object] = field(default_factory=dict, repr=False)  # may hold passwords
     mesh: MeshMedium | None = None  # boards made while set are in range of this mesh (harness/fleet/mesh.py)
+    flash_timing: FlashTiming | None = None  # how long the boards' flash writes and erases take (None: no time)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # tests may start boards in threads
 
     def __call__(self, image: bytes | None = None, *, variant: str = fw_build.DEFAULT_VARIANT,
@@ -105,6 +107,7 @@ class VirtualBoardFactory:
             workdir.mkdir(parents=True, exist_ok=True)
             flash_path = workdir / "flash.bin"
             board = VirtualBoard(device_id, flash_path, workdir, mac=f"240ac4{index + 1:06x}")
+            board.flash_timing = self.flash_timing
             self.record.add_board(board)
         create_flash(flash_path, self.firmware.project.partitions_csv.read_text())
         build = self.firmware.build(variant)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import mmap
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
@@ -23,6 +24,36 @@ PARTITION_TABLE_OFFSET = 0x8000
 # took 12.5 ms (the kernel copying from a source larger than the CPU's caches), in 256 KB blocks 1 ms, and
 # every board of a run starts with a blank flash.
 _ERASED_BLOCK = b"\xff" * 0x40000
+
+
+@dataclass(frozen=True)
+class FlashTiming:
+    """How fast the firmware's flash writes and erases go (HIL_FLASH_TIMING, the host port's esp_partition.c).
+
+    The virtual board's flash takes no time by default; with a timing, every write and erase the firmware
+    does lasts its length at these rates, as on a chip, where an update's flash time is most of its time.
+    """
+
+    write_bytes_per_s: float
+    erase_bytes_per_s: float
+
+    def __post_init__(self) -> None:
+        if self.write_bytes_per_s <= 0 or self.erase_bytes_per_s <= 0:
+            raise ValueError(f"flash rates must be positive: {self}")
+
+    def env_value(self) -> str:
+        return f"{self.write_bytes_per_s:.0f} {self.erase_bytes_per_s:.0f}"
+
+
+# An ESP32's flash, from ESP-IDF's own measurements: its ESP32 thresholds for the esp_flash driver
+# (components/idf_test/include/esp32/idf_performance_target.h, removed in 1cbf9506b25, 2022) were set at 70 % of
+# the measured rates: writes in 2 KB pieces 754 KB/s (70 % of the average), 4 KB sector erases 45.3 KB/s (70 %
+# of the slowest vendor's chip). These are those measurements: 1 MiB written in about 1 s, erased in 16 s.
+CHIP_TIMING = FlashTiming(write_bytes_per_s=754_000 / 0.7, erase_bytes_per_s=45_300 / 0.7)
+# The timings a user names (--hil-flash-timing, `board run --flash-timing`, the benchmarks' --flash).
+TIMINGS: dict[str, FlashTiming | None] = {"none": None, "chip": CHIP_TIMING}
+TIMINGS_HELP = ("the virtual board's flash: none (writes and erases take no time: the default, fast runs) or "
+                "chip (an ESP32's rates: an update waits for its flash as on a chip, about 5 s for 300 KB)")
 
 
 class FlashError(Exception):
