@@ -12,6 +12,7 @@ from harness.link import DeviceLink
 from harness.provision import provision
 from harness.virtual import firmware
 from harness.virtual.board import VirtualBoard, create_flash
+from harness.virtual.flash import FlashTiming
 
 CSV = (firmware.DEVICE_DIR / "partitions.csv").read_text()
 
@@ -53,11 +54,13 @@ def rss_kb(pid: int) -> int:
 
 
 def start_board(workdir: Path, name: str, index: int, image: bytes, broker_url: str, link: DeviceLink,
-                **settings: object) -> VirtualBoard:
-    """A virtual board on a new flash file, running `image`, provisioned and heard from over MQTT."""
+                flash_timing: FlashTiming | None = None, **settings: object) -> VirtualBoard:
+    """A virtual board on a new flash file, running `image`, provisioned and heard from over MQTT; its flash
+    takes `flash_timing`'s time (None: none)."""
     workdir.mkdir(parents=True)
     create_flash(workdir / "flash.bin", CSV)
     board = VirtualBoard(name, workdir / "flash.bin", workdir, mac=f"240ac4{index + 1:06x}")
+    board.flash_timing = flash_timing
     board.flash(image)
     board.power_on()
     try:
