@@ -229,6 +229,23 @@ def test_copies_of_chunks_never_send_the_pusher_back(link: DeviceLink, board, pu
     _install_confirmed(link, board, since, "p-copies", "2.0.0")
 
 
+@pytest.mark.flash_timing("chip")
+def test_a_push_at_a_chip_s_flash_pace_waits_on_the_window_without_a_resend(link: DeviceLink, board, pusher: Pusher,
+                                                                           ota, firmware) -> None:
+    """On a chip the flash, not the broker, is the slow side (the virtual board is given an ESP32's flash rates
+    here): each 16 KiB chunk takes about a quarter of a second to erase and write, so the pusher fills its
+    window and waits for the device. The device's chunk queue (window + 2) holds all the window lets through:
+    no chunk is turned away and asked for again, the pusher never goes back, and v2 installs and confirms."""
+    since = ota.mark()
+    result = pusher.push(firmware.image(version="2.0.0"), "p-slow", version="2.0.0")
+    assert result.ok, result.describe()
+    acks = [m.data for m in link.messages[since:] if m.kind == "push_ack" and m.data.get("id") == "p-slow"]
+    turned_away = [a for a in acks if "ignored" in a]
+    assert acks and not turned_away, f"chunks turned away by a full queue: {turned_away[:3]}"
+    assert result.rewinds == 0 and result.stall_rewinds == 0, result
+    _install_confirmed(link, board, since, "p-slow", "2.0.0")
+
+
 def test_lost_acknowledgements_are_recovered_by_the_pusher_s_timer(link: DeviceLink, board, pusher: Pusher, ota,
                                                                    firmware) -> None:
     """C5 (push, lost acknowledgements): the first window's acknowledgements never reach the pusher (as when its
