@@ -85,6 +85,9 @@ def test_new_firmware_that_cannot_reach_the_broker_rolls_back(board_factory, ota
 
 @pytest.mark.slow
 @pytest.mark.waits  # the self-test's timeout and a reboot's flush, with little CPU
+# At a chip's flash pace 3.0.0's outcome takes a while to be saved after its partition turns valid, and its own
+# manifest check once reported `rejected` under the same id first (boot_check_confirmed() fixed it)
+@pytest.mark.flash_timing("chip")
 def test_a_rollback_not_yet_reported_survives_an_update_that_starts_first(board_factory, ota_for, broker,
                                                                            fault_proxy, link: DeviceLink, fw_server,
                                                                            firmware) -> None:

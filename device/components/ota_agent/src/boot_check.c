@@ -1,3 +1,4 @@
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include "esp_app_desc.h"
@@ -23,12 +24,21 @@
 
 static const char *TAG = "boot_check";
 static const int UNREPORTED_FLUSH_MS = 5000; /* how long the broker may take to acknowledge them */
+/* True from just before the image is marked valid until its `succeeded` is sent: the partition says valid,
+   but the outcome is still being saved (NVS: tens of milliseconds of flash on a chip) and reported. */
+static atomic_bool s_confirming;
 
 bool boot_check_pending_verify(void)
 {
     esp_ota_img_states_t state;
     return esp_ota_get_state_partition(esp_ota_get_running_partition(), &state) == ESP_OK &&
            state == ESP_OTA_IMG_PENDING_VERIFY;
+}
+
+bool boot_check_confirmed(void)
+{
+    /* The partition first: s_confirming is set before it turns valid, so valid and not confirming means done. */
+    return !boot_check_pending_verify() && !atomic_load(&s_confirming);
 }
 
 static ota_result_t make_result(const char *id, const char *state, ota_reason_t reason, const char *version)
@@ -50,9 +60,11 @@ static void save_result(const char *id, const char *state, ota_reason_t reason, 
 /* `pending`: the update's record, NULL when there is none. */
 static void confirm(const ota_pending_t *pending)
 {
+    atomic_store(&s_confirming, true);
     esp_err_t err = esp_ota_mark_app_valid_cancel_rollback();
     if (err != ESP_OK) {
         ESP_LOGE(TAG, "esp_ota_mark_app_valid_cancel_rollback failed: %s", esp_err_to_name(err));
+        atomic_store(&s_confirming, false);
         return;
     }
     const char *version = esp_app_get_description()->version;
@@ -66,6 +78,7 @@ static void confirm(const ota_pending_t *pending)
     cJSON_AddStringToObject(event, "version", version);
     ota_event_send(event);
     status_publish();
+    atomic_store(&s_confirming, false);
 }
 
 static void roll_back(ota_pending_t *pending, bool have_pending, const char *why)

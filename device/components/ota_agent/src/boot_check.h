@@ -10,6 +10,9 @@
 
 /* True when the running image still has to prove itself (first boot after an update). */
 bool boot_check_pending_verify(void);
+/* True when it has nothing left to prove: confirmed earlier, or its self-test passed and `succeeded` was sent
+   (the partition turns valid a little before that). */
+bool boot_check_confirmed(void);
 /* Runs the self-test of a new image: confirms it and reports succeeded, or marks it invalid
    and reboots into the previous image (this call then does not return). Once the broker answers, the
    outcomes still queued from earlier updates go first (boot_check_report_unreported). */

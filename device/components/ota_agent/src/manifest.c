@@ -114,15 +114,16 @@ static bool to_request(const char *text, ota_request_t *req)
 }
 
 /* An app that has not confirmed itself cannot start an update (esp_ota_begin refuses it with
-   ESP_ERR_OTA_ROLLBACK_INVALID_STATE) and may yet roll back, so checks wait for the self-test. A
-   failed self-test reboots the device, which ends the wait. */
+   ESP_ERR_OTA_ROLLBACK_INVALID_STATE) and may yet roll back, so checks wait for the self-test, and for
+   its `succeeded` to be sent: a check's own event under the same id must not come before it. A failed
+   self-test reboots the device, which ends the wait. */
 static void wait_until_confirmed(void)
 {
-    if (!boot_check_pending_verify()) {
+    if (boot_check_confirmed()) {
         return;
     }
     ESP_LOGI(TAG, "waiting for the self-test before checking the manifest");
-    while (boot_check_pending_verify()) {
+    while (!boot_check_confirmed()) {
         vTaskDelay(pdMS_TO_TICKS(CONFIRM_POLL_MS));
     }
 }
