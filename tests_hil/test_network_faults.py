@@ -77,6 +77,8 @@ def test_a_64_kb_per_s_link_reports_progress_once_a_second_and_honours_timeout_s
     ota.assert_healthy_on_base(since)
 
 
+@pytest.mark.virtual_only  # on a chip the flash (about 60 KB/s with its erases), not a 500 KB/s link, sets the pace
+@pytest.mark.flash_timing("none")
 def test_a_500_kb_per_s_link_gives_the_updates_duration_and_throughput(ota, board, fault_proxy, fw_server,
                                                                        firmware, hil_record) -> None:
     """A 500 KB/s link (a typical ESP32 on Wi-Fi): the update installs, and the throughput the report gives

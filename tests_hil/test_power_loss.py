@@ -159,6 +159,7 @@ def _cut_and_recover(board_factory, ota_for, link: DeviceLink, v2: Artifact, v3:
 # mosquitto, not the embedded broker: the sweep connects about 360 boots of its boards, each of which took amqtt
 # (in this process) milliseconds of the worker's CPU; 5.9 s of the test's own CPU on amqtt, 3.9 s on mosquitto
 @pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)
+@pytest.mark.flash_timing("none")  # ~90 cuts, each a boot and an update: counted flash operations, not their time
 def test_power_cut_at_flash_operations_of_an_ota(board_factory, ota_for, link: DeviceLink, fw_server,
                                                  firmware, broker) -> None:
     """E6: power cut inside up to 150 evenly spaced of the ~310 flash writes/erases of an update (every

@@ -230,6 +230,7 @@ def test_copies_of_chunks_never_send_the_pusher_back(link: DeviceLink, board, pu
 
 
 @pytest.mark.flash_timing("chip")
+@pytest.mark.waits  # seconds of the flash's time, with little CPU
 def test_a_push_at_a_chip_s_flash_pace_waits_on_the_window_without_a_resend(link: DeviceLink, board, pusher: Pusher,
                                                                            ota, firmware) -> None:
     """On a chip the flash, not the broker, is the slow side (the virtual board is given an ESP32's flash rates

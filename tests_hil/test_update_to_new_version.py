@@ -48,6 +48,7 @@ def test_update_to_new_version(board, link: DeviceLink, fw_server, firmware) -> 
 
 
 @pytest.mark.flash_timing("chip")
+@pytest.mark.waits  # seconds of the flash's time, with little CPU
 def test_an_update_at_a_chip_s_flash_pace_answers_commands_and_reports_once_a_second(
         board, link: DeviceLink, fw_server, firmware) -> None:
     """A1 at an ESP32's flash speed (a real board's own; the virtual board's is given an ESP32's write and erase
