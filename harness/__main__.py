@@ -385,7 +385,7 @@ def cmd_farm_serve(args: argparse.Namespace) -> int:
         raise CliError(f"--first-port {args.first_port} leaves no room for {args.boards} boards' ports (the last "
                        f"would be {args.first_port + args.boards - 1}); use at most {PORT[1] - args.boards + 1}, or 0")
     return bench.serve(args.boards, args.name, args.host, args.dir, args.exporter_config, args.first_port,
-                       args.power_port)
+                       args.power_port, flash_timings.TIMINGS[args.flash_timing])
 
 
 def cmd_farm_builds(args: argparse.Namespace) -> int:
@@ -566,6 +566,9 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--exporter-config", metavar="FILE", help="write labgrid-exporter's YAML for the boards")
     serve.add_argument("--dir", help="where the boards' flash files go, kept (default: a new temporary "
                        "directory, removed when the bench stops)")
+    serve.add_argument("--flash-timing", choices=sorted(flash_timings.TIMINGS), default="chip",
+                       help="the boards' flash: chip (an ESP32's write and erase rates, the default: they stand for "
+                            "USB boards) or none (no time: faster, for trying the farm out)")
     serve.set_defaults(func=cmd_farm_serve)
     builds = farm_sub.add_parser(
         "builds", help="write idf.py-style builds of the virtual firmware, to flash virtual boards over RFC2217",

@@ -173,9 +173,12 @@ def hil_board_factory(
     else:
         assert isinstance(hil_firmware, VirtualFirmware)
         marker = request.node.get_closest_marker("flash_timing")  # the scenario's need overrides the option
-        name = marker.args[0] if marker else request.config.getoption("--hil-flash-timing", default="none")
+        name = request.config.getoption("--hil-flash-timing", default="none")
+        if marker is not None:
+            name = marker.args[0] if len(marker.args) == 1 else None
         if name not in flash_timings.TIMINGS:
-            raise ValueError(f"flash_timing({name!r}): not a flash timing; one of {sorted(flash_timings.TIMINGS)}")
+            raise ValueError(f"flash_timing marker: give one of {sorted(flash_timings.TIMINGS)}, as in "
+                             f"@pytest.mark.flash_timing(\"chip\") (got {marker.args if marker else name!r})")
         timing = flash_timings.TIMINGS[name]
         factory = VirtualBoardFactory(tmp_path, hil_firmware, hil_broker.url, hil_link, hil_record,
                                       flash_timing=timing)

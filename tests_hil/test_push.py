@@ -235,11 +235,15 @@ def test_a_push_at_a_chip_s_flash_pace_waits_on_the_window_without_a_resend(link
                                                                            ota, firmware) -> None:
     """On a chip the flash, not the broker, is the slow side (the virtual board is given an ESP32's flash rates
     here): each 16 KiB chunk takes about a quarter of a second to erase and write, so the pusher fills its
-    window and waits for the device. The device's chunk queue (window + 2) holds all the window lets through:
-    no chunk is turned away and asked for again, the pusher never goes back, and v2 installs and confirms."""
+    window and waits for the device (a tenth of a second a chunk at the least). The device's chunk queue
+    (window + 2) holds all the window lets through: no chunk is turned away and asked for again, the pusher
+    never goes back, and v2 installs and confirms."""
+    image = firmware.image(version="2.0.0")
     since = ota.mark()
-    result = pusher.push(firmware.image(version="2.0.0"), "p-slow", version="2.0.0")
+    result = pusher.push(image, "p-slow", version="2.0.0")
     assert result.ok, result.describe()
+    chunks = -(-len(image) // pusher.chunk)
+    assert result.duration_s >= 0.1 * chunks, f"{chunks} chunks in {result.duration_s:.2f} s: the flash took no time"
     acks = [m.data for m in link.messages[since:] if m.kind == "push_ack" and m.data.get("id") == "p-slow"]
     turned_away = [a for a in acks if "ignored" in a]
     assert acks and not turned_away, f"chunks turned away by a full queue: {turned_away[:3]}"

@@ -4,6 +4,7 @@ A1: the board runs v1 from ota_0, updates to v2 over HTTP, reboots into ota_1 an
 """
 
 import itertools
+import math
 
 import pytest
 
@@ -37,8 +38,8 @@ def test_update_to_new_version(board, link: DeviceLink, fw_server, firmware) -> 
     assert sizes[-1] == len(image) and progress[-1].data["total"] == len(image) and progress[-1].data["percent"] == 100
     # Throttled to one a second, the first and the last always (on the virtual board's instant flash the download
     # takes a fraction of a second; a chip's flash makes it seconds: see the next scenario).
-    seconds = progress[-1].t - progress[0].t
-    assert len(progress) <= 2 + int(seconds), f"{len(progress)} progress events in {seconds:.1f} s: {sizes}"
+    seconds = progress[-1].t - progress[0].t  # as received: a little shorter or longer than on the device
+    assert len(progress) <= 2 + math.ceil(seconds), f"{len(progress)} progress events in {seconds:.1f} s: {sizes}"
 
     after = link.wait_status(
         board.device_id, lambda s: s["version"] == "2.0.0" and s["ota_state"] == "valid", since=since, timeout=10
@@ -50,12 +51,14 @@ def test_update_to_new_version(board, link: DeviceLink, fw_server, firmware) -> 
 @pytest.mark.flash_timing("chip")
 @pytest.mark.waits  # seconds of the flash's time, with little CPU
 def test_an_update_at_a_chip_s_flash_pace_answers_commands_and_reports_once_a_second(
-        board, link: DeviceLink, fw_server, firmware) -> None:
+        board_factory, link: DeviceLink, fw_server, firmware) -> None:
     """A1 at an ESP32's flash speed (a real board's own; the virtual board's is given an ESP32's write and erase
     rates here): the update takes seconds, most of them erasing and writing ota_1 sector by sector. A status
     command sent meanwhile is answered before `rebooting` (the commands' task is not the one writing flash), and
     the progress events come once a second, the first and the last always: all but the last at least a second
-    apart, so a download of several seconds has several."""
+    apart (as received: 0.8 s, for the broker's and the network's jitter), so a download of several seconds has
+    several."""
+    board = board_factory(heartbeat_s=0)  # no heartbeat: a status message mid-update is the command's answer
     image = firmware.image(version="2.0.0")
     artifact = fw_server.add(image)
     since = link.cursor()
@@ -73,7 +76,7 @@ def test_an_update_at_a_chip_s_flash_pace_answers_commands_and_reports_once_a_se
     progress = [m for m in link.messages[since:] if m.kind == "ota" and m.data.get("state") == "downloading"]
     assert progress[-1].data["bytes"] == len(image)
     gaps = [round(b.t - a.t, 2) for a, b in itertools.pairwise(progress[:-1])]  # the last may come any time
-    assert len(progress) >= 4 and all(gap >= 0.9 for gap in gaps), f"{len(progress)} events, gaps (s): {gaps}"
+    assert len(progress) >= 4 and all(gap >= 0.8 for gap in gaps), f"{len(progress)} events, gaps (s): {gaps}"
     link.check_protocol()
 
 

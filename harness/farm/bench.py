@@ -28,6 +28,7 @@ from pathlib import Path
 import yaml
 
 from harness.farm.virtual_esp32 import VirtualEsp32
+from harness.virtual.flash import CHIP_TIMING, FlashTiming
 
 
 @dataclass
@@ -41,7 +42,7 @@ class VirtualBench:
     """`count` virtual boards named <prefix>-1 ... on `host`, with an HTTP power switch."""
 
     def __init__(self, workdir: Path, count: int = 2, prefix: str = "vb", host: str = "127.0.0.1",
-                 first_port: int = 0, power_port: int = 0) -> None:
+                 first_port: int = 0, power_port: int = 0, flash_timing: FlashTiming | None = CHIP_TIMING) -> None:
         self.workdir = Path(workdir)
         self.host = host
         self.boards: dict[str, BenchBoard] = {}
@@ -51,7 +52,7 @@ class VirtualBench:
         for i in range(1, count + 1):
             name = f"{prefix}-{i}"
             esp = VirtualEsp32(self.workdir / name, mac=f"240ac4f0{i:04x}", name=name, host=host,
-                               port=first_port + i - 1 if first_port else 0)
+                               port=first_port + i - 1 if first_port else 0, flash_timing=flash_timing)
             url = f"http://{power_host}:{self._power.server_address[1]}/{name}/power/{{value}}"
             self.boards[name] = BenchBoard(name, esp, url)
         self._thread = threading.Thread(target=self._power.serve_forever, name="bench-power", daemon=True)
@@ -105,24 +106,24 @@ class VirtualBench:
 
 
 def serve(count: int, prefix: str, host: str, workdir: str | None, exporter_config: str | None,
-          first_port: int = 0, power_port: int = 0) -> int:
+          first_port: int = 0, power_port: int = 0, flash_timing: FlashTiming | None = CHIP_TIMING) -> int:
     """The CLI's `farm serve`: runs until SIGINT or SIGTERM; prints one line per board, then `ready`. The boards'
     directory is removed at the end unless it was given (`workdir`)."""
     directory = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="hil-bench-"))
     try:
-        return _serve(directory, count, prefix, host, exporter_config, first_port, power_port)
+        return _serve(directory, count, prefix, host, exporter_config, first_port, power_port, flash_timing)
     finally:
         if not workdir:
             shutil.rmtree(directory, ignore_errors=True)
 
 
 def _serve(directory: Path, count: int, prefix: str, host: str, exporter_config: str | None, first_port: int,
-           power_port: int) -> int:
+           power_port: int, flash_timing: FlashTiming | None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        bench = VirtualBench(directory, count, prefix, host, first_port, power_port)
+        bench = VirtualBench(directory, count, prefix, host, first_port, power_port, flash_timing)
     except OSError as err:
         if err.errno == errno.EADDRINUSE:
             asked = ", ".join(f"{name} {port}" for name, port in (("--first-port", first_port),

@@ -26,7 +26,7 @@ network port stays up), which the bench serves to labgrid's ``NetworkPowerPort``
 
 The app images it runs are virtual-board images (the virtual chip id), so the harness flashes a
 "build" whose app is the Linux build of the firmware; everything else is the real-board path. Its app's flash
-writes and erases take an ESP32's time (harness/virtual/flash.py's CHIP_TIMING), as a USB board's do, so a
+writes and erases take an ESP32's time by default (harness/virtual/flash.py's CHIP_TIMING), as a USB board's do, so a
 scenario that needs a chip's flash pace (the flash_timing marker, which only the virtual target's boards
 read) runs here as on the hardware; esptool's writes through the ROM protocol take no time.
 """

@@ -12,7 +12,8 @@
  * Known differences even then: one rate per kind, where a chip's 64 KB block erase is faster per byte than
  * its 4 KB sector erase and a datasheet gives typical and maximum times; and only the calling task and other
  * tasks' writes and erases wait, where a chip with its cache disabled also stalls reads and every task
- * running from flash.
+ * running from flash; and an operation takes effect before its wait, so a board stopped during the wait finds
+ * it done (the board's power cuts, which tear an operation, are by operation count, not by time).
  */
 #include <errno.h>
 #include <fcntl.h>
