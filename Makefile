@@ -7,10 +7,11 @@ PY := $(VENV)/bin/python
 APT_PACKAGES := cmake ninja-build gcc make pkg-config libmosquitto-dev libcurl4-openssl-dev libcjson-dev libssl-dev zlib1g-dev mosquitto mosquitto-clients chromium chromium-driver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_FLAGS ?=
-# `make hil` runs the catalog in 6 xdist workers: its scenarios mostly wait (beacon timeouts, keep-alives,
-# deadlines, reboots), so even 2 cores keep 6 busy (on 2 cores: 5 workers 48 to 51 s, 6 workers 39 to 50 s,
-# 8 workers 42 to 54 s; docs/performance.md); HIL_WORKERS=0 runs it in one process.
-HIL_WORKERS ?= 6
+# `make hil` runs the catalog in 7 xdist workers: its scenarios mostly wait (beacon timeouts, keep-alives,
+# deadlines, reboots, the chip-paced flash of three of them), so even 2 cores keep 7 busy (on 2 cores, 222
+# scenarios: 6 workers 41 to 46 s, 7 workers 36 to 37 s; docs/performance.md); HIL_WORKERS=0 runs it in one
+# process.
+HIL_WORKERS ?= 7
 # Python's bytecode cache, which also holds pytest's rewritten test and plugin modules (the harness is a
 # plugin: every module of it is rewritten): without it each pytest process parses and compiles them again,
 # 0.6 s of CPU each, and make hil starts seven. An environment may turn it off (PYTHONDONTWRITEBYTECODE);
